@@ -1,0 +1,118 @@
+//! Persistence for every Oxflow resource: one API over SQLite and PostgreSQL.
+//!
+//! Architecture invariant: this is the only crate that knows SQL. Both
+//! dialects run through one code path (`sqlx::AnyPool`); only the migration
+//! files differ. Every write that must be atomic is one transaction.
+
+#![warn(missing_docs)]
+
+mod records;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use records::{ArtifactRecord, CacheEntry, RunQuery, RunRecord, TaskRecord};
+pub use store_impl::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one we support.
+    #[error(
+        "unsupported database URL {0:?}: use a SQLite file path, sqlite://PATH or postgres://USER@HOST/DB"
+    )]
+    BadUrl(String),
+    /// The database could not be reached or a statement failed.
+    #[error("database error while {context}: {source}")]
+    Database {
+        /// What the store was doing.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Migrations failed.
+    #[error("could not migrate the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be decoded (corrupt or written by a newer Oxflow).
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// No such record.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// `run`, `task`, …
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// An id prefix matched more than one record.
+    #[error(
+        "{kind} id prefix {prefix:?} is ambiguous: it matches {matches} records; give more characters"
+    )]
+    Ambiguous {
+        /// `run`, …
+        kind: &'static str,
+        /// The prefix given.
+        prefix: String,
+        /// How many matched.
+        matches: usize,
+    },
+}
+
+/// Result alias for store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// A file under the data directory (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server (scale-out).
+    Postgres,
+}
+
+/// The store handle. Cheap to clone (a pool inside).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: sqlx::AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    ///
+    /// `url` is `postgres://…`, `postgresql://…`, `sqlite://PATH`, `sqlite::memory:` or a plain file path.
+    /// SQLite files are created when missing (unless the URL sets its own `mode=`) and use WAL,
+    /// `synchronous=NORMAL`, foreign keys and a 5 s busy timeout. `sqlite::memory:` (for tests)
+    /// gets a pool of exactly one connection, since each connection would see its own database.
+    /// Opening twice is harmless: migrations already applied are skipped.
+    pub async fn open(url: &str) -> Result<Store> {
+        store_impl::open(url).await
+    }
+
+    /// Opens the embedded default: `oxflow.db` in `dir` (which must exist).
+    pub async fn open_in_dir(dir: &Path) -> Result<Store> {
+        // Taken as a path, never parsed as a URL, so any directory name works.
+        store_impl::open_sqlite_file(&dir.join("oxflow.db")).await
+    }
+
+    /// The dialect behind this store.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The underlying pool, for crates that add their own tables later.
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        &self.pool
+    }
+}
+
+mod store_impl;
+
+/// Secrets are plain key/value maps per namespace (the local stand-in for Kubernetes Secrets).
+pub type SecretData = BTreeMap<String, String>;

@@ -1,0 +1,352 @@
+//! Runs: submission, status updates, listing, and engine ownership.
+
+use oxflow_core::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use tracing::debug;
+
+use super::{DbContext, Reader, json_text, opt_millis};
+use crate::{Result, RunQuery, RunRecord, Store, StoreError};
+
+/// The columns of `runs` in the order [`run_from_row`] reads them (by name).
+macro_rules! run_columns {
+    () => {
+        "id, namespace, display_name, pipeline_name, spec, parameters, options, state, error, \
+         outputs, created_at, started_at, finished_at, owner, heartbeat_at"
+    };
+}
+
+/// Shortest prefix [`Store::find_run`] resolves: shorter ones match too much
+/// to be what the user meant.
+pub const MIN_ID_PREFIX: usize = 4;
+
+/// Page size when [`RunQuery::limit`] is `None`.
+pub const DEFAULT_RUN_LIMIT: i64 = 100;
+
+/// The states `RunState::is_terminal` calls terminal, as stored, for
+/// `concat!`. A unit test keeps this in step with `core`.
+macro_rules! terminal_states {
+    () => {
+        "('SUCCEEDED', 'FAILED', 'CANCELED')"
+    };
+}
+
+/// The claim statement: `$1` id, `$2` owner, `$3` now, `$4` stale_before.
+const CLAIM_SQL: &str = concat!(
+    "UPDATE runs SET owner = $2, heartbeat_at = $3 WHERE id = $1 AND state NOT IN ",
+    terminal_states!(),
+    " AND (owner IS NULL OR owner = $2 OR heartbeat_at IS NULL OR heartbeat_at < $4)"
+);
+
+fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
+    let r = Reader::keyed(row, "run", "id")?;
+    Ok(RunRecord {
+        id: r.get("id")?,
+        namespace: r.namespace("namespace")?,
+        display_name: r.get("display_name")?,
+        pipeline_name: r.get("pipeline_name")?,
+        spec: r.json("spec")?,
+        parameters: r.json("parameters")?,
+        options: r.json("options")?,
+        state: r.parse("state")?,
+        error: r.get("error")?,
+        outputs: r.json("outputs")?,
+        created_at: r.timestamp("created_at")?,
+        started_at: r.opt_timestamp("started_at")?,
+        finished_at: r.opt_timestamp("finished_at")?,
+        owner: r.get("owner")?,
+        heartbeat_at: r.opt_timestamp("heartbeat_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a newly submitted run. Fails (a database error) if the id exists:
+    /// runs are created once and changed with [`Store::update_run`].
+    pub async fn insert_run(&self, run: &RunRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO runs (",
+            run_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(&run.id)
+        .bind(run.namespace.as_str())
+        .bind(&run.display_name)
+        .bind(&run.pipeline_name)
+        .bind(json_text(&run.spec))
+        .bind(json_text(&run.parameters))
+        .bind(json_text(&run.options))
+        .bind(run.state.as_str())
+        .bind(run.error.as_deref())
+        .bind(json_text(&run.outputs))
+        .bind(run.created_at.millis())
+        .bind(opt_millis(run.started_at))
+        .bind(opt_millis(run.finished_at))
+        .bind(run.owner.as_deref())
+        .bind(opt_millis(run.heartbeat_at))
+        .execute(&self.pool)
+        .await
+        .context(|| format!("inserting run {}", run.id))?;
+        debug!(run = %run.id, namespace = %run.namespace, "Run stored.");
+        Ok(())
+    }
+
+    /// The run with exactly this id, if any.
+    pub async fn get_run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("reading run {id}"))?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Resolves what a user typed: an exact id, else the one run whose id
+    /// starts with `id_or_prefix` (at least [`MIN_ID_PREFIX`] characters), so
+    /// that CLIs can accept short ids as `git` does.
+    ///
+    /// Errors: [`StoreError::NotFound`] when nothing matches (or the prefix is
+    /// too short to try), [`StoreError::Ambiguous`] when several runs match.
+    /// Ids are UUIDv7, whose leading characters encode the creation time:
+    /// runs submitted close together share long prefixes.
+    pub async fn find_run(&self, id_or_prefix: &str) -> Result<RunRecord> {
+        if let Some(run) = self.get_run(id_or_prefix).await? {
+            return Ok(run);
+        }
+        let not_found = || StoreError::NotFound {
+            kind: "run",
+            id: id_or_prefix.to_owned(),
+        };
+        let chars = id_or_prefix.chars().count();
+        if chars < MIN_ID_PREFIX {
+            return Err(not_found());
+        }
+        let Ok(chars) = i32::try_from(chars) else {
+            return Err(not_found());
+        };
+        // The range lets both databases walk the primary key (ids compare
+        // bytewise in both: BINARY in SQLite, COLLATE "C" in PostgreSQL);
+        // `substr` makes the match exact whatever follows the prefix. LIKE
+        // would be case-insensitive in SQLite only and treat `_`/`%` as wildcards.
+        let upper = format!("{id_or_prefix}\u{10FFFF}");
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id >= $1 AND id < $2 AND substr(id, 1, $3) = $1 ORDER BY id LIMIT 2"
+        ))
+        .bind(id_or_prefix)
+        .bind(&upper)
+        .bind(chars)
+        .fetch_all(&self.pool)
+        .await
+        .context(|| format!("looking up runs whose id starts with {id_or_prefix:?}"))?;
+        match rows.as_slice() {
+            [] => Err(not_found()),
+            [row] => run_from_row(row),
+            _ => {
+                let matches: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM runs WHERE id >= $1 AND id < $2 AND substr(id, 1, $3) = $1",
+                )
+                .bind(id_or_prefix)
+                .bind(&upper)
+                .bind(chars)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|row| row.try_get(0))
+                .context(|| format!("counting runs whose id starts with {id_or_prefix:?}"))?;
+                Err(StoreError::Ambiguous {
+                    kind: "run",
+                    prefix: id_or_prefix.to_owned(),
+                    matches: usize::try_from(matches).unwrap_or(usize::MAX),
+                })
+            }
+        }
+    }
+
+    /// One page of runs, filtered by namespace and states, ordered by
+    /// submission time (ties broken by id so pages never overlap).
+    ///
+    /// Served by the `(namespace, created_at, id)` index: a page costs the
+    /// same however many runs the namespace holds (plus the offset skipped).
+    pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<RunRecord>> {
+        let mut sql = String::from(concat!("SELECT ", run_columns!(), " FROM runs"));
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut placeholder = || {
+            n += 1;
+            format!("${n}")
+        };
+        if q.namespace.is_some() {
+            conditions.push(format!("namespace = {}", placeholder()));
+        }
+        if !q.states.is_empty() {
+            let list: Vec<String> = q.states.iter().map(|_| placeholder()).collect();
+            conditions.push(format!("state IN ({})", list.join(", ")));
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        let dir = if q.newest_first { "DESC" } else { "ASC" };
+        let (limit, offset) = (placeholder(), placeholder());
+        sql.push_str(&format!(
+            " ORDER BY created_at {dir}, id {dir} LIMIT {limit} OFFSET {offset}"
+        ));
+
+        // Only placeholders and fixed keywords were formatted into `sql`.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(ns) = &q.namespace {
+            query = query.bind(ns.as_str());
+        }
+        for state in &q.states {
+            query = query.bind(state.as_str());
+        }
+        let rows = query
+            .bind(q.limit.unwrap_or(DEFAULT_RUN_LIMIT).max(0))
+            .bind(q.offset.max(0))
+            .fetch_all(&self.pool)
+            .await
+            .context(|| format!("listing runs ({q:?})"))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Writes every field that changes after submission: `display_name`,
+    /// `state`, `error`, `outputs`, `started_at`, `finished_at`, `owner`,
+    /// `heartbeat_at` and `options`. The spec, parameters, namespace and
+    /// creation time are immutable and ignored here.
+    ///
+    /// Note that this overwrites `owner`: an engine that lost its claim (see
+    /// [`Store::claim_run`]) must not write a stale record back.
+    pub async fn update_run(&self, run: &RunRecord) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE runs SET display_name = $2, state = $3, error = $4, outputs = $5, \
+             started_at = $6, finished_at = $7, owner = $8, heartbeat_at = $9, options = $10 \
+             WHERE id = $1",
+        )
+        .bind(&run.id)
+        .bind(&run.display_name)
+        .bind(run.state.as_str())
+        .bind(run.error.as_deref())
+        .bind(json_text(&run.outputs))
+        .bind(opt_millis(run.started_at))
+        .bind(opt_millis(run.finished_at))
+        .bind(run.owner.as_deref())
+        .bind(opt_millis(run.heartbeat_at))
+        .bind(json_text(&run.options))
+        .execute(&self.pool)
+        .await
+        .context(|| format!("updating run {}", run.id))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                kind: "run",
+                id: run.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes `owner` the engine responsible for the run, in one conditional
+    /// UPDATE so two engines can never both win.
+    ///
+    /// Succeeds when the run exists, is not terminal, and is unowned, already
+    /// owned by `owner`, or owned by an engine whose last heartbeat is older
+    /// than `stale_before` (or that never sent one). Sets `heartbeat_at = now`.
+    /// Returns whether `owner` holds the run afterwards.
+    pub async fn claim_run(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(CLAIM_SQL)
+            .bind(id)
+            .bind(owner)
+            .bind(now.millis())
+            .bind(stale_before.millis())
+            .execute(&self.pool)
+            .await
+            .context(|| format!("claiming run {id} for {owner}"))?;
+        let claimed = done.rows_affected() == 1;
+        debug!(run = %id, owner, claimed, "Run claim attempted.");
+        Ok(claimed)
+    }
+
+    /// Gives the run up if `owner` holds it (an engine shutting down cleanly),
+    /// so another engine can claim it at once instead of waiting for staleness.
+    /// Returns whether it was released.
+    pub async fn release_run(&self, id: &str, owner: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE runs SET owner = NULL WHERE id = $1 AND owner = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("releasing run {id} held by {owner}"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that `owner` is alive: `heartbeat_at = now` on every run it
+    /// owns. Returns how many runs that was; fewer than the engine believes
+    /// it holds means another engine took some over.
+    pub async fn heartbeat(&self, owner: &str, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE owner = $1")
+            .bind(owner)
+            .bind(now.millis())
+            .execute(&self.pool)
+            .await
+            .context(|| format!("recording a heartbeat for {owner}"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes the run with its tasks and artifacts, in one transaction so no
+    /// orphaned rows remain if it fails half-way. Cache entries it produced
+    /// stay: other runs may reuse them. Returns whether the run existed.
+    pub async fn delete_run(&self, id: &str) -> Result<bool> {
+        let context = || format!("deleting run {id}");
+        let mut tx = self.pool.begin().await.context(context)?;
+        sqlx::query("DELETE FROM artifacts WHERE run_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(context)?;
+        sqlx::query("DELETE FROM tasks WHERE run_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(context)?;
+        let done = sqlx::query("DELETE FROM runs WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(context)?;
+        tx.commit().await.context(context)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oxflow_core::RunState;
+
+    #[test]
+    fn terminal_states_match_core() {
+        let all = [
+            RunState::Pending,
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Canceling,
+            RunState::Canceled,
+        ];
+        let terminal: Vec<String> = all
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let expected = format!("({})", terminal.join(", "));
+        assert_eq!(terminal_states!(), expected);
+    }
+}
