@@ -1,0 +1,477 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use oxflow_artifacts::ArtifactStore;
+use oxflow_core::{Namespace, RunState};
+use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest};
+use oxflow_runtime::{LocalConfig, LocalRuntime};
+use oxflow_store::{RunQuery, Store};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::output;
+
+/// Kubeflow's ML platform as one binary.
+#[derive(Debug, Parser)]
+#[command(name = "oxflow", version, about)]
+pub struct Cli {
+    /// Data directory (SQLite database, artifacts, logs, Python environments).
+    #[arg(long, env = "OXFLOW_HOME", global = true)]
+    pub home: Option<PathBuf>,
+    /// Database URL: a SQLite path or postgres://USER@HOST/DB (default: SQLite in the data directory).
+    #[arg(long, env = "OXFLOW_DATABASE", global = true)]
+    pub database: Option<String>,
+    /// Namespace (Kubeflow profile) to work in.
+    #[arg(short = 'n', long, env = "OXFLOW_NAMESPACE", global = true, default_value = Namespace::DEFAULT)]
+    pub namespace: String,
+    /// Log what the engine does.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline package compiled by the kfp SDK and wait for it.
+    Run(RunArgs),
+    /// Check a pipeline package without running it.
+    Validate {
+        /// The compiled pipeline (YAML or JSON).
+        file: PathBuf,
+    },
+    /// Inspect and manage runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Print a task's log.
+    Logs {
+        /// Run id (or a unique prefix of it).
+        run: String,
+        /// Task path or name (`train`, `for-loop-2/0/square`).
+        task: String,
+    },
+    /// Manage secrets that pipelines use through kfp-kubernetes.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The compiled pipeline (YAML or JSON).
+    pub file: PathBuf,
+    /// A pipeline parameter, NAME=VALUE (repeatable). Lists and dicts as JSON.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Run name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Do not use cached task results.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Python interpreter for lightweight components (default: python3 on PATH).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Tasks running at once (default: 2 × CPUs).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Print the finished run as JSON instead of a summary.
+    #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+    pub output: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+        /// Only runs in this state (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED).
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one run with its tasks, states, durations and outputs.
+    Get {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+    /// Resume a run that was interrupted (or retry a failed one's failed tasks).
+    Resume {
+        /// Run id (or a unique prefix).
+        run: String,
+        /// Python interpreter for lightweight components.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Tasks running at once.
+        #[arg(long)]
+        parallelism: Option<usize>,
+    },
+    /// Delete a finished run, its records and its artifacts.
+    Delete {
+        /// Run id (or a unique prefix).
+        run: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create or replace a secret.
+    Create {
+        /// Secret name.
+        name: String,
+        /// KEY=VALUE (repeatable).
+        #[arg(long = "from-literal", value_name = "KEY=VALUE", required = true)]
+        literals: Vec<String>,
+    },
+    /// List secret names.
+    List,
+    /// Delete a secret.
+    Delete {
+        /// Secret name.
+        name: String,
+    },
+}
+
+struct Ctx {
+    home: PathBuf,
+    store: Store,
+    namespace: Namespace,
+}
+
+impl Ctx {
+    async fn open(cli: &Cli) -> Result<Self> {
+        let home = match &cli.home {
+            Some(h) => h.clone(),
+            None => dirs_home().join(".oxflow"),
+        };
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("creating the data directory {}", home.display()))?;
+        let store = match &cli.database {
+            Some(url) => Store::open(url).await?,
+            None => Store::open_in_dir(&home).await?,
+        };
+        let namespace = Namespace::new(cli.namespace.clone())?;
+        Ok(Self {
+            home,
+            store,
+            namespace,
+        })
+    }
+
+    fn engine(
+        &self,
+        python: Option<PathBuf>,
+        parallelism: Option<usize>,
+    ) -> (Engine, Arc<LocalRuntime>) {
+        let runtime = Arc::new(LocalRuntime::new(LocalConfig {
+            scratch_dir: self.home.join("scratch"),
+            warm_python: std::env::var_os("OXFLOW_NO_WARM_PYTHON").is_none(),
+            preload_modules: vec!["kfp.dsl.executor_main".into()],
+            preload_env: [("_KFP_RUNTIME".to_owned(), "true".to_owned())].into(),
+        }));
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let engine = Engine::new(
+            self.store.clone(),
+            runtime.clone(),
+            ArtifactStore::new(self.home.join("artifacts")),
+            EngineConfig {
+                data_dir: self.home.clone(),
+                max_parallel: parallelism.unwrap_or(cpus * 2),
+                python,
+            },
+        );
+        (engine, runtime)
+    }
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub async fn main(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Validate { file } => {
+            let p = Pipeline::load_file(file)?;
+            println!(
+                "{}: ok (pipeline {:?}, {} components, {} parameters)",
+                file.display(),
+                p.spec.pipeline_info.name,
+                p.spec.components.len(),
+                p.spec.root.input_definitions.parameters.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => run(&cli, args).await,
+        Command::Runs(cmd) => runs(&cli, cmd).await,
+        Command::Logs { run, task } => {
+            let ctx = Ctx::open(&cli).await?;
+            let run = ctx.store.find_run(run).await?;
+            let tasks = ctx.store.list_tasks(&run.id).await?;
+            let t = tasks
+                .iter()
+                .find(|t| t.path == *task)
+                .or_else(|| {
+                    let by_name: Vec<_> = tasks
+                        .iter()
+                        .filter(|t| t.name == *task || t.display_name == *task)
+                        .collect();
+                    (by_name.len() == 1).then(|| by_name[0])
+                })
+                .with_context(|| {
+                    let names: Vec<&str> = tasks
+                        .iter()
+                        .filter(|t| t.log_path.is_some())
+                        .map(|t| t.path.as_str())
+                        .collect();
+                    format!(
+                        "run {} has no task {task:?} (tasks with logs: {})",
+                        run.id,
+                        names.join(", ")
+                    )
+                })?;
+            let Some(log) = &t.log_path else {
+                bail!("task {} is a {} and has no log", t.path, t.kind);
+            };
+            match std::fs::read(log) {
+                Ok(bytes) => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("task {} has not written a log yet", t.path)
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {log}")),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets(cmd) => {
+            let ctx = Ctx::open(&cli).await?;
+            match cmd {
+                SecretsCommand::Create { name, literals } => {
+                    let mut data = BTreeMap::new();
+                    for l in literals {
+                        let (k, v) = l
+                            .split_once('=')
+                            .with_context(|| format!("--from-literal {l:?}: expected KEY=VALUE"))?;
+                        if k.is_empty() {
+                            bail!("--from-literal {l:?}: the key is empty");
+                        }
+                        data.insert(k.to_owned(), v.to_owned());
+                    }
+                    ctx.store.put_secret(&ctx.namespace, name, &data).await?;
+                    println!("secret {name} saved in namespace {}", ctx.namespace);
+                }
+                SecretsCommand::List => {
+                    for n in ctx.store.list_secrets(&ctx.namespace).await? {
+                        println!("{n}");
+                    }
+                }
+                SecretsCommand::Delete { name } => {
+                    if !ctx.store.delete_secret(&ctx.namespace, name).await? {
+                        bail!("no secret {name:?} in namespace {}", ctx.namespace);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    for p in raw {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("-p {p:?}: expected NAME=VALUE"))?;
+        if out
+            .insert(k.trim().to_owned(), Value::String(v.to_owned()))
+            .is_some()
+        {
+            bail!("-p {k}: given twice");
+        }
+    }
+    Ok(out)
+}
+
+async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+    let pipeline = Pipeline::load_file(&args.file)?;
+    let params = parse_params(&args.params)?;
+    let ctx = Ctx::open(cli).await?;
+    let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
+    recover_and_report(&engine).await?;
+    let req = SubmitRequest {
+        namespace: ctx.namespace.clone(),
+        display_name: args.name.clone(),
+        parameters: params,
+        options: RunOptions {
+            enable_cache: !args.no_cache,
+            base_dir: std::env::current_dir()
+                .ok()
+                .map(|d| d.to_string_lossy().into_owned()),
+        },
+    };
+    let run = engine.submit(&pipeline, req).await?;
+    eprintln!("run {} ({}) submitted", run.id, run.display_name);
+    let finished = execute_with_progress(&engine, &run.id).await;
+    runtime.shutdown().await;
+    let finished = finished?;
+    let tasks = ctx.store.list_tasks(&finished.id).await?;
+    if args.output == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::run_json(&finished, &tasks))?
+        );
+    } else {
+        output::print_summary(&finished, &tasks);
+    }
+    Ok(exit_for(finished.state))
+}
+
+fn exit_for(state: RunState) -> ExitCode {
+    if state == RunState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn recover_and_report(engine: &Engine) -> Result<()> {
+    for id in engine.recover().await? {
+        eprintln!("note: run {id} was interrupted; resume it with `oxflow runs resume {id}`");
+    }
+    Ok(())
+}
+
+/// Executes a run while showing progress; Ctrl-C cancels it.
+async fn execute_with_progress(engine: &Engine, run_id: &str) -> Result<oxflow_store::RunRecord> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let progress = tokio::spawn(output::progress(rx));
+    let ctrl_c = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("cancelling the run (Ctrl-C again to force)...");
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        })
+    };
+    let result = engine.execute(run_id, Some(tx), cancel).await;
+    ctrl_c.abort();
+    let _ = progress.await;
+    Ok(result?)
+}
+
+async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
+    let ctx = Ctx::open(cli).await?;
+    match cmd {
+        RunsCommand::List {
+            output,
+            state,
+            limit,
+        } => {
+            let (engine, _rt) = ctx.engine(None, None);
+            engine.recover().await?;
+            let states = match state {
+                Some(s) => vec![
+                    s.to_ascii_uppercase()
+                        .parse::<RunState>()
+                        .map_err(|e| anyhow::anyhow!("--state: {e}"))?,
+                ],
+                None => vec![],
+            };
+            let q = RunQuery {
+                namespace: Some(ctx.namespace.clone()),
+                states,
+                newest_first: true,
+                limit: Some(*limit),
+                offset: 0,
+            };
+            let runs = ctx.store.list_runs(&q).await?;
+            if output == "json" {
+                let v: Vec<Value> = runs.iter().map(|r| output::run_json(r, &[])).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                output::print_runs(&runs);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Get { run, output } => {
+            let (engine, _rt) = ctx.engine(None, None);
+            engine.recover().await?;
+            let run = ctx.store.find_run(run).await?;
+            let tasks = ctx.store.list_tasks(&run.id).await?;
+            if output == "json" {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::run_json(&run, &tasks))?
+                );
+            } else {
+                output::print_summary(&run, &tasks);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Resume {
+            run,
+            python,
+            parallelism,
+        } => {
+            let (engine, runtime) = ctx.engine(python.clone(), *parallelism);
+            recover_and_report(&engine).await?;
+            let mut record = ctx.store.find_run(run).await?;
+            if record.state == RunState::Failed {
+                // Retrying a failed run re-runs only what did not succeed.
+                record.state = RunState::Pending;
+                record.finished_at = None;
+                ctx.store.update_run(&record).await?;
+            } else if record.state.is_terminal() {
+                bail!(
+                    "run {} already ended {}; only interrupted or failed runs can be resumed",
+                    record.id,
+                    record.state
+                );
+            }
+            let finished = execute_with_progress(&engine, &record.id).await;
+            runtime.shutdown().await;
+            let finished = finished?;
+            let tasks = ctx.store.list_tasks(&finished.id).await?;
+            output::print_summary(&finished, &tasks);
+            Ok(exit_for(finished.state))
+        }
+        RunsCommand::Delete { run } => {
+            let (engine, _rt) = ctx.engine(None, None);
+            engine.recover().await?;
+            let record = ctx.store.find_run(run).await?;
+            if !record.state.is_terminal() && record.state != RunState::Pending {
+                bail!(
+                    "run {} is {}; wait for it to finish first",
+                    record.id,
+                    record.state
+                );
+            }
+            ctx.store.delete_run(&record.id).await?;
+            engine
+                .artifacts()
+                .delete_run(record.namespace.as_str(), &record.id)?;
+            println!("deleted run {}", record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

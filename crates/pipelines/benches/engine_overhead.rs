@@ -1,0 +1,729 @@
+//! Engine overhead: what the pipelines engine adds on top of running a process,
+//! and how its memory grows with the size of the DAG (issue #2).
+//!
+//! ```text
+//! cargo bench -p oxflow-pipelines --bench engine_overhead
+//! ```
+//!
+//! The pipeline is generated here as IR JSON: N container tasks running
+//! `true` (as `kfp` compiles a container component with `command=['true']`),
+//! either as a chain (each task `dependentTasks` its predecessor) or as a wide
+//! fan-out (N independent tasks). Every measurement runs in a fresh child
+//! process (this binary re-executed with `__measure KIND SHAPE N PARALLEL
+//! CACHE`), so that one measurement's allocations never show up in the next
+//! one's peak RSS and every run starts from an empty SQLite store:
+//!
+//! - `spawn`: `std::process::Command::new("true").status()`, N times: the bare
+//!   cost of a process on this host, for context.
+//! - `runtime`: the same N workloads straight through `LocalRuntime::run`,
+//!   shaped as the engine shapes them (own log file and working directory,
+//!   both created by the runtime), `PARALLEL` at a time. This is the baseline.
+//! - `engine`: the generated pipeline submitted to an [`Engine`] over a
+//!   tempdir SQLite store and a `LocalRuntime`, executed to the end with
+//!   `max_parallel = PARALLEL`.
+//!
+//! Overhead per task = (engine − runtime) / N at the same parallelism. Peak
+//! RSS is the child's `VmHWM` at the end of the run.
+//!
+//! Environment: `OXFLOW_BENCH_SIZES` (default `1000,10000`),
+//! `OXFLOW_BENCH_ROUNDS` (default 3; sizes above 1,000 run once), and
+//! `OXFLOW_BENCH_TMPDIR` (default: Cargo's target tmp dir, on the same disk as
+//! the repository). Results are printed as markdown and written to
+//! `bench/out/engine_overhead.json`. Without `--bench` (as `cargo test
+//! --all-targets` runs it) it does one small round, as a smoke test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use oxflow_artifacts::ArtifactStore;
+use oxflow_core::{RunState, TaskState, Workload};
+use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest};
+use oxflow_runtime::{LocalConfig, LocalRuntime, Runtime};
+use oxflow_store::Store;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The marker before the one JSON line a measuring child prints.
+const RESULT_MARKER: &str = "OXFLOW_BENCH_RESULT ";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().position(|a| a == "__measure") {
+        Some(i) => measure_child(&args[i + 1..]),
+        None => orchestrate(args.iter().any(|a| a == "--bench")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine_overhead: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What one child measures.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Spawn,
+    Runtime,
+    Engine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Chain,
+    Fanout,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    kind: Kind,
+    shape: Shape,
+    n: usize,
+    parallel: usize,
+    cache: bool,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Spawn => "spawn",
+            Kind::Runtime => "runtime",
+            Kind::Engine => "engine",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Kind::Spawn, Kind::Runtime, Kind::Engine]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl Shape {
+    fn as_str(self) -> &'static str {
+        match self {
+            Shape::Chain => "chain",
+            Shape::Fanout => "fanout",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Shape::Chain, Shape::Fanout]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl Case {
+    fn args(&self) -> Vec<String> {
+        vec![
+            "__measure".into(),
+            self.kind.as_str().into(),
+            self.shape.as_str().into(),
+            self.n.to_string(),
+            self.parallel.to_string(),
+            if self.cache { "cache" } else { "no-cache" }.into(),
+        ]
+    }
+
+    fn parse(args: &[String]) -> Result<Self, BoxError> {
+        let usage = "usage: __measure spawn|runtime|engine chain|fanout N PARALLEL cache|no-cache";
+        let [kind, shape, n, parallel, cache] = args else {
+            return Err(usage.into());
+        };
+        Ok(Case {
+            kind: Kind::parse(kind).ok_or(usage)?,
+            shape: Shape::parse(shape).ok_or(usage)?,
+            n: n.parse()?,
+            parallel: parallel.parse::<usize>()?.max(1),
+            cache: cache == "cache",
+        })
+    }
+
+    fn label(&self) -> String {
+        match self.kind {
+            Kind::Spawn => "bare spawn of `true`".to_owned(),
+            Kind::Runtime => format!("LocalRuntime::run, {} at a time", self.parallel),
+            Kind::Engine => format!(
+                "engine, {}, max_parallel={}{}",
+                self.shape.as_str(),
+                self.parallel,
+                if self.cache { "" } else { ", --no-cache" }
+            ),
+        }
+    }
+}
+
+/// What a child reports.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    /// Wall time of the measured part.
+    wall: Duration,
+    /// Parsing and validating the generated IR (engine only; not in `wall`).
+    load: Duration,
+    /// VmRSS when the child started measuring, in KiB.
+    rss_start_kib: u64,
+    /// VmHWM at the end, in KiB.
+    hwm_kib: u64,
+}
+
+fn measure_child(args: &[String]) -> Result<(), BoxError> {
+    let case = Case::parse(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let base = tmp_base();
+    std::fs::create_dir_all(&base)?;
+    let dir = tempfile::Builder::new()
+        .prefix("engine-overhead-")
+        .tempdir_in(&base)?;
+    let sample = rt.block_on(async {
+        match case.kind {
+            Kind::Spawn => measure_spawn(&case),
+            Kind::Runtime => measure_runtime(&case, dir.path()).await,
+            Kind::Engine => measure_engine(&case, dir.path()).await,
+        }
+    })?;
+    let line = json!({
+        "wall_s": sample.wall.as_secs_f64(),
+        "load_s": sample.load.as_secs_f64(),
+        "rss_start_kib": sample.rss_start_kib,
+        "hwm_kib": sample.hwm_kib,
+    });
+    println!("{RESULT_MARKER}{line}");
+    Ok(())
+}
+
+fn measure_spawn(case: &Case) -> Result<Sample, BoxError> {
+    let rss_start_kib = proc_status_kib("VmRSS")?;
+    let t0 = Instant::now();
+    for _ in 0..case.n {
+        let status = Command::new("true").stdin(Stdio::null()).status()?;
+        if !status.success() {
+            return Err(format!("`true` exited with {status}").into());
+        }
+    }
+    Ok(Sample {
+        wall: t0.elapsed(),
+        rss_start_kib,
+        hwm_kib: proc_status_kib("VmHWM")?,
+        ..Default::default()
+    })
+}
+
+fn local_runtime(dir: &Path) -> LocalRuntime {
+    // As `oxflow run` configures it; container tasks are never served warm.
+    LocalRuntime::new(LocalConfig {
+        scratch_dir: dir.join("scratch"),
+        warm_python: false,
+        preload_modules: Vec::new(),
+        ..Default::default()
+    })
+}
+
+/// The workload the engine builds for task `i` of [`pipeline_ir`]: `true i`,
+/// with its own log file and working directory under the task's folder.
+fn true_workload(dir: &Path, i: usize) -> Workload {
+    let kfp = dir.join(task_name(i)).join(".kfp");
+    Workload {
+        name: format!("bench-{}", task_name(i)),
+        program: "true".to_owned(),
+        args: vec![i.to_string()],
+        env: BTreeMap::new(),
+        working_dir: Some(kfp.join("work")),
+        log_path: kfp.join("log"),
+        image: Some("alpine".to_owned()),
+        ..Default::default()
+    }
+}
+
+async fn measure_runtime(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
+    let runtime = local_runtime(dir);
+    let workloads: Vec<Workload> = (0..case.n)
+        .map(|i| true_workload(&dir.join("tasks"), i))
+        .collect();
+    let rss_start_kib = proc_status_kib("VmRSS")?;
+    let t0 = Instant::now();
+    let mut runs = stream::iter(&workloads)
+        .map(|w| runtime.run(w, CancellationToken::new()))
+        .buffer_unordered(case.parallel);
+    while let Some(outcome) = runs.next().await {
+        let outcome = outcome?;
+        if !outcome.success() {
+            return Err(format!("a `true` workload ended with {}", outcome.describe()).into());
+        }
+    }
+    let wall = t0.elapsed();
+    Ok(Sample {
+        wall,
+        rss_start_kib,
+        hwm_kib: proc_status_kib("VmHWM")?,
+        ..Default::default()
+    })
+}
+
+async fn measure_engine(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
+    let store = Store::open_in_dir(dir).await?;
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(local_runtime(dir)),
+        ArtifactStore::new(dir.join("artifacts")),
+        EngineConfig {
+            data_dir: dir.to_path_buf(),
+            max_parallel: case.parallel,
+            python: None,
+        },
+    );
+    let ir = pipeline_ir(case.shape, case.n);
+    let rss_start_kib = proc_status_kib("VmRSS")?;
+    let t0 = Instant::now();
+    let pipeline = Pipeline::from_json(ir, "engine_overhead bench")?;
+    let load = t0.elapsed();
+    let req = SubmitRequest {
+        options: RunOptions {
+            enable_cache: case.cache,
+            base_dir: None,
+        },
+        ..Default::default()
+    };
+    let t1 = Instant::now();
+    let run = engine.submit(&pipeline, req).await?;
+    let done = engine
+        .execute(&run.id, None, CancellationToken::new())
+        .await?;
+    let wall = t1.elapsed();
+    let hwm_kib = proc_status_kib("VmHWM")?;
+    if done.state != RunState::Succeeded {
+        return Err(format!("the run ended {} ({:?})", done.state, done.error).into());
+    }
+    let tasks = store.list_tasks(&run.id).await?;
+    let ok = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Succeeded)
+        .count();
+    if ok != case.n {
+        return Err(format!(
+            "{ok} of {} tasks succeeded ({} recorded)",
+            case.n,
+            tasks.len()
+        )
+        .into());
+    }
+    // A cache hit would measure a lookup, not a task.
+    let cached = tasks.iter().filter(|t| t.cached).count();
+    if cached > 0 {
+        return Err(format!("{cached} of {} tasks were served from the cache", case.n).into());
+    }
+    Ok(Sample {
+        wall,
+        load,
+        rss_start_kib,
+        hwm_kib,
+    })
+}
+
+fn task_name(i: usize) -> String {
+    format!("true-{i:05}")
+}
+
+/// The IR `kfp` compiles for N container components with `command=['true']`
+/// and `args=[i]`, chained with `.after()` or independent. Every task passes
+/// its own index, as a constant input, to its single argument, so cache keys
+/// differ (identical tasks would be served from the cache after the first
+/// one) and every task resolves an input and a placeholder, as real steps do.
+/// All tasks share one component and executor, so the spec itself stays small
+/// and memory growth is the engine's.
+fn pipeline_ir(shape: Shape, n: usize) -> Value {
+    let tasks: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            let mut t = json!({
+                "cachingOptions": {"enableCache": true},
+                "componentRef": {"name": "comp-true"},
+                "inputs": {"parameters": {"i": {"runtimeValue": {"constant": i}}}},
+                "taskInfo": {"name": task_name(i)},
+            });
+            if shape == Shape::Chain && i > 0 {
+                t["dependentTasks"] = json!([task_name(i - 1)]);
+            }
+            (task_name(i), t)
+        })
+        .collect();
+    json!({
+        "components": {"comp-true": {
+            "executorLabel": "exec-true",
+            "inputDefinitions": {"parameters": {"i": {"parameterType": "NUMBER_INTEGER"}}},
+        }},
+        "deploymentSpec": {"executors": {"exec-true": {"container": {
+            "image": "alpine",
+            "command": ["true"],
+            "args": ["{{$.inputs.parameters['i']}}"],
+        }}}},
+        "pipelineInfo": {"name": format!("{}-{n}", shape.as_str())},
+        "root": {"dag": {"tasks": tasks}},
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfp-2.17.3",
+    })
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
+fn proc_status_kib(field: &str) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/self/status").into())
+}
+
+fn tmp_base() -> PathBuf {
+    std::env::var_os("OXFLOW_BENCH_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+}
+
+// ---------------------------------------------------------------------------
+// The parent: runs the children, summarises.
+
+struct Row {
+    case: Case,
+    samples: Vec<Sample>,
+}
+
+impl Row {
+    fn median_wall(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.wall.as_secs_f64()).collect())
+    }
+
+    fn max_hwm_kib(&self) -> u64 {
+        self.samples.iter().map(|s| s.hwm_kib).max().unwrap_or(0)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn env_list(name: &str, default: &[usize]) -> Result<Vec<usize>, BoxError> {
+    match std::env::var(name) {
+        Ok(s) => s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                p.trim()
+                    .parse::<usize>()
+                    .map_err(|e| format!("{name}={s:?}: {e}").into())
+            })
+            .collect(),
+        Err(_) => Ok(default.to_vec()),
+    }
+}
+
+fn orchestrate(bench: bool) -> Result<(), BoxError> {
+    let (sizes, rounds) = if bench {
+        let rounds = env_list("OXFLOW_BENCH_ROUNDS", &[3])?
+            .first()
+            .copied()
+            .unwrap_or(3)
+            .max(1);
+        (env_list("OXFLOW_BENCH_SIZES", &[1_000, 10_000])?, rounds)
+    } else {
+        (vec![20], 1)
+    };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // `oxflow run`'s default parallelism.
+    let wide = cpus * 2;
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    for &n in &sizes {
+        let cases = [
+            Case {
+                kind: Kind::Spawn,
+                shape: Shape::Chain,
+                n,
+                parallel: 1,
+                cache: true,
+            },
+            Case {
+                kind: Kind::Runtime,
+                shape: Shape::Chain,
+                n,
+                parallel: 1,
+                cache: true,
+            },
+            Case {
+                kind: Kind::Engine,
+                shape: Shape::Chain,
+                n,
+                parallel: 1,
+                cache: true,
+            },
+            Case {
+                kind: Kind::Engine,
+                shape: Shape::Chain,
+                n,
+                parallel: 1,
+                cache: false,
+            },
+            Case {
+                kind: Kind::Engine,
+                shape: Shape::Fanout,
+                n,
+                parallel: 1,
+                cache: true,
+            },
+            Case {
+                kind: Kind::Runtime,
+                shape: Shape::Fanout,
+                n,
+                parallel: wide,
+                cache: true,
+            },
+            Case {
+                kind: Kind::Engine,
+                shape: Shape::Fanout,
+                n,
+                parallel: wide,
+                cache: true,
+            },
+        ];
+        let first = rows.len();
+        rows.extend(cases.iter().map(|&case| Row {
+            case,
+            samples: Vec::new(),
+        }));
+        // Rounds interleave the cases, so that a burst of load on the host
+        // hits all of them rather than one.
+        let rounds = if n > 1_000 { 1 } else { rounds };
+        for round in 0..rounds {
+            for row in &mut rows[first..] {
+                let sample = run_child(&exe, &row.case)?;
+                eprintln!(
+                    "N={n} round {}/{rounds}: {:<45} {:>8.3} s  peak RSS {:>7.1} MiB",
+                    round + 1,
+                    row.case.label(),
+                    sample.wall.as_secs_f64(),
+                    sample.hwm_kib as f64 / 1024.0
+                );
+                row.samples.push(sample);
+            }
+        }
+    }
+    let total = started.elapsed();
+    let report = render(&rows, &sizes, cpus, total);
+    println!("{report}");
+    if bench {
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/out");
+        std::fs::create_dir_all(&out)?;
+        let path = out.join("engine_overhead.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&to_json(&rows, cpus, total))?,
+        )?;
+        eprintln!("raw results: {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_child(exe: &Path, case: &Case) -> Result<Sample, BoxError> {
+    let out = Command::new(exe)
+        .args(case.args())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "measuring {} (N={}) failed: {}\n{stdout}",
+            case.label(),
+            case.n,
+            out.status
+        )
+        .into());
+    }
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(RESULT_MARKER))
+        .ok_or_else(|| format!("measuring {} printed no result:\n{stdout}", case.label()))?;
+    let v: Value = serde_json::from_str(line)?;
+    let secs = |k: &str| Duration::from_secs_f64(v[k].as_f64().unwrap_or(f64::NAN).max(0.0));
+    Ok(Sample {
+        wall: secs("wall_s"),
+        load: secs("load_s"),
+        rss_start_kib: v["rss_start_kib"].as_u64().unwrap_or(0),
+        hwm_kib: v["hwm_kib"].as_u64().unwrap_or(0),
+    })
+}
+
+fn find(
+    rows: &[Row],
+    kind: Kind,
+    shape: Shape,
+    n: usize,
+    parallel: usize,
+    cache: bool,
+) -> Option<&Row> {
+    rows.iter().find(|r| {
+        let c = r.case;
+        c.kind == kind
+            && c.n == n
+            && c.parallel == parallel
+            && c.cache == cache
+            && (kind != Kind::Engine || c.shape == shape)
+    })
+}
+
+fn render(rows: &[Row], sizes: &[usize], cpus: usize, total: Duration) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n### Engine overhead ({cpus} CPUs; medians; every sample in a fresh process)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| N | measurement | samples (s) | median (s) | per task (ms) | overhead vs runtime (ms/task) | peak RSS (MiB) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for r in rows {
+        let c = r.case;
+        let med = r.median_wall();
+        let samples: Vec<String> = r
+            .samples
+            .iter()
+            .map(|x| format!("{:.3}", x.wall.as_secs_f64()))
+            .collect();
+        let overhead = match c.kind {
+            Kind::Engine => {
+                let baseline_shape = if c.parallel == 1 {
+                    Shape::Chain
+                } else {
+                    Shape::Fanout
+                };
+                find(rows, Kind::Runtime, baseline_shape, c.n, c.parallel, true)
+                    .map(|b| format!("{:+.3}", (med - b.median_wall()) * 1e3 / c.n as f64))
+                    .unwrap_or_else(|| "—".into())
+            }
+            Kind::Runtime if c.parallel == 1 => "(baseline)".into(),
+            Kind::Runtime => format!("(baseline, {} at a time)", c.parallel),
+            Kind::Spawn => "—".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {:.3} | {} | {:.1} |",
+            c.n,
+            c.label(),
+            samples.join(", "),
+            med,
+            med * 1e3 / c.n as f64,
+            overhead,
+            r.max_hwm_kib() as f64 / 1024.0
+        );
+    }
+    // Memory slope between the smallest and the largest size.
+    if let (Some(&lo), Some(&hi)) = (sizes.iter().min(), sizes.iter().max())
+        && hi > lo
+    {
+        let _ = writeln!(s, "\n### Memory growth from N={lo} to N={hi} (peak RSS)\n");
+        let _ = writeln!(
+            s,
+            "| measurement | peak RSS at N={lo} (MiB) | at N={hi} (MiB) | growth per task (KiB) |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|");
+        for r in rows.iter().filter(|r| r.case.n == lo) {
+            let c = r.case;
+            let Some(big) = rows.iter().find(|b| {
+                b.case.n == hi
+                    && b.case.kind == c.kind
+                    && b.case.shape == c.shape
+                    && b.case.parallel == c.parallel
+                    && b.case.cache == c.cache
+            }) else {
+                continue;
+            };
+            let (a, b) = (r.max_hwm_kib() as f64, big.max_hwm_kib() as f64);
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {:.1} | {:.2} |",
+                c.label(),
+                a / 1024.0,
+                b / 1024.0,
+                (b - a) / (hi - lo) as f64
+            );
+        }
+    }
+    let load: Vec<String> = rows
+        .iter()
+        .filter(|r| r.case.kind == Kind::Engine && r.case.shape == Shape::Chain && r.case.cache)
+        .map(|r| {
+            format!(
+                "N={}: {:.1} ms",
+                r.case.n,
+                median(
+                    r.samples
+                        .iter()
+                        .map(|x| x.load.as_secs_f64() * 1e3)
+                        .collect()
+                )
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "\nParsing and validating the generated IR (not in the times above): {}.",
+        load.join(", ")
+    );
+    let _ = writeln!(s, "Total bench time: {:.0} s.", total.as_secs_f64());
+    s
+}
+
+fn to_json(rows: &[Row], cpus: usize, total: Duration) -> Value {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let c = r.case;
+            json!({
+                "kind": c.kind.as_str(),
+                "shape": c.shape.as_str(),
+                "n": c.n,
+                "parallel": c.parallel,
+                "cache": c.cache,
+                "label": c.label(),
+                "median_wall_s": r.median_wall(),
+                "samples": r.samples.iter().map(|x| json!({
+                    "wall_s": x.wall.as_secs_f64(),
+                    "load_s": x.load.as_secs_f64(),
+                    "rss_start_kib": x.rss_start_kib,
+                    "hwm_kib": x.hwm_kib,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "bench": "engine_overhead",
+        "cpus": cpus,
+        "total_s": total.as_secs_f64(),
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "rows": rows,
+    })
+}

@@ -1,0 +1,2157 @@
+//! The DAG engine: executes a stored run to completion, writing every task's
+//! state and outputs through the store as it goes.
+//!
+//! Execution is level-triggered in the sense that matters for crashes: a run
+//! is re-entered from its stored records. Task paths are deterministic (task
+//! names plus loop indices), so on resume a leaf whose record says SUCCEEDED
+//! is not executed again — its stored outputs are used — and everything else
+//! runs (again).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use oxflow_artifacts::ArtifactStore;
+use oxflow_core::{Mount, Namespace, Resources, RunState, TaskState, Timestamp, Workload};
+use oxflow_runtime::Runtime;
+use oxflow_store::{ArtifactRecord, CacheEntry, RunRecord, Store, TaskRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, mpsc::UnboundedSender};
+use tokio_util::sync::CancellationToken;
+
+use crate::cel;
+use crate::error::{PipelineError, Result};
+use crate::executor::{self, JobInfo, LeafInputs, LeafOutputs, OutputPlan, Placeholders};
+use crate::ir::{
+    ComponentSpec, ContainerSpec, ExecutorSpec, InputParameterSpec, KubernetesExecutorConfig,
+    ParameterType, TaskSpec, TriggerStrategy,
+};
+use crate::load::{Pipeline, dag_dependencies};
+use crate::python::PythonEnvs;
+use crate::value;
+
+/// How long an engine may stay silent before another may take its runs over.
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(60);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The data directory (`$OXFLOW_HOME`): envs, volumes and secret mounts live under it.
+    pub data_dir: PathBuf,
+    /// Leaf tasks executing at once, across all runs of this engine.
+    pub max_parallel: usize,
+    /// The interpreter for lightweight components (default: `python3` on `PATH`).
+    pub python: Option<PathBuf>,
+}
+
+/// Per-run options, stored with the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Use the cache for tasks that allow it (`--no-cache` turns it off).
+    #[serde(default = "yes")]
+    pub enable_cache: bool,
+    /// Relative importer URIs resolve against this directory (the CLI's working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            enable_cache: true,
+            base_dir: None,
+        }
+    }
+}
+
+/// What a user asks for when starting a run.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitRequest {
+    /// Owning namespace.
+    pub namespace: Namespace,
+    /// Run name (defaults to `<pipeline>-<time>`).
+    pub display_name: Option<String>,
+    /// Parameters as given (text from the CLI or JSON from the API); checked and defaulted here.
+    pub parameters: BTreeMap<String, Value>,
+    /// Options.
+    pub options: RunOptions,
+}
+
+/// A progress event for displays.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    /// Task path.
+    pub path: String,
+    /// Display name.
+    pub display_name: String,
+    /// `container`, `importer`, `dag`, `loop`, `iteration`.
+    pub kind: &'static str,
+    /// New state.
+    pub state: TaskState,
+    /// Served from the cache.
+    pub cached: bool,
+    /// Attempt number.
+    pub attempt: i64,
+}
+
+/// Executes pipeline runs.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    runtime: Arc<dyn Runtime>,
+    artifacts: ArtifactStore,
+    pythons: PythonEnvs,
+    slots: Arc<Semaphore>,
+    owner: String,
+    data_dir: PathBuf,
+}
+
+impl Engine {
+    /// An engine over these parts.
+    pub fn new(
+        store: Store,
+        runtime: Arc<dyn Runtime>,
+        artifacts: ArtifactStore,
+        config: EngineConfig,
+    ) -> Self {
+        let pythons = PythonEnvs::new(config.data_dir.join("envs"), config.python.clone());
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                runtime,
+                artifacts,
+                pythons,
+                slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
+                owner: owner_id(),
+                data_dir: config.data_dir,
+            }),
+        }
+    }
+
+    /// The store behind this engine.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The artifact store behind this engine.
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.inner.artifacts
+    }
+
+    /// Validates parameters and writes a PENDING run. Nothing is written if anything is wrong.
+    pub async fn submit(&self, pipeline: &Pipeline, req: SubmitRequest) -> Result<RunRecord> {
+        let params = pipeline.bind_parameters(&req.parameters)?;
+        let now = Timestamp::now();
+        let name = req.display_name.unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                pipeline.spec.pipeline_info.name,
+                now.to_rfc3339()
+                    .replace([':', 'T'], "-")
+                    .trim_end_matches('Z')
+            )
+        });
+        let run = RunRecord {
+            id: oxflow_core::new_id(),
+            namespace: req.namespace,
+            display_name: name,
+            pipeline_name: pipeline.spec.pipeline_info.name.clone(),
+            spec: pipeline.to_stored_json(),
+            parameters: Value::Object(params),
+            options: serde_json::to_value(&req.options).unwrap_or_default(),
+            state: RunState::Pending,
+            error: None,
+            outputs: json!({}),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            owner: None,
+            heartbeat_at: None,
+        };
+        self.inner.store.insert_run(&run).await?;
+        tracing::info!(run = %run.id, pipeline = %run.pipeline_name, "Run submitted.");
+        Ok(run)
+    }
+
+    /// Finds runs whose engine died (RUNNING with a dead owner): their
+    /// interrupted tasks are marked FAILED and the run goes back to PENDING so
+    /// that [`Engine::execute`] resumes it. Returns the ids it reset.
+    pub async fn recover(&self) -> Result<Vec<String>> {
+        let store = &self.inner.store;
+        let q = oxflow_store::RunQuery {
+            states: vec![RunState::Running, RunState::Canceling],
+            limit: Some(10_000),
+            ..Default::default()
+        };
+        let mut reset = Vec::new();
+        let now = Timestamp::now();
+        for mut run in store.list_runs(&q).await? {
+            if owner_alive(run.owner.as_deref(), run.heartbeat_at, now) {
+                continue;
+            }
+            for mut t in store.list_tasks(&run.id).await? {
+                if t.state == TaskState::Running || t.state == TaskState::Pending {
+                    t.state = TaskState::Failed;
+                    t.error = Some(format!(
+                        "interrupted: the Oxflow process running this task stopped (attempt {})",
+                        t.attempt
+                    ));
+                    t.finished_at = Some(now);
+                    store.upsert_task(&t).await?;
+                }
+            }
+            if run.state == RunState::Canceling {
+                run.state = RunState::Canceled;
+                run.finished_at = Some(now);
+            } else {
+                run.state = RunState::Pending;
+                run.error = Some("interrupted: the engine stopped; the run will resume".into());
+            }
+            run.owner = None;
+            run.heartbeat_at = None;
+            store.update_run(&run).await?;
+            tracing::warn!(run = %run.id, "Recovered an interrupted run.");
+            reset.push(run.id);
+        }
+        Ok(reset)
+    }
+
+    /// Executes (or resumes) a run until it ends. Cancelling `cancel` stops
+    /// its tasks and ends the run CANCELED.
+    pub async fn execute(
+        &self,
+        run_id: &str,
+        events: Option<UnboundedSender<TaskEvent>>,
+        cancel: CancellationToken,
+    ) -> Result<RunRecord> {
+        let store = &self.inner.store;
+        let mut run = store.find_run(run_id).await?;
+        if run.state.is_terminal() {
+            return Ok(run);
+        }
+        let now = Timestamp::now();
+        let stale = Timestamp(now.0 - HEARTBEAT_STALE.as_millis() as i64);
+        if !store
+            .claim_run(&run.id, &self.inner.owner, now, stale)
+            .await?
+        {
+            return Err(PipelineError::RunState {
+                run_id: run.id,
+                message: "another Oxflow process is executing this run".into(),
+            });
+        }
+        let pipeline = Pipeline::from_json(run.spec.clone(), &format!("run {}", run.id))?;
+        let opts: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
+        let existing: HashMap<String, TaskRecord> = store
+            .list_tasks(&run.id)
+            .await?
+            .into_iter()
+            .map(|t| (t.path.clone(), t))
+            .collect();
+        run.state = RunState::Running;
+        run.error = None;
+        run.started_at.get_or_insert(now);
+        run.owner = Some(self.inner.owner.clone());
+        run.heartbeat_at = Some(now);
+        store.update_run(&run).await?;
+        tracing::info!(run = %run.id, resumed = !existing.is_empty(), "Run started.");
+
+        let heartbeat = {
+            let store = store.clone();
+            let owner = self.inner.owner.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT_EVERY).await;
+                    if let Err(e) = store.heartbeat(&owner, Timestamp::now()).await {
+                        tracing::warn!(error = %e, "Heartbeat failed.");
+                    }
+                }
+            })
+        };
+        let ctx = Arc::new(RunCtx {
+            engine: self.inner.clone(),
+            run: run.clone(),
+            pipeline,
+            opts,
+            existing,
+            cancel: cancel.clone(),
+            events,
+            digests: Mutex::new(HashMap::new()),
+        });
+        let root_params = match &run.parameters {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        let scope = Scope {
+            params: root_params,
+            artifacts: BTreeMap::new(),
+        };
+        let outcome = run_dag(ctx.clone(), None, Arc::new(scope), String::new()).await;
+        heartbeat.abort();
+
+        let mut run = store.find_run(&run.id).await?;
+        let end = Timestamp::now();
+        run.finished_at = Some(end);
+        run.owner = None;
+        run.heartbeat_at = None;
+        match outcome {
+            Ok(res) => {
+                run.state = match res.state {
+                    TaskState::Succeeded | TaskState::Skipped => RunState::Succeeded,
+                    TaskState::Canceled => RunState::Canceled,
+                    _ => RunState::Failed,
+                };
+                if cancel.is_cancelled() && run.state != RunState::Succeeded {
+                    run.state = RunState::Canceled;
+                }
+                run.error = res.error;
+                let mut outs = Map::new();
+                for (k, v) in res.outputs.params {
+                    outs.insert(k, v);
+                }
+                for (k, v) in res.outputs.artifacts {
+                    outs.insert(k, Value::Array(v));
+                }
+                run.outputs = Value::Object(outs);
+            }
+            Err(e) => {
+                run.state = RunState::Failed;
+                run.error = Some(e.to_string());
+            }
+        }
+        store.update_run(&run).await?;
+        tracing::info!(run = %run.id, state = %run.state, "Run finished.");
+        Ok(run)
+    }
+}
+
+/// `host:pid:start-ticks` of this process, so liveness can be checked without a heartbeat.
+fn owner_id() -> String {
+    let pid = std::process::id();
+    format!(
+        "{}:{}:{}",
+        hostname(),
+        pid,
+        proc_start_ticks(pid).unwrap_or(0)
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn proc_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields after the last ')' are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the engine that claimed a run still exists.
+fn owner_alive(owner: Option<&str>, heartbeat: Option<Timestamp>, now: Timestamp) -> bool {
+    let Some(owner) = owner else { return false };
+    let mut parts = owner.rsplitn(3, ':');
+    let (ticks, pid, host) = (parts.next(), parts.next(), parts.next());
+    if let (Some(ticks), Some(pid), Some(host)) = (ticks, pid, host)
+        && host == hostname()
+    {
+        let Ok(pid) = pid.parse::<u32>() else {
+            return false;
+        };
+        return proc_start_ticks(pid).map(|t| t.to_string()) == Some(ticks.to_owned());
+    }
+    heartbeat.is_some_and(|h| now.0 - h.0 < HEARTBEAT_STALE.as_millis() as i64)
+}
+
+struct RunCtx {
+    engine: Arc<Inner>,
+    run: RunRecord,
+    pipeline: Pipeline,
+    opts: RunOptions,
+    existing: HashMap<String, TaskRecord>,
+    cancel: CancellationToken,
+    events: Option<UnboundedSender<TaskEvent>>,
+    /// Content digests of artifacts produced in this run, by URI (for cache keys).
+    digests: Mutex<HashMap<String, Option<String>>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    params: Map<String, Value>,
+    artifacts: BTreeMap<String, Vec<Value>>,
+}
+
+#[derive(Debug, Clone)]
+struct NodeResult {
+    state: TaskState,
+    outputs: LeafOutputs,
+    error: Option<String>,
+}
+
+impl NodeResult {
+    fn new(state: TaskState, error: Option<String>) -> Self {
+        Self {
+            state,
+            outputs: LeafOutputs::default(),
+            error,
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+impl RunCtx {
+    fn emit(&self, t: &TaskRecord, kind: &'static str) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(TaskEvent {
+                path: t.path.clone(),
+                display_name: t.display_name.clone(),
+                kind,
+                state: t.state,
+                cached: t.cached,
+                attempt: t.attempt,
+            });
+        }
+    }
+
+    fn new_task(&self, path: &str, name: &str, display: &str, kind: &'static str) -> TaskRecord {
+        let parent = path
+            .rsplit_once('/')
+            .map(|(p, _)| p.to_owned())
+            .unwrap_or_default();
+        let existing = self.existing.get(path);
+        TaskRecord {
+            id: existing
+                .map(|t| t.id.clone())
+                .unwrap_or_else(oxflow_core::new_id),
+            run_id: self.run.id.clone(),
+            path: path.to_owned(),
+            parent_path: parent,
+            name: name.to_owned(),
+            display_name: if display.is_empty() {
+                name.to_owned()
+            } else {
+                display.to_owned()
+            },
+            kind: kind.to_owned(),
+            state: TaskState::Pending,
+            attempt: 0,
+            cached: false,
+            inputs: json!({}),
+            outputs: json!({}),
+            error: None,
+            log_path: None,
+            cache_key: None,
+            created_at: existing
+                .map(|t| t.created_at)
+                .unwrap_or_else(Timestamp::now),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    async fn save(&self, t: &TaskRecord, kind: &'static str) -> Result<()> {
+        self.engine.store.upsert_task(t).await?;
+        self.emit(t, kind);
+        Ok(())
+    }
+
+    /// Records a terminal state for a task that did not execute (skipped, failed before start).
+    async fn settle(
+        &self,
+        path: &str,
+        spec: &TaskSpec,
+        name: &str,
+        kind: &'static str,
+        state: TaskState,
+        error: Option<String>,
+    ) -> Result<NodeResult> {
+        let mut t = self.new_task(path, name, &spec.task_info.name, kind);
+        t.state = state;
+        t.error = error.clone();
+        t.finished_at = Some(Timestamp::now());
+        self.save(&t, kind).await?;
+        Ok(NodeResult::new(state, error))
+    }
+}
+
+/// Runs the DAG of component `comp_name` (the root when `None`) in `scope`.
+fn run_dag(
+    ctx: Arc<RunCtx>,
+    comp_name: Option<String>,
+    scope: Arc<Scope>,
+    prefix: String,
+) -> BoxFuture<'static, Result<NodeResult>> {
+    Box::pin(async move {
+        let spec = &ctx.pipeline.spec;
+        let comp = match &comp_name {
+            None => &spec.root,
+            Some(n) => spec.components.get(n).ok_or_else(|| {
+                PipelineError::invalid("run", format!("components.{n}"), "missing")
+            })?,
+        };
+        let Some(dag) = &comp.dag else {
+            return Err(PipelineError::invalid(
+                "run",
+                "dag",
+                "component is not a DAG",
+            ));
+        };
+        let deps = dag_dependencies(dag);
+        let mut waiting: HashMap<&str, usize> = HashMap::new();
+        let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (t, ds) in &deps {
+            waiting.insert(t.as_str(), ds.len());
+            for d in ds {
+                dependents.entry(d.as_str()).or_default().push(t.as_str());
+            }
+        }
+        let mut ready: VecDeque<&str> = dag
+            .tasks
+            .keys()
+            .filter(|t| waiting.get(t.as_str()) == Some(&0))
+            .map(String::as_str)
+            .collect();
+        let mut results: HashMap<String, NodeResult> = HashMap::new();
+        let mut running = FuturesUnordered::new();
+        let mut failed_task: Option<String> = None;
+
+        loop {
+            while let Some(name) = ready.pop_front() {
+                let tspec = &dag.tasks[name];
+                let path = join(&prefix, name);
+                let all_completed = tspec.trigger_policy.as_ref().and_then(|p| p.strategy)
+                    == Some(TriggerStrategy::AllUpstreamTasksCompleted);
+                let ups = &deps[name];
+                let upstream_failed = ups.iter().find(|u| {
+                    matches!(
+                        results[u.as_str()].state,
+                        TaskState::Failed | TaskState::Canceled
+                    )
+                });
+                let upstream_skipped = ups
+                    .iter()
+                    .find(|u| results[u.as_str()].state == TaskState::Skipped);
+                let kind = task_kind(&ctx, tspec);
+                let decided = if ctx.cancel.is_cancelled() {
+                    Some((
+                        TaskState::Canceled,
+                        "the run was cancelled before this task started".to_owned(),
+                    ))
+                } else if all_completed {
+                    None
+                } else if let Some(u) = upstream_failed {
+                    Some((
+                        TaskState::Skipped,
+                        format!("not run: upstream task {u:?} did not succeed"),
+                    ))
+                } else if let Some(f) = &failed_task {
+                    Some((TaskState::Skipped, format!("not run: task {f:?} failed")))
+                } else {
+                    upstream_skipped.map(|u| {
+                        (
+                            TaskState::Skipped,
+                            format!("skipped: upstream task {u:?} was skipped"),
+                        )
+                    })
+                };
+                if let Some((state, why)) = decided {
+                    let r = ctx
+                        .settle(&path, tspec, name, kind, state, Some(why))
+                        .await?;
+                    results.insert(name.to_owned(), r);
+                    for d in dependents.get(name).into_iter().flatten() {
+                        let w = waiting.get_mut(d).map(|w| {
+                            *w -= 1;
+                            *w
+                        });
+                        if w == Some(0) {
+                            ready.push_back(d);
+                        }
+                    }
+                    continue;
+                }
+                let upstream: HashMap<String, NodeResult> = ups
+                    .iter()
+                    .map(|u| (u.clone(), results[u.as_str()].clone()))
+                    .collect();
+                let fut = run_task(
+                    ctx.clone(),
+                    comp_name.clone(),
+                    name.to_owned(),
+                    path,
+                    scope.clone(),
+                    upstream,
+                );
+                let name_owned = name.to_owned();
+                running.push(async move { (name_owned, fut.await) });
+            }
+            let Some((name, res)) = running.next().await else {
+                break;
+            };
+            let res = res?;
+            if res.state == TaskState::Failed && failed_task.is_none() {
+                failed_task = Some(name.clone());
+            }
+            let key = dag
+                .tasks
+                .get_key_value(name.as_str())
+                .map(|(k, _)| k.as_str())
+                .unwrap_or_default();
+            results.insert(name, res);
+            for d in dependents.get(key).into_iter().flatten() {
+                let w = waiting.get_mut(d).map(|w| {
+                    *w -= 1;
+                    *w
+                });
+                if w == Some(0) {
+                    ready.push_back(d);
+                }
+            }
+        }
+
+        // The DAG's own state and outputs.
+        let any = |s: TaskState| results.values().any(|r| r.state == s);
+        let state = if any(TaskState::Failed) {
+            TaskState::Failed
+        } else if any(TaskState::Canceled) || ctx.cancel.is_cancelled() {
+            TaskState::Canceled
+        } else {
+            TaskState::Succeeded
+        };
+        let error = results
+            .iter()
+            .filter(|(_, r)| r.state == TaskState::Failed)
+            .map(|(n, r)| format!("task {n:?} failed: {}", r.error.clone().unwrap_or_default()))
+            .next();
+        let mut outputs = LeafOutputs::default();
+        for (oname, o) in &dag.outputs.parameters {
+            let sels: Vec<_> = match (&o.value_from_parameter, &o.value_from_oneof) {
+                (Some(s), _) => vec![s.clone()],
+                (None, Some(one)) => one.parameter_selectors.clone(),
+                _ => vec![],
+            };
+            for s in sels {
+                if let Some(v) = results
+                    .get(&s.producer_subtask)
+                    .filter(|r| r.state == TaskState::Succeeded)
+                    .and_then(|r| r.outputs.params.get(&s.output_parameter_key))
+                {
+                    outputs.params.insert(oname.clone(), v.clone());
+                    break;
+                }
+            }
+        }
+        for (oname, o) in &dag.outputs.artifacts {
+            for s in &o.artifact_selectors {
+                if let Some(v) = results
+                    .get(&s.producer_subtask)
+                    .filter(|r| r.state == TaskState::Succeeded)
+                    .and_then(|r| r.outputs.artifacts.get(&s.output_artifact_key))
+                {
+                    outputs.artifacts.insert(oname.clone(), v.clone());
+                    break;
+                }
+            }
+        }
+        Ok(NodeResult {
+            state,
+            outputs,
+            error,
+        })
+    })
+}
+
+fn task_kind(ctx: &RunCtx, t: &TaskSpec) -> &'static str {
+    let comp = ctx.pipeline.spec.components.get(&t.component_ref.name);
+    if t.parameter_iterator.is_some() || t.artifact_iterator.is_some() {
+        "loop"
+    } else if comp.is_some_and(|c| c.dag.is_some()) {
+        "dag"
+    } else if comp
+        .and_then(|c| c.executor_label.as_ref())
+        .and_then(|l| ctx.pipeline.spec.deployment_spec.executors.get(l))
+        .is_some_and(|e| e.importer.is_some())
+    {
+        "importer"
+    } else {
+        "container"
+    }
+}
+
+/// Executes one task of a DAG: resolves inputs, evaluates its condition, then
+/// runs it as a loop, a sub-DAG or a leaf.
+fn run_task(
+    ctx: Arc<RunCtx>,
+    dag_comp: Option<String>,
+    name: String,
+    path: String,
+    scope: Arc<Scope>,
+    upstream: HashMap<String, NodeResult>,
+) -> BoxFuture<'static, Result<NodeResult>> {
+    Box::pin(async move {
+        let spec = &ctx.pipeline.spec;
+        let parent = match &dag_comp {
+            None => &spec.root,
+            Some(n) => &spec.components[n],
+        };
+        let Some(tspec) = parent.dag.as_ref().and_then(|d| d.tasks.get(&name)) else {
+            return Err(PipelineError::invalid(
+                "run",
+                path,
+                "task vanished from the spec",
+            ));
+        };
+        let kind = task_kind(&ctx, tspec);
+        let Some(comp) = spec.components.get(&tspec.component_ref.name) else {
+            return Err(PipelineError::invalid(
+                "run",
+                path,
+                "component vanished from the spec",
+            ));
+        };
+        let inputs = match resolve_inputs(&ctx, tspec, comp, &scope, &upstream) {
+            Ok(i) => i,
+            Err(msg) => {
+                return ctx
+                    .settle(&path, tspec, &name, kind, TaskState::Failed, Some(msg))
+                    .await;
+            }
+        };
+        if let Some(cond) = tspec
+            .trigger_policy
+            .as_ref()
+            .and_then(|p| p.condition.as_ref())
+        {
+            let verdict = cel::parse(cond)
+                .and_then(|e| cel::eval(&e, &cel::kfp_vars(&inputs.params, None)))
+                .and_then(|v| match v {
+                    Value::Bool(b) => Ok(b),
+                    other => Err(format!(
+                        "condition must be a boolean, got {}",
+                        value::kind(&other)
+                    )),
+                });
+            match verdict {
+                Ok(true) => {}
+                Ok(false) => {
+                    return ctx
+                        .settle(
+                            &path,
+                            tspec,
+                            &name,
+                            kind,
+                            TaskState::Skipped,
+                            Some(format!("condition is false: {cond}")),
+                        )
+                        .await;
+                }
+                Err(msg) => {
+                    return ctx
+                        .settle(
+                            &path,
+                            tspec,
+                            &name,
+                            kind,
+                            TaskState::Failed,
+                            Some(format!("condition {cond:?}: {msg}")),
+                        )
+                        .await;
+                }
+            }
+        }
+        if tspec.parameter_iterator.is_some() || tspec.artifact_iterator.is_some() {
+            return run_loop(ctx.clone(), tspec.clone(), name, path, inputs).await;
+        }
+        if comp.dag.is_some() {
+            let mut t = ctx.new_task(&path, &name, &tspec.task_info.name, "dag");
+            t.state = TaskState::Running;
+            t.started_at = Some(Timestamp::now());
+            t.inputs = inputs_json(&inputs);
+            ctx.save(&t, "dag").await?;
+            let sub = Scope {
+                params: inputs.params,
+                artifacts: inputs.artifacts,
+            };
+            let res = run_dag(
+                ctx.clone(),
+                Some(tspec.component_ref.name.clone()),
+                Arc::new(sub),
+                path.clone(),
+            )
+            .await?;
+            t.state = res.state;
+            t.error = res.error.clone();
+            t.outputs = outputs_json(&res.outputs);
+            t.finished_at = Some(Timestamp::now());
+            ctx.save(&t, "dag").await?;
+            return Ok(res);
+        }
+        run_leaf(ctx.clone(), tspec.clone(), name, path, inputs, upstream).await
+    })
+}
+
+fn inputs_json(i: &LeafInputs) -> Value {
+    json!({"parameters": i.params, "artifacts": i.artifacts})
+}
+
+fn outputs_json(o: &LeafOutputs) -> Value {
+    json!({"parameters": o.params, "artifacts": o.artifacts})
+}
+
+fn outputs_from_json(v: &Value) -> LeafOutputs {
+    let params = v
+        .get("parameters")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let artifacts = v
+        .get("artifacts")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_array().cloned().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    LeafOutputs { params, artifacts }
+}
+
+/// Resolves a task's inputs from its scope and upstream results, applies
+/// selectors and defaults, and casts to the component's declared types.
+fn resolve_inputs(
+    ctx: &RunCtx,
+    t: &TaskSpec,
+    comp: &ComponentSpec,
+    scope: &Scope,
+    upstream: &HashMap<String, NodeResult>,
+) -> std::result::Result<LeafInputs, String> {
+    let mut params = Map::new();
+    for (name, p) in &t.inputs.parameters {
+        let v = resolve_param(ctx, p, scope, upstream)
+            .map_err(|m| format!("input parameter {name:?}: {m}"))?;
+        let Some(mut v) = v else { continue };
+        if let Some(sel) = &p.parameter_expression_selector {
+            v = cel::parse(sel)
+                .and_then(|e| cel::eval(&e, &cel::kfp_vars(&Map::new(), Some(&v))))
+                .map_err(|m| format!("input parameter {name:?}: selector {sel:?}: {m}"))?;
+        }
+        params.insert(name.clone(), v);
+    }
+    // f-string inputs refer to sibling inputs through placeholders.
+    let snapshot = params.clone();
+    for v in params.values_mut() {
+        if let Value::String(s) = v
+            && s.contains("{{$.inputs.parameters[")
+        {
+            let li = LeafInputs {
+                params: snapshot.clone(),
+                artifacts: BTreeMap::new(),
+            };
+            let ph = Placeholders {
+                inputs: &li,
+                plan: &OutputPlan::default(),
+                job: &JobInfo::default(),
+                executor_input_json: String::new(),
+            };
+            *s = ph.substitute(s);
+        }
+    }
+    let mut out = LeafInputs::default();
+    // A loop's item input is bound per iteration, not by the loop task.
+    let item_input = t
+        .parameter_iterator
+        .as_ref()
+        .map(|i| i.item_input.as_str())
+        .or(t.artifact_iterator.as_ref().map(|i| i.item_input.as_str()));
+    for (name, def) in &comp.input_definitions.parameters {
+        if Some(name.as_str()) == item_input {
+            continue;
+        }
+        let v = match params.remove(name) {
+            Some(v) => v,
+            None => match &def.default_value {
+                Some(d) => d.clone(),
+                None if def.is_optional => continue,
+                None => {
+                    return Err(format!(
+                        "input parameter {name:?} has no value and no default"
+                    ));
+                }
+            },
+        };
+        let v = value::coerce(def.parameter_type, &v)
+            .map_err(|m| format!("input parameter {name:?}: {m}"))?;
+        out.params.insert(name.clone(), v);
+    }
+    for (name, a) in &t.inputs.artifacts {
+        let arts = if let Some(to) = &a.task_output_artifact {
+            match upstream.get(&to.producer_task) {
+                Some(r) if r.state == TaskState::Succeeded => {
+                    r.outputs.artifacts.get(&to.output_artifact_key).cloned()
+                }
+                _ => None,
+            }
+        } else if let Some(ci) = &a.component_input_artifact {
+            scope.artifacts.get(ci).cloned()
+        } else {
+            None
+        };
+        if let Some(arts) = arts {
+            out.artifacts.insert(name.clone(), arts);
+        }
+    }
+    for (name, def) in &comp.input_definitions.artifacts {
+        if !out.artifacts.contains_key(name)
+            && !def.is_optional
+            && Some(name.as_str()) != item_input
+        {
+            return Err(format!("input artifact {name:?} has no value"));
+        }
+    }
+    Ok(out)
+}
+
+fn resolve_param(
+    ctx: &RunCtx,
+    p: &InputParameterSpec,
+    scope: &Scope,
+    upstream: &HashMap<String, NodeResult>,
+) -> std::result::Result<Option<Value>, String> {
+    if let Some(ci) = &p.component_input_parameter {
+        return Ok(scope.params.get(ci).cloned());
+    }
+    if let Some(to) = &p.task_output_parameter {
+        return match upstream.get(&to.producer_task) {
+            Some(r) if r.state == TaskState::Succeeded => {
+                match r.outputs.params.get(&to.output_parameter_key) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None => Err(format!(
+                        "task {:?} produced no output {:?}",
+                        to.producer_task, to.output_parameter_key
+                    )),
+                }
+            }
+            _ => Ok(None),
+        };
+    }
+    if let Some(rv) = &p.runtime_value {
+        return Ok(Some(rv.constant.clone()));
+    }
+    if let Some(fs) = &p.task_final_status {
+        let r = upstream.get(&fs.producer_task);
+        let state = match r.map(|r| r.state) {
+            Some(TaskState::Succeeded) | Some(TaskState::Skipped) => "SUCCEEDED",
+            Some(TaskState::Canceled) => "CANCELLED",
+            _ => "FAILED",
+        };
+        let mut status = json!({
+            "state": state,
+            "pipeline_task_name": fs.producer_task,
+            "pipeline_job_resource_name": ctx.run.id,
+        });
+        if state != "SUCCEEDED" {
+            let msg = r
+                .and_then(|r| r.error.clone())
+                .unwrap_or_else(|| format!("Task {} failed.", fs.producer_task));
+            status["error"] = json!({"code": 1, "message": msg});
+        }
+        return Ok(Some(status));
+    }
+    Ok(None)
+}
+
+/// Fans a loop out over its items; iterations run up to `parallelismLimit`
+/// at a time and their outputs are collected in iteration order.
+async fn run_loop(
+    ctx: Arc<RunCtx>,
+    t: TaskSpec,
+    name: String,
+    path: String,
+    inputs: LeafInputs,
+) -> Result<NodeResult> {
+    let mut rec = ctx.new_task(&path, &name, &t.task_info.name, "loop");
+    rec.state = TaskState::Running;
+    rec.started_at = Some(Timestamp::now());
+    rec.inputs = inputs_json(&inputs);
+    ctx.save(&rec, "loop").await?;
+    let comp_name = t.component_ref.name.clone();
+    let comp = &ctx.pipeline.spec.components[&comp_name];
+
+    // The items and the input each one binds to.
+    let items: std::result::Result<(String, Vec<Scope>), String> = (|| {
+        if let Some(it) = &t.parameter_iterator {
+            let list = if let Some(raw) = &it.items.raw {
+                serde_json::from_str::<Value>(raw).map_err(|e| format!("items.raw: {e}"))?
+            } else {
+                let ip = it.items.input_parameter.as_deref().unwrap_or_default();
+                let v = inputs
+                    .params
+                    .get(ip)
+                    .cloned()
+                    .ok_or_else(|| format!("loop input {ip:?} has no value"))?;
+                match v {
+                    Value::String(s) => serde_json::from_str::<Value>(&s)
+                        .map_err(|e| format!("loop input {ip:?} is not a JSON list: {e}"))?,
+                    other => other,
+                }
+            };
+            let Value::Array(list) = value::normalize_numbers(list) else {
+                return Err("loop items are not a list".to_owned());
+            };
+            let item_ty = comp
+                .input_definitions
+                .parameters
+                .get(&it.item_input)
+                .map(|d| d.parameter_type);
+            let scopes = list
+                .into_iter()
+                .map(|item| {
+                    let mut s = Scope {
+                        params: inputs.params.clone(),
+                        artifacts: inputs.artifacts.clone(),
+                    };
+                    let item = match item_ty {
+                        Some(ty) => value::coerce(ty, &item).unwrap_or(item),
+                        None => item,
+                    };
+                    s.params.insert(it.item_input.clone(), item);
+                    s
+                })
+                .collect();
+            Ok((it.item_input.clone(), scopes))
+        } else if let Some(it) = &t.artifact_iterator {
+            let arts = inputs
+                .artifacts
+                .get(&it.items.input_artifact)
+                .cloned()
+                .unwrap_or_default();
+            let scopes = arts
+                .into_iter()
+                .map(|a| {
+                    let mut s = Scope {
+                        params: inputs.params.clone(),
+                        artifacts: inputs.artifacts.clone(),
+                    };
+                    s.artifacts.insert(it.item_input.clone(), vec![a]);
+                    s
+                })
+                .collect();
+            Ok((it.item_input.clone(), scopes))
+        } else {
+            Err("not a loop".to_owned())
+        }
+    })();
+    let scopes = match items {
+        Ok((_, s)) => s,
+        Err(msg) => {
+            rec.state = TaskState::Failed;
+            rec.error = Some(msg.clone());
+            rec.finished_at = Some(Timestamp::now());
+            ctx.save(&rec, "loop").await?;
+            return Ok(NodeResult::new(TaskState::Failed, Some(msg)));
+        }
+    };
+    let n = scopes.len();
+    let limit = t
+        .iterator_policy
+        .as_ref()
+        .map(|p| p.parallelism_limit)
+        .filter(|l| *l > 0)
+        .map(|l| l as usize)
+        .unwrap_or(n.max(1));
+    let iterations = futures::stream::iter(scopes.into_iter().enumerate().map(|(i, s)| {
+        let ctx = ctx.clone();
+        let comp_name = comp_name.clone();
+        let ipath = join(&path, &i.to_string());
+        async move {
+            let mut it = ctx.new_task(
+                &ipath,
+                &i.to_string(),
+                &format!("iteration {i}"),
+                "iteration",
+            );
+            it.state = TaskState::Running;
+            it.started_at = Some(Timestamp::now());
+            ctx.save(&it, "iteration").await?;
+            let r = run_dag(ctx.clone(), Some(comp_name), Arc::new(s), ipath).await?;
+            it.state = r.state;
+            it.error = r.error.clone();
+            it.outputs = outputs_json(&r.outputs);
+            it.finished_at = Some(Timestamp::now());
+            ctx.save(&it, "iteration").await?;
+            Ok::<_, PipelineError>(r)
+        }
+    }))
+    .buffered(limit)
+    .collect::<Vec<_>>()
+    .await;
+    let mut results = Vec::with_capacity(n);
+    for r in iterations {
+        results.push(r?);
+    }
+    let mut outputs = LeafOutputs::default();
+    for (oname, def) in &comp.output_definitions.parameters {
+        let collected: Vec<Value> = results
+            .iter()
+            .filter_map(|r| r.outputs.params.get(oname).cloned())
+            .collect();
+        let v = if def.parameter_type == ParameterType::List {
+            Value::Array(collected)
+        } else {
+            collected.into_iter().last().unwrap_or(Value::Null)
+        };
+        outputs.params.insert(oname.clone(), v);
+    }
+    for oname in comp.output_definitions.artifacts.keys() {
+        let collected: Vec<Value> = results
+            .iter()
+            .filter_map(|r| r.outputs.artifacts.get(oname))
+            .flatten()
+            .cloned()
+            .collect();
+        outputs.artifacts.insert(oname.clone(), collected);
+    }
+    let state = if results.iter().any(|r| r.state == TaskState::Failed) {
+        TaskState::Failed
+    } else if results.iter().any(|r| r.state == TaskState::Canceled) {
+        TaskState::Canceled
+    } else {
+        TaskState::Succeeded
+    };
+    let error = results
+        .iter()
+        .find_map(|r| r.error.clone().filter(|_| r.state == TaskState::Failed));
+    rec.state = state;
+    rec.error = error.clone();
+    rec.outputs = outputs_json(&outputs);
+    rec.finished_at = Some(Timestamp::now());
+    ctx.save(&rec, "loop").await?;
+    Ok(NodeResult {
+        state,
+        outputs,
+        error,
+    })
+}
+
+/// Parses KFP durations (`"1s"`, `"1.5s"`, `"10m"`, `"1h"`, `"250ms"`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v >= 0.0 && v.is_finite()).then(|| Duration::from_secs_f64(v * mult))
+}
+
+/// The delay before retry number `retry` (0 for the first retry).
+pub fn backoff(policy: &crate::ir::RetryPolicy, retry: u32) -> Duration {
+    let base = policy
+        .backoff_duration
+        .as_deref()
+        .and_then(parse_duration)
+        .unwrap_or(Duration::ZERO);
+    let factor = policy.backoff_factor.filter(|f| *f >= 1.0).unwrap_or(2.0);
+    let max = policy
+        .backoff_max_duration
+        .as_deref()
+        .and_then(parse_duration)
+        .unwrap_or(Duration::from_secs(3600));
+    let d = base.as_secs_f64() * factor.powi(retry as i32);
+    Duration::from_secs_f64(d.min(max.as_secs_f64()))
+}
+
+/// Executes a leaf (container or importer), with caching and retries.
+async fn run_leaf(
+    ctx: Arc<RunCtx>,
+    t: TaskSpec,
+    name: String,
+    path: String,
+    inputs: LeafInputs,
+    upstream: HashMap<String, NodeResult>,
+) -> Result<NodeResult> {
+    let spec = &ctx.pipeline.spec;
+    let comp = &spec.components[&t.component_ref.name];
+    let label = comp.executor_label.clone().unwrap_or_default();
+    let exec: &ExecutorSpec = &spec.deployment_spec.executors[&label];
+    let kind = if exec.importer.is_some() {
+        "importer"
+    } else {
+        "container"
+    };
+
+    // Resume: a leaf that already succeeded keeps its outputs.
+    if let Some(prev) = ctx.existing.get(&path)
+        && prev.state == TaskState::Succeeded
+    {
+        let outputs = outputs_from_json(&prev.outputs);
+        ctx.emit(prev, kind);
+        return Ok(NodeResult {
+            state: TaskState::Succeeded,
+            outputs,
+            error: None,
+        });
+    }
+    let mut rec = ctx.new_task(&path, &name, &t.task_info.name, kind);
+    rec.inputs = inputs_json(&inputs);
+    rec.started_at = Some(Timestamp::now());
+
+    if let Some(imp) = &exec.importer {
+        let uri = match (
+            &imp.artifact_uri.constant,
+            &imp.artifact_uri.runtime_parameter,
+        ) {
+            (Some(c), _) => Some(value::to_text(c)),
+            (None, Some(p)) => inputs.params.get(p).map(value::to_text),
+            _ => None,
+        };
+        let Some(mut uri) = uri.filter(|u| !u.is_empty()) else {
+            return ctx
+                .settle(
+                    &path,
+                    &t,
+                    &name,
+                    kind,
+                    TaskState::Failed,
+                    Some("importer has no artifact URI".into()),
+                )
+                .await;
+        };
+        if !uri.contains("://") && !uri.starts_with('/') {
+            let base = ctx.opts.base_dir.clone().unwrap_or_else(|| ".".into());
+            uri = Path::new(&base).join(&uri).to_string_lossy().into_owned();
+        }
+        let meta = imp.metadata.clone().unwrap_or_else(|| json!({}));
+        let art = executor::runtime_artifact("artifact", &imp.type_schema, &uri, meta.clone());
+        let digest = ctx.engine.artifacts.digest(&uri).ok().flatten();
+        let mut outputs = LeafOutputs::default();
+        outputs.artifacts.insert("artifact".into(), vec![art]);
+        rec.state = TaskState::Succeeded;
+        rec.attempt = 1;
+        rec.outputs = outputs_json(&outputs);
+        rec.finished_at = Some(Timestamp::now());
+        let ar = ArtifactRecord {
+            id: oxflow_core::new_id(),
+            namespace: ctx.run.namespace.clone(),
+            run_id: ctx.run.id.clone(),
+            task_path: path.clone(),
+            output_key: "artifact".into(),
+            name: "artifact".into(),
+            uri: uri.clone(),
+            schema_title: imp.type_schema.schema_title.clone(),
+            metadata: meta,
+            digest: digest.clone(),
+            created_at: Timestamp::now(),
+        };
+        ctx.digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uri, digest);
+        ctx.engine.store.finish_task(&rec, &[ar], None).await?;
+        ctx.emit(&rec, kind);
+        return Ok(NodeResult {
+            state: TaskState::Succeeded,
+            outputs,
+            error: None,
+        });
+    }
+    let Some(container) = exec.container.clone() else {
+        return ctx
+            .settle(
+                &path,
+                &t,
+                &name,
+                kind,
+                TaskState::Failed,
+                Some("executor has no container".into()),
+            )
+            .await;
+    };
+    let k8s = ctx
+        .pipeline
+        .kubernetes
+        .get(&label)
+        .cloned()
+        .unwrap_or_default();
+
+    if container.image.starts_with("argostub/createpvc")
+        || container.image.starts_with("argostub/deletepvc")
+    {
+        return run_pvc_stub(&ctx, &container, rec, kind, inputs).await;
+    }
+
+    // Where this task's files go.
+    let task_dir = ctx
+        .engine
+        .artifacts
+        .run_dir(ctx.run.namespace.as_str(), &ctx.run.id)
+        .join(&path);
+    let kfp_dir = task_dir.join(".kfp");
+    let mut plan = OutputPlan {
+        output_file: kfp_dir.join("executor_output.json"),
+        ..Default::default()
+    };
+    for (pname, def) in &comp.output_definitions.parameters {
+        plan.params.insert(
+            pname.clone(),
+            (def.parameter_type, kfp_dir.join("params").join(pname)),
+        );
+    }
+    for (aname, def) in &comp.output_definitions.artifacts {
+        let uri =
+            ctx.engine
+                .artifacts
+                .output_uri(ctx.run.namespace.as_str(), &ctx.run.id, &path, aname);
+        plan.artifacts.insert(
+            aname.clone(),
+            executor::runtime_artifact(aname, &def.artifact_type, &uri, json!({})),
+        );
+    }
+    let log_path = kfp_dir.join("log");
+    rec.log_path = Some(log_path.to_string_lossy().into_owned());
+
+    // Cache lookup.
+    let caching =
+        ctx.opts.enable_cache && t.caching_options.as_ref().is_some_and(|c| c.enable_cache);
+    let cache_key = cache_key(
+        &ctx,
+        comp,
+        &container,
+        &k8s,
+        &inputs,
+        t.caching_options
+            .as_ref()
+            .and_then(|c| c.cache_key.as_deref()),
+    );
+    rec.cache_key = Some(cache_key.clone());
+    if caching
+        && let Some(entry) = ctx
+            .engine
+            .store
+            .get_cache(&ctx.run.namespace, &cache_key)
+            .await?
+    {
+        if cache_entry_valid(&ctx, &entry) {
+            let outputs = outputs_from_json(&entry.outputs);
+            rec.state = TaskState::Succeeded;
+            rec.cached = true;
+            rec.attempt = 1;
+            rec.outputs = outputs_json(&outputs);
+            rec.finished_at = Some(Timestamp::now());
+            let arts = artifact_records(&ctx, &path, comp, &outputs, &entry.outputs);
+            ctx.engine.store.finish_task(&rec, &arts, None).await?;
+            ctx.emit(&rec, kind);
+            tracing::info!(run = %ctx.run.id, task = %path, "Cache hit.");
+            return Ok(NodeResult {
+                state: TaskState::Succeeded,
+                outputs,
+                error: None,
+            });
+        }
+        ctx.engine
+            .store
+            .delete_cache(&ctx.run.namespace, &cache_key)
+            .await?;
+    }
+
+    // Requests and limits are recorded always, whatever the runtime enforces.
+    rec.inputs["resources"] = serde_json::to_value(resources(&container)).unwrap_or_default();
+    rec.inputs["enforced_limits"] =
+        json!(ctx.engine.runtime.enforced_limits(&resources(&container)));
+    rec.inputs["image"] = Value::String(container.image.clone());
+    let retry = t.retry_policy.clone().unwrap_or_default();
+    let mut max_attempts = 1 + retry.max_retry_count.max(0);
+    let mut attempt = 1;
+    if let Some(prev) = ctx.existing.get(&path)
+        && prev.state != TaskState::Pending
+        && prev.attempt > 0
+    {
+        attempt = prev.attempt + 1;
+        // An attempt cut short by Oxflow stopping is not the task's failure.
+        let interrupted = prev
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("interrupted"));
+        if interrupted || prev.state != TaskState::Failed {
+            max_attempts = max_attempts.max(attempt);
+        } else {
+            max_attempts += prev.attempt;
+        }
+    }
+    let job = JobInfo {
+        job_name: ctx.run.display_name.clone(),
+        job_resource_name: ctx.run.id.clone(),
+        job_uuid: ctx.run.id.clone(),
+        task_name: name.clone(),
+        task_uuid: rec.id.clone(),
+        pipeline_root: ctx
+            .engine
+            .artifacts
+            .run_dir(ctx.run.namespace.as_str(), &ctx.run.id)
+            .to_string_lossy()
+            .into_owned(),
+        create_time: ctx.run.created_at.to_rfc3339(),
+        schedule_time: ctx.run.created_at.to_rfc3339(),
+        workspace_path: task_dir.join("workspace").to_string_lossy().into_owned(),
+    };
+    let ei = executor::executor_input(&inputs, &plan);
+    let ph = Placeholders {
+        inputs: &inputs,
+        plan: &plan,
+        job: &job,
+        executor_input_json: ei.to_string(),
+    };
+
+    let mut last_error = String::new();
+    let mut final_state = TaskState::Failed;
+    let mut outputs = LeafOutputs::default();
+    loop {
+        rec.attempt = attempt;
+        rec.state = TaskState::Running;
+        rec.error = None;
+        rec.started_at = Some(Timestamp::now());
+        rec.finished_at = None;
+        ctx.save(&rec, kind).await?;
+        let result = async {
+            prepare_dirs(&kfp_dir, &plan)?;
+            let workload = build_workload(
+                &ctx, &container, &k8s, &ph, &inputs, &upstream, &task_dir, &log_path, &path,
+            )
+            .await?;
+            let _permit = ctx
+                .engine
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            append_log(
+                &log_path,
+                &format!(
+                    "--- oxflow: attempt {attempt} of {max_attempts}: {} {}\n",
+                    workload.program,
+                    short_args(&workload.args)
+                ),
+            );
+            let outcome = ctx
+                .engine
+                .runtime
+                .run(&workload, ctx.cancel.child_token())
+                .await
+                .map_err(|e| e.to_string())?;
+            drop(_permit);
+            if outcome.canceled {
+                return Ok(None);
+            }
+            if !outcome.success() {
+                return Err(format!(
+                    "{} (see `oxflow logs {} {}`)",
+                    outcome.describe(),
+                    short_id(&ctx.run.id),
+                    path
+                ));
+            }
+            executor::read_outputs(comp, &plan).map(Some)
+        }
+        .await;
+        match result {
+            Ok(Some(o)) => {
+                outputs = o;
+                final_state = TaskState::Succeeded;
+                break;
+            }
+            Ok(None) => {
+                final_state = TaskState::Canceled;
+                last_error = "canceled".into();
+                break;
+            }
+            Err(msg) => {
+                append_log(
+                    &log_path,
+                    &format!("--- oxflow: attempt {attempt} failed: {msg}\n"),
+                );
+                last_error = msg;
+                if attempt >= max_attempts || ctx.cancel.is_cancelled() {
+                    break;
+                }
+                let delay = backoff(&retry, (attempt - 1) as u32);
+                // Waiting to retry is not a terminal failure.
+                rec.state = TaskState::Pending;
+                rec.error = Some(format!(
+                    "attempt {attempt} failed, retrying in {delay:?}: {last_error}"
+                ));
+                rec.finished_at = Some(Timestamp::now());
+                ctx.save(&rec, kind).await?;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = ctx.cancel.cancelled() => {}
+                }
+                attempt += 1;
+            }
+        }
+    }
+    rec.state = final_state;
+    rec.finished_at = Some(Timestamp::now());
+    if final_state != TaskState::Succeeded {
+        rec.error = Some(last_error.clone());
+        ctx.save(&rec, kind).await?;
+        return Ok(NodeResult::new(final_state, Some(last_error)));
+    }
+    // Digest what was produced, for lineage, caching and cache validation.
+    let mut digests = Map::new();
+    for arts in outputs.artifacts.values() {
+        for a in arts {
+            if let Some(uri) = a.get("uri").and_then(Value::as_str) {
+                let d = ctx.engine.artifacts.digest(uri).ok().flatten();
+                ctx.digests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(uri.to_owned(), d.clone());
+                digests.insert(uri.to_owned(), d.map(Value::String).unwrap_or(Value::Null));
+            }
+        }
+    }
+    let mut stored = outputs_json(&outputs);
+    stored["digests"] = Value::Object(digests);
+    rec.outputs = stored.clone();
+    rec.error = None;
+    let arts = artifact_records(&ctx, &path, comp, &outputs, &stored);
+    let entry = caching.then(|| CacheEntry {
+        key: cache_key,
+        namespace: ctx.run.namespace.clone(),
+        outputs: stored,
+        run_id: ctx.run.id.clone(),
+        task_path: path.clone(),
+        created_at: Timestamp::now(),
+    });
+    ctx.engine
+        .store
+        .finish_task(&rec, &arts, entry.as_ref())
+        .await?;
+    ctx.emit(&rec, kind);
+    Ok(NodeResult {
+        state: TaskState::Succeeded,
+        outputs,
+        error: None,
+    })
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+fn short_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.len() > 60 {
+                format!(
+                    "{}…",
+                    &a[..a.char_indices().nth(57).map(|(i, _)| i).unwrap_or(a.len())]
+                )
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn append_log(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Fresh output locations for an attempt: stale outputs of a failed attempt must not be read back.
+fn prepare_dirs(kfp_dir: &Path, plan: &OutputPlan) -> std::result::Result<(), String> {
+    let io = |p: &Path, e: std::io::Error| format!("preparing {}: {e}", p.display());
+    std::fs::create_dir_all(kfp_dir.join("params")).map_err(|e| io(kfp_dir, e))?;
+    let _ = std::fs::remove_file(&plan.output_file);
+    for (_, f) in plan.params.values() {
+        let _ = std::fs::remove_file(f);
+    }
+    for a in plan.artifacts.values() {
+        if let Some(uri) = a.get("uri").and_then(Value::as_str) {
+            let p = Path::new(uri);
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns a container executor into a workload: placeholders resolved, the
+/// lightweight preamble dropped, platform config applied.
+#[allow(clippy::too_many_arguments)]
+async fn build_workload(
+    ctx: &RunCtx,
+    c: &ContainerSpec,
+    k8s: &KubernetesExecutorConfig,
+    ph: &Placeholders<'_>,
+    inputs: &LeafInputs,
+    upstream: &HashMap<String, NodeResult>,
+    task_dir: &Path,
+    log_path: &Path,
+    path: &str,
+) -> std::result::Result<Workload, String> {
+    let mut env: BTreeMap<String, String> = c
+        .env
+        .iter()
+        .map(|e| (e.name.clone(), ph.substitute(&e.value)))
+        .collect();
+    let args = ph.resolve_all(&c.args)?;
+    let (program, full_args, warm) = match executor::classify(&c.command) {
+        Some(lw) => {
+            let kfp_req = lw.kfp_requirement.clone().unwrap_or_else(|| {
+                let v = ctx.pipeline.spec.sdk_version.trim_start_matches("kfp-");
+                if v.is_empty() {
+                    "kfp".to_owned()
+                } else {
+                    format!("kfp=={v}")
+                }
+            });
+            let python = ctx
+                .engine
+                .pythons
+                .interpreter(&lw.packages, &lw.pip_options, &kfp_req)
+                .await
+                .map_err(|e| e.to_string())?;
+            let src_dir = task_dir.join(".kfp");
+            let src = executor::write_component_source(&src_dir, &lw.source)
+                .map_err(|e| format!("writing the component source: {e}"))?;
+            env.insert("_KFP_RUNTIME".into(), "true".into());
+            let mut a = vec![
+                "-m".to_owned(),
+                "kfp.dsl.executor_main".to_owned(),
+                "--component_module_path".to_owned(),
+                src.to_string_lossy().into_owned(),
+            ];
+            a.extend(args);
+            (python.to_string_lossy().into_owned(), a, true)
+        }
+        None => {
+            let mut cmd = ph.resolve_all(&c.command)?;
+            cmd.extend(args);
+            if cmd.is_empty() {
+                return Err(format!(
+                    "container executor for image {:?} has no command; the local runtime cannot run an image's entrypoint",
+                    c.image
+                ));
+            }
+            let program = cmd.remove(0);
+            (program, cmd, false)
+        }
+    };
+    // Secrets and volumes from the kfp-kubernetes platform spec.
+    let mut mounts = Vec::new();
+    for s in &k8s.secret_as_env {
+        let name = secret_name(
+            &s.secret_name,
+            s.secret_name_parameter.as_ref(),
+            inputs,
+            upstream,
+        );
+        let data = ctx
+            .engine
+            .store
+            .get_secret(&ctx.run.namespace, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        match data {
+            Some(data) => {
+                for kv in &s.key_to_env {
+                    match data.get(&kv.secret_key) {
+                        Some(v) => {
+                            env.insert(kv.env_var.clone(), v.clone());
+                        }
+                        None if s.optional => {}
+                        None => {
+                            return Err(format!(
+                                "secret {name:?} in namespace {} has no key {:?}",
+                                ctx.run.namespace, kv.secret_key
+                            ));
+                        }
+                    }
+                }
+            }
+            None if s.optional => {}
+            None => {
+                return Err(format!(
+                    "secret {name:?} not found in namespace {}; create it with `oxflow secrets create {name} -n {} --from-literal KEY=VALUE`",
+                    ctx.run.namespace, ctx.run.namespace
+                ));
+            }
+        }
+    }
+    for s in &k8s.secret_as_volume {
+        let name = secret_name(
+            &s.secret_name,
+            s.secret_name_parameter.as_ref(),
+            inputs,
+            upstream,
+        );
+        let data = ctx
+            .engine
+            .store
+            .get_secret(&ctx.run.namespace, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(data) = data else {
+            if s.optional {
+                continue;
+            }
+            return Err(format!(
+                "secret {name:?} not found in namespace {}",
+                ctx.run.namespace
+            ));
+        };
+        let dir = task_dir.join(".kfp").join("secrets").join(&name);
+        write_secret_dir(&dir, &data)
+            .map_err(|e| format!("writing secret files for {name:?}: {e}"))?;
+        mounts.push(Mount {
+            source: dir,
+            target: PathBuf::from(&s.mount_path),
+            read_only: true,
+        });
+    }
+    for m in &k8s.pvc_mount {
+        let pvc = m
+            .pvc_name_parameter
+            .as_ref()
+            .and_then(|p| param_value(p, inputs, upstream))
+            .or_else(|| {
+                m.task_output_parameter.as_ref().and_then(|to| {
+                    upstream
+                        .get(&to.producer_task)?
+                        .outputs
+                        .params
+                        .get(&to.output_parameter_key)
+                        .map(value::to_text)
+                })
+            })
+            .or_else(|| m.constant.clone())
+            .or_else(|| {
+                m.component_input_parameter
+                    .as_ref()
+                    .and_then(|c| inputs.params.get(c).map(value::to_text))
+            })
+            .ok_or_else(|| format!("cannot resolve the PVC name for mount {:?}", m.mount_path))?;
+        let dir = volume_dir(&ctx.engine.data_dir, &ctx.run.namespace, &pvc)?;
+        if !dir.exists() {
+            return Err(format!(
+                "volume {pvc:?} does not exist in namespace {} (create it with kubernetes.CreatePVC)",
+                ctx.run.namespace
+            ));
+        }
+        mounts.push(Mount {
+            source: dir,
+            target: PathBuf::from(&m.mount_path),
+            read_only: false,
+        });
+    }
+    for f in &k8s.field_path_as_env {
+        let v = match f.field_path.as_str() {
+            "metadata.name" => format!("{}-{}", short_id(&ctx.run.id), path.replace('/', "-")),
+            "metadata.namespace" => ctx.run.namespace.to_string(),
+            "spec.nodeName" => hostname(),
+            "status.podIP" | "status.hostIP" => "127.0.0.1".to_owned(),
+            "spec.serviceAccountName" => "pipeline-runner".to_owned(),
+            _ => String::new(),
+        };
+        env.insert(f.name.clone(), v);
+    }
+    let timeout = k8s.active_deadline_seconds.as_ref().and_then(|v| match v {
+        Value::String(s) => s.parse::<u64>().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    });
+    let kubernetes = if k8s.other.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_value(&k8s.other).unwrap_or_default())
+    };
+    let workspace = task_dir.join(".kfp").join("work");
+    std::fs::create_dir_all(&workspace)
+        .map_err(|e| format!("creating {}: {e}", workspace.display()))?;
+    Ok(Workload {
+        name: format!("{}-{}", short_id(&ctx.run.id), path.replace('/', "-")),
+        program,
+        args: full_args,
+        env,
+        working_dir: Some(workspace),
+        log_path: log_path.to_path_buf(),
+        resources: resources(c),
+        timeout: timeout.filter(|t| *t > 0).map(Duration::from_secs),
+        image: Some(c.image.clone()),
+        mounts,
+        warm_python: warm,
+        kubernetes,
+    })
+}
+
+fn resources(c: &ContainerSpec) -> Resources {
+    let Some(r) = &c.resources else {
+        return Resources::default();
+    };
+    let cpu = |s: &Option<String>, f: Option<f64>| {
+        s.as_deref()
+            .and_then(Resources::parse_cpu)
+            .or_else(|| f.map(|v| (v * 1000.0).round() as u64))
+    };
+    let mem = |s: &Option<String>, f: Option<f64>| {
+        s.as_deref()
+            .and_then(Resources::parse_memory)
+            .or_else(|| f.map(|v| (v * 1e9).round() as u64))
+    };
+    let accelerator = r.accelerator.as_ref().and_then(|a| {
+        let ty = a.resource_type.clone().or_else(|| a.kind.clone())?;
+        let count = a
+            .resource_count
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .or_else(|| {
+                a.count
+                    .as_ref()
+                    .and_then(|c| value::to_text(c).parse().ok())
+            })
+            .unwrap_or(1);
+        Some((ty, count))
+    });
+    Resources {
+        cpu_request_millis: cpu(&r.resource_cpu_request, r.cpu_request),
+        cpu_limit_millis: cpu(&r.resource_cpu_limit, r.cpu_limit),
+        memory_request_bytes: mem(&r.resource_memory_request, r.memory_request),
+        memory_limit_bytes: mem(&r.resource_memory_limit, r.memory_limit),
+        accelerator,
+    }
+}
+
+fn param_value(
+    p: &InputParameterSpec,
+    inputs: &LeafInputs,
+    upstream: &HashMap<String, NodeResult>,
+) -> Option<String> {
+    if let Some(rv) = &p.runtime_value {
+        return Some(value::to_text(&rv.constant));
+    }
+    if let Some(ci) = &p.component_input_parameter {
+        return inputs.params.get(ci).map(value::to_text);
+    }
+    if let Some(to) = &p.task_output_parameter {
+        return upstream
+            .get(&to.producer_task)?
+            .outputs
+            .params
+            .get(&to.output_parameter_key)
+            .map(value::to_text);
+    }
+    None
+}
+
+fn secret_name(
+    legacy: &str,
+    p: Option<&InputParameterSpec>,
+    inputs: &LeafInputs,
+    upstream: &HashMap<String, NodeResult>,
+) -> String {
+    p.and_then(|p| param_value(p, inputs, upstream))
+        .unwrap_or_else(|| legacy.to_owned())
+}
+
+fn write_secret_dir(dir: &Path, data: &BTreeMap<String, String>) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for (k, v) in data {
+        if k.contains('/') || k.starts_with('.') {
+            continue;
+        }
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join(k))?;
+        f.write_all(v.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Where a namespace's volume (a PVC, locally) lives.
+fn volume_dir(data_dir: &Path, ns: &Namespace, pvc: &str) -> std::result::Result<PathBuf, String> {
+    if pvc.is_empty()
+        || pvc.len() > 253
+        || !pvc
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        || pvc.starts_with('.')
+    {
+        return Err(format!(
+            "invalid volume name {pvc:?}: use lowercase letters, digits, '-' and '.'"
+        ));
+    }
+    Ok(data_dir.join("volumes").join(ns.as_str()).join(pvc))
+}
+
+/// `kubernetes.CreatePVC` / `DeletePVC`: a volume is a directory per namespace.
+async fn run_pvc_stub(
+    ctx: &RunCtx,
+    c: &ContainerSpec,
+    mut rec: TaskRecord,
+    kind: &'static str,
+    inputs: LeafInputs,
+) -> Result<NodeResult> {
+    let create = c.image.starts_with("argostub/createpvc");
+    let text = |k: &str| {
+        inputs
+            .params
+            .get(k)
+            .map(value::to_text)
+            .filter(|s| !s.is_empty())
+    };
+    let name = if create {
+        text("pvc_name").unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                short_id(&ctx.run.id),
+                text("pvc_name_suffix").unwrap_or_default()
+            )
+        })
+    } else {
+        text("pvc_name").unwrap_or_default()
+    };
+    let result = volume_dir(&ctx.engine.data_dir, &ctx.run.namespace, &name).and_then(|dir| {
+        if create {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("creating volume {}: {e}", dir.display()))
+        } else {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(format!("deleting volume {}: {e}", dir.display())),
+            }
+        }
+    });
+    rec.attempt = 1;
+    rec.finished_at = Some(Timestamp::now());
+    let mut outputs = LeafOutputs::default();
+    match result {
+        Ok(()) => {
+            if create {
+                outputs.params.insert("name".into(), Value::String(name));
+            }
+            rec.state = TaskState::Succeeded;
+            rec.outputs = outputs_json(&outputs);
+            ctx.engine.store.finish_task(&rec, &[], None).await?;
+            ctx.emit(&rec, kind);
+            Ok(NodeResult {
+                state: TaskState::Succeeded,
+                outputs,
+                error: None,
+            })
+        }
+        Err(msg) => {
+            rec.state = TaskState::Failed;
+            rec.error = Some(msg.clone());
+            ctx.save(&rec, kind).await?;
+            Ok(NodeResult::new(TaskState::Failed, Some(msg)))
+        }
+    }
+}
+
+fn artifact_records(
+    ctx: &RunCtx,
+    path: &str,
+    comp: &ComponentSpec,
+    outputs: &LeafOutputs,
+    stored: &Value,
+) -> Vec<ArtifactRecord> {
+    let mut out = Vec::new();
+    for (key, arts) in &outputs.artifacts {
+        let schema = comp
+            .output_definitions
+            .artifacts
+            .get(key)
+            .map(|d| d.artifact_type.schema_title.clone())
+            .unwrap_or_default();
+        for a in arts {
+            let uri = a
+                .get("uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let digest = stored
+                .get("digests")
+                .and_then(|d| d.get(&uri))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            out.push(ArtifactRecord {
+                id: oxflow_core::new_id(),
+                namespace: ctx.run.namespace.clone(),
+                run_id: ctx.run.id.clone(),
+                task_path: path.to_owned(),
+                output_key: key.clone(),
+                name: a
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(key)
+                    .to_owned(),
+                uri,
+                schema_title: schema.clone(),
+                metadata: a.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                digest,
+                created_at: Timestamp::now(),
+            });
+        }
+    }
+    out
+}
+
+/// The cache key: everything that determines a task's outputs.
+fn cache_key(
+    ctx: &RunCtx,
+    comp: &ComponentSpec,
+    c: &ContainerSpec,
+    k8s: &KubernetesExecutorConfig,
+    inputs: &LeafInputs,
+    custom: Option<&str>,
+) -> String {
+    let mut arts = Map::new();
+    for (name, list) in &inputs.artifacts {
+        let described: Vec<Value> = list
+            .iter()
+            .map(|a| {
+                let uri = a.get("uri").and_then(Value::as_str).unwrap_or_default();
+                let digest = ctx
+                    .digests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(uri)
+                    .cloned()
+                    .unwrap_or_else(|| ctx.engine.artifacts.digest(uri).ok().flatten());
+                json!({"uri": uri, "digest": digest, "metadata": a.get("metadata"), "type": a.get("type")})
+            })
+            .collect();
+        arts.insert(name.clone(), Value::Array(described));
+    }
+    let fp = json!({
+        "v": 1,
+        "inputDefinitions": comp.input_definitions,
+        "outputDefinitions": comp.output_definitions,
+        "image": c.image,
+        "command": c.command,
+        "args": c.args,
+        "env": c.env,
+        "parameters": inputs.params,
+        "artifacts": arts,
+        "cacheKey": custom,
+        "secrets": k8s.secret_as_env.iter().map(|s| &s.secret_name).collect::<Vec<_>>(),
+    });
+    let mut h = Sha256::new();
+    h.update(fp.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// A cache hit is only usable if every artifact it points at still holds
+/// what was produced.
+fn cache_entry_valid(ctx: &RunCtx, entry: &CacheEntry) -> bool {
+    let Some(digests) = entry.outputs.get("digests").and_then(Value::as_object) else {
+        return true;
+    };
+    digests.iter().all(|(uri, d)| match d {
+        Value::String(expected) => {
+            ctx.engine.artifacts.digest(uri).ok().flatten().as_deref() == Some(expected.as_str())
+        }
+        _ => true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::RetryPolicy;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let p = RetryPolicy {
+            max_retry_count: 3,
+            backoff_duration: Some("1s".into()),
+            backoff_factor: Some(2.0),
+            backoff_max_duration: Some("3s".into()),
+        };
+        let got: Vec<u64> = (0..4).map(|r| backoff(&p, r).as_millis() as u64).collect();
+        assert_eq!(got, vec![1000, 2000, 3000, 3000]);
+        assert_eq!(backoff(&RetryPolicy::default(), 2), Duration::ZERO);
+    }
+
+    #[test]
+    fn owner_liveness() {
+        let me = owner_id();
+        assert!(owner_alive(Some(&me), None, Timestamp::now()));
+        let dead = format!("{}:{}:1", hostname(), u32::MAX - 1);
+        assert!(!owner_alive(Some(&dead), None, Timestamp::now()));
+        let now = Timestamp::now();
+        assert!(owner_alive(Some("elsewhere:1:1"), Some(now), now));
+        assert!(!owner_alive(
+            Some("elsewhere:1:1"),
+            Some(Timestamp(now.0 - 120_000)),
+            now
+        ));
+        assert!(!owner_alive(None, Some(now), now));
+    }
+}

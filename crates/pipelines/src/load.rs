@@ -1,0 +1,1065 @@
+//! Loading and validating compiled pipelines.
+//!
+//! Everything the engine relies on is checked here, before a run record is
+//! written: a spec that loads will not fail later for a dangling reference,
+//! a cycle or an unparsable condition. Errors name the field path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{PipelineError, Result};
+use crate::ir::{
+    ComponentSpec, KubernetesExecutorConfig, ParameterType, PipelineSpec, PlatformSpec,
+};
+use crate::{cel, value};
+
+/// Schema versions this engine understands.
+pub const SUPPORTED_SCHEMA_VERSIONS: [&str; 2] = ["2.0.0", "2.1.0"];
+
+/// Inputs larger than this are refused before parsing.
+pub const MAX_PIPELINE_BYTES: usize = 32 * 1024 * 1024;
+
+/// A validated pipeline: the spec plus its Kubernetes platform config.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The PipelineSpec.
+    pub spec: PipelineSpec,
+    /// The raw platform spec, kept to store with the run.
+    pub platform: Option<PlatformSpec>,
+    /// `platforms.kubernetes.deploymentSpec.executors`, typed.
+    pub kubernetes: BTreeMap<String, KubernetesExecutorConfig>,
+}
+
+impl Pipeline {
+    /// Reads a compiled pipeline (YAML or JSON) from a file.
+    pub fn load_file(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| PipelineError::io(path, e))?;
+        if meta.len() as usize > MAX_PIPELINE_BYTES {
+            return Err(PipelineError::invalid(
+                &path.display().to_string(),
+                "",
+                format!(
+                    "file is {} bytes; the limit is {MAX_PIPELINE_BYTES}",
+                    meta.len()
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+        Self::load_str(&text, &path.display().to_string())
+    }
+
+    /// Parses YAML (one or two documents) or JSON text.
+    pub fn load_str(text: &str, source_name: &str) -> Result<Self> {
+        if text.len() > MAX_PIPELINE_BYTES {
+            return Err(PipelineError::invalid(
+                source_name,
+                "",
+                format!(
+                    "input is {} bytes; the limit is {MAX_PIPELINE_BYTES}",
+                    text.len()
+                ),
+            ));
+        }
+        // JSON is tried first when it looks like JSON (it is faster and its
+        // errors are clearer); YAML reads everything else, JSON documents
+        // separated by `---` included.
+        let json = text
+            .trim_start()
+            .starts_with('{')
+            .then(|| serde_json::from_str::<Value>(text));
+        let docs: Vec<Value> = match json {
+            Some(Ok(v)) => vec![v],
+            _ => {
+                // PyYAML (which the kfp compiler uses) writes YAML 1.1 but quotes
+                // every string that 1.1 would read as a boolean; only `true`/`false`
+                // are booleans. Without strict booleans a parameter named `n` or
+                // `y` would read as `false`/`true`.
+                let opts = serde_saphyr::options! { strict_booleans: true };
+                serde_saphyr::from_multiple_with_options::<Value>(text, opts).map_err(|e| {
+                    PipelineError::Syntax {
+                        source_name: source_name.to_owned(),
+                        message: e.to_string(),
+                    }
+                })?
+            }
+        };
+        let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        match docs.len() {
+            0 => Err(PipelineError::invalid(
+                source_name,
+                "",
+                "the document is empty",
+            )),
+            1 => Self::from_json(docs.into_iter().next().unwrap_or_default(), source_name),
+            2 => {
+                let mut it = docs.into_iter();
+                let spec = it.next().unwrap_or_default();
+                let platform = it.next().unwrap_or_default();
+                Self::from_parts(spec, Some(platform), source_name)
+            }
+            n => Err(PipelineError::invalid(
+                source_name,
+                "",
+                format!(
+                    "expected a PipelineSpec and an optional PlatformSpec document, found {n} documents"
+                ),
+            )),
+        }
+    }
+
+    /// Accepts a bare PipelineSpec or the API's `{"pipeline_spec": …, "platform_spec": …}` wrapper.
+    pub fn from_json(doc: Value, source_name: &str) -> Result<Self> {
+        if let Value::Object(m) = &doc
+            && m.contains_key("pipeline_spec")
+            && !m.contains_key("root")
+        {
+            let spec = m.get("pipeline_spec").cloned().unwrap_or_default();
+            let platform = m.get("platform_spec").cloned().filter(|v| !v.is_null());
+            return Self::from_parts(spec, platform, source_name);
+        }
+        Self::from_parts(doc, None, source_name)
+    }
+
+    fn from_parts(spec: Value, platform: Option<Value>, source_name: &str) -> Result<Self> {
+        if !spec.is_object() {
+            return Err(PipelineError::invalid(
+                source_name,
+                "",
+                format!(
+                    "expected a PipelineSpec mapping, found {}",
+                    value::kind(&spec)
+                ),
+            ));
+        }
+        match spec.get("schemaVersion") {
+            None => {
+                return Err(PipelineError::invalid(
+                    source_name,
+                    "schemaVersion",
+                    "missing; this does not look like a pipeline compiled by the kfp v2 SDK",
+                ));
+            }
+            Some(Value::String(v)) if SUPPORTED_SCHEMA_VERSIONS.contains(&v.as_str()) => {}
+            Some(v) => {
+                return Err(PipelineError::invalid(
+                    source_name,
+                    "schemaVersion",
+                    format!(
+                        "unsupported schema version {v}; Oxflow reads {} (compile with kfp 2.x)",
+                        SUPPORTED_SCHEMA_VERSIONS.join(" and ")
+                    ),
+                ));
+            }
+        }
+        let spec: PipelineSpec = typed(spec, source_name, "")?;
+        let (platform, kubernetes) = match platform {
+            None => (None, BTreeMap::new()),
+            Some(p) => {
+                let platform: PlatformSpec = typed(p, source_name, "platformSpec")?;
+                let mut execs = BTreeMap::new();
+                if let Some(k8s) = platform.platforms.get("kubernetes") {
+                    let e = k8s
+                        .get("deploymentSpec")
+                        .and_then(|d| d.get("executors"))
+                        .cloned()
+                        .unwrap_or(Value::Object(Default::default()));
+                    execs = typed(
+                        e,
+                        source_name,
+                        "platformSpec.platforms.kubernetes.deploymentSpec.executors",
+                    )?;
+                }
+                (Some(platform), execs)
+            }
+        };
+        let p = Pipeline {
+            spec,
+            platform,
+            kubernetes,
+        };
+        Validator {
+            spec: &p.spec,
+            src: source_name,
+        }
+        .validate(&p.kubernetes)?;
+        Ok(p)
+    }
+
+    /// The JSON stored with a run and served by the API (`{"pipeline_spec", "platform_spec"}`).
+    pub fn to_stored_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "pipeline_spec".into(),
+            serde_json::to_value(&self.spec).unwrap_or_default(),
+        );
+        if let Some(p) = &self.platform {
+            m.insert(
+                "platform_spec".into(),
+                serde_json::to_value(p).unwrap_or_default(),
+            );
+        }
+        Value::Object(m)
+    }
+
+    /// Applies defaults to user-supplied parameters and checks them against
+    /// the root's `inputDefinitions`.
+    pub fn bind_parameters(
+        &self,
+        given: &BTreeMap<String, Value>,
+    ) -> Result<serde_json::Map<String, Value>> {
+        let defs = &self.spec.root.input_definitions.parameters;
+        for name in given.keys() {
+            if !defs.contains_key(name) {
+                let known: Vec<&str> = defs.keys().map(String::as_str).collect();
+                return Err(PipelineError::Parameter {
+                    name: name.clone(),
+                    message: if known.is_empty() {
+                        "the pipeline takes no parameters".into()
+                    } else {
+                        format!(
+                            "the pipeline has no such parameter (it has: {})",
+                            known.join(", ")
+                        )
+                    },
+                });
+            }
+        }
+        let mut out = serde_json::Map::new();
+        for (name, def) in defs {
+            let v = match given.get(name).or(def.default_value.as_ref()) {
+                Some(v) => v,
+                None if def.is_optional => continue,
+                None => {
+                    return Err(PipelineError::Parameter {
+                        name: name.clone(),
+                        message: format!("required parameter is missing (pass -p {name}=VALUE)"),
+                    });
+                }
+            };
+            let v = value::coerce(def.parameter_type, v).map_err(|message| {
+                PipelineError::Parameter {
+                    name: name.clone(),
+                    message,
+                }
+            })?;
+            out.insert(name.clone(), v);
+        }
+        Ok(out)
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value, src: &str, prefix: &str) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (prefix.is_empty(), inner == ".") {
+            (true, true) => String::new(),
+            (true, false) => inner,
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{inner}"),
+        };
+        PipelineError::invalid(src, path, e.into_inner().to_string())
+    })
+}
+
+struct Validator<'a> {
+    spec: &'a PipelineSpec,
+    src: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, path: impl Into<String>, msg: impl Into<String>) -> PipelineError {
+        PipelineError::invalid(self.src, path, msg)
+    }
+
+    fn validate(&self, k8s: &BTreeMap<String, KubernetesExecutorConfig>) -> Result<()> {
+        if self.spec.root.dag.is_none() {
+            return Err(self.err("root.dag", "the root component must be a DAG"));
+        }
+        self.component("root", &self.spec.root)?;
+        for (name, c) in &self.spec.components {
+            self.component(&format!("components.{name}"), c)?;
+        }
+        for (label, e) in &self.spec.deployment_spec.executors {
+            let path = format!("deploymentSpec.executors.{label}");
+            let kinds = [
+                e.container.is_some(),
+                e.importer.is_some(),
+                e.resolver.is_some(),
+                e.custom_job.is_some(),
+            ];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                return Err(self.err(
+                    path,
+                    "an executor needs exactly one of container, importer, resolver, customJob",
+                ));
+            }
+            if e.resolver.is_some() || e.custom_job.is_some() {
+                return Err(self.err(path, "resolver and customJob executors are Vertex AI features; Oxflow runs container and importer executors"));
+            }
+            if let Some(imp) = &e.importer
+                && imp.artifact_uri.constant.is_none()
+                && imp.artifact_uri.runtime_parameter.is_none()
+            {
+                return Err(self.err(
+                    format!("{path}.importer.artifactUri"),
+                    "needs constant or runtimeParameter",
+                ));
+            }
+        }
+        for label in k8s.keys() {
+            if !self.spec.deployment_spec.executors.contains_key(label) {
+                return Err(self.err(
+                    format!("platformSpec.platforms.kubernetes.deploymentSpec.executors.{label}"),
+                    "no executor with this label in deploymentSpec.executors",
+                ));
+            }
+        }
+        self.component_cycles()?;
+        Ok(())
+    }
+
+    fn component(&self, path: &str, c: &ComponentSpec) -> Result<()> {
+        match (&c.executor_label, &c.dag) {
+            (Some(_), Some(_)) => return Err(self.err(path, "has both executorLabel and dag")),
+            (None, None) => return Err(self.err(path, "needs executorLabel or dag")),
+            (Some(label), None) => {
+                if !self.spec.deployment_spec.executors.contains_key(label) {
+                    return Err(self.err(
+                        format!("{path}.executorLabel"),
+                        format!("executor {label:?} is not defined in deploymentSpec.executors"),
+                    ));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        for (name, def) in &c.input_definitions.parameters {
+            if let Some(d) = &def.default_value {
+                value::coerce(def.parameter_type, d).map_err(|m| {
+                    self.err(
+                        format!("{path}.inputDefinitions.parameters.{name}.defaultValue"),
+                        m,
+                    )
+                })?;
+            }
+        }
+        let Some(dag) = &c.dag else { return Ok(()) };
+        let dpath = format!("{path}.dag");
+        for (tname, t) in &dag.tasks {
+            let tpath = format!("{dpath}.tasks.{tname}");
+            let Some(comp) = self.spec.components.get(&t.component_ref.name) else {
+                return Err(self.err(
+                    format!("{tpath}.componentRef.name"),
+                    format!(
+                        "component {:?} is not defined in components",
+                        t.component_ref.name
+                    ),
+                ));
+            };
+            for (i, d) in t.dependent_tasks.iter().enumerate() {
+                if !dag.tasks.contains_key(d) {
+                    return Err(self.err(
+                        format!("{tpath}.dependentTasks[{i}]"),
+                        format!("no task {d:?} in this DAG"),
+                    ));
+                }
+                if d == tname {
+                    return Err(self.err(
+                        format!("{tpath}.dependentTasks[{i}]"),
+                        "a task cannot depend on itself",
+                    ));
+                }
+            }
+            for (pname, p) in &t.inputs.parameters {
+                let ppath = format!("{tpath}.inputs.parameters.{pname}");
+                let sources = [
+                    p.component_input_parameter.is_some(),
+                    p.task_output_parameter.is_some(),
+                    p.runtime_value.is_some(),
+                    p.task_final_status.is_some(),
+                ];
+                if sources.iter().filter(|s| **s).count() != 1 {
+                    return Err(self.err(ppath, "needs exactly one of componentInputParameter, taskOutputParameter, runtimeValue, taskFinalStatus"));
+                }
+                if !comp.input_definitions.parameters.contains_key(pname) {
+                    return Err(self.err(
+                        &ppath,
+                        format!(
+                            "component {:?} has no input parameter {pname:?}",
+                            t.component_ref.name
+                        ),
+                    ));
+                }
+                if let Some(ci) = &p.component_input_parameter
+                    && !c.input_definitions.parameters.contains_key(ci)
+                {
+                    return Err(self.err(
+                        format!("{ppath}.componentInputParameter"),
+                        format!("the enclosing component has no input parameter {ci:?}"),
+                    ));
+                }
+                if let Some(to) = &p.task_output_parameter {
+                    let producer = dag.tasks.get(&to.producer_task).ok_or_else(|| {
+                        self.err(
+                            format!("{ppath}.taskOutputParameter.producerTask"),
+                            format!("no task {:?} in this DAG", to.producer_task),
+                        )
+                    })?;
+                    let pc = self.spec.components.get(&producer.component_ref.name);
+                    if let Some(pc) = pc
+                        && !pc
+                            .output_definitions
+                            .parameters
+                            .contains_key(&to.output_parameter_key)
+                    {
+                        return Err(self.err(
+                            format!("{ppath}.taskOutputParameter.outputParameterKey"),
+                            format!(
+                                "task {:?} has no output parameter {:?}",
+                                to.producer_task, to.output_parameter_key
+                            ),
+                        ));
+                    }
+                }
+                if let Some(fs) = &p.task_final_status
+                    && !dag.tasks.contains_key(&fs.producer_task)
+                {
+                    return Err(self.err(
+                        format!("{ppath}.taskFinalStatus.producerTask"),
+                        format!("no task {:?} in this DAG", fs.producer_task),
+                    ));
+                }
+                if let Some(sel) = &p.parameter_expression_selector {
+                    cel::parse(sel)
+                        .map_err(|m| self.err(format!("{ppath}.parameterExpressionSelector"), m))?;
+                }
+            }
+            for (aname, a) in &t.inputs.artifacts {
+                let apath = format!("{tpath}.inputs.artifacts.{aname}");
+                if !comp.input_definitions.artifacts.contains_key(aname) {
+                    return Err(self.err(
+                        &apath,
+                        format!(
+                            "component {:?} has no input artifact {aname:?}",
+                            t.component_ref.name
+                        ),
+                    ));
+                }
+                match (&a.task_output_artifact, &a.component_input_artifact) {
+                    (Some(to), None) => {
+                        let producer = dag.tasks.get(&to.producer_task).ok_or_else(|| {
+                            self.err(
+                                format!("{apath}.taskOutputArtifact.producerTask"),
+                                format!("no task {:?} in this DAG", to.producer_task),
+                            )
+                        })?;
+                        if let Some(pc) = self.spec.components.get(&producer.component_ref.name)
+                            && !pc
+                                .output_definitions
+                                .artifacts
+                                .contains_key(&to.output_artifact_key)
+                        {
+                            return Err(self.err(
+                                format!("{apath}.taskOutputArtifact.outputArtifactKey"),
+                                format!(
+                                    "task {:?} has no output artifact {:?}",
+                                    to.producer_task, to.output_artifact_key
+                                ),
+                            ));
+                        }
+                    }
+                    (None, Some(ci)) => {
+                        if !c.input_definitions.artifacts.contains_key(ci) {
+                            return Err(self.err(
+                                format!("{apath}.componentInputArtifact"),
+                                format!("the enclosing component has no input artifact {ci:?}"),
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(self.err(
+                            apath,
+                            "needs exactly one of taskOutputArtifact, componentInputArtifact",
+                        ));
+                    }
+                }
+            }
+            if let Some(cond) = t
+                .trigger_policy
+                .as_ref()
+                .and_then(|tp| tp.condition.as_ref())
+            {
+                cel::parse(cond)
+                    .map_err(|m| self.err(format!("{tpath}.triggerPolicy.condition"), m))?;
+            }
+            if let Some(it) = &t.parameter_iterator {
+                if comp.dag.is_none() {
+                    return Err(self.err(
+                        format!("{tpath}.parameterIterator"),
+                        "a loop must instantiate a DAG component",
+                    ));
+                }
+                if !comp
+                    .input_definitions
+                    .parameters
+                    .contains_key(&it.item_input)
+                {
+                    return Err(self.err(
+                        format!("{tpath}.parameterIterator.itemInput"),
+                        format!(
+                            "component {:?} has no input parameter {:?}",
+                            t.component_ref.name, it.item_input
+                        ),
+                    ));
+                }
+                match (&it.items.raw, &it.items.input_parameter) {
+                    (Some(raw), None) => match serde_json::from_str::<Value>(raw) {
+                        Ok(Value::Array(_)) => {}
+                        _ => {
+                            return Err(self.err(
+                                format!("{tpath}.parameterIterator.items.raw"),
+                                "must be the JSON text of a list",
+                            ));
+                        }
+                    },
+                    (None, Some(ip)) => {
+                        if !t.inputs.parameters.contains_key(ip) {
+                            return Err(self.err(
+                                format!("{tpath}.parameterIterator.items.inputParameter"),
+                                format!("the task has no input parameter {ip:?}"),
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(self.err(
+                            format!("{tpath}.parameterIterator.items"),
+                            "needs exactly one of raw, inputParameter",
+                        ));
+                    }
+                }
+            }
+            if let Some(it) = &t.artifact_iterator
+                && !t.inputs.artifacts.contains_key(&it.items.input_artifact)
+            {
+                return Err(self.err(
+                    format!("{tpath}.artifactIterator.items.inputArtifact"),
+                    format!(
+                        "the task has no input artifact {:?}",
+                        it.items.input_artifact
+                    ),
+                ));
+            }
+            if let Some(rp) = &t.retry_policy {
+                for (field, d) in [
+                    ("backoffDuration", &rp.backoff_duration),
+                    ("backoffMaxDuration", &rp.backoff_max_duration),
+                ] {
+                    if let Some(d) = d
+                        && crate::engine::parse_duration(d).is_none()
+                    {
+                        return Err(self.err(
+                            format!("{tpath}.retryPolicy.{field}"),
+                            format!("{d:?} is not a duration like \"1s\" or \"1.5s\""),
+                        ));
+                    }
+                }
+                if rp.max_retry_count < 0 {
+                    return Err(self.err(
+                        format!("{tpath}.retryPolicy.maxRetryCount"),
+                        "must not be negative",
+                    ));
+                }
+            }
+        }
+        // Outputs refer to tasks of this DAG.
+        for (oname, o) in &dag.outputs.parameters {
+            let opath = format!("{dpath}.outputs.parameters.{oname}");
+            let sels: Vec<&str> = match (&o.value_from_parameter, &o.value_from_oneof) {
+                (Some(s), None) => vec![s.producer_subtask.as_str()],
+                (None, Some(one)) => one
+                    .parameter_selectors
+                    .iter()
+                    .map(|s| s.producer_subtask.as_str())
+                    .collect(),
+                _ => {
+                    return Err(self.err(
+                        opath,
+                        "needs exactly one of valueFromParameter, valueFromOneof",
+                    ));
+                }
+            };
+            for s in sels {
+                if !dag.tasks.contains_key(s) {
+                    return Err(self.err(&opath, format!("no task {s:?} in this DAG")));
+                }
+            }
+        }
+        for (oname, o) in &dag.outputs.artifacts {
+            for s in &o.artifact_selectors {
+                if !dag.tasks.contains_key(&s.producer_subtask) {
+                    return Err(self.err(
+                        format!("{dpath}.outputs.artifacts.{oname}"),
+                        format!("no task {:?} in this DAG", s.producer_subtask),
+                    ));
+                }
+            }
+        }
+        self.task_cycles(&dpath, c)?;
+        // Root parameters must have types we can carry.
+        if path == "root" {
+            for (name, def) in &c.input_definitions.parameters {
+                if matches!(def.parameter_type, ParameterType::TaskFinalStatus) {
+                    return Err(self.err(
+                        format!("root.inputDefinitions.parameters.{name}"),
+                        "a pipeline parameter cannot be a task final status",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Dependencies between sibling tasks must form a DAG.
+    fn task_cycles(&self, dpath: &str, c: &ComponentSpec) -> Result<()> {
+        let Some(dag) = &c.dag else { return Ok(()) };
+        let deps = dag_dependencies(dag);
+        // Kahn's algorithm; whatever is left over sits on a cycle.
+        let mut indeg: HashMap<&str, usize> = dag.tasks.keys().map(|k| (k.as_str(), 0)).collect();
+        for (t, ds) in &deps {
+            indeg.insert(t.as_str(), ds.len());
+        }
+        let mut ready: Vec<&str> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut done = 0;
+        while let Some(t) = ready.pop() {
+            done += 1;
+            for (other, ds) in &deps {
+                if ds.contains(t) {
+                    let e = indeg.entry(other.as_str()).or_default();
+                    *e -= 1;
+                    if *e == 0 {
+                        ready.push(other.as_str());
+                    }
+                }
+            }
+        }
+        if done < dag.tasks.len() {
+            let mut stuck: Vec<&str> = indeg
+                .iter()
+                .filter(|(_, d)| **d > 0)
+                .map(|(k, _)| *k)
+                .collect();
+            stuck.sort();
+            return Err(self.err(
+                format!("{dpath}.tasks"),
+                format!("dependency cycle among tasks: {}", stuck.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A component must not contain itself (directly or through others).
+    fn component_cycles(&self) -> Result<()> {
+        fn visit<'a>(
+            spec: &'a PipelineSpec,
+            name: &'a str,
+            stack: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+        ) -> std::result::Result<(), Vec<String>> {
+            if done.contains(name) {
+                return Ok(());
+            }
+            if stack.contains(&name) {
+                let mut cyc: Vec<String> = stack.iter().map(|s| s.to_string()).collect();
+                cyc.push(name.to_owned());
+                return Err(cyc);
+            }
+            stack.push(name);
+            if let Some(dag) = spec.components.get(name).and_then(|c| c.dag.as_ref()) {
+                for t in dag.tasks.values() {
+                    visit(spec, &t.component_ref.name, stack, done)?;
+                }
+            }
+            stack.pop();
+            done.insert(name);
+            Ok(())
+        }
+        let mut done = BTreeSet::new();
+        for name in self.spec.components.keys() {
+            visit(self.spec, name, &mut Vec::new(), &mut done).map_err(|cyc| {
+                self.err(
+                    format!("components.{name}"),
+                    format!("component cycle: {}", cyc.join(" -> ")),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Each task's sibling dependencies: `dependentTasks` plus every producer its inputs name.
+pub(crate) fn dag_dependencies(dag: &crate::ir::DagSpec) -> BTreeMap<String, BTreeSet<String>> {
+    dag.tasks
+        .iter()
+        .map(|(name, t)| {
+            let mut ds: BTreeSet<String> = t.dependent_tasks.iter().cloned().collect();
+            for p in t.inputs.parameters.values() {
+                if let Some(to) = &p.task_output_parameter {
+                    ds.insert(to.producer_task.clone());
+                }
+                if let Some(fs) = &p.task_final_status {
+                    ds.insert(fs.producer_task.clone());
+                }
+            }
+            for a in t.inputs.artifacts.values() {
+                if let Some(to) = &a.task_output_artifact {
+                    ds.insert(to.producer_task.clone());
+                }
+            }
+            ds.retain(|d| d != name && dag.tasks.contains_key(d));
+            (name.clone(), ds)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A small valid pipeline: `train` consumes `prep`'s output.
+    fn spec() -> Value {
+        json!({
+            "pipelineInfo": {"name": "demo"},
+            "schemaVersion": "2.1.0",
+            "sdkVersion": "kfp-2.17.3",
+            "components": {
+                "comp-prep": {
+                    "executorLabel": "exec-prep",
+                    "inputDefinitions": {"parameters": {"n": {"parameterType": "NUMBER_INTEGER"}}},
+                    "outputDefinitions": {"parameters": {"Output": {"parameterType": "NUMBER_INTEGER"}}}
+                },
+                "comp-train": {
+                    "executorLabel": "exec-train",
+                    "inputDefinitions": {"parameters": {"lr": {"parameterType": "NUMBER_DOUBLE"}, "n": {"parameterType": "NUMBER_INTEGER"}}}
+                }
+            },
+            "deploymentSpec": {"executors": {
+                "exec-prep": {"container": {"image": "python:3.11", "command": ["echo"], "args": ["{{$.inputs.parameters['n']}}"]}},
+                "exec-train": {"container": {"image": "python:3.11", "command": ["echo"]}}
+            }},
+            "root": {
+                "dag": {"tasks": {
+                    "prep": {
+                        "taskInfo": {"name": "prep"}, "componentRef": {"name": "comp-prep"},
+                        "inputs": {"parameters": {"n": {"componentInputParameter": "n"}}}
+                    },
+                    "train": {
+                        "taskInfo": {"name": "train"}, "componentRef": {"name": "comp-train"},
+                        "dependentTasks": ["prep"],
+                        "inputs": {"parameters": {
+                            "lr": {"componentInputParameter": "lr"},
+                            "n": {"taskOutputParameter": {"producerTask": "prep", "outputParameterKey": "Output"}}
+                        }}
+                    }
+                }},
+                "inputDefinitions": {"parameters": {
+                    "n": {"parameterType": "NUMBER_INTEGER", "defaultValue": 3.0},
+                    "lr": {"parameterType": "NUMBER_DOUBLE"}
+                }}
+            }
+        })
+    }
+
+    fn load(v: Value) -> Result<Pipeline> {
+        Pipeline::load_str(&serde_json::to_string(&v).unwrap(), "test.json")
+    }
+
+    /// Applies `edit` to the valid spec and expects an error at `path` mentioning `msg`.
+    fn check_invalid(edit: impl FnOnce(&mut Value), path: &str, msg: &str) {
+        let mut v = spec();
+        edit(&mut v);
+        match load(v) {
+            Err(PipelineError::Invalid {
+                path: p, message, ..
+            }) => {
+                assert_eq!(p, path, "message: {message}");
+                assert!(message.contains(msg), "{message:?} should mention {msg:?}");
+            }
+            other => panic!("expected an error at {path}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_valid_spec_loads() {
+        let p = load(spec()).unwrap();
+        assert_eq!(p.spec.root.dag.as_ref().unwrap().tasks.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        check_invalid(
+            |v| v["schemaVersion"] = json!("3.0.0"),
+            "schemaVersion",
+            "unsupported schema version",
+        );
+        check_invalid(
+            |v| {
+                v.as_object_mut().unwrap().remove("schemaVersion");
+            },
+            "schemaVersion",
+            "missing",
+        );
+        check_invalid(
+            |v| {
+                v.as_object_mut().unwrap().remove("root");
+            },
+            "",
+            "missing field `root`",
+        );
+        check_invalid(
+            |v| {
+                v["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["lr"] =
+                    json!({"componentInputParameter": 5})
+            },
+            "root.dag.tasks.train.inputs.parameters.lr.componentInputParameter",
+            "invalid type",
+        );
+        check_invalid(
+            |v| {
+                v["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["lr"] =
+                    json!({"componentInputParameter": "nope"})
+            },
+            "root.dag.tasks.train.inputs.parameters.lr.componentInputParameter",
+            "no input parameter \"nope\"",
+        );
+        check_invalid(
+            |v| v["root"]["dag"]["tasks"]["train"]["componentRef"]["name"] = json!("comp-missing"),
+            "root.dag.tasks.train.componentRef.name",
+            "not defined",
+        );
+        check_invalid(
+            |v| v["root"]["dag"]["tasks"]["train"]["dependentTasks"] = json!(["ghost"]),
+            "root.dag.tasks.train.dependentTasks[0]",
+            "no task \"ghost\"",
+        );
+        check_invalid(
+            |v| {
+                v["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["n"]["taskOutputParameter"]
+                    ["outputParameterKey"] = json!("nope")
+            },
+            "root.dag.tasks.train.inputs.parameters.n.taskOutputParameter.outputParameterKey",
+            "no output parameter",
+        );
+        check_invalid(
+            |v| v["root"]["dag"]["tasks"]["prep"]["dependentTasks"] = json!(["train"]),
+            "root.dag.tasks",
+            "dependency cycle among tasks: prep, train",
+        );
+        check_invalid(
+            |v| v["components"]["comp-prep"]["executorLabel"] = json!("exec-gone"),
+            "components.comp-prep.executorLabel",
+            "not defined",
+        );
+        check_invalid(
+            |v| {
+                v["root"]["dag"]["tasks"]["train"]["triggerPolicy"] =
+                    json!({"condition": "inputs.parameter_values['x'] =="})
+            },
+            "root.dag.tasks.train.triggerPolicy.condition",
+            "unexpected end",
+        );
+        check_invalid(
+            |v| v["deploymentSpec"]["executors"]["exec-train"] = json!({"resolver": {}}),
+            "deploymentSpec.executors.exec-train",
+            "Vertex",
+        );
+        check_invalid(
+            |v| v["root"]["inputDefinitions"]["parameters"]["n"]["defaultValue"] = json!("many"),
+            "root.inputDefinitions.parameters.n.defaultValue",
+            "expected an integer",
+        );
+        check_invalid(
+            |v| {
+                v["root"]["dag"]["tasks"]["train"]["retryPolicy"] =
+                    json!({"maxRetryCount": 2, "backoffDuration": "soon"})
+            },
+            "root.dag.tasks.train.retryPolicy.backoffDuration",
+            "not a duration",
+        );
+    }
+
+    #[test]
+    fn a_component_cannot_contain_itself() {
+        let mut v = spec();
+        v["components"]["comp-loop"] =
+            json!({"dag": {"tasks": {"again": {"componentRef": {"name": "comp-loop"}}}}});
+        match load(v) {
+            Err(PipelineError::Invalid { path, message, .. }) => {
+                assert_eq!(path, "components.comp-loop");
+                assert!(message.contains("comp-loop -> comp-loop"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let e = Pipeline::load_str("root: [unclosed\n  x: 1\n", "bad.yaml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("bad.yaml: not valid YAML"), "{msg}");
+        assert!(msg.contains("line"), "{msg}");
+        let e = Pipeline::load_str("", "empty.yaml").unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = Pipeline::load_str("- 1\n- 2\n", "list.yaml").unwrap_err();
+        assert!(
+            e.to_string().contains("expected a PipelineSpec mapping"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn yaml_one_letter_names_stay_strings() {
+        // PyYAML writes `n` unquoted; it is a string, not YAML 1.1's `false`.
+        let yaml = "pipelineInfo: {name: y}\nschemaVersion: 2.1.0\nroot:\n  dag: {tasks: {}}\n  inputDefinitions:\n    parameters:\n      n: {parameterType: STRING, defaultValue: n}\n";
+        let p = Pipeline::load_str(yaml, "t.yaml").unwrap();
+        assert_eq!(p.spec.pipeline_info.name, "y");
+        let bound = p.bind_parameters(&BTreeMap::new()).unwrap();
+        assert_eq!(bound["n"], json!("n"));
+    }
+
+    #[test]
+    fn parameters_are_checked_and_defaulted() {
+        let p = load(spec()).unwrap();
+        let given = |pairs: &[(&str, Value)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let b = p.bind_parameters(&given(&[("lr", json!("0.1"))])).unwrap();
+        assert_eq!(b["lr"], json!(0.1));
+        assert_eq!(b["n"], json!(3));
+        let e = p.bind_parameters(&BTreeMap::new()).unwrap_err().to_string();
+        assert!(
+            e.contains("\"lr\"") && e.contains("required parameter is missing"),
+            "{e}"
+        );
+        let e = p
+            .bind_parameters(&given(&[("lr", json!("fast"))]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("root.inputDefinitions.parameters.lr") && e.contains("expected a number"),
+            "{e}"
+        );
+        let e = p
+            .bind_parameters(&given(&[("lr", json!(1)), ("epochs", json!(1))]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such parameter (it has: lr, n)"), "{e}");
+        let e = p
+            .bind_parameters(&given(&[("lr", json!(1)), ("n", json!("2.5"))]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected an integer"), "{e}");
+    }
+
+    #[test]
+    fn platform_spec_is_read_from_the_second_document() {
+        let doc1 = serde_json::to_string(&spec()).unwrap();
+        let doc2 = r#"{"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-train": {"secretAsEnv": [{"secretName": "s", "keyToEnv": [{"secretKey": "k", "envVar": "K"}]}], "nodeSelector": {"labels": {"a": "b"}}}}}}}}"#;
+        let p = Pipeline::load_str(&format!("{doc1}\n---\n{doc2}\n"), "two.yaml").unwrap();
+        let k = &p.kubernetes["exec-train"];
+        assert_eq!(k.secret_as_env[0].key_to_env[0].env_var, "K");
+        assert!(k.other.contains_key("nodeSelector"));
+        let bad = r#"{"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-nope": {}}}}}}"#;
+        let e = Pipeline::load_str(&format!("{doc1}\n---\n{bad}\n"), "two.yaml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("platformSpec.platforms.kubernetes.deploymentSpec.executors.exec-nope"),
+            "{e}"
+        );
+        // The API's wrapper form carries the same.
+        let wrapped = json!({"pipeline_spec": spec(), "platform_spec": serde_json::from_str::<Value>(doc2).unwrap()});
+        let p = Pipeline::from_json(wrapped, "api").unwrap();
+        assert!(p.kubernetes.contains_key("exec-train"));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Random JSON values, to splice into a valid spec.
+        fn arb_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                "[a-z{}$'\\[\\]._ -]{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Every object path in a JSON value.
+        fn paths(v: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+            if let Value::Object(m) = v {
+                for (k, c) in m {
+                    let mut p = prefix.clone();
+                    p.push(k.clone());
+                    out.push(p.clone());
+                    paths(c, p, out);
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Replacing any field of a valid spec with random JSON never panics,
+            /// and an accepted spec can be bound and re-serialised.
+            #[test]
+            fn mutated_specs_never_panic(pick in any::<prop::sample::Index>(), junk in arb_json()) {
+                let mut v = spec();
+                let mut all = Vec::new();
+                paths(&v, vec![], &mut all);
+                let path = &all[pick.index(all.len())];
+                let mut cur = &mut v;
+                for k in &path[..path.len() - 1] {
+                    cur = &mut cur[k.as_str()];
+                }
+                cur[path[path.len() - 1].as_str()] = junk;
+                if let Ok(p) = load(v) {
+                    let _ = p.bind_parameters(&BTreeMap::new());
+                    let again = Pipeline::from_json(p.to_stored_json(), "again");
+                    prop_assert!(again.is_ok(), "re-loading a stored spec failed: {:?}", again.err());
+                }
+            }
+
+            /// Arbitrary text never panics the loader.
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+                let _ = Pipeline::load_str(&text, "fuzz.yaml");
+            }
+
+            /// Arbitrary YAML-ish structure never panics the loader.
+            #[test]
+            fn arbitrary_documents_never_panic(doc in arb_json()) {
+                let _ = Pipeline::from_json(doc, "fuzz.json");
+            }
+        }
+    }
+}
