@@ -405,6 +405,77 @@ def k8s_platform(pvc_size: str = '1Gi') -> str:
     return t.output
 
 
+
+# --- concurrency and limits ---------------------------------------------------------------
+
+@dsl.component
+def rendezvous(marker_dir: str, me: str, other: str) -> str:
+    """Succeeds only if `other` runs at the same time (independent tasks run in parallel)."""
+    import os
+    import time
+    open(os.path.join(marker_dir, f'here-{me}'), 'w').write('1')
+    deadline = time.time() + 60
+    while not os.path.exists(os.path.join(marker_dir, f'here-{other}')):
+        if time.time() > deadline:
+            raise RuntimeError(f'{other} never ran alongside {me}')
+        time.sleep(0.01)
+    return me
+
+
+@dsl.component
+def one_at_a_time(marker_dir: str, i: int) -> int:
+    """Returns how many iterations were running when it started."""
+    import os
+    import time
+    mine = os.path.join(marker_dir, f'running-{i}')
+    open(mine, 'w').write('1')
+    now = len([f for f in os.listdir(marker_dir) if f.startswith('running-')])
+    time.sleep(0.1)
+    os.remove(mine)
+    return now
+
+
+@dsl.component
+def max_of(xs: List[int]) -> int:
+    return max(xs)
+
+
+@dsl.pipeline(name='concurrency')
+def concurrency(marker_dir: str) -> int:
+    a = rendezvous(marker_dir=marker_dir, me='a', other='b')
+    b = rendezvous(marker_dir=marker_dir, me='b', other='a')
+    with dsl.ParallelFor(items=[0, 1, 2, 3], parallelism=1) as i:
+        o = one_at_a_time(marker_dir=marker_dir, i=i)
+        o.set_caching_options(False)
+    m = max_of(xs=dsl.Collected(o.output))
+    for t in (a, b, m):
+        t.set_caching_options(False)
+    return m.output
+
+
+@dsl.component
+def hog(mb: int) -> int:
+    data = bytearray(mb * 1024 * 1024)
+    return len(data)
+
+
+@dsl.component
+def nap(seconds: float) -> str:
+    import time
+    time.sleep(seconds)
+    return 'woke up'
+
+
+@dsl.pipeline(name='limits')
+def limits(mb: int = 2048, seconds: float = 60.0):
+    h = hog(mb=mb)
+    h.set_memory_limit('1Gi')
+    h.set_caching_options(False)
+    n = nap(seconds=seconds)
+    n.set_caching_options(False)
+    kubernetes.set_timeout(n, 1)
+
+
 # --- performance anchors (also used by bench/) --------------------------------------------
 
 @dsl.component
@@ -441,6 +512,7 @@ PIPELINES = {
     'params': params, 'artifacts': artifacts, 'containers': containers, 'conditions': conditions,
     'loops': loops, 'exit_handler': exit_handler, 'nested': nested, 'task_config': task_config,
     'slow': slow, 'k8s_platform': k8s_platform, 'seq10': seq10, 'fanout20': fanout20,
+    'concurrency': concurrency, 'limits': limits,
 }
 
 if __name__ == '__main__':

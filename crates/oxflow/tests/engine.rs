@@ -390,3 +390,175 @@ fn runs_and_tasks_are_stored_in_postgres() {
         std::panic::resume_unwind(p);
     }
 }
+
+#[test]
+fn independent_tasks_run_in_parallel_and_loops_respect_parallelism() {
+    let env = Env::new();
+    let markers = env.work.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    // `rendezvous` a and b each wait for the other: they pass only if they run at once.
+    let run = env.run_ok(
+        "concurrency",
+        &[
+            "-p",
+            &format!("marker_dir={}", markers.display()),
+            "--parallelism",
+            "4",
+        ],
+    );
+    // ParallelFor(parallelism=1): never more than one iteration at a time.
+    assert_eq!(run["outputs"]["Output"], json!(1));
+    assert_eq!(out_param(&run, "rendezvous", "Output"), "a");
+    assert_eq!(out_param(&run, "rendezvous-2", "Output"), "b");
+}
+
+#[test]
+fn memory_limits_and_timeouts_are_enforced_and_recorded() {
+    let env = Env::new();
+    let (code, run) = env.run("limits", &[]);
+    assert_eq!(code, 1);
+    let hog = task(&run, "hog");
+    assert_eq!(hog["state"], "FAILED");
+    assert_eq!(
+        hog["inputs"]["resources"]["memory_limit_bytes"],
+        json!(1u64 << 30)
+    );
+    assert_eq!(
+        hog["inputs"]["enforced_limits"],
+        json!(["memory_limit_bytes"])
+    );
+    let out = env.oxflow(&["logs", run["id"].as_str().unwrap(), "hog"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MemoryError"));
+    let nap = task(&run, "nap");
+    assert_eq!(nap["state"], "FAILED");
+    assert!(
+        nap["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("timed out after 1s"),
+        "{}",
+        nap["error"]
+    );
+}
+
+#[test]
+fn platform_settings_for_kubernetes_are_kept() {
+    let env = Env::new();
+    for args in [
+        [
+            "secrets",
+            "create",
+            "db-creds",
+            "--from-literal",
+            "password=pw",
+        ],
+        ["secrets", "create", "tls", "--from-literal", "crt=C"],
+    ] {
+        assert!(env.oxflow(&args).status.success());
+    }
+    let run = env.run_ok("k8s_platform", &[]);
+    let k8s = &task(&run, "use-secret")["inputs"]["kubernetes"];
+    assert_eq!(
+        k8s["nodeSelector"]["labels"]["cloud.google.com/gke-accelerator"],
+        "nvidia-tesla-t4"
+    );
+    assert_eq!(k8s["tolerations"][0]["key"], "nvidia.com/gpu");
+    assert_eq!(k8s["podMetadata"]["labels"]["team"], "ml");
+}
+
+#[test]
+fn kfp_is_installed_into_a_cached_env_when_python_lacks_it() {
+    let env = Env::new();
+    let bare = env.work.path().join("bare");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bare_python = bare.join("bin/python");
+    let p = pipeline("task_config");
+    let markers = env.work.path().join("m");
+    std::fs::create_dir_all(&markers).unwrap();
+    let out = env.oxflow(&[
+        "run",
+        p.to_str().unwrap(),
+        "--python",
+        bare_python.to_str().unwrap(),
+        "-p",
+        &format!("marker_dir={}", markers.display()),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["outputs"]["Output"], "hello");
+    // The bare interpreter itself was not changed.
+    let check = std::process::Command::new(&bare_python)
+        .args(["-c", "import kfp"])
+        .output()
+        .unwrap();
+    assert!(
+        !check.status.success(),
+        "kfp must not be installed into the user's interpreter"
+    );
+    let envs: Vec<_> = std::fs::read_dir(env.home.path().join("envs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join(".ready").exists())
+        .collect();
+    assert_eq!(envs.len(), 2, "one env with kfp, one with kfp and six");
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_and_its_tasks() {
+    let env = Env::new();
+    let markers = env.work.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    std::fs::write(markers.join("sleep-second"), "120").unwrap();
+    let p = pipeline("slow");
+    let mut child = env
+        .cmd()
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "-p",
+            &format!("marker_dir={}", markers.display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the second task to start", Duration::from_secs(60), || {
+        markers.join("started-second").exists()
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(1), "a cancelled run is not a success");
+    let home = env.home.path().canonicalize().unwrap();
+    assert!(
+        processes_under(&home).is_empty(),
+        "cancelled tasks are killed before oxflow exits"
+    );
+    let out = env.oxflow(&["runs", "list", "-o", "json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["state"], "CANCELED");
+    let out = env.oxflow(&["runs", "get", runs[0]["id"].as_str().unwrap(), "-o", "json"]);
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task(&run, "sleeper")["state"], "SUCCEEDED");
+    assert_eq!(task(&run, "sleeper-2")["state"], "CANCELED");
+    assert_eq!(task(&run, "sleeper-3")["state"], "CANCELED");
+    assert_eq!(read_count(&markers, "started-third"), 0);
+}

@@ -1389,6 +1389,10 @@ async fn run_leaf(
     rec.inputs["enforced_limits"] =
         json!(ctx.engine.runtime.enforced_limits(&resources(&container)));
     rec.inputs["image"] = Value::String(container.image.clone());
+    if !k8s.other.is_empty() {
+        // Node selectors, tolerations, pod metadata: kept for the Kubernetes runtime.
+        rec.inputs["kubernetes"] = serde_json::to_value(&k8s.other).unwrap_or_default();
+    }
     let retry = t.retry_policy.clone().unwrap_or_default();
     let mut max_attempts = 1 + retry.max_retry_count.max(0);
     let mut attempt = 1;
