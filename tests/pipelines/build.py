@@ -151,11 +151,20 @@ def write_executor_output(executor_output: str = dsl.PIPELINE_TASK_EXECUTOR_OUTP
     )
 
 
+@dsl.component
+def job_info(job: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER, rid: str = dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+             jid: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER, task: str = dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
+             tid: str = dsl.PIPELINE_TASK_ID_PLACEHOLDER, created: str = dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+             root: str = dsl.PIPELINE_ROOT_PLACEHOLDER) -> str:
+    return '|'.join([job, rid, jid, task, tid, created, root])
+
+
 @dsl.pipeline(name='containers')
 def containers(n: int = 5, prefix: str = 'line') -> int:
     w = write_lines(n=n, prefix=prefix)
     c = count_lines(inp=w.outputs['out'], verbose=True)
     write_executor_output().after(c)
+    job_info().set_caching_options(False)
     return c.outputs['count']
 
 

@@ -104,6 +104,19 @@ fn container_components_and_placeholders() {
         "{note}"
     );
     assert_eq!(words[3..], ["count-lines", id], "{note}");
+    // Run and task placeholders as default values of a lightweight component.
+    let info = out_param(&run, "job-info", "Output").as_str().unwrap();
+    let parts: Vec<&str> = info.split('|').collect();
+    assert_eq!(parts[0], run["name"].as_str().unwrap(), "{info}");
+    assert_eq!(parts[1..3], [id, id], "{info}");
+    assert_eq!(parts[3], "job-info", "{info}");
+    assert_eq!(
+        parts[4],
+        task(&run, "job-info")["id"].as_str().unwrap(),
+        "{info}"
+    );
+    assert_eq!(parts[5], run["created_at"].as_str().unwrap(), "{info}");
+    assert!(parts[6].ends_with(id), "{info}");
 }
 
 #[test]

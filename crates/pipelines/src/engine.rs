@@ -414,6 +414,24 @@ impl NodeResult {
     }
 }
 
+/// A task's id: stable for a (run, path), so a resumed run keeps its task ids.
+fn task_id(run_id: &str, path: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(run_id.as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    let b = h.finalize();
+    let x = hex::encode(&b[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
@@ -423,6 +441,33 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 impl RunCtx {
+    /// Values for `{{$.pipeline_job_name}}`, `{{$.pipeline_task_uuid}}` and friends.
+    fn job_info(&self, task_name: &str, path: &str) -> JobInfo {
+        let run_dir = self
+            .engine
+            .artifacts
+            .run_dir(self.run.namespace.as_str(), &self.run.id);
+        JobInfo {
+            job_name: self.run.display_name.clone(),
+            job_resource_name: self.run.id.clone(),
+            job_uuid: self.run.id.clone(),
+            task_name: task_name.to_owned(),
+            task_uuid: self
+                .existing
+                .get(path)
+                .map(|t| t.id.clone())
+                .unwrap_or_else(|| task_id(&self.run.id, path)),
+            pipeline_root: run_dir.to_string_lossy().into_owned(),
+            create_time: self.run.created_at.to_rfc3339(),
+            schedule_time: self.run.created_at.to_rfc3339(),
+            workspace_path: run_dir
+                .join(path)
+                .join(".kfp")
+                .join("work")
+                .to_string_lossy()
+                .into_owned(),
+        }
+    }
     fn emit(&self, t: &TaskRecord, kind: &'static str) {
         if let Some(tx) = &self.events {
             let _ = tx.send(TaskEvent {
@@ -445,7 +490,7 @@ impl RunCtx {
         TaskRecord {
             id: existing
                 .map(|t| t.id.clone())
-                .unwrap_or_else(oxflow_core::new_id),
+                .unwrap_or_else(|| task_id(&self.run.id, path)),
             run_id: self.run.id.clone(),
             path: path.to_owned(),
             parent_path: parent,
@@ -732,7 +777,7 @@ fn run_task(
                 "component vanished from the spec",
             ));
         };
-        let inputs = match resolve_inputs(&ctx, tspec, comp, &scope, &upstream) {
+        let inputs = match resolve_inputs(&ctx, tspec, comp, &scope, &upstream, &name, &path) {
             Ok(i) => i,
             Err(msg) => {
                 return ctx
@@ -847,6 +892,8 @@ fn resolve_inputs(
     comp: &ComponentSpec,
     scope: &Scope,
     upstream: &HashMap<String, NodeResult>,
+    task_name: &str,
+    path: &str,
 ) -> std::result::Result<LeafInputs, String> {
     let mut params = Map::new();
     for (name, p) in &t.inputs.parameters {
@@ -905,6 +952,29 @@ fn resolve_inputs(
         let v = value::coerce(def.parameter_type, &v)
             .map_err(|m| format!("input parameter {name:?}: {m}"))?;
         out.params.insert(name.clone(), v);
+    }
+    // Defaults and constants may be run/task placeholders
+    // (`dsl.PIPELINE_JOB_NAME_PLACEHOLDER` as a default value).
+    if out
+        .params
+        .values()
+        .any(|v| v.as_str().is_some_and(|s| s.contains("{{$.")))
+    {
+        let job = ctx.job_info(task_name, path);
+        let empty = LeafInputs::default();
+        let ph = Placeholders {
+            inputs: &empty,
+            plan: &OutputPlan::default(),
+            job: &job,
+            executor_input_json: String::new(),
+        };
+        for v in out.params.values_mut() {
+            if let Value::String(s) = v
+                && s.contains("{{$.")
+            {
+                *s = ph.substitute(s);
+            }
+        }
     }
     for (name, a) in &t.inputs.artifacts {
         let arts = if let Some(to) = &a.task_output_artifact {
@@ -1412,22 +1482,30 @@ async fn run_leaf(
             max_attempts += prev.attempt;
         }
     }
-    let job = JobInfo {
-        job_name: ctx.run.display_name.clone(),
-        job_resource_name: ctx.run.id.clone(),
-        job_uuid: ctx.run.id.clone(),
-        task_name: name.clone(),
-        task_uuid: rec.id.clone(),
-        pipeline_root: ctx
-            .engine
-            .artifacts
-            .run_dir(ctx.run.namespace.as_str(), &ctx.run.id)
-            .to_string_lossy()
-            .into_owned(),
-        create_time: ctx.run.created_at.to_rfc3339(),
-        schedule_time: ctx.run.created_at.to_rfc3339(),
-        workspace_path: task_dir.join("workspace").to_string_lossy().into_owned(),
-    };
+    let job = ctx.job_info(&name, &path);
+    // Input values may name this task's outputs
+    // (`dsl.PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER` as a default).
+    let mut inputs = inputs;
+    if inputs
+        .params
+        .values()
+        .any(|v| v.as_str().is_some_and(|s| s.contains("{{$.outputs")))
+    {
+        let snapshot = inputs.clone();
+        let ph = Placeholders {
+            inputs: &snapshot,
+            plan: &plan,
+            job: &job,
+            executor_input_json: String::new(),
+        };
+        for v in inputs.params.values_mut() {
+            if let Value::String(s) = v
+                && s.contains("{{$.outputs")
+            {
+                *s = ph.substitute(s);
+            }
+        }
+    }
     let ei = executor::executor_input(&inputs, &plan);
     let ph = Placeholders {
         inputs: &inputs,

@@ -227,7 +227,7 @@ impl Placeholders<'_> {
             "pipeline_job_create_time_utc" => Some(&j.create_time),
             "pipeline_job_schedule_time_utc" => Some(&j.schedule_time),
             "workspace_path" => Some(&j.workspace_path),
-            "outputs.output_file" => {
+            "outputs.output_file" if !self.plan.output_file.as_os_str().is_empty() => {
                 return Some(self.plan.output_file.to_string_lossy().into_owned());
             }
             _ => None,
