@@ -156,6 +156,11 @@ impl Ctx {
         };
         std::fs::create_dir_all(&home)
             .with_context(|| format!("creating the data directory {}", home.display()))?;
+        // Paths under the data directory are handed to tasks that run
+        // elsewhere (their own working directories): make them absolute.
+        let home = home
+            .canonicalize()
+            .with_context(|| format!("resolving the data directory {}", home.display()))?;
         let store = match &cli.database {
             Some(url) => Store::open(url).await?,
             None => Store::open_in_dir(&home).await?,
@@ -176,7 +181,13 @@ impl Ctx {
         let runtime = Arc::new(LocalRuntime::new(LocalConfig {
             scratch_dir: self.home.join("scratch"),
             warm_python: std::env::var_os("OXFLOW_NO_WARM_PYTHON").is_none(),
-            preload_modules: vec!["kfp.dsl.executor_main".into()],
+            // `shutil` and `locale` are what executor_main imports lazily
+            // (through argparse); preloading them saves ~4 ms per step.
+            preload_modules: vec![
+                "kfp.dsl.executor_main".into(),
+                "shutil".into(),
+                "locale".into(),
+            ],
             preload_env: [("_KFP_RUNTIME".to_owned(), "true".to_owned())].into(),
         }));
         let cpus = std::thread::available_parallelism()
@@ -312,6 +323,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     let params = parse_params(&args.params)?;
     let ctx = Ctx::open(cli).await?;
     let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
+    engine.prewarm(&pipeline);
     recover_and_report(&engine).await?;
     let req = SubmitRequest {
         namespace: ctx.namespace.clone(),
@@ -325,9 +337,14 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         },
     };
     let run = engine.submit(&pipeline, req).await?;
+    // The engine re-reads the spec from the run record; a large pipeline
+    // should not be held twice while it executes.
+    drop(pipeline);
     eprintln!("run {} ({}) submitted", run.id, run.display_name);
     let finished = execute_with_progress(&engine, &run.id).await;
-    runtime.shutdown().await;
+    // No need to wait for the warm executors to stop: every task has ended,
+    // and they exit when this process does (stdin EOF, parent-death signal).
+    drop(runtime);
     let finished = finished?;
     let tasks = ctx.store.list_tasks(&finished.id).await?;
     if args.output == "json" {
@@ -449,7 +466,7 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
                 );
             }
             let finished = execute_with_progress(&engine, &record.id).await;
-            runtime.shutdown().await;
+            drop(runtime);
             let finished = finished?;
             let tasks = ctx.store.list_tasks(&finished.id).await?;
             output::print_summary(&finished, &tasks);

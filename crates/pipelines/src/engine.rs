@@ -116,6 +116,7 @@ struct Inner {
     artifacts: ArtifactStore,
     pythons: PythonEnvs,
     slots: Arc<Semaphore>,
+    slots_total: usize,
     owner: String,
     data_dir: PathBuf,
 }
@@ -136,6 +137,7 @@ impl Engine {
                 artifacts,
                 pythons,
                 slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
+                slots_total: config.max_parallel.max(1),
                 owner: owner_id(),
                 data_dir: config.data_dir,
             }),
@@ -185,6 +187,28 @@ impl Engine {
         self.inner.store.insert_run(&run).await?;
         tracing::info!(run = %run.id, pipeline = %run.pipeline_name, "Run submitted.");
         Ok(run)
+    }
+
+    /// Starts what `pipeline`'s lightweight components will need (the
+    /// interpreter check and its warm executor) in the background, so the
+    /// first task does not wait for them. Idempotent; [`Engine::execute`]
+    /// calls it too, a caller that knows the pipeline early may call it sooner.
+    pub fn prewarm(&self, pipeline: &Pipeline) {
+        let Some(kfp_req) = first_plain_lightweight(pipeline) else {
+            return;
+        };
+        // The base interpreter's executor starts at once, in parallel with
+        // checking that it can import kfp (it nearly always can; if not, the
+        // unused executor costs one idle process).
+        if let Ok(base) = self.inner.pythons.base() {
+            self.inner.runtime.prewarm_python(&base);
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if let Ok(py) = inner.pythons.interpreter(&[], &[], &kfp_req).await {
+                inner.runtime.prewarm_python(&py);
+            }
+        });
     }
 
     /// Finds runs whose engine died (RUNNING with a dead owner): their
@@ -254,7 +278,9 @@ impl Engine {
                 message: "another Oxflow process is executing this run".into(),
             });
         }
-        let pipeline = Pipeline::from_json(run.spec.clone(), &format!("run {}", run.id))?;
+        // update_run never writes the spec, so the typed copy is the only one kept.
+        let pipeline =
+            Pipeline::from_json(std::mem::take(&mut run.spec), &format!("run {}", run.id))?;
         let opts: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
         let existing: HashMap<String, TaskRecord> = store
             .list_tasks(&run.id)
@@ -282,9 +308,12 @@ impl Engine {
                 }
             })
         };
+        // The context needs the run's identity, not a second copy of its spec.
+        let mut run_meta = run.clone();
+        run_meta.spec = Value::Null;
         let ctx = Arc::new(RunCtx {
             engine: self.inner.clone(),
-            run: run.clone(),
+            run: run_meta,
             pipeline,
             opts,
             existing,
@@ -292,6 +321,9 @@ impl Engine {
             events,
             digests: Mutex::new(HashMap::new()),
         });
+        // Overlap finding the interpreter and starting its warm executor with
+        // the first task's setup.
+        self.prewarm(&ctx.pipeline);
         let root_params = match &run.parameters {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
@@ -337,6 +369,26 @@ impl Engine {
         tracing::info!(run = %run.id, state = %run.state, "Run finished.");
         Ok(run)
     }
+}
+
+/// The kfp requirement of the first lightweight component without
+/// `packages_to_install`, if the pipeline has one.
+fn first_plain_lightweight(p: &Pipeline) -> Option<String> {
+    p.spec.deployment_spec.executors.values().find_map(|e| {
+        let lw = executor::classify(&e.container.as_ref()?.command)?;
+        lw.packages.is_empty().then(|| kfp_requirement(&lw, p))
+    })
+}
+
+fn kfp_requirement(lw: &executor::Lightweight, p: &Pipeline) -> String {
+    lw.kfp_requirement.clone().unwrap_or_else(|| {
+        let v = p.spec.sdk_version.trim_start_matches("kfp-");
+        if v.is_empty() {
+            "kfp".to_owned()
+        } else {
+            format!("kfp=={v}")
+        }
+    })
 }
 
 /// `host:pid:start-ticks` of this process, so liveness can be checked without a heartbeat.
@@ -1145,13 +1197,18 @@ async fn run_loop(
         }
     };
     let n = scopes.len();
+    // Unlimited loops are still bounded by the engine's slots; keeping a
+    // few more iterations in flight than slots keeps them busy without
+    // holding thousands of iteration records open at once.
+    let in_flight = ctx.engine.slots_total.saturating_mul(4).max(64);
     let limit = t
         .iterator_policy
         .as_ref()
         .map(|p| p.parallelism_limit)
         .filter(|l| *l > 0)
         .map(|l| l as usize)
-        .unwrap_or(n.max(1));
+        .unwrap_or(in_flight)
+        .clamp(1, n.max(1));
     let iterations = futures::stream::iter(scopes.into_iter().enumerate().map(|(i, s)| {
         let ctx = ctx.clone();
         let comp_name = comp_name.clone();
@@ -1410,25 +1467,42 @@ async fn run_leaf(
     let log_path = kfp_dir.join("log");
     rec.log_path = Some(log_path.to_string_lossy().into_owned());
 
-    // Cache lookup.
+    // A slot is taken before the task touches the store or starts: a
+    // 10,000-wide DAG then has at most `max_parallel` tasks in flight, not
+    // 10,000 store writes queued on the connection pool.
+    let mut permit = Some(
+        ctx.engine
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| PipelineError::RunState {
+                run_id: ctx.run.id.clone(),
+                message: format!("the engine is shutting down: {e}"),
+            })?,
+    );
+
+    // Cache lookup (the key digests input artifacts, so only when caching).
     let caching =
         ctx.opts.enable_cache && t.caching_options.as_ref().is_some_and(|c| c.enable_cache);
-    let cache_key = cache_key(
-        &ctx,
-        comp,
-        &container,
-        &k8s,
-        &inputs,
-        t.caching_options
-            .as_ref()
-            .and_then(|c| c.cache_key.as_deref()),
-    );
-    rec.cache_key = Some(cache_key.clone());
-    if caching
+    let cache_key = caching.then(|| {
+        cache_key(
+            &ctx,
+            comp,
+            &container,
+            &k8s,
+            &inputs,
+            t.caching_options
+                .as_ref()
+                .and_then(|c| c.cache_key.as_deref()),
+        )
+    });
+    rec.cache_key = cache_key.clone();
+    if let Some(cache_key) = &cache_key
         && let Some(entry) = ctx
             .engine
             .store
-            .get_cache(&ctx.run.namespace, &cache_key)
+            .get_cache(&ctx.run.namespace, cache_key)
             .await?
     {
         if cache_entry_valid(&ctx, &entry) {
@@ -1450,7 +1524,7 @@ async fn run_leaf(
         }
         ctx.engine
             .store
-            .delete_cache(&ctx.run.namespace, &cache_key)
+            .delete_cache(&ctx.run.namespace, cache_key)
             .await?;
     }
 
@@ -1518,6 +1592,19 @@ async fn run_leaf(
     let mut final_state = TaskState::Failed;
     let mut outputs = LeafOutputs::default();
     loop {
+        if permit.is_none() {
+            permit = Some(
+                ctx.engine
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| PipelineError::RunState {
+                        run_id: ctx.run.id.clone(),
+                        message: format!("the engine is shutting down: {e}"),
+                    })?,
+            );
+        }
         rec.attempt = attempt;
         rec.state = TaskState::Running;
         rec.error = None;
@@ -1530,13 +1617,6 @@ async fn run_leaf(
                 &ctx, &container, &k8s, &ph, &inputs, &upstream, &task_dir, &log_path, &path,
             )
             .await?;
-            let _permit = ctx
-                .engine
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| e.to_string())?;
             append_log(
                 &log_path,
                 &format!(
@@ -1551,7 +1631,6 @@ async fn run_leaf(
                 .run(&workload, ctx.cancel.child_token())
                 .await
                 .map_err(|e| e.to_string())?;
-            drop(_permit);
             if outcome.canceled {
                 return Ok(None);
             }
@@ -1594,6 +1673,8 @@ async fn run_leaf(
                 ));
                 rec.finished_at = Some(Timestamp::now());
                 ctx.save(&rec, kind).await?;
+                // The slot is free while waiting to retry.
+                drop(permit.take());
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = ctx.cancel.cancelled() => {}
@@ -1628,8 +1709,8 @@ async fn run_leaf(
     rec.outputs = stored.clone();
     rec.error = None;
     let arts = artifact_records(&ctx, &path, comp, &outputs, &stored);
-    let entry = caching.then(|| CacheEntry {
-        key: cache_key,
+    let entry = cache_key.map(|key| CacheEntry {
+        key,
         namespace: ctx.run.namespace.clone(),
         outputs: stored,
         run_id: ctx.run.id.clone(),
@@ -1728,14 +1809,7 @@ async fn build_workload(
     let args = ph.resolve_all(&c.args)?;
     let (program, full_args, warm) = match executor::classify(&c.command) {
         Some(lw) => {
-            let kfp_req = lw.kfp_requirement.clone().unwrap_or_else(|| {
-                let v = ctx.pipeline.spec.sdk_version.trim_start_matches("kfp-");
-                if v.is_empty() {
-                    "kfp".to_owned()
-                } else {
-                    format!("kfp=={v}")
-                }
-            });
+            let kfp_req = kfp_requirement(&lw, &ctx.pipeline);
             let python = ctx
                 .engine
                 .pythons

@@ -13,6 +13,7 @@
 //! writes runs through `oxflow-store` and runs processes through the runtime.
 
 pub mod cel;
+mod controller;
 mod engine;
 mod error;
 pub mod executor;
@@ -21,6 +22,7 @@ mod load;
 mod python;
 pub mod value;
 
+pub use controller::{RunController, RunEvent};
 pub use engine::{
     Engine, EngineConfig, HEARTBEAT_STALE, RunOptions, SubmitRequest, TaskEvent, backoff,
     parse_duration,

@@ -624,10 +624,15 @@ impl Validator<'_> {
     fn task_cycles(&self, dpath: &str, c: &ComponentSpec) -> Result<()> {
         let Some(dag) = &c.dag else { return Ok(()) };
         let deps = dag_dependencies(dag);
-        // Kahn's algorithm; whatever is left over sits on a cycle.
-        let mut indeg: HashMap<&str, usize> = dag.tasks.keys().map(|k| (k.as_str(), 0)).collect();
+        // Kahn's algorithm over reverse edges (linear in the DAG's size);
+        // whatever is left over sits on a cycle.
+        let mut indeg: HashMap<&str, usize> = HashMap::with_capacity(deps.len());
+        let mut rdeps: HashMap<&str, Vec<&str>> = HashMap::with_capacity(deps.len());
         for (t, ds) in &deps {
             indeg.insert(t.as_str(), ds.len());
+            for d in ds {
+                rdeps.entry(d.as_str()).or_default().push(t.as_str());
+            }
         }
         let mut ready: Vec<&str> = indeg
             .iter()
@@ -637,12 +642,11 @@ impl Validator<'_> {
         let mut done = 0;
         while let Some(t) = ready.pop() {
             done += 1;
-            for (other, ds) in &deps {
-                if ds.contains(t) {
-                    let e = indeg.entry(other.as_str()).or_default();
+            for other in rdeps.get(t).into_iter().flatten() {
+                if let Some(e) = indeg.get_mut(other) {
                     *e -= 1;
                     if *e == 0 {
-                        ready.push(other.as_str());
+                        ready.push(other);
                     }
                 }
             }

@@ -22,8 +22,9 @@ use crate::error::{PipelineError, Result};
 pub struct PythonEnvs {
     envs_dir: PathBuf,
     base: Option<PathBuf>,
-    /// Memoised answers: interpreter → can it import kfp's executor?
-    probes: Mutex<HashMap<PathBuf, bool>>,
+    /// Memoised answers: interpreter → can it import kfp's executor? One
+    /// probe per interpreter even when many tasks ask at once.
+    probes: Mutex<HashMap<PathBuf, Arc<tokio::sync::OnceCell<bool>>>>,
     /// One builder at a time per env key within this process (a file lock covers other processes).
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -102,29 +103,27 @@ impl PythonEnvs {
     }
 
     async fn can_import_kfp(&self, python: &Path) -> bool {
-        if let Some(v) = self
+        let cell = self
             .probes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(python)
-        {
-            return *v;
-        }
-        let ok = Command::new(python)
-            .args(["-c", PROBE])
-            .env("_KFP_RUNTIME", "true")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
+            .entry(python.to_path_buf())
+            .or_default()
+            .clone();
+        *cell
+            .get_or_init(|| async {
+                Command::new(python)
+                    .args(["-c", PROBE])
+                    .env("_KFP_RUNTIME", "true")
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .await
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            })
             .await
-            .map(|s| s.success())
-            .unwrap_or(false);
-        self.probes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(python.to_path_buf(), ok);
-        ok
     }
 
     async fn build(

@@ -115,6 +115,13 @@ pub trait Runtime: Send + Sync {
         let _ = resources;
         Vec::new()
     }
+
+    /// A hint that `python -m …` workloads of this interpreter are coming:
+    /// a runtime with warm interpreters may start one now, in the
+    /// background, so the first step does not wait for it.
+    fn prewarm_python(&self, program: &std::path::Path) {
+        let _ = program;
+    }
 }
 
 #[cfg(test)]

@@ -478,6 +478,17 @@ impl Runtime for LocalRuntime {
     fn enforced_limits(&self, resources: &Resources) -> Vec<&'static str> {
         LocalRuntime::enforced_limits(self, resources)
     }
+
+    fn prewarm_python(&self, program: &Path) {
+        if !self.inner.config.warm_python {
+            return;
+        }
+        let this = self.clone();
+        let program = program.to_path_buf();
+        tokio::spawn(async move {
+            let _ = this.inner.warm.server(&program).await;
+        });
+    }
 }
 
 fn outcome(s: Supervised, warm: bool) -> Outcome {
