@@ -342,9 +342,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     drop(pipeline);
     eprintln!("run {} ({}) submitted", run.id, run.display_name);
     let finished = execute_with_progress(&engine, &run.id).await;
-    // No need to wait for the warm executors to stop: every task has ended,
-    // and they exit when this process does (stdin EOF, parent-death signal).
-    drop(runtime);
+    runtime.shutdown().await;
     let finished = finished?;
     let tasks = ctx.store.list_tasks(&finished.id).await?;
     if args.output == "json" {
@@ -466,7 +464,7 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
                 );
             }
             let finished = execute_with_progress(&engine, &record.id).await;
-            drop(runtime);
+            runtime.shutdown().await;
             let finished = finished?;
             let tasks = ctx.store.list_tasks(&finished.id).await?;
             output::print_summary(&finished, &tasks);
