@@ -357,7 +357,7 @@ def task_config(marker_dir: str, key: str = 'MY_VAR') -> str:
 
 @dsl.component
 def sleeper(marker_dir: str, name: str) -> str:
-    """Records each start, then sleeps as long as the file sleep-<name> says (0 if absent)."""
+    """Records each start, sleeps as long as the file sleep-<name> says (0 if absent), fails if fail-<name> exists."""
     import os
     import time
     starts = os.path.join(marker_dir, f'started-{name}')
@@ -365,6 +365,8 @@ def sleeper(marker_dir: str, name: str) -> str:
     open(starts, 'w').write(str(n))
     delay = os.path.join(marker_dir, f'sleep-{name}')
     time.sleep(float(open(delay).read()) if os.path.exists(delay) else 0.0)
+    if os.path.exists(os.path.join(marker_dir, f'fail-{name}')):
+        raise RuntimeError(f'{name} told to fail')
     return name
 
 

@@ -37,6 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the platform: the KFP-compatible API on http://127.0.0.1:8080 (Ctrl-C stops it).
+    Up(UpArgs),
     /// Run a pipeline package compiled by the kfp SDK and wait for it.
     Run(RunArgs),
     /// Check a pipeline package without running it.
@@ -57,6 +59,22 @@ pub enum Command {
     /// Manage secrets that pipelines use through kfp-kubernetes.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address to listen on (loopback by default; anything else exposes the API).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Python interpreter for lightweight components (default: python3 on PATH).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Tasks running at once across all runs (default: 2 × CPUs).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Runs executing at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +207,7 @@ impl Ctx {
                 "locale".into(),
             ],
             preload_env: [("_KFP_RUNTIME".to_owned(), "true".to_owned())].into(),
+            ..Default::default()
         }));
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -227,6 +246,7 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(&cli, args).await,
+        Command::Up(args) => up(&cli, args).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
         Command::Logs { run, task } => {
             let ctx = Ctx::open(&cli).await?;
@@ -489,4 +509,44 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `oxflow up`: the API server with a run controller, until Ctrl-C.
+async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
+    let ctx = Ctx::open(cli).await?;
+    let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
+    let controller = oxflow_pipelines::RunController::new(engine, args.max_runs);
+    let loop_handle = controller.start();
+    let state = oxflow_server::AppState {
+        controller: controller.clone(),
+        store: ctx.store.clone(),
+        default_namespace: ctx.namespace.clone(),
+    };
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping...");
+                shutdown.cancel();
+            }
+        });
+    }
+    let home = ctx.home.clone();
+    oxflow_server::serve(args.addr, state, shutdown.clone(), |addr| {
+        // Tests and scripts wait for this line.
+        eprintln!(
+            "oxflow is serving on http://{addr} (data in {})",
+            home.display()
+        );
+    })
+    .await
+    .with_context(|| format!("serving on {}", args.addr))?;
+    // Runs still executing are left as they are (no state is written for
+    // them now): their tasks stop when this process exits, and the next
+    // `oxflow up` resumes them, as after a crash.
+    controller.stop();
+    loop_handle.abort();
+    drop(runtime);
+    Ok(ExitCode::SUCCESS)
 }

@@ -91,12 +91,11 @@ impl RunController {
         tokio::spawn(async move { this.run_loop().await })
     }
 
-    /// Stops taking new runs and cancels the ones executing here.
-    pub fn shutdown(&self) {
+    /// Stops taking new runs. Runs executing here are not cancelled: their
+    /// tasks end with the process, and the next start resumes the runs
+    /// (the same path as after a crash), so a restart loses nothing.
+    pub fn stop(&self) {
         self.inner.shutdown.cancel();
-        for token in self.lock_running().values() {
-            token.cancel();
-        }
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {

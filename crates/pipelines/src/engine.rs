@@ -156,6 +156,16 @@ impl Engine {
 
     /// Validates parameters and writes a PENDING run. Nothing is written if anything is wrong.
     pub async fn submit(&self, pipeline: &Pipeline, req: SubmitRequest) -> Result<RunRecord> {
+        let run = self.prepare(pipeline, req)?;
+        self.inner.store.insert_run(&run).await?;
+        tracing::info!(run = %run.id, pipeline = %run.pipeline_name, "Run submitted.");
+        Ok(run)
+    }
+
+    /// Validates parameters and builds the PENDING run record without
+    /// writing it, for callers that add their own fields (experiment, …)
+    /// before inserting it.
+    pub fn prepare(&self, pipeline: &Pipeline, req: SubmitRequest) -> Result<RunRecord> {
         let params = pipeline.bind_parameters(&req.parameters)?;
         let now = Timestamp::now();
         let name = req.display_name.unwrap_or_else(|| {
@@ -183,9 +193,8 @@ impl Engine {
             finished_at: None,
             owner: None,
             heartbeat_at: None,
+            ..Default::default()
         };
-        self.inner.store.insert_run(&run).await?;
-        tracing::info!(run = %run.id, pipeline = %run.pipeline_name, "Run submitted.");
         Ok(run)
     }
 

@@ -6,12 +6,20 @@
 
 #![warn(missing_docs)]
 
+mod query;
 mod records;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use records::{ArtifactRecord, CacheEntry, RunQuery, RunRecord, TaskRecord};
+pub use query::{
+    DEFAULT_PAGE_SIZE, Filter, FilterOp, FilterValue, ListQuery, MAX_PAGE_SIZE, Page, Sort,
+};
+pub use records::{
+    ArtifactRecord, CacheEntry, ExperimentRecord, PipelineRecord, PipelineVersionRecord,
+    RecurringRunRecord, RunQuery, RunRecord, StateChange, StorageState, TaskRecord,
+    UnknownStorageState,
+};
 pub use store_impl::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
 
 /// What can go wrong talking to the database.
@@ -61,6 +69,37 @@ pub enum StoreError {
         prefix: String,
         /// How many matched.
         matches: usize,
+    },
+    /// A record with this name already exists where names must be unique.
+    #[error("{kind} {name:?} already exists; choose another name")]
+    Conflict {
+        /// `experiment`, `pipeline`, `pipeline version`.
+        kind: &'static str,
+        /// The name that is taken.
+        name: String,
+    },
+    /// A record cannot be deleted while others depend on it.
+    #[error(
+        "{kind} {id:?} still has {count} {children}; delete them first, or ask for a cascading delete"
+    )]
+    NotEmpty {
+        /// `pipeline`.
+        kind: &'static str,
+        /// The record asked to be deleted.
+        id: String,
+        /// What depends on it (`pipeline versions`).
+        children: &'static str,
+        /// How many.
+        count: i64,
+    },
+    /// A list request names a field, operation, value or page token the
+    /// store cannot use.
+    #[error("bad query on {field:?}: {message}")]
+    BadQuery {
+        /// The field (or `page_token`) at fault.
+        field: String,
+        /// What is wrong and what would work.
+        message: String,
     },
 }
 

@@ -1,6 +1,9 @@
 //! The records the store keeps. JSON-valued columns are `serde_json::Value`
 //! here and TEXT in the database (the `Any` driver carries no JSON type).
 
+use std::fmt;
+use std::str::FromStr;
+
 use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,222 @@ pub struct RunRecord {
     pub owner: Option<String>,
     /// The owner's last sign of life.
     pub heartbeat_at: Option<Timestamp>,
+    /// The experiment it belongs to (KFP `experiment_id`). Not a foreign key:
+    /// deleting an experiment leaves its runs (as KFP does).
+    #[serde(default)]
+    pub experiment_id: Option<String>,
+    /// Free text the user gave at submission.
+    #[serde(default)]
+    pub description: String,
+    /// Archived runs are hidden from default listings but kept. Changed only
+    /// with [`crate::Store::set_run_storage_state`], never by `update_run`.
+    #[serde(default)]
+    pub storage_state: StorageState,
+    /// The stored pipeline it was started from, if any (KFP `pipeline_version_reference`).
+    #[serde(default)]
+    pub pipeline_id: Option<String>,
+    /// The stored pipeline version it was started from, if any.
+    #[serde(default)]
+    pub pipeline_version_id: Option<String>,
+    /// The recurring run that created it, if any.
+    #[serde(default)]
+    pub recurring_run_id: Option<String>,
+    /// Every state the run entered, oldest first. Maintained by the store:
+    /// `insert_run` fills an empty history with the initial state and
+    /// `update_run` appends an entry whenever the state changes.
+    #[serde(default)]
+    pub state_history: Vec<StateChange>,
+    /// The time slot a recurring run created it for; otherwise (KFP) the
+    /// submission time, or `None`.
+    #[serde(default)]
+    pub scheduled_at: Option<Timestamp>,
+}
+
+/// Every field empty: JSON fields `{}` (the spec `null`), state PENDING,
+/// namespace `default`, times at the epoch, storage AVAILABLE. For struct
+/// literals that set what they know and end with `..Default::default()`.
+impl Default for RunRecord {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            namespace: Namespace::default(),
+            display_name: String::new(),
+            pipeline_name: String::new(),
+            spec: serde_json::Value::Null,
+            parameters: empty_object(),
+            options: empty_object(),
+            state: RunState::Pending,
+            error: None,
+            outputs: empty_object(),
+            created_at: Timestamp(0),
+            started_at: None,
+            finished_at: None,
+            owner: None,
+            heartbeat_at: None,
+            experiment_id: None,
+            description: String::new(),
+            storage_state: StorageState::Available,
+            pipeline_id: None,
+            pipeline_version_id: None,
+            recurring_run_id: None,
+            state_history: Vec::new(),
+            scheduled_at: None,
+        }
+    }
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// One entry of [`RunRecord::state_history`] (KFP `RuntimeStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// When the run entered `state`.
+    pub update_time: Timestamp,
+    /// The state entered.
+    pub state: RunState,
+    /// The run's error at that moment, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether a run or experiment is archived (KFP `storage_state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageState {
+    /// Listed normally.
+    #[default]
+    Available,
+    /// Hidden from default listings, kept for reference.
+    Archived,
+}
+
+impl StorageState {
+    /// The wire name (`AVAILABLE`, `ARCHIVED`), also what the store keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "AVAILABLE",
+            Self::Archived => "ARCHIVED",
+        }
+    }
+}
+
+/// A storage state name that is not `AVAILABLE` or `ARCHIVED`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown storage state {0:?} (expected AVAILABLE or ARCHIVED)")]
+pub struct UnknownStorageState(pub String);
+
+impl FromStr for StorageState {
+    type Err = UnknownStorageState;
+    fn from_str(s: &str) -> Result<Self, UnknownStorageState> {
+        match s {
+            "AVAILABLE" => Ok(Self::Available),
+            "ARCHIVED" => Ok(Self::Archived),
+            other => Err(UnknownStorageState(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for StorageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A KFP experiment: a named group of runs and recurring runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    /// Primary key (UUID text).
+    pub id: String,
+    /// Owning namespace.
+    pub namespace: Namespace,
+    /// The name users see; unique within the namespace.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Archived experiments are hidden from default listings.
+    pub storage_state: StorageState,
+    /// When its newest run was created (see [`crate::Store::touch_last_run`]).
+    pub last_run_created_at: Option<Timestamp>,
+}
+
+/// A stored pipeline: a name under which versions of a compiled spec are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRecord {
+    /// Primary key (UUID text).
+    pub id: String,
+    /// Owning namespace; `None` for a shared pipeline every namespace sees.
+    pub namespace: Option<Namespace>,
+    /// Unique within the namespace (or among shared pipelines).
+    pub name: String,
+    /// The name users see.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// One version of a stored pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineVersionRecord {
+    /// Primary key (UUID text).
+    pub id: String,
+    /// The pipeline it belongs to.
+    pub pipeline_id: String,
+    /// Unique within the pipeline.
+    pub name: String,
+    /// The name users see.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// The compiled pipeline: `{"pipeline_spec": …, "platform_spec": …}`.
+    pub spec: serde_json::Value,
+    /// Where its source code lives, if the uploader said.
+    pub code_source_url: Option<String>,
+}
+
+/// A schedule that creates runs (KFP recurring run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecurringRunRecord {
+    /// Primary key (UUID text).
+    pub id: String,
+    /// Owning namespace.
+    pub namespace: Namespace,
+    /// The name users see.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// The experiment its runs go to.
+    pub experiment_id: Option<String>,
+    /// The stored pipeline its runs use, when not given inline.
+    pub pipeline_id: Option<String>,
+    /// The stored pipeline version its runs use, when not given inline.
+    pub pipeline_version_id: Option<String>,
+    /// The inline compiled pipeline, when not a stored version.
+    pub spec: Option<serde_json::Value>,
+    /// `{"parameters": {…}, "pipeline_root": "…"}` for every run it creates.
+    pub runtime_config: serde_json::Value,
+    /// `{"cron_schedule": {…}}` or `{"periodic_schedule": {…}}`, as the API sent it.
+    pub trigger: serde_json::Value,
+    /// At most this many of its runs may be active at once.
+    pub max_concurrency: i64,
+    /// When true, missed slots are skipped instead of back-filled.
+    pub no_catchup: bool,
+    /// Whether it creates runs at all.
+    pub enabled: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last changed (enabled or disabled).
+    pub updated_at: Timestamp,
+    /// The last scheduled time a run was created for
+    /// (see [`crate::Store::set_last_fired`]).
+    pub last_fired_at: Option<Timestamp>,
 }
 
 /// One node of a run's graph: a container step, an importer, a sub-DAG, a loop or one iteration.

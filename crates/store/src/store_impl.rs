@@ -3,7 +3,19 @@
 //!
 //! The query modules below hold one `impl Store` block per resource.
 
+/// The states `RunState::is_terminal` calls terminal, as stored, for
+/// `concat!`. A unit test in `runs` keeps this in step with `core`.
+macro_rules! terminal_states {
+    () => {
+        "('SUCCEEDED', 'FAILED', 'CANCELED')"
+    };
+}
+
 mod artifacts;
+mod experiments;
+mod listing;
+mod pipelines;
+mod recurring_runs;
 mod runs;
 mod secrets;
 mod tasks;
@@ -28,12 +40,20 @@ use crate::{Dialect, Result, Store, StoreError};
 ///
 /// Both dialects must have the same versions; a new migration adds one file
 /// to each directory and one line here.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "kfp resources",
+        include_str!("../migrations/sqlite/0002_kfp_resources.sql"),
+        include_str!("../migrations/postgres/0002_kfp_resources.sql"),
+    ),
+];
 
 /// How long a caller waits for a free pooled connection (or for the server to
 /// answer at start-up) before the store reports an error.
@@ -248,6 +268,16 @@ fn migrator(dialect: Dialect) -> Migrator {
         })
         .collect();
     Migrator::with_migrations(migrations)
+}
+
+/// Whether the statement broke a UNIQUE constraint (or a primary key).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Whether the statement referenced a row that does not exist.
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// Wraps a driver error with what the store was doing.

@@ -5,16 +5,62 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use tracing::debug;
 
+use super::listing::{Resource, SortKey, text, time};
 use super::{DbContext, Reader, json_text, opt_millis};
-use crate::{Result, RunQuery, RunRecord, Store, StoreError};
+use crate::{
+    ListQuery, Page, Result, RunQuery, RunRecord, StateChange, StorageState, Store, StoreError,
+};
 
 /// The columns of `runs` in the order [`run_from_row`] reads them (by name).
 macro_rules! run_columns {
     () => {
         "id, namespace, display_name, pipeline_name, spec, parameters, options, state, error, \
-         outputs, created_at, started_at, finished_at, owner, heartbeat_at"
+         outputs, created_at, started_at, finished_at, owner, heartbeat_at, experiment_id, \
+         description, storage_state, pipeline_id, pipeline_version_id, recurring_run_id, \
+         state_history, scheduled_at"
     };
 }
+
+/// What [`Store::list_runs_page`] filters and sorts on.
+const RUNS: Resource = Resource {
+    kind: "runs",
+    table: "runs",
+    columns: run_columns!(),
+    namespace_column: Some("namespace"),
+    fields: &[
+        text(&["display_name", "name"], "display_name", false),
+        text(&["state"], "state", false),
+        text(&["experiment_id"], "experiment_id", true),
+        text(&["storage_state"], "storage_state", false),
+        text(&["recurring_run_id"], "recurring_run_id", true),
+        text(&["pipeline_id"], "pipeline_id", true),
+        text(&["pipeline_version_id"], "pipeline_version_id", true),
+        text(&["description"], "description", false),
+        time(&["created_at"], "created_at", false),
+        time(&["finished_at"], "finished_at", true),
+        time(&["scheduled_at"], "scheduled_at", true),
+    ],
+    sorts: &[
+        SortKey {
+            names: &["created_at"],
+            expr: "created_at",
+            int: true,
+        },
+        SortKey {
+            names: &["display_name", "name"],
+            expr: "display_name",
+            int: false,
+        },
+        // Unfinished runs sort as the oldest: where MySQL (KFP's database)
+        // puts NULLs. The literal is i64::MIN + 1, which PostgreSQL still
+        // reads as a BIGINT (i64::MIN itself would become NUMERIC).
+        SortKey {
+            names: &["finished_at"],
+            expr: "COALESCE(finished_at, -9223372036854775807)",
+            int: true,
+        },
+    ],
+};
 
 /// Shortest prefix [`Store::find_run`] resolves: shorter ones match too much
 /// to be what the user meant.
@@ -22,14 +68,6 @@ pub const MIN_ID_PREFIX: usize = 4;
 
 /// Page size when [`RunQuery::limit`] is `None`.
 pub const DEFAULT_RUN_LIMIT: i64 = 100;
-
-/// The states `RunState::is_terminal` calls terminal, as stored, for
-/// `concat!`. A unit test keeps this in step with `core`.
-macro_rules! terminal_states {
-    () => {
-        "('SUCCEEDED', 'FAILED', 'CANCELED')"
-    };
-}
 
 /// The claim statement: `$1` id, `$2` owner, `$3` now, `$4` stale_before.
 const CLAIM_SQL: &str = concat!(
@@ -56,17 +94,63 @@ fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
         finished_at: r.opt_timestamp("finished_at")?,
         owner: r.get("owner")?,
         heartbeat_at: r.opt_timestamp("heartbeat_at")?,
+        experiment_id: r.get("experiment_id")?,
+        description: r.get("description")?,
+        storage_state: r.parse("storage_state")?,
+        pipeline_id: r.get("pipeline_id")?,
+        pipeline_version_id: r.get("pipeline_version_id")?,
+        recurring_run_id: r.get("recurring_run_id")?,
+        state_history: history(&r)?,
+        scheduled_at: r.opt_timestamp("scheduled_at")?,
     })
+}
+
+fn history(r: &Reader<'_>) -> Result<Vec<StateChange>> {
+    let text: String = r.get("state_history")?;
+    serde_json::from_str(&text).map_err(|e| {
+        r.corrupt(format!(
+            "column state_history is not a list of state changes: {e}"
+        ))
+    })
+}
+
+fn history_text(history: &[StateChange]) -> String {
+    // A list of plain structs of strings and integers always serializes.
+    serde_json::to_string(history).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The fields [`Store::update_run`] writes, for `concat!`: `$1` is the id,
+/// `$3` the state.
+macro_rules! update_run_set {
+    () => {
+        "UPDATE runs SET display_name = $2, state = $3, error = $4, outputs = $5, \
+         started_at = $6, finished_at = $7, owner = $8, heartbeat_at = $9, options = $10 \
+         WHERE id = $1"
+    };
 }
 
 impl Store {
     /// Stores a newly submitted run. Fails (a database error) if the id exists:
     /// runs are created once and changed with [`Store::update_run`].
+    ///
+    /// An empty [`RunRecord::state_history`] is stored as one entry: the
+    /// run's state at `created_at`. The run's experiment is not touched:
+    /// call [`Store::touch_last_run`] for that.
     pub async fn insert_run(&self, run: &RunRecord) -> Result<()> {
+        let history = if run.state_history.is_empty() {
+            vec![StateChange {
+                update_time: run.created_at,
+                state: run.state,
+                error: run.error.clone(),
+            }]
+        } else {
+            run.state_history.clone()
+        };
         sqlx::query(concat!(
             "INSERT INTO runs (",
             run_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, $20, $21, $22, $23)"
         ))
         .bind(&run.id)
         .bind(run.namespace.as_str())
@@ -83,6 +167,14 @@ impl Store {
         .bind(opt_millis(run.finished_at))
         .bind(run.owner.as_deref())
         .bind(opt_millis(run.heartbeat_at))
+        .bind(run.experiment_id.as_deref())
+        .bind(&run.description)
+        .bind(run.storage_state.as_str())
+        .bind(run.pipeline_id.as_deref())
+        .bind(run.pipeline_version_id.as_deref())
+        .bind(run.recurring_run_id.as_deref())
+        .bind(history_text(&history))
+        .bind(opt_millis(run.scheduled_at))
         .execute(&self.pool)
         .await
         .context(|| format!("inserting run {}", run.id))?;
@@ -213,39 +305,134 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 
-    /// Writes every field that changes after submission: `display_name`,
-    /// `state`, `error`, `outputs`, `started_at`, `finished_at`, `owner`,
-    /// `heartbeat_at` and `options`. The spec, parameters, namespace and
-    /// creation time are immutable and ignored here.
+    /// Writes every field the engine changes after submission:
+    /// `display_name`, `state`, `error`, `outputs`, `started_at`,
+    /// `finished_at`, `owner`, `heartbeat_at` and `options`. Everything else
+    /// (spec, parameters, namespace, creation time, experiment, pipeline
+    /// references, description, `scheduled_at`) is immutable and ignored;
+    /// `storage_state` changes only with [`Store::set_run_storage_state`], so
+    /// an engine holding an old copy cannot undo an archive.
+    ///
+    /// `state_history` is the store's: the record's copy is ignored, and when
+    /// the stored state differs from `run.state` an entry
+    /// `{update_time: now, state, error}` is appended. The common case (state
+    /// unchanged) is one UPDATE; a state change is one transaction that locks
+    /// the row before reading the history, so concurrent writers never lose
+    /// an entry.
     ///
     /// Note that this overwrites `owner`: an engine that lost its claim (see
     /// [`Store::claim_run`]) must not write a stale record back.
     pub async fn update_run(&self, run: &RunRecord) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE runs SET display_name = $2, state = $3, error = $4, outputs = $5, \
-             started_at = $6, finished_at = $7, owner = $8, heartbeat_at = $9, options = $10 \
-             WHERE id = $1",
-        )
-        .bind(&run.id)
-        .bind(&run.display_name)
-        .bind(run.state.as_str())
-        .bind(run.error.as_deref())
-        .bind(json_text(&run.outputs))
-        .bind(opt_millis(run.started_at))
-        .bind(opt_millis(run.finished_at))
-        .bind(run.owner.as_deref())
-        .bind(opt_millis(run.heartbeat_at))
-        .bind(json_text(&run.options))
-        .execute(&self.pool)
-        .await
-        .context(|| format!("updating run {}", run.id))?;
+        let context = || format!("updating run {}", run.id);
+        let bind = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(run.id.clone())
+                .bind(run.display_name.clone())
+                .bind(run.state.as_str())
+                .bind(run.error.clone())
+                .bind(json_text(&run.outputs))
+                .bind(opt_millis(run.started_at))
+                .bind(opt_millis(run.finished_at))
+                .bind(run.owner.clone())
+                .bind(opt_millis(run.heartbeat_at))
+                .bind(json_text(&run.options))
+        };
+        let same_state = bind(concat!(update_run_set!(), " AND state = $3"))
+            .execute(&self.pool)
+            .await
+            .context(context)?;
+        if same_state.rows_affected() == 1 {
+            return Ok(());
+        }
+
+        // The state changes (or the run is missing). Writing first takes the
+        // row lock (PostgreSQL) or the write lock (SQLite), so the history
+        // read below is the latest and nobody appends in between.
+        let mut tx = self.pool.begin().await.context(context)?;
+        let done = bind(update_run_set!())
+            .execute(&mut *tx)
+            .await
+            .context(context)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 kind: "run",
                 id: run.id.clone(),
             });
         }
+        let row = sqlx::query("SELECT id, state_history FROM runs WHERE id = $1")
+            .bind(&run.id)
+            .fetch_one(&mut *tx)
+            .await
+            .context(context)?;
+        let mut history = history(&Reader::keyed(&row, "run", "id")?)?;
+        // A concurrent writer may already have recorded this very state.
+        if history.last().map(|c| c.state) != Some(run.state) {
+            history.push(StateChange {
+                update_time: Timestamp::now(),
+                state: run.state,
+                error: run.error.clone(),
+            });
+            sqlx::query("UPDATE runs SET state_history = $2 WHERE id = $1")
+                .bind(&run.id)
+                .bind(history_text(&history))
+                .execute(&mut *tx)
+                .await
+                .context(context)?;
+        }
+        tx.commit().await.context(context)?;
+        debug!(run = %run.id, state = %run.state, "Run state changed.");
         Ok(())
+    }
+
+    /// Archives or restores a run (KFP `:archive` / `:unarchive`).
+    pub async fn set_run_storage_state(&self, id: &str, state: StorageState) -> Result<()> {
+        let done = sqlx::query("UPDATE runs SET storage_state = $2 WHERE id = $1")
+            .bind(id)
+            .bind(state.as_str())
+            .execute(&self.pool)
+            .await
+            .context(|| format!("setting the storage state of run {id} to {state}"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                kind: "run",
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One page of runs for the KFP API.
+    ///
+    /// Filters: `display_name` (alias `name`), `state`, `experiment_id`,
+    /// `storage_state`, `recurring_run_id`, `pipeline_id`,
+    /// `pipeline_version_id`, `description` (text); `created_at`,
+    /// `finished_at`, `scheduled_at` (timestamps). Sorts: `created_at`
+    /// (default), `display_name` (alias `name`), `finished_at` (unfinished
+    /// runs first when ascending). Pages sorted by `created_at` walk an
+    /// index, alone, within a namespace or within an experiment.
+    pub async fn list_runs_page(&self, q: &ListQuery) -> Result<Page<RunRecord>> {
+        RUNS.plan(q, None)?.fetch(&self.pool, run_from_row).await
+    }
+
+    /// The database's query plan for the page [`Store::list_runs_page`]
+    /// would fetch, one line per plan node: for diagnosing slow pages (and
+    /// for tests that pin index use).
+    pub async fn explain_list_runs(&self, q: &ListQuery) -> Result<Vec<String>> {
+        RUNS.plan(q, None)?.explain(&self.pool, self.dialect).await
+    }
+
+    /// How many runs a recurring run created that are not terminal yet, for
+    /// enforcing its `max_concurrency`.
+    pub async fn count_active_runs(&self, recurring_run_id: &str) -> Result<i64> {
+        sqlx::query(concat!(
+            "SELECT COUNT(*) FROM runs WHERE recurring_run_id = $1 AND state NOT IN ",
+            terminal_states!()
+        ))
+        .bind(recurring_run_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|row| row.try_get(0))
+        .context(|| format!("counting the active runs of recurring run {recurring_run_id}"))
     }
 
     /// Makes `owner` the engine responsible for the run, in one conditional

@@ -10,7 +10,10 @@
 use std::future::Future;
 
 use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
-use oxflow_store::{ArtifactRecord, CacheEntry, RunRecord, Store, TaskRecord};
+use oxflow_store::{
+    ArtifactRecord, CacheEntry, ExperimentRecord, PipelineRecord, PipelineVersionRecord,
+    RecurringRunRecord, RunRecord, StateChange, StorageState, Store, TaskRecord,
+};
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
 
@@ -56,6 +59,31 @@ where
     }))
     .await;
     store.pool().close().await;
+    schema.drop().await;
+    rethrow("postgres", outcome);
+}
+
+/// Like [`each_backend`], but hands the test only the URL of an empty
+/// database (a new SQLite file, a new PostgreSQL schema): for tests that
+/// prepare the schema themselves before opening a [`Store`].
+pub async fn each_empty_database<F, Fut>(test: F)
+where
+    F: Fn(&'static str, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("oxflow.db").display()
+    );
+    rethrow("sqlite", tokio::spawn(test("sqlite", url)).await);
+
+    if std::env::var("OXFLOW_SKIP_POSTGRES").as_deref() == Ok("1") {
+        return;
+    }
+    let schema = PgSchema::create().await;
+    let outcome = tokio::spawn(test("postgres", schema.url.clone())).await;
     schema.drop().await;
     rethrow("postgres", outcome);
 }
@@ -116,7 +144,7 @@ pub fn ns(name: &str) -> Namespace {
     Namespace::new(name).expect("valid namespace")
 }
 
-/// A minimal pending run.
+/// A minimal pending run, with the history `insert_run` would give it.
 pub fn run(id: &str, namespace: &str, created_at: i64) -> RunRecord {
     RunRecord {
         id: id.into(),
@@ -134,6 +162,73 @@ pub fn run(id: &str, namespace: &str, created_at: i64) -> RunRecord {
         finished_at: None,
         owner: None,
         heartbeat_at: None,
+        state_history: vec![StateChange {
+            update_time: Timestamp(created_at),
+            state: RunState::Pending,
+            error: None,
+        }],
+        ..RunRecord::default()
+    }
+}
+
+pub fn experiment(id: &str, namespace: &str, name: &str, created_at: i64) -> ExperimentRecord {
+    ExperimentRecord {
+        id: id.into(),
+        namespace: ns(namespace),
+        display_name: name.into(),
+        description: format!("about {name}"),
+        created_at: Timestamp(created_at),
+        storage_state: StorageState::Available,
+        last_run_created_at: None,
+    }
+}
+
+/// A pipeline in `namespace`, or shared when `namespace` is empty.
+pub fn pipeline(id: &str, namespace: &str, name: &str, created_at: i64) -> PipelineRecord {
+    PipelineRecord {
+        id: id.into(),
+        namespace: (!namespace.is_empty()).then(|| ns(namespace)),
+        name: name.into(),
+        display_name: name.to_uppercase(),
+        description: format!("pipeline {name}"),
+        created_at: Timestamp(created_at),
+    }
+}
+
+pub fn version(id: &str, pipeline_id: &str, name: &str, created_at: i64) -> PipelineVersionRecord {
+    PipelineVersionRecord {
+        id: id.into(),
+        pipeline_id: pipeline_id.into(),
+        name: name.into(),
+        display_name: format!("{name} display"),
+        description: String::new(),
+        created_at: Timestamp(created_at),
+        spec: json!({
+            "pipeline_spec": {"pipelineInfo": {"name": name}, "root": {"dag": {"tasks": {}}}},
+            "platform_spec": {}
+        }),
+        code_source_url: None,
+    }
+}
+
+pub fn recurring_run(id: &str, namespace: &str, created_at: i64) -> RecurringRunRecord {
+    RecurringRunRecord {
+        id: id.into(),
+        namespace: ns(namespace),
+        display_name: format!("schedule {id}"),
+        description: String::new(),
+        experiment_id: None,
+        pipeline_id: None,
+        pipeline_version_id: None,
+        spec: Some(json!({"pipeline_spec": {"pipelineInfo": {"name": "nightly"}}})),
+        runtime_config: json!({"parameters": {"x": 3}}),
+        trigger: json!({"cron_schedule": {"cron": "0 0 2 * * *"}}),
+        max_concurrency: 1,
+        no_catchup: false,
+        enabled: true,
+        created_at: Timestamp(created_at),
+        updated_at: Timestamp(created_at),
+        last_fired_at: None,
     }
 }
 

@@ -1,0 +1,99 @@
+//! The HTTP API layer of `oxflow up`.
+//!
+//! Architecture invariant: only this crate knows HTTP and the JSON wire
+//! shapes of the APIs it serves; it converts them into the store's and the
+//! engine's own types in one place (`kfp` for the KFP v2beta1 API).
+
+mod error;
+mod kfp;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use oxflow_core::Namespace;
+use oxflow_pipelines::RunController;
+use oxflow_store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{ApiError, ApiResult};
+
+/// Request bodies larger than this are refused with 413 (a pipeline package
+/// is a few hundred KiB; 32 MiB leaves room for huge generated ones).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Runs are executed by this controller.
+    pub controller: RunController,
+    /// Where every resource lives.
+    pub store: Store,
+    /// The namespace used when a request names none (authentication is off).
+    pub default_namespace: Namespace,
+}
+
+impl AppState {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/apis/v2beta1", kfp::routes())
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::not_found(format!("no such route: {}", uri.path()))
+        })
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Errors produced by axum itself (a body over the limit, a malformed
+/// query string, a wrong method) come as plain text; clients of a JSON API
+/// get them in the same JSON shape as ours.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    ApiError {
+        status,
+        message: if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            text
+        },
+    }
+    .into_response()
+}
+
+/// Serves `router(state)` on `addr` until `shutdown` is cancelled.
+/// Returns the address actually bound (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    ready(bound);
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
