@@ -207,7 +207,12 @@ impl Ctx {
                 "locale".into(),
             ],
             preload_env: [("_KFP_RUNTIME".to_owned(), "true".to_owned())].into(),
-            ..Default::default()
+            // Start workloads through this very binary with posix_spawn
+            // instead of forking a process that may hold hundreds of MiB
+            // (OXFLOW_FORK_SPAWN=1 forks directly instead).
+            spawn_shim: std::env::var_os("OXFLOW_FORK_SPAWN")
+                .is_none()
+                .then(|| PathBuf::from("/proc/self/exe")),
         }));
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -7,6 +7,9 @@ mod output;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // When the local runtime starts a workload through this binary
+    // (LocalConfig::spawn_shim), act as the exec shim: this never returns.
+    oxflow_runtime::shim::run_if_requested();
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("OXFLOW_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if args.verbose { "info" } else { "warn" })

@@ -60,6 +60,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const RESULT_MARKER: &str = "OXFLOW_BENCH_RESULT ";
 
 fn main() -> ExitCode {
+    oxflow_runtime::shim::run_if_requested();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().position(|a| a == "__measure") {
         Some(i) => measure_child(&args[i + 1..]),
@@ -242,6 +243,7 @@ fn local_runtime(dir: &Path) -> LocalRuntime {
         scratch_dir: dir.join("scratch"),
         warm_python: false,
         preload_modules: Vec::new(),
+        spawn_shim: Some(PathBuf::from("/proc/self/exe")),
         ..Default::default()
     })
 }

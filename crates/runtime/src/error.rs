@@ -17,6 +17,23 @@ pub enum RuntimeError {
         error: io::Error,
     },
 
+    /// The exec shim (see `LocalConfig::spawn_shim`) could not be started, or
+    /// it did not start the program.
+    #[error(
+        "could not start `{program}` through the spawn shim {}: {message}; the shim must be an \
+         executable whose main calls oxflow_runtime::shim::run_if_requested() first, from the \
+         same Oxflow build (or configure no shim to fork instead)",
+        .shim.display()
+    )]
+    SpawnShim {
+        /// The program as the workload named it.
+        program: String,
+        /// The configured shim.
+        shim: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The log file (or its directory) could not be created.
     #[error("could not create the log file {}: {error}", .path.display())]
     LogFile {
@@ -165,6 +182,19 @@ mod tests {
                 errno: Errno::EPERM,
             },
             &["/data/in", "/mnt/in", "read-only", "CAP_SYS_ADMIN"],
+        );
+        check(
+            RuntimeError::SpawnShim {
+                program: "true".into(),
+                shim: "/opt/oxflow-spawn".into(),
+                message: "No such file or directory (os error 2)".into(),
+            },
+            &[
+                "`true`",
+                "/opt/oxflow-spawn",
+                "No such file",
+                "run_if_requested",
+            ],
         );
         check(
             RuntimeError::LogFile {

@@ -11,6 +11,10 @@
 //! pre-imported interpreter (a fork server) when the workload allows it. A
 //! Kubernetes runtime will implement the same trait.
 //!
+//! Binaries that let the local runtime start workloads through an exec shim
+//! (see [`LocalConfig::spawn_shim`]) call [`shim::run_if_requested`] first
+//! in `main`.
+//!
 //! Architecture invariant: this crate knows processes, files and cgroups, not
 //! pipelines, runs or the store. It takes a `Workload` and returns an `Outcome`.
 
@@ -20,6 +24,7 @@ mod cgroup;
 mod error;
 mod local;
 mod mounts;
+pub mod shim;
 mod spawn;
 mod supervise;
 mod warm;

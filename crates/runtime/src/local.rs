@@ -14,7 +14,10 @@ use std::{
 use futures::future::BoxFuture;
 use nix::unistd::getpid;
 use oxflow_core::{Resources, Workload};
-use tokio::{process::Command, time::Instant};
+use tokio::{
+    process::{Child, Command},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -23,7 +26,8 @@ use crate::{
     cgroup::{CpuCgroups, CpuEnforcement, WorkloadCgroup},
     error::RuntimeError,
     mounts::{self, MountPlan},
-    spawn::{ChildSetup, StageFailure, spawn},
+    shim::{self, ShimReport},
+    spawn::{ChildSetup, Report, Stage, StageFailure, spawn},
     supervise::{ExitInfo, ProcessGroup, Supervised, supervise},
     warm::{self, WarmPool, WarmRequest},
 };
@@ -46,6 +50,15 @@ pub struct LocalConfig {
     /// `preload_modules` (e.g. `_KFP_RUNTIME=true`, which makes importing kfp
     /// ten times cheaper). Each step still gets exactly its own environment.
     pub preload_env: BTreeMap<String, String>,
+    /// Start workloads through this exec shim instead of forking Oxflow: an
+    /// executable whose `main` calls [`crate::shim::run_if_requested`] first,
+    /// such as Oxflow's own binary (`/proc/self/exe`) or `oxflow-spawn`. The
+    /// shim is started with `posix_spawn`, whose cost does not grow with
+    /// Oxflow's resident memory as `fork`'s does, and prepares the process
+    /// exactly as the fork path does. A relative path is made absolute when
+    /// the runtime is created. `None` (the default) forks. Fork servers of
+    /// the warm Python executor start by forking either way.
+    pub spawn_shim: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -55,6 +68,7 @@ impl Default for LocalConfig {
             warm_python: false,
             preload_modules: Vec::new(),
             preload_env: BTreeMap::new(),
+            spawn_shim: None,
         }
     }
 }
@@ -67,7 +81,10 @@ impl Default for LocalConfig {
 /// later), and a group member left behind by a workload that exited is
 /// stopped the same way. Memory limits are enforced with `RLIMIT_AS`, CPU
 /// limits with cgroups where the host allows it (see
-/// [`LocalRuntime::enforced_limits`]).
+/// [`LocalRuntime::enforced_limits`]). Workloads start by forking Oxflow, or,
+/// with [`LocalConfig::spawn_shim`], through an exec shim started with
+/// `posix_spawn`, whose cost does not grow with Oxflow's resident memory;
+/// both prepare the process the same way and report a failed step alike.
 ///
 /// Cloning is cheap and clones share the fork servers. Requires a tokio
 /// runtime with I/O and time enabled; use one runtime for the lifetime of a
@@ -87,7 +104,24 @@ struct Inner {
 impl LocalRuntime {
     /// Creates the runtime; finds out which limits this host lets it enforce.
     /// Fork servers start lazily, on the first warm workload.
-    pub fn new(config: LocalConfig) -> Self {
+    pub fn new(mut config: LocalConfig) -> Self {
+        config.spawn_shim = config.spawn_shim.take().map(shim::absolute);
+        if let Some(path) = &config.spawn_shim
+            && shim::is_self_without_entry(path)
+        {
+            tracing::error!(
+                shim = %path.display(),
+                "The spawn shim is this program, but its main does not call \
+                 oxflow_runtime::shim::run_if_requested() first; workloads start by forking instead."
+            );
+            config.spawn_shim = None;
+        }
+        match &config.spawn_shim {
+            Some(shim) => {
+                tracing::info!(shim = %shim.display(), "Workloads start through the spawn shim.")
+            }
+            None => tracing::debug!("Workloads start by forking Oxflow."),
+        }
         let cgroups = CpuCgroups::detect();
         match &cgroups {
             Some(c) => {
@@ -350,76 +384,67 @@ impl LocalRuntime {
         mounts: Option<Arc<MountPlan>>,
         cancel: &CancellationToken,
     ) -> Result<Outcome, RuntimeError> {
+        let program = &workload.program;
         let log_error = |error| RuntimeError::LogFile {
             path: workload.log_path.clone(),
             error,
         };
-        let mut cmd = Command::new(&workload.program);
-        cmd.args(&workload.args)
-            .envs(&workload.env)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(log_error)?)
-            .stderr(log)
-            .kill_on_drop(true);
+        let spawn_error = |error| RuntimeError::Spawn {
+            program: program.clone(),
+            error,
+        };
         let setup = ChildSetup {
             parent_pid: getpid().as_raw(),
             memory_limit: workload.resources.memory_limit_bytes,
             cgroup_procs: cgroup.and_then(WorkloadCgroup::procs_c_path),
             mounts: mounts.clone(),
         };
-        let report = setup
-            .install(&mut cmd)
-            .map_err(|error| RuntimeError::Spawn {
-                program: workload.program.clone(),
-                error,
-            })?;
-        let started = Instant::now();
-        let spawned = spawn(cmd).await;
-        let failures = report.read();
-        for failure in failures.iter().filter(|f| !f.stage.is_fatal()) {
-            tracing::warn!(
-                step = failure.stage.describe(),
-                errno = %failure.errno,
-                "A resource limit could not be enforced for this workload."
-            );
-        }
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(error) => {
-                return Err(match failures.into_iter().find(|f| f.stage.is_fatal()) {
-                    Some(failure) => setup_error(&workload.program, mounts.as_deref(), failure),
-                    None => RuntimeError::Spawn {
-                        program: workload.program.clone(),
-                        error,
-                    },
-                });
+        let shim_path = self.inner.config.spawn_shim.as_deref();
+        let (mut cmd, pending) = match shim_path {
+            None => {
+                let mut cmd = Command::new(program);
+                cmd.args(&workload.args).stdin(Stdio::null());
+                let report = setup.install(&mut cmd).map_err(spawn_error)?;
+                (cmd, Pending::Fork(report))
+            }
+            Some(shim_path) => {
+                let (cmd, report) = shim::command(shim_path, &setup, program, &workload.args)
+                    .map_err(spawn_error)?;
+                (cmd, Pending::Shim(shim_path, report))
             }
         };
-        let Some(pid) = child.id() else {
-            return Err(RuntimeError::Wait {
-                program: workload.program.clone(),
-                error: std::io::Error::other("the process was reaped before it could be watched"),
-            });
+        cmd.envs(&workload.env)
+            .current_dir(cwd)
+            .stdout(log.try_clone().map_err(log_error)?)
+            .stderr(log)
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let deadline = workload.timeout.map(|t| started + t);
+        let spawned = spawn(cmd).await;
+        let (mut child, mut group) = match pending {
+            Pending::Fork(report) => forked(program, mounts.as_deref(), spawned, report)?,
+            Pending::Shim(shim_path, report) => {
+                let shimmed = Shimmed {
+                    program,
+                    shim_path,
+                    mounts: mounts.as_deref(),
+                    deadline,
+                    cancel,
+                };
+                shimmed.prepared(spawned, report).await?
+            }
         };
-        tracing::debug!(pid, program = %workload.program, "Workload started.");
-        let Some(mut group) = i32::try_from(pid).ok().and_then(ProcessGroup::new) else {
-            return Err(RuntimeError::Wait {
-                program: workload.program.clone(),
-                error: std::io::Error::other(format!("invalid pid {pid}")),
-            });
-        };
+        tracing::debug!(pid = child.id(), %program, shim = shim_path.is_some(), "Workload started.");
         let exit = async {
             child
                 .wait()
                 .await
                 .map(ExitInfo::from)
                 .map_err(|error| RuntimeError::Wait {
-                    program: workload.program.clone(),
+                    program: program.clone(),
                     error,
                 })
         };
-        let deadline = workload.timeout.map(|t| started + t);
         supervise(&mut group, exit, deadline, cancel, started)
             .await
             .map(|s| outcome(s, false))
@@ -500,6 +525,157 @@ fn outcome(s: Supervised, warm: bool) -> Outcome {
         duration: s.duration,
         warm,
     }
+}
+
+/// A started child's setup report, waiting to be read.
+enum Pending<'a> {
+    /// Read right after `spawn`: std returns once the forked child `exec`ed.
+    Fork(Report),
+    /// Read asynchronously: `spawn` returns once the shim runs, before it
+    /// prepared the process.
+    Shim(&'a Path, ShimReport),
+}
+
+/// The fork path: std returned once the child `exec`ed the program or
+/// failed, so the report is complete.
+fn forked(
+    program: &str,
+    mounts: Option<&MountPlan>,
+    spawned: std::io::Result<Child>,
+    report: Report,
+) -> Result<(Child, ProcessGroup), RuntimeError> {
+    let failures = report.read();
+    warn_unenforced(&failures);
+    let child =
+        spawned.map_err(
+            |error| match failures.into_iter().find(|f| f.stage.is_fatal()) {
+                Some(failure) => setup_error(program, mounts, failure),
+                None => RuntimeError::Spawn {
+                    program: program.to_string(),
+                    error,
+                },
+            },
+        )?;
+    let group = process_group(program, &child)?;
+    Ok((child, group))
+}
+
+/// The shim path: `spawn` returned once the shim runs; the shim then
+/// prepares the process and `exec`s the program, or reports why not.
+struct Shimmed<'a> {
+    program: &'a str,
+    shim_path: &'a Path,
+    mounts: Option<&'a MountPlan>,
+    deadline: Option<Instant>,
+    cancel: &'a CancellationToken,
+}
+
+impl Shimmed<'_> {
+    /// Waits for the shim's report (or for the timeout or cancellation,
+    /// which supervision then carries out) and returns the started workload.
+    async fn prepared(
+        &self,
+        spawned: std::io::Result<Child>,
+        report: ShimReport,
+    ) -> Result<(Child, ProcessGroup), RuntimeError> {
+        let mut child = spawned.map_err(|error| {
+            // Not found or not executable: the shim, not the program (the
+            // shim reports on the program).
+            let shim_at_fault = matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) || error.raw_os_error() == Some(nix::libc::ENOEXEC);
+            if shim_at_fault {
+                self.shim_error(error.to_string())
+            } else {
+                self.spawn_error(error)
+            }
+        })?;
+        // Before any await: dropping the `run` future from here on kills the
+        // group, and `kill_on_drop` the shim itself should it not have called
+        // `setsid` yet.
+        let group = process_group(self.program, &child)?;
+        // Timeout and cancellation apply while the shim prepares the process
+        // too (a mount may hang).
+        let timer = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        let records = tokio::select! {
+            records = report.read() => records.map_err(|error| RuntimeError::Wait {
+                program: self.program.to_string(),
+                error,
+            })?,
+            () = self.cancel.cancelled() => return Ok((child, group)),
+            () = timer => return Ok((child, group)),
+        };
+        warn_unenforced(&records.failures);
+        let fatal = records.failures.into_iter().find(|f| f.stage.is_fatal());
+        if fatal.is_none() && records.exec_reached {
+            return Ok((child, group));
+        }
+        // The shim exits by itself (a process that is not a shim may not);
+        // its pid stays reserved until it is reaped below.
+        drop(group);
+        let _ = child.start_kill();
+        let status = match child.wait().await {
+            Ok(status) => status.to_string(),
+            Err(error) => error.to_string(),
+        };
+        Err(match fatal {
+            Some(failure) if failure.stage == Stage::Exec => self.spawn_error(failure.io_error()),
+            Some(failure) if failure.stage == Stage::ShimArgs => self.shim_error(format!(
+                "it rejected its arguments ({}; the workload's log says why)",
+                failure.errno
+            )),
+            Some(failure) => setup_error(self.program, self.mounts, failure),
+            None => self.shim_error(format!("it did not report starting the program ({status})")),
+        })
+    }
+
+    fn spawn_error(&self, error: std::io::Error) -> RuntimeError {
+        RuntimeError::Spawn {
+            program: self.program.to_string(),
+            error,
+        }
+    }
+
+    fn shim_error(&self, message: String) -> RuntimeError {
+        RuntimeError::SpawnShim {
+            program: self.program.to_string(),
+            shim: self.shim_path.to_path_buf(),
+            message,
+        }
+    }
+}
+
+/// Logs the limits the child could not apply (they never stop the workload).
+fn warn_unenforced(failures: &[StageFailure]) {
+    for failure in failures.iter().filter(|f| !f.stage.is_fatal()) {
+        tracing::warn!(
+            step = failure.stage.describe(),
+            errno = %failure.errno,
+            "A resource limit could not be enforced for this workload."
+        );
+    }
+}
+
+/// The process group a started child leads (or will lead, once the shim
+/// called `setsid`).
+fn process_group(program: &str, child: &Child) -> Result<ProcessGroup, RuntimeError> {
+    let lost = |message: String| RuntimeError::Wait {
+        program: program.to_string(),
+        error: std::io::Error::other(message),
+    };
+    let pid = child
+        .id()
+        .ok_or_else(|| lost("the process was reaped before it could be watched".to_string()))?;
+    i32::try_from(pid)
+        .ok()
+        .and_then(ProcessGroup::new)
+        .ok_or_else(|| lost(format!("invalid pid {pid}")))
 }
 
 fn setup_error(program: &str, mounts: Option<&MountPlan>, failure: StageFailure) -> RuntimeError {

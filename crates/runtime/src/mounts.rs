@@ -1,13 +1,19 @@
 //! Bind mounts in a private mount namespace.
 //!
 //! The parent checks the sources, creates missing targets and prepares every
-//! path as a C string; the child (between fork and exec) unshares its mount
+//! path as a C string; the child (between fork and exec, or in the exec shim,
+//! which receives the prepared plan in its arguments) unshares its mount
 //! namespace, makes `/` private so nothing leaks back to the host, and binds
 //! each source onto its target. Missing targets are created on the host before
 //! the workload starts and stay there (empty) afterwards: a mount point must
 //! exist in the namespace the mount is made from.
 
-use std::{ffi::CString, io, os::unix::ffi::OsStrExt, path::Path};
+use std::{
+    ffi::{CStr, CString},
+    io,
+    os::unix::ffi::OsStrExt,
+    path::Path,
+};
 
 use nix::{
     libc,
@@ -80,25 +86,37 @@ pub(crate) fn prepare(mounts: &[Mount], cwd: &Path) -> Result<Option<MountPlan>,
             keep_flags,
         });
     }
-    let first = binds[0].mount.clone();
     let cwd = c_path(cwd).map_err(|error| RuntimeError::WorkingDir {
         path: cwd.to_path_buf(),
         error,
     })?;
-    let uid = nix::unistd::geteuid();
-    let gid = nix::unistd::getegid();
-    let map = |line: String| {
-        CString::new(line).map_err(|_| RuntimeError::MountNamespace {
-            mount: first.clone(),
-            errno: nix::errno::Errno::EINVAL,
-        })
-    };
+    let (uid_map, gid_map) = id_maps();
     Ok(Some(MountPlan {
         binds,
         cwd,
-        uid_map: map(format!("{uid} {uid} 1\n"))?,
-        gid_map: map(format!("{gid} {gid} 1\n"))?,
+        uid_map,
+        gid_map,
     }))
+}
+
+/// The user namespace id maps that map our own effective ids to themselves.
+fn id_maps() -> (CString, CString) {
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    // Digits, spaces and a newline: never a NUL byte.
+    let map = |line: String| CString::new(line).unwrap_or_default();
+    (
+        map(format!("{uid} {uid} 1\n")),
+        map(format!("{gid} {gid} 1\n")),
+    )
+}
+
+/// One bind mount as the exec shim receives it.
+pub(crate) struct ShimBind {
+    pub source: CString,
+    pub target: CString,
+    pub read_only: bool,
+    pub keep_flags: libc::c_ulong,
 }
 
 fn same_place(a: &Path, b: &Path) -> bool {
@@ -143,10 +161,55 @@ fn locked_flags(flags: FsFlags) -> libc::c_ulong {
 }
 
 impl MountPlan {
-    /// Runs in the forked child. Async-signal-safe system calls only.
-    pub(crate) fn apply_in_child(&self, report: libc::c_int) -> io::Result<()> {
+    /// The plan as the exec shim rebuilds it from its arguments. The id maps
+    /// are computed again: the shim runs with the runtime's effective ids.
+    pub(crate) fn from_shim(cwd: CString, binds: Vec<ShimBind>) -> MountPlan {
+        let binds = binds
+            .into_iter()
+            .map(|b| Bind {
+                mount: Mount {
+                    source: std::ffi::OsStr::from_bytes(b.source.as_bytes()).into(),
+                    target: std::ffi::OsStr::from_bytes(b.target.as_bytes()).into(),
+                    read_only: b.read_only,
+                },
+                source: b.source,
+                target: b.target,
+                keep_flags: b.keep_flags,
+            })
+            .collect();
+        let (uid_map, gid_map) = id_maps();
+        MountPlan {
+            binds,
+            cwd,
+            uid_map,
+            gid_map,
+        }
+    }
+
+    /// The plan as the exec shim needs it: the working directory and each
+    /// bind, in mount order.
+    pub(crate) fn for_shim(
+        &self,
+    ) -> (
+        &CStr,
+        impl Iterator<Item = (&CStr, &CStr, bool, libc::c_ulong)>,
+    ) {
+        let binds = self.binds.iter().map(|b| {
+            (
+                b.source.as_c_str(),
+                b.target.as_c_str(),
+                b.mount.read_only,
+                b.keep_flags,
+            )
+        });
+        (self.cwd.as_c_str(), binds)
+    }
+
+    /// Runs in the forked child or the exec shim. Async-signal-safe system calls only.
+    pub(crate) fn apply_in_child(&self, report: libc::c_int) -> Result<(), StageFailure> {
         // SAFETY (whole function): libc calls on NUL-terminated buffers owned by
-        // `self`, in the single-threaded child between fork and exec.
+        // `self`, in the single-threaded child between fork and exec, or in
+        // the single-threaded exec shim.
         unsafe {
             if libc::unshare(libc::CLONE_NEWNS) < 0 {
                 // Not privileged: a user namespace grants the mount capability

@@ -1,5 +1,6 @@
-//! Starting child processes: the long-lived spawner thread and what the child
-//! does between `fork` and `exec`.
+//! Starting child processes: the long-lived spawner thread and the setup a
+//! workload's process does before it `exec`s the program — between `fork` and
+//! `exec` in a `pre_exec` hook, or in the exec shim (see [`crate::shim`]).
 
 use std::{
     ffi::CString,
@@ -27,12 +28,14 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Spawns `cmd` from the process-wide spawner thread.
 ///
-/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not
-/// the process. Tokio's blocking-pool threads exit after being idle for a few
-/// seconds, and a current-thread runtime may live on a short-lived thread, so a
-/// child forked from there would be SIGKILLed at a random later moment. One
-/// thread that lives as long as the process forks every child instead, which
-/// makes the parent-death signal mean what we want: Oxflow died.
+/// `PR_SET_PDEATHSIG` fires when the *thread* that created the child exits,
+/// not the process. Tokio's blocking-pool threads exit after being idle for a
+/// few seconds, and a current-thread runtime may live on a short-lived thread,
+/// so a child started from there would be SIGKILLed at a random later moment.
+/// One thread that lives as long as the process starts every child instead,
+/// which makes the parent-death signal mean what we want: Oxflow died. This
+/// holds for `posix_spawn` (the shim path) as much as for `fork`: the child's
+/// parent is the calling thread either way.
 pub(crate) async fn spawn(mut cmd: Command) -> io::Result<Child> {
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = oneshot::channel();
@@ -94,6 +97,9 @@ fn spawner() -> &'static mpsc::Sender<Job> {
 
 /// A step of the child's preparation, reported back through a pipe so that
 /// the parent can say which step failed (std only passes back an errno).
+///
+/// The numeric codes are part of the shim protocol (see [`crate::shim`]):
+/// change them only together with its version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
     Setsid,
@@ -109,10 +115,22 @@ pub(crate) enum Stage {
     Bind(u32),
     RemountReadOnly(u32),
     Chdir,
+    /// Shim only: moving the report pipe off stdin and giving the program
+    /// /dev/null instead.
+    Stdin,
+    /// Shim only: `execvp` of the program failed.
+    Exec,
+    /// Shim only: the shim could not read its arguments (an Oxflow of another
+    /// version, or a bug).
+    ShimArgs,
 }
 
+/// Not a failure: the shim is about to `exec` the program. A report that ends
+/// without it (and without a failure) comes from a process that is not a shim.
+pub(crate) const EXEC_REACHED: u32 = 100;
+
 impl Stage {
-    fn code(self) -> u32 {
+    pub(crate) fn code(self) -> u32 {
         match self {
             Stage::Setsid => 1,
             Stage::Pdeathsig => 2,
@@ -123,6 +141,9 @@ impl Stage {
             Stage::UserNamespaceMaps => 7,
             Stage::MakePrivate => 8,
             Stage::Chdir => 9,
+            Stage::Stdin => 10,
+            Stage::Exec => 11,
+            Stage::ShimArgs => 12,
             Stage::Bind(i) => 0x1000_0000 | i,
             Stage::RemountReadOnly(i) => 0x2000_0000 | i,
         }
@@ -139,6 +160,9 @@ impl Stage {
             7 => Stage::UserNamespaceMaps,
             8 => Stage::MakePrivate,
             9 => Stage::Chdir,
+            10 => Stage::Stdin,
+            11 => Stage::Exec,
+            12 => Stage::ShimArgs,
             c if c & 0xF000_0000 == 0x1000_0000 => Stage::Bind(c & 0x0FFF_FFFF),
             c if c & 0xF000_0000 == 0x2000_0000 => Stage::RemountReadOnly(c & 0x0FFF_FFFF),
             _ => return None,
@@ -163,12 +187,17 @@ impl Stage {
             Stage::Bind(_) => "bind mount",
             Stage::RemountReadOnly(_) => "read-only remount",
             Stage::Chdir => "chdir",
+            Stage::Stdin => "replacing stdin with /dev/null",
+            Stage::Exec => "exec",
+            Stage::ShimArgs => "reading the spawn shim's arguments",
         }
     }
 }
 
-/// What the child does between `fork` and `exec`, prepared in the parent so
-/// that the child only makes system calls (no allocation after `fork`).
+/// What the child does before it `exec`s the program, prepared in the parent
+/// so that a forked child only makes system calls (no allocation after
+/// `fork`). The exec shim decodes the same setup from its arguments and runs
+/// the same code.
 pub(crate) struct ChildSetup {
     /// The pid the child expects as its parent; when it differs, Oxflow died
     /// before the parent-death signal was armed.
@@ -188,6 +217,13 @@ pub(crate) struct StageFailure {
     pub errno: Errno,
 }
 
+impl StageFailure {
+    /// The errno as an `io::Error` (no allocation: usable after `fork`).
+    pub(crate) fn io_error(self) -> io::Error {
+        io::Error::from_raw_os_error(self.errno as i32)
+    }
+}
+
 /// The read end of the setup report pipe.
 pub(crate) struct Report(OwnedFd);
 
@@ -204,13 +240,19 @@ impl ChildSetup {
         // SAFETY: the closure only makes async-signal-safe system calls on data
         // prepared before fork; it does not allocate or take locks.
         unsafe {
-            cmd.pre_exec(move || setup.run_in_child(write_end.as_raw_fd()));
+            cmd.pre_exec(move || {
+                setup
+                    .apply(write_end.as_raw_fd())
+                    .map_err(StageFailure::io_error)
+            });
         }
         Ok(Report(read_end))
     }
 
-    /// Runs in the forked child. Async-signal-safe system calls only.
-    fn run_in_child(&self, report: libc::c_int) -> io::Result<()> {
+    /// Runs in the child (forked, or the exec shim) and reports failed steps
+    /// on `report`. Async-signal-safe system calls only; a failure of a fatal
+    /// step is returned after it was reported.
+    pub(crate) fn apply(&self, report: libc::c_int) -> Result<(), StageFailure> {
         // SAFETY (whole function): plain libc calls on valid, NUL-terminated
         // buffers owned by `self`, in a single-threaded child.
         unsafe {
@@ -228,8 +270,12 @@ impl ChildSetup {
                 return Err(fail(report, Stage::Pdeathsig));
             }
             if libc::getppid() != self.parent_pid {
-                send(report, Stage::ParentGone, libc::ESRCH);
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                let failure = StageFailure {
+                    stage: Stage::ParentGone,
+                    errno: Errno::ESRCH,
+                };
+                send(report, failure.stage.code(), libc::ESRCH);
+                return Err(failure);
             }
             if let Some(limit) = self.memory_limit {
                 let mut current = libc::rlimit {
@@ -268,16 +314,21 @@ impl ChildSetup {
     }
 }
 
-/// Reports `stage` with the current errno and returns that errno as an error.
-pub(crate) fn fail(report: libc::c_int, stage: Stage) -> io::Error {
+/// Reports `stage` with the current errno and returns it as a failure.
+pub(crate) fn fail(report: libc::c_int, stage: Stage) -> StageFailure {
     let errno = Errno::last_raw();
-    send(report, stage, errno);
-    io::Error::from_raw_os_error(errno)
+    send(report, stage.code(), errno);
+    StageFailure {
+        stage,
+        errno: Errno::from_raw(errno),
+    }
 }
 
-fn send(report: libc::c_int, stage: Stage, errno: i32) {
+/// Writes one 8-byte record (code, errno; little-endian) to the report pipe.
+/// Async-signal-safe; a closed or invalid descriptor is ignored.
+pub(crate) fn send(report: libc::c_int, code: u32, errno: i32) {
     let mut record = [0u8; 8];
-    record[..4].copy_from_slice(&stage.code().to_le_bytes());
+    record[..4].copy_from_slice(&code.to_le_bytes());
     record[4..].copy_from_slice(&errno.to_le_bytes());
     // SAFETY: writing a stack buffer to a descriptor we own.
     unsafe {
@@ -294,18 +345,29 @@ impl Report {
         while let Ok(n @ 1..) = read(&self.0, &mut buf) {
             bytes.extend_from_slice(&buf[..n]);
         }
-        bytes
-            .chunks_exact(8)
-            .filter_map(|r| {
-                let code = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
-                let errno = i32::from_le_bytes([r[4], r[5], r[6], r[7]]);
-                Some(StageFailure {
-                    stage: Stage::from_code(code)?,
-                    errno: Errno::from_raw(errno),
-                })
-            })
-            .collect()
+        failures(&bytes)
     }
+}
+
+/// The raw records of a report: (code, errno).
+pub(crate) fn records(bytes: &[u8]) -> impl Iterator<Item = (u32, i32)> + '_ {
+    bytes.chunks_exact(8).map(|r| {
+        let code = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+        let errno = i32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+        (code, errno)
+    })
+}
+
+/// The failed steps of a report (other records are skipped).
+pub(crate) fn failures(bytes: &[u8]) -> Vec<StageFailure> {
+    records(bytes)
+        .filter_map(|(code, errno)| {
+            Some(StageFailure {
+                stage: Stage::from_code(code)?,
+                errno: Errno::from_raw(errno),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -324,6 +386,9 @@ mod tests {
             Stage::UserNamespaceMaps,
             Stage::MakePrivate,
             Stage::Chdir,
+            Stage::Stdin,
+            Stage::Exec,
+            Stage::ShimArgs,
             Stage::Bind(0),
             Stage::Bind(7),
             Stage::RemountReadOnly(3),
@@ -331,6 +396,11 @@ mod tests {
             assert_eq!(Stage::from_code(stage.code()), Some(stage));
         }
         assert_eq!(Stage::from_code(0), None);
+        assert_eq!(
+            Stage::from_code(EXEC_REACHED),
+            None,
+            "a marker, not a stage"
+        );
         assert!(!Stage::Cgroup.is_fatal());
         assert!(Stage::Bind(0).is_fatal());
     }

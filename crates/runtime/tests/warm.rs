@@ -1,11 +1,12 @@
 //! The warm Python executor (fork server), driven through the `Runtime` trait
 //! with the `python3` on PATH.
 
+#[macro_use]
 mod common;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use common::{Tmp, alive, assert_gone, eventually, field};
+use common::{Spawn, Tmp, alive, assert_gone, eventually, field};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -61,12 +62,15 @@ struct Steps {
 }
 
 impl Steps {
-    fn new() -> Self {
-        Self::with_preload(vec!["json".into(), "no_such_module_for_oxflow".into()])
+    fn new(spawn: Spawn) -> Self {
+        Self::with_preload(
+            spawn,
+            vec!["json".into(), "no_such_module_for_oxflow".into()],
+        )
     }
 
-    fn with_preload(preload: Vec<String>) -> Self {
-        let t = Tmp::new();
+    fn with_preload(spawn: Spawn, preload: Vec<String>) -> Self {
+        let t = Tmp::with(spawn);
         std::fs::write(t.path().join("oxstep.py"), STEP).unwrap();
         let rt = t.runtime_with(true, preload);
         Steps { t, rt }
@@ -97,9 +101,8 @@ impl Steps {
     }
 }
 
-#[tokio::test]
-async fn warm_step_sees_what_a_fresh_interpreter_sees() {
-    let s = Steps::new();
+async fn warm_step_sees_what_a_fresh_interpreter_sees(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let w = s.step("basic", &["a", "b c"]);
     let o = s.run(&w).await;
     assert!(o.success() && o.warm, "{o:?}: {}", s.log(&w));
@@ -113,7 +116,7 @@ async fn warm_step_sees_what_a_fresh_interpreter_sees() {
     assert!(log.contains("to-stderr\n"));
 
     // The same step in a fresh interpreter logs the same lines (pids aside).
-    let cold = Steps::new();
+    let cold = Steps::new(spawn);
     let mut w = cold.step("basic", &["a", "b c"]);
     w.warm_python = false;
     w.working_dir = Some(s.t.path().to_path_buf());
@@ -128,9 +131,8 @@ async fn warm_step_sees_what_a_fresh_interpreter_sees() {
     assert_eq!(strip(&cold.log(&w)), strip(&log));
 }
 
-#[tokio::test]
-async fn warm_exit_codes_and_errors() {
-    let s = Steps::new();
+async fn warm_exit_codes_and_errors(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let check = async |args: &[&str], code: Option<i32>, signal: Option<i32>, in_log: &str| {
         let w = s.step("codes", args);
         let o = s.run(&w).await;
@@ -161,9 +163,8 @@ async fn warm_exit_codes_and_errors() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_parallel_warm_steps_share_one_server() {
-    let s = Steps::new();
+async fn twenty_parallel_warm_steps_share_one_server(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let workloads: Vec<_> = (0..20)
         .map(|i| s.step(&format!("par-{i}"), &[&format!("token-{i}")]))
         .collect();
@@ -190,9 +191,8 @@ async fn twenty_parallel_warm_steps_share_one_server() {
     assert_eq!(servers.len(), 1, "one fork server per interpreter");
 }
 
-#[tokio::test]
-async fn a_crashing_step_does_not_take_the_server_down() {
-    let s = Steps::new();
+async fn a_crashing_step_does_not_take_the_server_down(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let first = s.step("first", &[]);
     s.run(&first).await;
     let crash = s.step("crash", &["--crash"]);
@@ -202,9 +202,8 @@ async fn a_crashing_step_does_not_take_the_server_down() {
     assert_eq!(s.pid(&first, "ppid"), s.pid(&after, "ppid"), "same server");
 }
 
-#[tokio::test]
-async fn a_killed_server_is_replaced_and_its_running_steps_fail_clearly() {
-    let s = Steps::new();
+async fn a_killed_server_is_replaced_and_its_running_steps_fail_clearly(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let first = s.step("first", &[]);
     assert!(s.run(&first).await.warm);
     let server = s.pid(&first, "ppid");
@@ -233,9 +232,8 @@ async fn a_killed_server_is_replaced_and_its_running_steps_fail_clearly() {
     assert_ne!(s.pid(&next, "ppid"), server);
 }
 
-#[tokio::test]
-async fn a_server_killed_between_steps_is_replaced_transparently() {
-    let s = Steps::new();
+async fn a_server_killed_between_steps_is_replaced_transparently(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let first = s.step("first", &[]);
     s.run(&first).await;
     let server = s.pid(&first, "ppid");
@@ -248,9 +246,8 @@ async fn a_server_killed_between_steps_is_replaced_transparently() {
     assert_ne!(s.pid(&next, "ppid"), server);
 }
 
-#[tokio::test]
-async fn warm_timeout_and_cancel_kill_the_step_and_its_children() {
-    let s = Steps::new();
+async fn warm_timeout_and_cancel_kill_the_step_and_its_children(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let mut w = s.step("timeout", &["--spawn", "--sleep"]);
     w.timeout = Some(Duration::from_millis(500));
     let o = s.run(&w).await;
@@ -278,9 +275,8 @@ async fn warm_timeout_and_cancel_kill_the_step_and_its_children() {
     assert_gone(child).await;
 }
 
-#[tokio::test]
-async fn dropping_a_warm_run_kills_the_step_and_its_children() {
-    let s = Steps::new();
+async fn dropping_a_warm_run_kills_the_step_and_its_children(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let w = s.step("dropped", &["--spawn", "--sleep"]);
     let task = {
         let (rt, w) = (s.rt.clone(), w.clone());
@@ -297,9 +293,8 @@ async fn dropping_a_warm_run_kills_the_step_and_its_children() {
     assert_gone(child).await;
 }
 
-#[tokio::test]
-async fn warm_memory_limit() {
-    let s = Steps::new();
+async fn warm_memory_limit(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let mut w = s.step("alloc", &["--alloc"]);
     w.resources = Resources {
         memory_limit_bytes: Some(200 << 20),
@@ -311,9 +306,8 @@ async fn warm_memory_limit() {
     assert!(s.log(&w).contains("MemoryError"));
 }
 
-#[tokio::test]
-async fn warm_cpu_limit_joins_the_workload_cgroup() {
-    let s = Steps::new();
+async fn warm_cpu_limit_joins_the_workload_cgroup(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let mut w = s.step("cpu", &["--cgroup"]);
     w.resources = Resources {
         cpu_limit_millis: Some(500),
@@ -330,9 +324,8 @@ async fn warm_cpu_limit_joins_the_workload_cgroup() {
     );
 }
 
-#[tokio::test]
-async fn environment_rules_for_warm_steps() {
-    let s = Steps::new();
+async fn environment_rules_for_warm_steps(spawn: Spawn) {
+    let s = Steps::new(spawn);
     // PYTHONPATH is applied by the child: the module lives elsewhere.
     let lib = s.t.path().join("lib");
     std::fs::create_dir(&lib).unwrap();
@@ -357,9 +350,8 @@ async fn environment_rules_for_warm_steps() {
     assert!(o.success() && !o.warm);
 }
 
-#[tokio::test]
-async fn steps_that_cannot_be_warm_run_cold() {
-    let s = Steps::new();
+async fn steps_that_cannot_be_warm_run_cold(spawn: Spawn) {
+    let s = Steps::new(spawn);
     // Mounts need a namespace the fork server cannot give.
     let mut w = s.step("mounts", &[]);
     w.mounts = vec![Mount {
@@ -388,9 +380,8 @@ async fn steps_that_cannot_be_warm_run_cold() {
     assert!(!cold.run(&w, CancellationToken::new()).await.unwrap().warm);
 }
 
-#[tokio::test]
-async fn a_missing_interpreter_falls_back_to_a_clear_spawn_error() {
-    let s = Steps::new();
+async fn a_missing_interpreter_falls_back_to_a_clear_spawn_error(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let mut w = s.step("missing", &[]);
     w.program = "/nonexistent/python3".into();
     let err = s.rt.run(&w, CancellationToken::new()).await.unwrap_err();
@@ -398,9 +389,8 @@ async fn a_missing_interpreter_falls_back_to_a_clear_spawn_error() {
     assert!(err.to_string().contains("/nonexistent/python3"), "{err}");
 }
 
-#[tokio::test]
-async fn shutdown_stops_the_server_and_a_later_step_starts_another() {
-    let s = Steps::new();
+async fn shutdown_stops_the_server_and_a_later_step_starts_another(spawn: Spawn) {
+    let s = Steps::new(spawn);
     let first = s.step("first", &[]);
     s.run(&first).await;
     let server = s.pid(&first, "ppid");
@@ -410,4 +400,21 @@ async fn shutdown_stops_the_server_and_a_later_step_starts_another() {
     let o = s.run(&next).await;
     assert!(o.success() && o.warm);
     assert_ne!(s.pid(&next, "ppid"), server);
+}
+
+for_each_spawn_strategy! {
+    #[tokio::test] warm_step_sees_what_a_fresh_interpreter_sees,
+    #[tokio::test] warm_exit_codes_and_errors,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)] twenty_parallel_warm_steps_share_one_server,
+    #[tokio::test] a_crashing_step_does_not_take_the_server_down,
+    #[tokio::test] a_killed_server_is_replaced_and_its_running_steps_fail_clearly,
+    #[tokio::test] a_server_killed_between_steps_is_replaced_transparently,
+    #[tokio::test] warm_timeout_and_cancel_kill_the_step_and_its_children,
+    #[tokio::test] dropping_a_warm_run_kills_the_step_and_its_children,
+    #[tokio::test] warm_memory_limit,
+    #[tokio::test] warm_cpu_limit_joins_the_workload_cgroup,
+    #[tokio::test] environment_rules_for_warm_steps,
+    #[tokio::test] steps_that_cannot_be_warm_run_cold,
+    #[tokio::test] a_missing_interpreter_falls_back_to_a_clear_spawn_error,
+    #[tokio::test] shutdown_stops_the_server_and_a_later_step_starts_another,
 }

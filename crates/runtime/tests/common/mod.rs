@@ -11,13 +11,64 @@ use nix::{errno::Errno, sys::signal::kill, unistd::Pid};
 use oxflow_core::Workload;
 use oxflow_runtime::{LocalConfig, LocalRuntime};
 
+/// How the runtime under test starts cold workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spawn {
+    /// `fork` with a `pre_exec` hook (no shim configured).
+    Fork,
+    /// `posix_spawn` of this crate's `oxflow-spawn` shim.
+    Shim,
+}
+
+impl Spawn {
+    pub fn shim(self) -> Option<PathBuf> {
+        match self {
+            Spawn::Fork => None,
+            Spawn::Shim => Some(env!("CARGO_BIN_EXE_oxflow-spawn").into()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Spawn::Fork => "fork",
+            Spawn::Shim => "shim",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Spawn> {
+        [Spawn::Fork, Spawn::Shim]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+/// Defines every listed `async fn name(spawn: Spawn)` as two tests,
+/// `fork::name` and `shim::name`, one per way of starting workloads. Each
+/// entry carries its test attribute: `#[tokio::test] name`.
+macro_rules! for_each_spawn_strategy {
+    ($(#[$attr:meta] $name:ident),* $(,)?) => {
+        mod fork {
+            $(#[$attr] async fn $name() { super::$name(super::Spawn::Fork).await })*
+        }
+        mod shim {
+            $(#[$attr] async fn $name() { super::$name(super::Spawn::Shim).await })*
+        }
+    };
+}
+
 /// A temporary directory with helpers to build workloads inside it.
 pub struct Tmp {
     pub dir: tempfile::TempDir,
+    /// How the runtimes made by [`Tmp::runtime`] start workloads.
+    pub spawn: Spawn,
 }
 
 impl Tmp {
     pub fn new() -> Self {
+        Self::with(Spawn::Fork)
+    }
+
+    pub fn with(spawn: Spawn) -> Self {
         // RUST_LOG=oxflow_runtime=debug shows what the runtime did.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -25,6 +76,7 @@ impl Tmp {
             .try_init();
         Tmp {
             dir: tempfile::tempdir().unwrap(),
+            spawn,
         }
     }
 
@@ -41,6 +93,7 @@ impl Tmp {
             scratch_dir: self.path().join("scratch"),
             warm_python,
             preload_modules,
+            spawn_shim: self.spawn.shim(),
             ..Default::default()
         })
     }
@@ -68,6 +121,14 @@ impl Tmp {
     }
 }
 
+/// The path of `program` on PATH.
+pub fn on_path(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
+}
+
 /// Polls `f` until it returns `Some`, failing the test after `limit`.
 pub async fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -93,6 +154,19 @@ pub async fn pid_from_file(path: PathBuf) -> i32 {
         },
     )
     .await
+}
+
+/// Whether a process runs: it exists and is not a zombie (an orphan's zombie
+/// lingers until init reaps it).
+pub fn running(pid: i32) -> bool {
+    alive(pid)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+                Some(state != 'Z' && state != 'X')
+            })
+            .unwrap_or(false)
 }
 
 /// Whether a process exists (`kill(pid, 0)`).
