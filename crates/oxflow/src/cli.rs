@@ -522,6 +522,12 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
     let controller = oxflow_pipelines::RunController::new(engine, args.max_runs);
     let loop_handle = controller.start();
+    // Recurring runs: creates their runs as slots come due (catching up after downtime).
+    let scheduler = oxflow_pipelines::RecurringRunScheduler::new(
+        controller.clone(),
+        Arc::new(oxflow_pipelines::SystemClock),
+    );
+    let scheduler_handle = scheduler.start();
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),
@@ -550,6 +556,8 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     // Runs still executing are left as they are (no state is written for
     // them now): their tasks stop when this process exits, and the next
     // `oxflow up` resumes them, as after a crash.
+    scheduler.stop();
+    scheduler_handle.abort();
     controller.stop();
     loop_handle.abort();
     drop(runtime);

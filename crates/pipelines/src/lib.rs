@@ -20,6 +20,7 @@ pub mod executor;
 pub mod ir;
 mod load;
 mod python;
+mod schedule;
 pub mod value;
 
 pub use controller::{RunController, RunEvent};
@@ -30,3 +31,8 @@ pub use engine::{
 pub use error::{PipelineError, Result};
 pub use load::{MAX_PIPELINE_BYTES, Pipeline, SUPPORTED_SCHEMA_VERSIONS};
 pub use python::{PythonEnvs, which};
+pub use schedule::{
+    Clock, CronExpr, Due, FireState, MAX_CATCHUP, MAX_CONCURRENCY, ManualClock, PassReport,
+    RecurringRunScheduler, Schedule, ScheduleError, SystemClock, Trigger, check_max_concurrency,
+    run_name,
+};

@@ -21,6 +21,9 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
+#[path = "recurring.rs"]
+mod recurring;
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -46,6 +49,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/pipelines/{id}/versions/{vid}",
             get(get_pipeline_version).delete(delete_pipeline_version),
         )
+        .merge(recurring::routes())
 }
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
