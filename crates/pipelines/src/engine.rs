@@ -344,7 +344,10 @@ impl Engine {
         let outcome = run_dag(ctx.clone(), None, Arc::new(scope), String::new()).await;
         heartbeat.abort();
 
-        let mut run = store.find_run(&run.id).await?;
+        // `run` is this engine's copy (its spec already dropped); re-reading
+        // the record would load the whole spec again at the run's peak.
+        // update_run writes only status fields, so nothing newer is lost.
+        drop(ctx);
         let end = Timestamp::now();
         run.finished_at = Some(end);
         run.owner = None;
