@@ -74,6 +74,20 @@ impl Default for RunOptions {
     }
 }
 
+impl RunOptions {
+    /// Defaults, with relative importer URIs resolved against this
+    /// process's working directory (where `oxflow run` or `oxflow up` was
+    /// started), as kfp.local resolves them.
+    pub fn in_current_dir() -> Self {
+        Self {
+            base_dir: std::env::current_dir()
+                .ok()
+                .map(|d| d.to_string_lossy().into_owned()),
+            ..Self::default()
+        }
+    }
+}
+
 /// What a user asks for when starting a run.
 #[derive(Debug, Clone, Default)]
 pub struct SubmitRequest {

@@ -815,7 +815,7 @@ impl RecurringRunScheduler {
                     namespace: rr.namespace.clone(),
                     display_name: Some(name.clone()),
                     parameters: parameters.clone(),
-                    options: RunOptions::default(),
+                    options: RunOptions::in_current_dir(),
                 };
                 self.inner
                     .controller

@@ -561,7 +561,7 @@ async fn create_run(
         namespace,
         display_name: Some(display_name),
         parameters: params,
-        options: RunOptions::default(),
+        options: RunOptions::in_current_dir(),
     };
     let engine = state.controller.engine();
     let mut run = engine.prepare(&pipeline, req)?;

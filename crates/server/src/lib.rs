@@ -4,6 +4,8 @@
 //! shapes of the APIs it serves; it converts them into the store's and the
 //! engine's own types in one place (`kfp` for the KFP v2beta1 API).
 
+mod api;
+mod dashboard;
 mod error;
 mod kfp;
 
@@ -43,6 +45,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/apis/v2beta1", kfp::routes())
+        .nest("/api/v1", api::routes())
+        .merge(dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no such route: {}", uri.path()))
         })
@@ -96,4 +100,3 @@ pub async fn serve(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
-

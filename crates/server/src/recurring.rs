@@ -168,7 +168,7 @@ async fn create_recurring_run(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<BTreeMap<_, _>>(),
-            options: RunOptions::default(),
+            options: RunOptions::in_current_dir(),
         },
     )?;
     let pipeline_root = runtime_config

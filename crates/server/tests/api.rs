@@ -1,0 +1,492 @@
+//! Oxflow's own API (`/api/v1`) through the real router: artifact reads
+//! confined to the artifact store, the run event stream, task logs, and the
+//! dashboard's files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use oxflow_artifacts::ArtifactStore;
+use oxflow_core::Namespace;
+use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunController, RunOptions, SubmitRequest};
+use oxflow_runtime::{LocalConfig, LocalRuntime};
+use oxflow_server::AppState;
+use oxflow_store::Store;
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Harness {
+    dir: tempfile::TempDir,
+    state: AppState,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in_dir(dir.path()).await.unwrap();
+        let runtime = Arc::new(LocalRuntime::new(LocalConfig {
+            scratch_dir: dir.path().join("scratch"),
+            warm_python: false,
+            ..Default::default()
+        }));
+        let engine = Engine::new(
+            store.clone(),
+            runtime,
+            ArtifactStore::new(dir.path().join("artifacts")),
+            EngineConfig {
+                data_dir: dir.path().to_path_buf(),
+                max_parallel: 2,
+                python: None,
+            },
+        );
+        let controller = RunController::new(engine, 2);
+        controller.start();
+        Self {
+            dir,
+            state: AppState {
+                controller,
+                store,
+                default_namespace: Namespace::default(),
+            },
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("artifacts")
+    }
+
+    async fn get(&self, uri: &str) -> axum::response::Response {
+        oxflow_server::router(self.state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Submits a pipeline whose only leaf waits for `gate` to exist, so a
+    /// test decides when it finishes.
+    async fn submit_gated(&self, gate: &Path) -> String {
+        let yaml = GATED.replace("GATE", &gate.to_string_lossy());
+        let pipeline = Pipeline::load_str(&yaml, "gated.yaml").unwrap();
+        let run = self
+            .state
+            .controller
+            .engine()
+            .submit(
+                &pipeline,
+                SubmitRequest {
+                    namespace: Namespace::default(),
+                    display_name: Some("gated".into()),
+                    parameters: BTreeMap::new(),
+                    options: RunOptions {
+                        enable_cache: false,
+                        base_dir: None,
+                    },
+                },
+            )
+            .await
+            .unwrap();
+        self.state.controller.nudge();
+        run.id
+    }
+}
+
+/// `first` prints, waits for the gate file, prints again; `second` runs after it.
+const GATED: &str = r#"
+pipelineInfo: {name: gated}
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.3
+root:
+  dag:
+    tasks:
+      first:
+        taskInfo: {name: first}
+        componentRef: {name: comp-wait}
+      second:
+        taskInfo: {name: second}
+        componentRef: {name: comp-echo}
+        dependentTasks: [first]
+components:
+  comp-wait:
+    executorLabel: exec-wait
+  comp-echo:
+    executorLabel: exec-echo
+deploymentSpec:
+  executors:
+    exec-wait:
+      container:
+        image: alpine
+        command: [sh, -c, 'echo started; while [ ! -e "GATE" ]; do sleep 0.02; done; echo finished']
+    exec-echo:
+      container:
+        image: alpine
+        command: [sh, -c, 'echo second says hi']
+"#;
+
+async fn body_text(resp: axum::response::Response) -> String {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+async fn body_json(resp: axum::response::Response) -> Value {
+    serde_json::from_str(&body_text(resp).await).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads a streamed body until `pred` holds for what was read so far (or it ends).
+async fn read_until(body: &mut Body, seen: &mut String, pred: impl Fn(&str) -> bool) -> bool {
+    while !pred(seen) {
+        match body.frame().await {
+            Some(Ok(f)) => {
+                if let Some(d) = f.data_ref() {
+                    seen.push_str(&String::from_utf8_lossy(d));
+                }
+            }
+            _ => return pred(seen),
+        }
+    }
+    true
+}
+
+// --------------------------------------------------------------- artifacts
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_are_read_only_inside_the_store() {
+    let h = Harness::new().await;
+    let root = h.root();
+    let task = root.join("default/r1/train");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("model"), "weights 0123456789").unwrap();
+    std::fs::write(task.join("report"), "# Title\n\nbody").unwrap();
+    // Outside the store: a secret, a sibling whose name starts like the root.
+    let secret = h.dir.path().join("secret.txt");
+    std::fs::write(&secret, "top secret").unwrap();
+    let sibling = h.dir.path().join("artifacts-evil");
+    std::fs::create_dir_all(&sibling).unwrap();
+    std::fs::write(sibling.join("x"), "evil").unwrap();
+    std::os::unix::fs::symlink(&secret, task.join("link-out")).unwrap();
+    std::os::unix::fs::symlink(h.dir.path(), task.join("dir-out")).unwrap();
+    std::os::unix::fs::symlink(task.join("model"), task.join("link-in")).unwrap();
+
+    let r = |p: &Path| p.to_string_lossy().into_owned();
+    let model = r(&task.join("model"));
+
+    // Allowed.
+    let resp = h
+        .get(&format!("/api/v1/artifacts?uri={}", enc(&model)))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-oxflow-truncated"], "false");
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("sandbox")
+    );
+    assert_eq!(body_text(resp).await, "weights 0123456789");
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}",
+            enc(&format!("file://{model}"))
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}",
+            enc(&r(&task.join("link-in")))
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "a symlink within the store");
+
+    // Refused, each with a JSON error.
+    let refused = [
+        format!("{}/../secret.txt", r(&root)),
+        format!("{}/default/r1/train/../../../secret.txt", r(&root)),
+        r(&secret),
+        r(&sibling.join("x")),
+        r(&task.join("link-out")),
+        r(&task.join("dir-out")),
+        r(&task.join("dir-out/secret.txt")),
+        "/etc/passwd".to_owned(),
+        "gs://bucket/key".to_owned(),
+        "relative/path".to_owned(),
+        format!("file://{}/../secret.txt", r(&root)),
+    ];
+    for uri in refused {
+        let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&uri))).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
+        let v = body_json(resp).await;
+        assert!(
+            v["message"].as_str().unwrap().contains("artifact store"),
+            "{uri}: {v}"
+        );
+    }
+
+    // Missing inside the store: 404.
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}",
+            enc(&r(&task.join("nope")))
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_previews_downloads_and_listings() {
+    let h = Harness::new().await;
+    let task = h.root().join("default/r1/train");
+    std::fs::create_dir_all(task.join("sub")).unwrap();
+    std::fs::write(task.join("page"), "<h1>hi</h1><script>alert(1)</script>").unwrap();
+    std::fs::write(task.join("sub/a.csv"), "x,y\n1,2\n").unwrap();
+    let page = task.join("page").to_string_lossy().into_owned();
+
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}&max_bytes=4&type=system.HTML",
+            enc(&page)
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let hd = resp.headers().clone();
+    assert_eq!(hd["content-type"], "text/html; charset=utf-8");
+    assert_eq!(hd["x-oxflow-truncated"], "true");
+    assert_eq!(hd["x-oxflow-size"], "36");
+    assert_eq!(hd["x-content-type-options"], "nosniff");
+    assert!(
+        hd["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    assert_eq!(body_text(resp).await, "<h1>");
+
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}&download=true&type=system.Markdown",
+            enc(&page)
+        ))
+        .await;
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"page\""
+    );
+
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}&max_bytes=lots",
+            enc(&page)
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}",
+            enc(&task.to_string_lossy())
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v = body_json(resp).await;
+    assert_eq!(v["kind"], "directory");
+    let names: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["page", "sub"]);
+    assert_eq!(v["entries"][1]["kind"], "directory");
+
+    let csv = task.join("sub/a.csv").to_string_lossy().into_owned();
+    let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&csv))).await;
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+}
+
+// ------------------------------------------------------ events and logs
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_events_stream_snapshot_changes_and_end() {
+    let h = Harness::new().await;
+    let gate = h.dir.path().join("gate");
+    let run_id = h.submit_gated(&gate).await;
+
+    let resp = h.get(&format!("/api/v1/runs/{run_id}/events")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    assert!(read_until(&mut body, &mut seen, |s| s.contains("event: snapshot")).await);
+    assert!(
+        seen.trim_start().starts_with("event: snapshot"),
+        "the snapshot comes first: {seen}"
+    );
+    // The gated task is running before the test lets it finish.
+    assert!(
+        read_until(&mut body, &mut seen, |s| s.contains(r#""path":"first""#)
+            && s.contains(r#""state":"RUNNING""#))
+        .await,
+        "{seen}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    // The stream ends by itself once the run is terminal.
+    let mut rest = String::new();
+    while let Some(frame) = body.frame().await {
+        if let Some(d) = frame.unwrap().data_ref() {
+            rest.push_str(&String::from_utf8_lossy(d));
+        }
+    }
+    assert!(rest.contains("event: task"), "{rest}");
+    assert!(
+        rest.contains(r#""path":"second""#) && rest.contains(r#""state":"SUCCEEDED""#),
+        "{rest}"
+    );
+    let end = rest.rfind("event: end").expect("an end event");
+    assert!(rest[end..].contains("SUCCEEDED"), "{rest}");
+
+    // A terminal run: its snapshot, then the end at once.
+    let resp = h.get(&format!("/api/v1/runs/{run_id}/events")).await;
+    let text = body_text(resp).await;
+    let snap = text.find("event: snapshot").unwrap();
+    let end = text.find("event: end").unwrap();
+    assert!(snap < end, "{text}");
+
+    let resp = h.get("/api/v1/runs/no-such-run/events").await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_logs_follow_until_the_task_ends() {
+    let h = Harness::new().await;
+    let gate = h.dir.path().join("gate");
+    let run_id = h.submit_gated(&gate).await;
+
+    // Once the engine has recorded the task (the event stream says so),
+    // its log can be followed.
+    let mut events = h
+        .get(&format!("/api/v1/runs/{run_id}/events"))
+        .await
+        .into_body();
+    let mut ev = String::new();
+    assert!(
+        read_until(&mut events, &mut ev, |s| s.contains(r#""path":"first""#)).await,
+        "{ev}"
+    );
+    let resp = h
+        .get(&format!(
+            "/api/v1/runs/{run_id}/tasks/first/log?follow=true"
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    assert!(read_until(&mut body, &mut seen, |s| s.contains("started")).await);
+    assert!(!seen.contains("finished"));
+    std::fs::write(&gate, "").unwrap();
+    // The body ends once the task is terminal, with everything it wrote.
+    let complete = read_until(&mut body, &mut seen, |_| false).await;
+    assert!(!complete);
+    assert!(
+        seen.contains("started") && seen.contains("finished"),
+        "{seen}"
+    );
+
+    // Wait for the whole run through its event stream, then read a log plainly.
+    let _ = body_text(h.get(&format!("/api/v1/runs/{run_id}/events")).await).await;
+    let resp = h
+        .get(&format!("/api/v1/runs/{run_id}/tasks/second/log"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(body_text(resp).await.contains("second says hi"));
+
+    // The full run view carries tasks and their outputs.
+    let v = body_json(h.get(&format!("/api/v1/runs/{run_id}")).await).await;
+    assert_eq!(v["run"]["state"], "SUCCEEDED");
+    let paths: Vec<&str> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"first") && paths.contains(&"second"), "{v}");
+    assert!(v["pipeline_spec"].is_object());
+
+    // Unknown tasks and resources: 404 with a JSON error naming them.
+    let resp = h
+        .get(&format!(
+            "/api/v1/runs/{run_id}/tasks/for-loop-9/3/nope/log"
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let v = body_json(resp).await;
+    assert!(
+        v["message"].as_str().unwrap().contains("for-loop-9/3/nope"),
+        "{v}"
+    );
+    let resp = h
+        .get(&format!("/api/v1/runs/{run_id}/tasks/first/stdout"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+// --------------------------------------------------------------- dashboard
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_with_its_assets() {
+    let h = Harness::new().await;
+    let resp = h.get("/").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let hd = resp.headers().clone();
+    assert_eq!(hd["content-type"], "text/html; charset=utf-8");
+    assert!(
+        hd["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let etag = hd["etag"].to_str().unwrap().to_owned();
+    assert!(body_text(resp).await.contains("/ui/js/app.js"));
+
+    let resp = oxflow_server::router(h.state.clone())
+        .oneshot(
+            Request::get("/")
+                .header("if-none-match", &etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+
+    let resp = h.get("/ui/js/app.js").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    for missing in ["/ui/nope.js", "/ui/../Cargo.toml", "/ui/%2e%2e/Cargo.toml"] {
+        let resp = h.get(missing).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+    let v = body_json(h.get("/api/v1/namespaces").await).await;
+    assert_eq!(v["default"], "default");
+}

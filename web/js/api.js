@@ -1,0 +1,86 @@
+// The two APIs the dashboard talks to: KFP v2beta1 (/apis/v2beta1) and
+// Oxflow's own (/api/v1). Same origin, JSON, errors as {code, message}.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function buildUrl(path, query) {
+  const url = new URL(path, window.location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== null && v !== undefined && v !== '') url.searchParams.set(k, v);
+  }
+  return url;
+}
+
+async function failure(resp) {
+  let message = '';
+  try {
+    const j = await resp.json();
+    message = j.message || j.error || '';
+  } catch (_) {
+    // Not JSON: the status line says enough.
+  }
+  return new ApiError(resp.status, message || `${resp.status} ${resp.statusText}`);
+}
+
+/** fetch + JSON. `body` may be an object (sent as JSON) or FormData. */
+export async function api(path, {method = 'GET', query, body, signal} = {}) {
+  const opts = {method, signal, headers: {Accept: 'application/json'}};
+  if (body instanceof FormData) {
+    opts.body = body;
+  } else if (body !== undefined) {
+    opts.body = JSON.stringify(body);
+    opts.headers['Content-Type'] = 'application/json';
+  }
+  const resp = await fetch(buildUrl(path, query), opts);
+  if (!resp.ok) throw await failure(resp);
+  const text = await resp.text();
+  return text ? JSON.parse(text) : {};
+}
+
+/** fetch returning the Response (for bytes and streams); errors as ApiError. */
+export async function fetchRaw(path, {query, signal} = {}) {
+  const resp = await fetch(buildUrl(path, query), {signal});
+  if (!resp.ok) throw await failure(resp);
+  return resp;
+}
+
+export const KFP = '/apis/v2beta1';
+export const OX = '/api/v1';
+
+/** KFP's list filter: [[key, op, value], …] → the JSON the API takes. */
+export function kfpFilter(preds) {
+  const list = preds.filter(([, , v]) => v !== null && v !== undefined && v !== '');
+  if (!list.length) return undefined;
+  return JSON.stringify({
+    predicates: list.map(([key, operation, value]) => ({key, operation, string_value: value})),
+  });
+}
+
+export function artifactUrl(uri, extra = {}) {
+  const url = buildUrl(`${OX}/artifacts`, {uri, ...extra});
+  return url.pathname + url.search;
+}
+
+/** The compiled PipelineSpec inside what the API stores (bare, or wrapped with a platform spec). */
+export function pipelineSpecOf(stored) {
+  if (!stored || typeof stored !== 'object') return null;
+  if (stored.pipeline_spec && typeof stored.pipeline_spec === 'object') return stored.pipeline_spec;
+  return stored;
+}
+
+/** All pages of a KFP list call (bounded). */
+export async function listAll(path, key, query = {}, max = 500) {
+  const out = [];
+  let token;
+  do {
+    const page = await api(path, {query: {...query, page_size: 100, page_token: token}});
+    out.push(...(page[key] || []));
+    token = page.next_page_token;
+  } while (token && out.length < max);
+  return out;
+}
