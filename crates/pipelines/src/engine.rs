@@ -286,7 +286,15 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<RunRecord> {
         let store = &self.inner.store;
-        let mut run = store.find_run(run_id).await?;
+        let mut run = match store.get_run_without_spec(run_id).await? {
+            Some(run) => run,
+            None => {
+                // A prefix: resolve it, then keep only what execution needs.
+                let mut run = store.find_run(run_id).await?;
+                run.spec = Value::Null;
+                run
+            }
+        };
         if run.state.is_terminal() {
             return Ok(run);
         }
@@ -301,9 +309,18 @@ impl Engine {
                 message: "another Oxflow process is executing this run".into(),
             });
         }
-        // update_run never writes the spec, so the typed copy is the only one kept.
-        let pipeline =
-            Pipeline::from_json(std::mem::take(&mut run.spec), &format!("run {}", run.id))?;
+        // Read straight into the typed structs: the JSON form of a large
+        // pipeline is several times bigger (update_run never writes the spec).
+        let spec_text =
+            store
+                .get_run_spec_text(&run.id)
+                .await?
+                .ok_or_else(|| PipelineError::RunState {
+                    run_id: run.id.clone(),
+                    message: "the run disappeared while starting".into(),
+                })?;
+        let pipeline = Pipeline::from_stored_text(&spec_text, &format!("run {}", run.id))?;
+        drop(spec_text);
         let opts: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
         let existing: HashMap<String, TaskRecord> = store
             .list_tasks(&run.id)

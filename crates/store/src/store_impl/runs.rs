@@ -196,6 +196,40 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
+    /// The run with exactly this id, without its spec (`spec` is `null`):
+    /// what an engine needs to execute it, without holding a large
+    /// pipeline's JSON while it builds the typed copy from
+    /// [`Store::get_run_spec_text`].
+    pub async fn get_run_without_spec(&self, id: &str) -> Result<Option<RunRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT id, namespace, display_name, pipeline_name, 'null' AS spec, parameters, options, \
+             state, error, outputs, created_at, started_at, finished_at, owner, heartbeat_at, \
+             experiment_id, description, storage_state, pipeline_id, pipeline_version_id, \
+             recurring_run_id, state_history, scheduled_at FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("reading run {id}"))?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// The stored spec of a run as JSON text, as it was written.
+    pub async fn get_run_spec_text(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT spec FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("reading the spec of run {id}"))?;
+        match row {
+            None => Ok(None),
+            Some(r) => r
+                .try_get::<String, _>(0)
+                .map(Some)
+                .context(|| format!("reading the spec of run {id}")),
+        }
+    }
+
     /// Resolves what a user typed: an exact id, else the one run whose id
     /// starts with `id_or_prefix` (at least [`MIN_ID_PREFIX`] characters), so
     /// that CLIs can accept short ids as `git` does.
