@@ -201,12 +201,12 @@ impl Store {
     /// pipeline's JSON while it builds the typed copy from
     /// [`Store::get_run_spec_text`].
     pub async fn get_run_without_spec(&self, id: &str) -> Result<Option<RunRecord>> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query(
             "SELECT id, namespace, display_name, pipeline_name, 'null' AS spec, parameters, options, \
              state, error, outputs, created_at, started_at, finished_at, owner, heartbeat_at, \
              experiment_id, description, storage_state, pipeline_id, pipeline_version_id, \
-             recurring_run_id, state_history, scheduled_at FROM runs WHERE id = $1"
-        ))
+             recurring_run_id, state_history, scheduled_at FROM runs WHERE id = $1",
+        )
         .bind(id)
         .fetch_optional(&self.pool)
         .await
