@@ -31,6 +31,10 @@ pub struct Cli {
     /// Log what the engine does.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Work against a running `oxflow up` at this URL (http://HOST:PORT) instead of
+    /// the local data directory: `run`, `runs list|get|delete` and `logs`.
+    #[arg(long, env = "OXFLOW_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -238,6 +242,11 @@ fn dirs_home() -> PathBuf {
 }
 
 pub async fn main(cli: Cli) -> Result<ExitCode> {
+    if let Some(url) = cli.server.as_deref().filter(|u| !u.trim().is_empty())
+        && !matches!(cli.command, Command::Validate { .. })
+    {
+        return crate::remote::main(&cli, url).await;
+    }
     match &cli.command {
         Command::Validate { file } => {
             let p = Pipeline::load_file(file)?;
@@ -327,7 +336,7 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Value>> {
+pub(crate) fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     for p in raw {
         let (k, v) = p

@@ -3,6 +3,7 @@
 
 mod cli;
 mod output;
+mod remote;
 
 use clap::Parser;
 

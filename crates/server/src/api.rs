@@ -38,9 +38,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{broadcast, mpsc};
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+#[allow(unused_imports)] // named by the `#[utoipa::path]` annotations
+use crate::openapi::schemas::{ApiErrorBody, ArtifactsJson, NamespaceList, RunDetail};
 
 /// How often an event stream re-reads the store: catches runs executed by
 /// another Oxflow process (whose events never reach this one) and events a
@@ -69,7 +72,13 @@ fn ms(t: Option<Timestamp>) -> Value {
     t.map(|t| json!(t.millis())).unwrap_or(Value::Null)
 }
 
-async fn namespaces(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces",
+    tag = "namespaces",
+    responses((status = 200, description = "The namespaces the dashboard offers.", body = NamespaceList)),
+)]
+pub(crate) async fn namespaces(State(state): State<AppState>) -> Json<Value> {
     // One namespace until multi-user mode exists; the dashboard already
     // renders whatever list it gets.
     Json(json!({
@@ -180,7 +189,20 @@ fn artifact_json(a: &ArtifactRecord, in_store: bool) -> Value {
     })
 }
 
-async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    params(("id" = String, Path, description = "Run id (a unique prefix is enough)")),
+    responses(
+        (status = 200, description = "The run, its spec, every task and its artifact records.", body = RunDetail),
+        (status = 404, description = "No such run.", body = ApiErrorBody),
+    ),
+)]
+pub(crate) async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let run = load_run(&state, &id).await?;
     let tasks = state.store.list_tasks(&run.id).await?;
     let artifacts = state.store.list_artifacts(&run.id).await?;
@@ -216,7 +238,21 @@ async fn snapshot(state: &AppState, run_id: &str, seen: &mut Seen) -> ApiResult<
     Ok((sse_json("snapshot", &v), run.state))
 }
 
-async fn run_events(
+/// Server-sent events: `snapshot` (`SnapshotEvent`) first, then `task`
+/// (`TaskBrief`) and `run` (`RunStateEvent`) as the run changes, and `end`
+/// (`RunStateEvent`) once it is terminal, after which the stream closes.
+/// `error` (`StreamError`) ends a stream whose run could not be read.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/events",
+    tag = "runs",
+    params(("id" = String, Path, description = "Run id (a unique prefix is enough)")),
+    responses(
+        (status = 200, description = "An event stream; each event's `data` is one JSON object (see the description).", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such run.", body = ApiErrorBody),
+    ),
+)]
+pub(crate) async fn run_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
@@ -364,8 +400,12 @@ async fn resync(
 
 // ------------------------------------------------------------------- logs
 
-#[derive(Debug, Default, Deserialize)]
-struct LogParams {
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogParams {
+    /// `true` (or `1`, `yes`, empty) keeps the response open and streams
+    /// appended bytes until the task ends.
+    #[param(value_type = Option<bool>)]
     follow: Option<String>,
 }
 
@@ -378,7 +418,21 @@ fn truthy(v: &Option<String>) -> bool {
 
 /// `/runs/{id}/tasks/{task path}/log` (task paths contain slashes, so the
 /// route captures the rest and the resource is its last segment).
-async fn task_resource(
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/tasks/{task_path}/log",
+    tag = "runs",
+    params(
+        ("id" = String, Path, description = "Run id (a unique prefix is enough)"),
+        ("task_path" = String, Path, description = "The task's path; it may contain slashes (`loop/iteration-0/step`)"),
+        LogParams,
+    ),
+    responses(
+        (status = 200, description = "The task's log (empty while it has written nothing).", content_type = "text/plain; charset=utf-8", body = String),
+        (status = 404, description = "No such run or task, or the task (a DAG) has no log of its own.", body = ApiErrorBody),
+    ),
+)]
+pub(crate) async fn task_resource(
     State(state): State<AppState>,
     Path((id, rest)): Path<(String, String)>,
     Query(q): Query<LogParams>,
@@ -494,19 +548,58 @@ async fn send_from(path: &str, pos: &mut u64, tx: &mpsc::Sender<Bytes>) -> std::
 
 // -------------------------------------------------------------- artifacts
 
-#[derive(Debug, Default, Deserialize)]
-struct ArtifactParams {
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ArtifactParams {
+    /// An artifact URI inside the artifact store: answers its bytes, or a
+    /// `DirectoryListing` for a directory. Without it, lists artifact records.
     uri: Option<String>,
+    /// With `uri`: send at most this many bytes (`x-oxflow-truncated` tells).
+    #[param(value_type = Option<u64>)]
     max_bytes: Option<String>,
+    /// With `uri`: `true` answers `Content-Disposition: attachment`.
+    #[param(value_type = Option<bool>)]
     download: Option<String>,
+    /// With `uri`: the KFP type (`system.Markdown`, ...) choosing the media
+    /// type; defaults to the type recorded for the URI.
     #[serde(rename = "type")]
     schema_title: Option<String>,
+    /// Without `uri`: the namespace whose newest runs are listed (default:
+    /// the default namespace).
     namespace: Option<String>,
+    /// Without `uri`: list this run's artifacts only.
     run_id: Option<String>,
+    /// Without `uri`: how many of the newest runs (1 to 200, default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
-async fn artifacts(
+#[utoipa::path(
+    get,
+    path = "/api/v1/artifacts",
+    tag = "artifacts",
+    params(ArtifactParams),
+    responses(
+        (status = 200, description = "Without `uri`: the artifact records of the newest runs (`ArtifactList`). \
+            With `uri` naming a directory: a `DirectoryListing`. With `uri` naming a file: its bytes, with the \
+            media type of its KFP type or file name, and `x-oxflow-size`, `x-oxflow-truncated` and \
+            `x-oxflow-artifact-type` headers.",
+            content(
+                (ArtifactsJson = "application/json"),
+                ("application/octet-stream"),
+            ),
+            headers(
+                ("x-oxflow-size" = u64, description = "With `uri` naming a file: its full size in bytes"),
+                ("x-oxflow-truncated" = bool, description = "With `uri` naming a file: whether `max_bytes` cut it short"),
+                ("x-oxflow-artifact-type" = String, description = "With `uri` naming a file: its KFP type, when known"),
+            ),
+        ),
+        (status = 400, description = "A malformed `max_bytes`, `limit` or `namespace`.", body = ApiErrorBody),
+        (status = 403, description = "`uri` lies outside the artifact store.", body = ApiErrorBody),
+        (status = 404, description = "No such artifact or run.", body = ApiErrorBody),
+    ),
+)]
+pub(crate) async fn artifacts(
     State(state): State<AppState>,
     Query(q): Query<ArtifactParams>,
 ) -> ApiResult<Response> {

@@ -8,6 +8,7 @@ mod api;
 mod dashboard;
 mod error;
 mod kfp;
+mod openapi;
 
 use std::net::SocketAddr;
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/apis/v2beta1", kfp::routes())
         .nest("/api/v1", api::routes())
+        .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no such route: {}", uri.path()))
