@@ -209,3 +209,23 @@ def test_killing_the_server_mid_run_loses_nothing(compiled, tmp_path):
         assert history[0] == 'PENDING' and history[-1] == 'SUCCEEDED', history
     finally:
         second.stop()
+
+
+def test_ctrl_c_stops_the_server_cleanly(tmp_path):
+    """SIGINT (Ctrl-C) ends `oxflow up` with exit code 0 and frees the port."""
+    import signal
+    import socket
+    import time
+    from urllib.parse import urlparse
+    from conftest import Server
+    s = Server(str(tmp_path))
+    port = urlparse(s.url).port
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(timeout=20) == 0
+    deadline = time.time() + 10
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(('127.0.0.1', port)) != 0:
+                break
+        assert time.time() < deadline, 'the port is still served after Ctrl-C'
+        time.sleep(0.05)
