@@ -544,12 +544,20 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     };
     let shutdown = CancellationToken::new();
     {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered here, before the "serving on" line is printed, so a
+        // Ctrl-C (or SIGTERM from a service manager) that follows it is
+        // always handled as a clean stop.
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopping...");
-                shutdown.cancel();
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
+            eprintln!("stopping...");
+            shutdown.cancel();
         });
     }
     let home = ctx.home.clone();
