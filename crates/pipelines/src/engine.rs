@@ -1894,35 +1894,21 @@ async fn build_workload(
             inputs,
             upstream,
         );
-        let data = ctx
-            .engine
-            .store
-            .get_secret(&ctx.run.namespace, &name)
-            .await
-            .map_err(|e| e.to_string())?;
-        match data {
-            Some(data) => {
-                for kv in &s.key_to_env {
-                    match data.get(&kv.secret_key) {
-                        Some(v) => {
-                            env.insert(kv.env_var.clone(), v.clone());
-                        }
-                        None if s.optional => {}
-                        None => {
-                            return Err(format!(
-                                "secret {name:?} in namespace {} has no key {:?}",
-                                ctx.run.namespace, kv.secret_key
-                            ));
-                        }
-                    }
+        let Some(data) = load_secret(ctx, &name, s.optional).await? else {
+            continue;
+        };
+        for kv in &s.key_to_env {
+            match data.get(&kv.secret_key) {
+                Some(v) => {
+                    env.insert(kv.env_var.clone(), v.clone());
                 }
-            }
-            None if s.optional => {}
-            None => {
-                return Err(format!(
-                    "secret {name:?} not found in namespace {}; create it with `oxflow secrets create {name} -n {} --from-literal KEY=VALUE`",
-                    ctx.run.namespace, ctx.run.namespace
-                ));
+                None if s.optional => {}
+                None => {
+                    return Err(format!(
+                        "secret {name:?} in namespace {} has no key {:?}",
+                        ctx.run.namespace, kv.secret_key
+                    ));
+                }
             }
         }
     }
@@ -1933,20 +1919,8 @@ async fn build_workload(
             inputs,
             upstream,
         );
-        let data = ctx
-            .engine
-            .store
-            .get_secret(&ctx.run.namespace, &name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let Some(data) = data else {
-            if s.optional {
-                continue;
-            }
-            return Err(format!(
-                "secret {name:?} not found in namespace {}",
-                ctx.run.namespace
-            ));
+        let Some(data) = load_secret(ctx, &name, s.optional).await? else {
+            continue;
         };
         let dir = task_dir.join(".kfp").join("secrets").join(&name);
         write_secret_dir(&dir, &data)
@@ -2030,6 +2004,28 @@ async fn build_workload(
         warm_python: warm,
         kubernetes,
     })
+}
+
+/// A secret of the run's namespace; `None` when it is missing and optional.
+async fn load_secret(
+    ctx: &RunCtx,
+    name: &str,
+    optional: bool,
+) -> std::result::Result<Option<oxflow_store::SecretData>, String> {
+    let data = ctx
+        .engine
+        .store
+        .get_secret(&ctx.run.namespace, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    match data {
+        Some(d) => Ok(Some(d)),
+        None if optional => Ok(None),
+        None => Err(format!(
+            "secret {name:?} not found in namespace {ns}; create it with `oxflow secrets create {name} -n {ns} --from-literal KEY=VALUE`",
+            ns = ctx.run.namespace
+        )),
+    }
 }
 
 fn resources(c: &ContainerSpec) -> Resources {
