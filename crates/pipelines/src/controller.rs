@@ -105,23 +105,41 @@ impl RunController {
     /// Terminates a run: a PENDING run is cancelled at once, a RUNNING one
     /// executing here has its tasks stopped.
     pub async fn terminate(&self, run_id: &str) -> Result<()> {
-        if let Some(token) = self.lock_running().get(run_id) {
-            token.cancel();
-            return Ok(());
-        }
         let store = self.inner.engine.store();
         let mut run = store.find_run(run_id).await?;
+        {
+            let mut running = self.lock_running();
+            if let Some(token) = running.get(&run.id) {
+                token.cancel();
+                return Ok(());
+            }
+            // Hold the run's slot with a cancelled token while it is marked
+            // CANCELED, so a concurrent pass cannot start it and then write
+            // RUNNING over the cancellation.
+            let token = CancellationToken::new();
+            token.cancel();
+            running.insert(run.id.clone(), token);
+        }
+        let result = self.cancel_pending(&mut run).await;
+        self.lock_running().remove(&run.id);
+        result
+    }
+
+    async fn cancel_pending(&self, run: &mut oxflow_store::RunRecord) -> Result<()> {
+        let store = self.inner.engine.store();
+        // Re-read under the slot: a pass may have started it meanwhile.
+        *run = store.find_run(&run.id).await?;
         match run.state {
             RunState::Pending => {
                 run.state = RunState::Canceled;
                 run.finished_at = Some(Timestamp::now());
-                store.update_run(&run).await?;
+                store.update_run(run).await?;
                 self.emit_run(&run.id, run.state);
                 Ok(())
             }
             s if s.is_terminal() => Ok(()),
             _ => Err(PipelineError::RunState {
-                run_id: run.id,
+                run_id: run.id.clone(),
                 message: "the run is executing in another Oxflow process".into(),
             }),
         }
