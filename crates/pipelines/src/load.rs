@@ -154,26 +154,36 @@ impl Pipeline {
             }
         }
         let spec: PipelineSpec = typed(spec, source_name, "")?;
-        let (platform, kubernetes) = match platform {
-            None => (None, BTreeMap::new()),
-            Some(p) => {
-                let platform: PlatformSpec = typed(p, source_name, "platformSpec")?;
-                let mut execs = BTreeMap::new();
-                if let Some(k8s) = platform.platforms.get("kubernetes") {
-                    let e = k8s
-                        .get("deploymentSpec")
-                        .and_then(|d| d.get("executors"))
-                        .cloned()
-                        .unwrap_or(Value::Object(Default::default()));
-                    execs = typed(
-                        e,
-                        source_name,
-                        "platformSpec.platforms.kubernetes.deploymentSpec.executors",
-                    )?;
-                }
-                (Some(platform), execs)
-            }
+        let platform = match platform {
+            None => None,
+            Some(p) => Some(typed::<PlatformSpec>(p, source_name, "platformSpec")?),
         };
+        Self::assemble(spec, platform, source_name)
+    }
+
+    /// Types the Kubernetes executor configs of `platform` and validates
+    /// the whole pipeline: the last step of every way of loading one.
+    fn assemble(
+        spec: PipelineSpec,
+        platform: Option<PlatformSpec>,
+        source_name: &str,
+    ) -> Result<Self> {
+        let mut kubernetes = BTreeMap::new();
+        if let Some(k8s) = platform
+            .as_ref()
+            .and_then(|p| p.platforms.get("kubernetes"))
+        {
+            let e = k8s
+                .get("deploymentSpec")
+                .and_then(|d| d.get("executors"))
+                .cloned()
+                .unwrap_or(Value::Object(Default::default()));
+            kubernetes = typed(
+                e,
+                source_name,
+                "platformSpec.platforms.kubernetes.deploymentSpec.executors",
+            )?;
+        }
         let p = Pipeline {
             spec,
             platform,
@@ -216,34 +226,7 @@ impl Pipeline {
                 ),
             ));
         }
-        let mut kubernetes = BTreeMap::new();
-        if let Some(k8s) = stored
-            .platform_spec
-            .as_ref()
-            .and_then(|p| p.platforms.get("kubernetes"))
-        {
-            let e = k8s
-                .get("deploymentSpec")
-                .and_then(|d| d.get("executors"))
-                .cloned()
-                .unwrap_or(Value::Object(Default::default()));
-            kubernetes = typed(
-                e,
-                source_name,
-                "platformSpec.platforms.kubernetes.deploymentSpec.executors",
-            )?;
-        }
-        let p = Pipeline {
-            spec: stored.pipeline_spec,
-            platform: stored.platform_spec,
-            kubernetes,
-        };
-        Validator {
-            spec: &p.spec,
-            src: source_name,
-        }
-        .validate(&p.kubernetes)?;
-        Ok(p)
+        Self::assemble(stored.pipeline_spec, stored.platform_spec, source_name)
     }
 
     /// The JSON stored with a run and served by the API (`{"pipeline_spec", "platform_spec"}`).
