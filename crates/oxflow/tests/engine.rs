@@ -146,14 +146,14 @@ fn processes_under(dir: &Path) -> Vec<u32> {
     out
 }
 
-#[test]
-fn killing_oxflow_mid_run_loses_nothing_and_the_run_resumes() {
-    let env = Env::new();
+/// Starts `oxflow run slow.yaml` whose second task sleeps 120 s, and
+/// returns once that task is running (with the marker directory).
+fn start_slow_run(env: &Env) -> (std::process::Child, std::path::PathBuf) {
     let markers = env.work.path().join("markers");
     std::fs::create_dir_all(&markers).unwrap();
     std::fs::write(markers.join("sleep-second"), "120").unwrap();
     let p = pipeline("slow");
-    let mut child = env
+    let child = env
         .cmd()
         .args([
             "run",
@@ -168,6 +168,13 @@ fn killing_oxflow_mid_run_loses_nothing_and_the_run_resumes() {
     wait_for("the second task to start", Duration::from_secs(60), || {
         markers.join("started-second").exists()
     });
+    (child, markers)
+}
+
+#[test]
+fn killing_oxflow_mid_run_loses_nothing_and_the_run_resumes() {
+    let env = Env::new();
+    let (mut child, markers) = start_slow_run(&env);
     let home = env.home.path().canonicalize().unwrap();
     assert!(
         !processes_under(&home).is_empty(),
@@ -521,25 +528,7 @@ fn kfp_is_installed_into_a_cached_env_when_python_lacks_it() {
 #[test]
 fn ctrl_c_cancels_the_run_and_its_tasks() {
     let env = Env::new();
-    let markers = env.work.path().join("markers");
-    std::fs::create_dir_all(&markers).unwrap();
-    std::fs::write(markers.join("sleep-second"), "120").unwrap();
-    let p = pipeline("slow");
-    let mut child = env
-        .cmd()
-        .args([
-            "run",
-            p.to_str().unwrap(),
-            "-p",
-            &format!("marker_dir={}", markers.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the second task to start", Duration::from_secs(60), || {
-        markers.join("started-second").exists()
-    });
+    let (mut child, markers) = start_slow_run(&env);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
