@@ -3,19 +3,17 @@
 //! documented path answered by a handler (not the fallback), and the
 //! documented JSON shapes matching real responses field for field.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use oxflow_artifacts::ArtifactStore;
 use oxflow_core::Namespace;
-use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunController, RunOptions, SubmitRequest};
-use oxflow_runtime::{LocalConfig, LocalRuntime};
+use oxflow_pipelines::{Pipeline, RunOptions, SubmitRequest};
 use oxflow_server::AppState;
-use oxflow_store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -75,32 +73,8 @@ struct Harness {
 impl Harness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in_dir(dir.path()).await.unwrap();
-        let runtime = Arc::new(LocalRuntime::new(LocalConfig {
-            scratch_dir: dir.path().join("scratch"),
-            warm_python: false,
-            ..Default::default()
-        }));
-        let engine = Engine::new(
-            store.clone(),
-            runtime,
-            ArtifactStore::new(dir.path().join("artifacts")),
-            EngineConfig {
-                data_dir: dir.path().to_path_buf(),
-                max_parallel: 2,
-                python: None,
-            },
-        );
-        let controller = RunController::new(engine, 2);
-        controller.start();
-        Self {
-            dir,
-            state: AppState {
-                controller,
-                store,
-                default_namespace: Namespace::default(),
-            },
-        }
+        let state = common::app_state(dir.path()).await;
+        Self { dir, state }
     }
 
     async fn get(&self, uri: &str) -> axum::response::Response {

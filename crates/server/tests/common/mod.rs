@@ -1,0 +1,38 @@
+//! What the server's integration tests share: an `AppState` over a fresh
+//! SQLite store, a local runtime and a running controller, in `dir`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use oxflow_artifacts::ArtifactStore;
+use oxflow_core::Namespace;
+use oxflow_pipelines::{Engine, EngineConfig, RunController};
+use oxflow_runtime::{LocalConfig, LocalRuntime};
+use oxflow_server::AppState;
+use oxflow_store::Store;
+
+pub async fn app_state(dir: &Path) -> AppState {
+    let store = Store::open_in_dir(dir).await.unwrap();
+    let runtime = Arc::new(LocalRuntime::new(LocalConfig {
+        scratch_dir: dir.join("scratch"),
+        warm_python: false,
+        ..Default::default()
+    }));
+    let engine = Engine::new(
+        store.clone(),
+        runtime,
+        ArtifactStore::new(dir.join("artifacts")),
+        EngineConfig {
+            data_dir: dir.to_path_buf(),
+            max_parallel: 2,
+            python: None,
+        },
+    );
+    let controller = RunController::new(engine, 2);
+    controller.start();
+    AppState {
+        controller,
+        store,
+        default_namespace: Namespace::default(),
+    }
+}
