@@ -485,19 +485,9 @@ impl ForkServer {
 
     async fn shutdown(&self) {
         self.broken.store(true, Ordering::Release);
-        let idle = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_none_or(|p| p.is_empty());
-        if idle {
-            // Nothing is running in it: no need to wait for an orderly
-            // interpreter teardown (~10 ms) before the process can exit.
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
-        }
-        // EOF on its stdin: the server kills its children and exits.
+        // EOF on its stdin: the server kills its children (its spare
+        // included), reaps them and exits at once, without an interpreter
+        // teardown, so nothing of it is left when this returns.
         drop(self.stdin.lock().await.take());
         if timeout(Duration::from_secs(5), self.shared.gone.cancelled())
             .await

@@ -6,7 +6,7 @@ mod common;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use common::{Spawn, Tmp, alive, assert_gone, eventually, field};
+use common::{Spawn, Tmp, alive, assert_gone, eventually, field, running};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -246,6 +246,54 @@ async fn a_server_killed_between_steps_is_replaced_transparently(spawn: Spawn) {
     assert_ne!(s.pid(&next, "ppid"), server);
 }
 
+/// The server's live children, from /proc.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+async fn a_spare_child_serves_the_next_step_and_a_dead_one_is_replaced(spawn: Spawn) {
+    let s = Steps::new(spawn);
+    let first = s.step("first", &[]);
+    s.run(&first).await;
+    let server = s.pid(&first, "ppid");
+    // After a step, a spare child waits (prepared) for the next one.
+    let spare = eventually("a spare child", Duration::from_secs(20), || {
+        children_of(server).first().copied()
+    })
+    .await;
+    let second = s.step("second", &[]);
+    let o = s.run(&second).await;
+    assert!(o.success() && o.warm, "{o:?}: {}", s.log(&second));
+    assert_eq!(
+        s.pid(&second, "pid"),
+        spare,
+        "the spare ran the second step"
+    );
+    // A spare that dies while waiting costs nothing but a fresh fork.
+    let spare = eventually("another spare", Duration::from_secs(20), || {
+        children_of(server).first().copied()
+    })
+    .await;
+    kill(Pid::from_raw(spare), Signal::SIGKILL).unwrap();
+    // Once the server has reaped it (a request racing the kill itself would
+    // reach the dying spare, like one racing any crash).
+    eventually(
+        "the server to reap the spare",
+        Duration::from_secs(20),
+        || (!children_of(server).contains(&spare)).then_some(()),
+    )
+    .await;
+    let third = s.step("third", &[]);
+    let o = s.run(&third).await;
+    assert!(o.success() && o.warm, "{o:?}: {}", s.log(&third));
+    assert_eq!(s.pid(&third, "ppid"), server, "the same server served it");
+    assert_ne!(s.pid(&third, "pid"), spare);
+}
+
 async fn warm_timeout_and_cancel_kill_the_step_and_its_children(spawn: Spawn) {
     let s = Steps::new(spawn);
     let mut w = s.step("timeout", &["--spawn", "--sleep"]);
@@ -394,8 +442,17 @@ async fn shutdown_stops_the_server_and_a_later_step_starts_another(spawn: Spawn)
     let first = s.step("first", &[]);
     s.run(&first).await;
     let server = s.pid(&first, "ppid");
+    let spare = eventually("a spare child", Duration::from_secs(20), || {
+        children_of(server).first().copied()
+    })
+    .await;
     s.rt.shutdown().await;
-    assert_gone(server).await;
+    // The server and its spare are gone by the time shutdown returns (no
+    // waiting here: a process left behind would still be alive now).
+    assert!(
+        !running(server) && !running(spare),
+        "server {server} or spare {spare} outlived shutdown"
+    );
     let next = s.step("next", &[]);
     let o = s.run(&next).await;
     assert!(o.success() && o.warm);
@@ -409,6 +466,7 @@ for_each_spawn_strategy! {
     #[tokio::test] a_crashing_step_does_not_take_the_server_down,
     #[tokio::test] a_killed_server_is_replaced_and_its_running_steps_fail_clearly,
     #[tokio::test] a_server_killed_between_steps_is_replaced_transparently,
+    #[tokio::test] a_spare_child_serves_the_next_step_and_a_dead_one_is_replaced,
     #[tokio::test] warm_timeout_and_cancel_kill_the_step_and_its_children,
     #[tokio::test] dropping_a_warm_run_kills_the_step_and_its_children,
     #[tokio::test] warm_memory_limit,
