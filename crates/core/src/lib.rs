@@ -11,7 +11,7 @@ mod timestamp;
 mod workload;
 
 pub use namespace::{Namespace, NamespaceError};
-pub use state::{RunState, TaskState, UnknownState};
+pub use state::{ExperimentPhase, RunState, TaskState, TrialPhase, UnknownState};
 pub use timestamp::Timestamp;
 pub use workload::{Mount, Resources, Workload};
 

@@ -38,6 +38,44 @@ pub enum TaskState {
     Canceled,
 }
 
+/// The lifecycle of a Katib experiment, named as Katib's condition types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExperimentPhase {
+    /// Accepted and stored; no controller has started it yet.
+    Created,
+    /// A controller owns it and creates trials.
+    Running,
+    /// Resumed after it ended (larger `maxTrialCount`, or after a stop);
+    /// becomes `Running` when the controller picks it up.
+    Restarting,
+    /// Goal reached, max trials reached, or the search space is exhausted.
+    Succeeded,
+    /// Too many failed trials, or the experiment could not run.
+    Failed,
+    /// Stopped on request (an Oxflow extension: Katib has no stop verb); its
+    /// running trials were killed. It can be resumed.
+    Stopped,
+}
+
+/// The lifecycle of one trial, named as Katib's trial condition types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrialPhase {
+    /// Suggested and stored; its process has not started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Exited 0 and reported the objective metric.
+    Succeeded,
+    /// Exited non-zero, or could not start.
+    Failed,
+    /// Stopped because the experiment was stopped or its parallelism lowered.
+    Killed,
+    /// Stopped by an early-stopping rule.
+    EarlyStopped,
+    /// Exited 0 without ever reporting the objective metric.
+    MetricsUnavailable,
+}
+
 /// A state name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown state {0:?}")]
@@ -81,6 +119,39 @@ names!(TaskState {
     Canceled => "CANCELED",
 });
 
+names!(ExperimentPhase {
+    Created => "Created",
+    Running => "Running",
+    Restarting => "Restarting",
+    Succeeded => "Succeeded",
+    Failed => "Failed",
+    Stopped => "Stopped",
+});
+
+names!(TrialPhase {
+    Created => "Created",
+    Running => "Running",
+    Succeeded => "Succeeded",
+    Failed => "Failed",
+    Killed => "Killed",
+    EarlyStopped => "EarlyStopped",
+    MetricsUnavailable => "MetricsUnavailable",
+});
+
+impl ExperimentPhase {
+    /// Whether the experiment has ended (it may still be resumed).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Stopped)
+    }
+}
+
+impl TrialPhase {
+    /// Whether the trial has ended.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Created | Self::Running)
+    }
+}
+
 impl RunState {
     /// Whether the run will never change state again.
     pub fn is_terminal(self) -> bool {
@@ -117,6 +188,18 @@ mod tests {
         }
         assert_eq!("SKIPPED".parse::<TaskState>().unwrap(), TaskState::Skipped);
         assert!("DONE".parse::<TaskState>().is_err());
+        for p in [
+            TrialPhase::Created,
+            TrialPhase::EarlyStopped,
+            TrialPhase::MetricsUnavailable,
+        ] {
+            assert_eq!(p.as_str().parse::<TrialPhase>().unwrap(), p);
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        assert_eq!(
+            "Restarting".parse::<ExperimentPhase>().unwrap(),
+            ExperimentPhase::Restarting
+        );
     }
 
     #[test]

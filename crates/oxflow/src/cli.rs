@@ -63,6 +63,17 @@ pub enum Command {
     /// Manage secrets that pipelines use through kfp-kubernetes.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Run a Katib Experiment (kubeflow.org/v1beta1 YAML) and wait for it.
+    Tune {
+        /// The Experiment YAML (or JSON).
+        file: PathBuf,
+        /// Print the finished experiment as JSON (Katib's shape) instead of a summary.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+    /// Inspect and manage Katib experiments.
+    #[command(subcommand)]
+    Experiments(crate::tune::ExperimentsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -164,14 +175,14 @@ pub enum SecretsCommand {
     },
 }
 
-struct Ctx {
-    home: PathBuf,
-    store: Store,
-    namespace: Namespace,
+pub(crate) struct Ctx {
+    pub(crate) home: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) namespace: Namespace,
 }
 
 impl Ctx {
-    async fn open(cli: &Cli) -> Result<Self> {
+    pub(crate) async fn open(cli: &Cli) -> Result<Self> {
         let home = match &cli.home {
             Some(h) => h.clone(),
             None => dirs_home().join(".oxflow"),
@@ -261,6 +272,8 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run(args) => run(&cli, args).await,
         Command::Up(args) => up(&cli, args).await,
+        Command::Tune { file, output } => crate::tune::tune(&cli, file, output).await,
+        Command::Experiments(cmd) => crate::tune::experiments(&cli, cmd).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
         Command::Logs { run, task } => {
             let ctx = Ctx::open(&cli).await?;
@@ -537,10 +550,24 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         Arc::new(oxflow_pipelines::SystemClock),
     );
     let scheduler_handle = scheduler.start();
+    // Bound before anything else starts, so that trials of Katib
+    // experiments can be told where to push metrics (port 0 included).
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let bound = listener.local_addr()?;
+    let report_host = if bound.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+    } else {
+        bound
+    };
+    let (tuning, tuning_runtime) = ctx.tuning(Some(format!("http://{report_host}")))?;
+    let tuning_handle = tuning.start();
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),
         default_namespace: ctx.namespace.clone(),
+        tuning: Some(tuning.clone()),
     };
     let shutdown = CancellationToken::new();
     {
@@ -560,16 +587,14 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             shutdown.cancel();
         });
     }
-    let home = ctx.home.clone();
-    oxflow_server::serve(args.addr, state, shutdown.clone(), |addr| {
-        // Tests and scripts wait for this line.
-        eprintln!(
-            "oxflow is serving on http://{addr} (data in {})",
-            home.display()
-        );
-    })
-    .await
-    .with_context(|| format!("serving on {}", args.addr))?;
+    // Tests and scripts wait for this line.
+    eprintln!(
+        "oxflow is serving on http://{bound} (data in {})",
+        ctx.home.display()
+    );
+    oxflow_server::serve_on(listener, oxflow_server::router(state), shutdown.clone())
+        .await
+        .with_context(|| format!("serving on {bound}"))?;
     // Runs still executing are left as they are (no state is written for
     // them now): their tasks stop when this process exits, and the next
     // `oxflow up` resumes them, as after a crash.
@@ -577,6 +602,9 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     scheduler_handle.abort();
     controller.stop();
     loop_handle.abort();
+    tuning.shutdown();
+    tuning_handle.abort();
+    drop(tuning_runtime);
     drop(runtime);
     Ok(ExitCode::SUCCESS)
 }

@@ -438,7 +438,10 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
         Command::Up(_) => {
             bail!("`oxflow up` starts a server; it does not take --server (unset OXFLOW_SERVER)")
         }
-        Command::Runs(RunsCommand::Resume { .. }) | Command::Secrets(_) => bail!(
+        Command::Runs(RunsCommand::Resume { .. })
+        | Command::Secrets(_)
+        | Command::Tune { .. }
+        | Command::Experiments(_) => bail!(
             "this command is not supported with --server yet; with --server, oxflow supports \
              `run`, `runs list`, `runs get`, `runs delete`, `logs` and `validate`"
         ),

@@ -434,44 +434,11 @@ fn kfp_requirement(lw: &executor::Lightweight, p: &Pipeline) -> String {
     })
 }
 
-/// `host:pid:start-ticks` of this process, so liveness can be checked without a heartbeat.
-fn owner_id() -> String {
-    let pid = std::process::id();
-    format!(
-        "{}:{}:{}",
-        hostname(),
-        pid,
-        proc_start_ticks(pid).unwrap_or(0)
-    )
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-fn proc_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields after the last ')' are fixed.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
+use oxflow_runtime::owner::{hostname, owner_id};
 
 /// Whether the engine that claimed a run still exists.
 fn owner_alive(owner: Option<&str>, heartbeat: Option<Timestamp>, now: Timestamp) -> bool {
-    let Some(owner) = owner else { return false };
-    let mut parts = owner.rsplitn(3, ':');
-    let (ticks, pid, host) = (parts.next(), parts.next(), parts.next());
-    if let (Some(ticks), Some(pid), Some(host)) = (ticks, pid, host)
-        && host == hostname()
-    {
-        let Ok(pid) = pid.parse::<u32>() else {
-            return false;
-        };
-        return proc_start_ticks(pid).map(|t| t.to_string()) == Some(ticks.to_owned());
-    }
-    heartbeat.is_some_and(|h| now.0 - h.0 < HEARTBEAT_STALE.as_millis() as i64)
+    oxflow_runtime::owner::owner_alive(owner, heartbeat, now, HEARTBEAT_STALE)
 }
 
 struct RunCtx {
@@ -2332,21 +2299,5 @@ mod tests {
         let got: Vec<u64> = (0..4).map(|r| backoff(&p, r).as_millis() as u64).collect();
         assert_eq!(got, vec![1000, 2000, 3000, 3000]);
         assert_eq!(backoff(&RetryPolicy::default(), 2), Duration::ZERO);
-    }
-
-    #[test]
-    fn owner_liveness() {
-        let me = owner_id();
-        assert!(owner_alive(Some(&me), None, Timestamp::now()));
-        let dead = format!("{}:{}:1", hostname(), u32::MAX - 1);
-        assert!(!owner_alive(Some(&dead), None, Timestamp::now()));
-        let now = Timestamp::now();
-        assert!(owner_alive(Some("elsewhere:1:1"), Some(now), now));
-        assert!(!owner_alive(
-            Some("elsewhere:1:1"),
-            Some(Timestamp(now.0 - 120_000)),
-            now
-        ));
-        assert!(!owner_alive(None, Some(now), now));
     }
 }

@@ -24,6 +24,7 @@ mod cgroup;
 mod error;
 mod local;
 mod mounts;
+pub mod owner;
 pub mod shim;
 mod spawn;
 mod supervise;

@@ -7,12 +7,13 @@
 mod api;
 mod dashboard;
 mod error;
+mod katib;
 mod kfp;
 mod openapi;
 
 use std::net::SocketAddr;
 
-use axum::Router;
+pub use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use oxflow_core::Namespace;
 use oxflow_pipelines::RunController;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub store: Store,
     /// The namespace used when a request names none (authentication is off).
     pub default_namespace: Namespace,
+    /// Katib experiments are run by this controller (`None`: the Katib
+    /// routes answer reads only).
+    pub tuning: Option<oxflow_tuning::TuningController>,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/apis/v2beta1", kfp::routes())
         .nest("/api/v1", api::routes())
+        .nest("/apis/kubeflow.org/v1beta1", katib::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {
@@ -98,6 +103,23 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     ready(bound);
     let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Only the endpoint trials push metrics to (`kind: Push`), for `oxflow
+/// tune`, which serves nothing else while an experiment runs.
+pub fn katib_report_router(store: Store) -> Router {
+    katib::report_router(store)
+}
+
+/// Serves `app` on an already bound listener until `shutdown` is cancelled.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -16,9 +16,9 @@ pub use query::{
     DEFAULT_PAGE_SIZE, Filter, FilterOp, FilterValue, ListQuery, MAX_PAGE_SIZE, Page, Sort,
 };
 pub use records::{
-    ArtifactRecord, CacheEntry, ExperimentRecord, PipelineRecord, PipelineVersionRecord,
-    RecurringRunRecord, RunQuery, RunRecord, StateChange, StorageState, TaskRecord,
-    UnknownStorageState,
+    ArtifactRecord, CacheEntry, ExperimentRecord, ObservationLogRecord, PipelineRecord,
+    PipelineVersionRecord, RecurringRunRecord, RunQuery, RunRecord, StateChange, StorageState,
+    TaskRecord, TuningExperimentRecord, TuningTrialRecord, UnknownStorageState,
 };
 pub use store_impl::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
 

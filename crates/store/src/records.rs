@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
+use oxflow_core::{ExperimentPhase, Namespace, RunState, TaskState, Timestamp, TrialPhase};
 use serde::{Deserialize, Serialize};
 
 /// A pipeline run: the spec the user submitted and the status the engine observed.
@@ -357,4 +357,84 @@ pub struct RunQuery {
     pub limit: Option<i64>,
     /// Skip this many.
     pub offset: i64,
+}
+
+/// A Katib experiment: the spec the user wrote (Katib's shape, defaults
+/// applied) and the status the tuning controller observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuningExperimentRecord {
+    /// Primary key (UUID text).
+    pub id: String,
+    /// Owning namespace.
+    pub namespace: Namespace,
+    /// Katib's `metadata.name`; unique within the namespace.
+    pub name: String,
+    /// The Experiment as JSON in Katib's shape.
+    pub spec: serde_json::Value,
+    /// What every suggestion's randomness derives from.
+    pub seed: i64,
+    /// Oxflow's own settings beside Katib's spec (`{"workingDir": …}`).
+    pub options: serde_json::Value,
+    /// Where the experiment is in its lifecycle.
+    pub phase: ExperimentPhase,
+    /// Katib's condition list, newest last.
+    pub conditions: serde_json::Value,
+    /// Name of the best trial so far.
+    pub optimal_trial: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When a controller first started it.
+    pub started_at: Option<Timestamp>,
+    /// When it last ended.
+    pub finished_at: Option<Timestamp>,
+    /// The controller process that runs it (`host:pid:start`), if any.
+    pub owner: Option<String>,
+    /// When that controller last said it is alive.
+    pub heartbeat_at: Option<Timestamp>,
+}
+
+/// One trial of a Katib experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuningTrialRecord {
+    /// Primary key (UUID text).
+    pub id: String,
+    /// The experiment's id.
+    pub experiment_id: String,
+    /// Katib's trial name (`<experiment>-<suffix>`), unique in the experiment.
+    pub name: String,
+    /// Creation order within the experiment, from 0.
+    pub seq: i64,
+    /// Katib's `parameterAssignments`: a list of `{name, value}`.
+    pub assignments: serde_json::Value,
+    /// The suggesting algorithm's bookkeeping (an object of strings).
+    pub tags: serde_json::Value,
+    /// Where the trial is in its lifecycle.
+    pub phase: TrialPhase,
+    /// Why it failed or stopped.
+    pub message: Option<String>,
+    /// The objective metric's value under its strategy.
+    pub objective: Option<f64>,
+    /// Per-metric `{name, min, max, latest}` summaries.
+    pub observation: serde_json::Value,
+    /// Where its process's output goes.
+    pub log_path: Option<String>,
+    /// How many times it was started.
+    pub attempt: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its (latest) process started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// One metric value a trial reported (Katib's `observation_logs` row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservationLogRecord {
+    /// When the trial reported it, if its output said.
+    pub time: Option<Timestamp>,
+    /// The metric's name.
+    pub metric_name: String,
+    /// The value as reported (Katib keeps text: `unavailable` is a value too).
+    pub value: String,
 }

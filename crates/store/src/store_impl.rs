@@ -19,6 +19,7 @@ mod recurring_runs;
 mod runs;
 mod secrets;
 mod tasks;
+mod tuning;
 
 pub use runs::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
 
@@ -52,6 +53,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "kfp resources",
         include_str!("../migrations/sqlite/0002_kfp_resources.sql"),
         include_str!("../migrations/postgres/0002_kfp_resources.sql"),
+    ),
+    (
+        3,
+        "tuning",
+        include_str!("../migrations/sqlite/0003_tuning.sql"),
+        include_str!("../migrations/postgres/0003_tuning.sql"),
     ),
 ];
 

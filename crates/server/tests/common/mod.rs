@@ -20,7 +20,7 @@ pub async fn app_state(dir: &Path) -> AppState {
     }));
     let engine = Engine::new(
         store.clone(),
-        runtime,
+        runtime.clone(),
         ArtifactStore::new(dir.join("artifacts")),
         EngineConfig {
             data_dir: dir.to_path_buf(),
@@ -30,9 +30,22 @@ pub async fn app_state(dir: &Path) -> AppState {
     );
     let controller = RunController::new(engine, 2);
     controller.start();
+    let tuning = oxflow_tuning::TuningController::new(
+        store.clone(),
+        runtime,
+        oxflow_tuning::TuningConfig {
+            logs_dir: dir.join("logs").join("tuning"),
+            work_dir: dir.join("tuning"),
+            report_url: None,
+            python_path: None,
+            owner: oxflow_runtime::owner::owner_id(),
+        },
+    );
+    tuning.start();
     AppState {
         controller,
         store,
         default_namespace: Namespace::default(),
+        tuning: Some(tuning),
     }
 }

@@ -1,0 +1,453 @@
+//! `oxflow tune` and `oxflow experiments`: Katib experiments from the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use oxflow_core::{ExperimentPhase, TrialPhase};
+use oxflow_runtime::{LocalConfig, LocalRuntime};
+use oxflow_store::{TuningExperimentRecord, TuningTrialRecord};
+use oxflow_tuning::{TuningConfig, TuningController, TuningEvent, experiment_json, trial_json};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Ctx};
+
+/// The Python helper trials import to push metrics (`kind: Push`).
+const PYTHON_HELPER: &str = include_str!("../python/oxflow_katib.py");
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// List experiments with their status and best objective.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+    /// Show an experiment; `-o yaml|json` prints it in Katib's shape.
+    Get {
+        /// Experiment name.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json", "yaml"], default_value = "text")]
+        output: String,
+    },
+    /// List an experiment's trials with parameters, metrics and state.
+    Trials {
+        /// Experiment name.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+    },
+    /// Stop an experiment: its running trials are killed; it can be resumed.
+    Stop {
+        /// Experiment name.
+        name: String,
+    },
+    /// Resume a stopped, interrupted or finished experiment and wait for it.
+    Resume {
+        /// Experiment name.
+        name: String,
+        /// A larger maxTrialCount (needed to resume one that reached its maximum).
+        #[arg(long)]
+        max_trial_count: Option<u32>,
+        /// Only mark it for resuming (a running `oxflow up` picks it up).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Delete an experiment with its trials, metrics and logs.
+    Delete {
+        /// Experiment name.
+        name: String,
+    },
+    /// Print a trial's output.
+    Logs {
+        /// Trial name.
+        trial: String,
+    },
+}
+
+impl Ctx {
+    /// A tuning controller over this data directory; `report_url` is where
+    /// trials push metrics, when something serves it.
+    pub(crate) fn tuning(
+        &self,
+        report_url: Option<String>,
+    ) -> Result<(TuningController, Arc<LocalRuntime>)> {
+        let runtime = Arc::new(LocalRuntime::new(LocalConfig {
+            scratch_dir: self.home.join("scratch"),
+            warm_python: false,
+            preload_modules: Vec::new(),
+            preload_env: Default::default(),
+            spawn_shim: std::env::var_os("OXFLOW_FORK_SPAWN")
+                .is_none()
+                .then(|| PathBuf::from("/proc/self/exe")),
+        }));
+        let python = self.home.join("python");
+        std::fs::create_dir_all(&python)
+            .with_context(|| format!("creating {}", python.display()))?;
+        let helper = python.join("oxflow_katib.py");
+        if std::fs::read_to_string(&helper).ok().as_deref() != Some(PYTHON_HELPER) {
+            std::fs::write(&helper, PYTHON_HELPER)
+                .with_context(|| format!("writing {}", helper.display()))?;
+        }
+        let controller = TuningController::new(
+            self.store.clone(),
+            runtime.clone(),
+            TuningConfig {
+                logs_dir: self.home.join("logs").join("tuning"),
+                work_dir: self.home.join("tuning"),
+                report_url,
+                python_path: Some(python),
+                owner: oxflow_runtime::owner::owner_id(),
+            },
+        );
+        Ok((controller, runtime))
+    }
+}
+
+/// Serves the metrics-push endpoint on an ephemeral loopback port for as
+/// long as the returned token is not cancelled; returns its base URL.
+async fn serve_reports(store: oxflow_store::Store, stop: CancellationToken) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("listening for pushed metrics on loopback")?;
+    let addr = listener.local_addr()?;
+    let app = oxflow_server::katib_report_router(store);
+    tokio::spawn(async move {
+        let _ = oxflow_server::serve_on(listener, app, stop).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+pub(crate) async fn tune(cli: &Cli, file: &Path, output: &str) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let ctx = Ctx::open(cli).await?;
+    let stop_reports = CancellationToken::new();
+    let _guard = stop_reports.clone().drop_guard();
+    let url = serve_reports(ctx.store.clone(), stop_reports.clone()).await?;
+    let (tuning, runtime) = ctx.tuning(Some(url))?;
+    let cwd = std::env::current_dir().ok();
+    let e = match tuning.create(&text, &ctx.namespace, cwd.as_deref()).await {
+        Ok(e) => e,
+        Err(oxflow_tuning::TuningError::Spec(err)) => {
+            eprintln!("{}: {err}", file.display());
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    eprintln!("experiment {} created in namespace {}", e.name, e.namespace);
+    let code = drive(&ctx, &tuning, e, output).await;
+    runtime.shutdown().await;
+    code
+}
+
+/// Runs an experiment in the foreground with live output; Ctrl-C stops it.
+async fn drive(
+    ctx: &Ctx,
+    tuning: &TuningController,
+    e: TuningExperimentRecord,
+    output: &str,
+) -> Result<ExitCode> {
+    let mut events = tuning.subscribe();
+    let cancel = CancellationToken::new();
+    let id = e.id.clone();
+    let runner = {
+        let tuning = tuning.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move { tuning.run(&id, cancel).await })
+    };
+    let ctrl_c = {
+        let tuning = tuning.clone();
+        let (ns, name) = (e.namespace.clone(), e.name.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping the experiment (Ctrl-C again to force)...");
+                let _ = tuning.stop(&ns, &name).await;
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        })
+    };
+    let printer = {
+        let store = ctx.store.clone();
+        let exp_id = e.id.clone();
+        let maximize = e
+            .spec
+            .pointer("/spec/objective/type")
+            .and_then(Value::as_str)
+            == Some("maximize");
+        let metric = e
+            .spec
+            .pointer("/spec/objective/objectiveMetricName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        tokio::spawn(async move {
+            let mut best: Option<(String, f64)> = None;
+            eprintln!("{:<19} {:<30} {:>14}  parameters", "STATE", "TRIAL", metric);
+            while let Ok(ev) = events.recv().await {
+                let TuningEvent::Trial {
+                    experiment_id,
+                    trial,
+                    phase,
+                    objective,
+                } = ev
+                else {
+                    continue;
+                };
+                if experiment_id != exp_id || !(phase.is_terminal() || phase == TrialPhase::Running)
+                {
+                    continue;
+                }
+                let params = match store.list_trials(&exp_id).await {
+                    Ok(ts) => ts
+                        .iter()
+                        .find(|t| t.name == trial)
+                        .map(assignments_text)
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                if let Some(v) = objective
+                    && matches!(phase, TrialPhase::Succeeded | TrialPhase::EarlyStopped)
+                    && best
+                        .as_ref()
+                        .is_none_or(|(_, b)| if maximize { v > *b } else { v < *b })
+                {
+                    best = Some((trial.clone(), v));
+                }
+                let value = objective
+                    .map(|v| format!("{v}"))
+                    .unwrap_or_else(|| "-".into());
+                let best_text = best
+                    .as_ref()
+                    .map(|(n, v)| format!("   best: {v} ({n})"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "{:<19} {:<30} {:>14}  {params}{}",
+                    phase.as_str(),
+                    trial,
+                    value,
+                    if phase.is_terminal() {
+                        best_text
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        })
+    };
+    let result = runner.await.context("the experiment task failed")?;
+    ctrl_c.abort();
+    printer.abort();
+    let finished = result?;
+    let trials = ctx.store.list_trials(&finished.id).await?;
+    if output == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&experiment_json(&finished, &trials))?
+        );
+    } else {
+        print_summary(&finished, &trials);
+    }
+    Ok(if finished.phase == ExperimentPhase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn assignments_text(t: &TuningTrialRecord) -> String {
+    t.assignments
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|a| {
+                    format!(
+                        "{}={}",
+                        a.get("name").and_then(Value::as_str).unwrap_or("?"),
+                        a.get("value").and_then(Value::as_str).unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+fn print_summary(e: &TuningExperimentRecord, trials: &[TuningTrialRecord]) {
+    let reason = oxflow_tuning::status::latest_reason(e);
+    println!(
+        "experiment {}: {} ({reason}), {} trials",
+        e.name,
+        e.phase,
+        trials.len()
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    for t in trials {
+        *counts.entry(t.phase.as_str()).or_insert(0) += 1;
+    }
+    let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if !counts.is_empty() {
+        println!("  trials: {}", counts.join(", "));
+    }
+    match e
+        .optimal_trial
+        .as_ref()
+        .and_then(|n| trials.iter().find(|t| &t.name == n))
+    {
+        Some(best) => {
+            println!(
+                "  best trial: {} with objective {}",
+                best.name,
+                best.objective.map(|v| v.to_string()).unwrap_or_default()
+            );
+            println!("    parameters: {}", assignments_text(best));
+        }
+        None => println!("  no trial has reported the objective yet"),
+    }
+}
+
+pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<ExitCode> {
+    let ctx = Ctx::open(cli).await?;
+    let store = &ctx.store;
+    let ns = &ctx.namespace;
+    match cmd {
+        ExperimentsCommand::List { output } => {
+            let list = store.list_tuning_experiments(Some(ns)).await?;
+            if output == "json" {
+                let mut items = Vec::new();
+                for e in &list {
+                    items.push(experiment_json(e, &store.list_trials(&e.id).await?));
+                }
+                println!("{}", serde_json::to_string_pretty(&items)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<28} {:<11} {:<31} {:>7} {:>14}  BEST TRIAL",
+                "NAME", "STATE", "REASON", "TRIALS", "OBJECTIVE"
+            );
+            for e in &list {
+                let trials = store.list_trials(&e.id).await?;
+                let best = e
+                    .optimal_trial
+                    .as_ref()
+                    .and_then(|n| trials.iter().find(|t| &t.name == n));
+                println!(
+                    "{:<28} {:<11} {:<31} {:>7} {:>14}  {}",
+                    e.name,
+                    e.phase.as_str(),
+                    oxflow_tuning::status::latest_reason(e),
+                    trials.len(),
+                    best.and_then(|b| b.objective)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    best.map(|b| b.name.as_str()).unwrap_or("-")
+                );
+            }
+        }
+        ExperimentsCommand::Get { name, output } => {
+            let e = store.get_tuning_experiment(ns, name).await?;
+            let trials = store.list_trials(&e.id).await?;
+            match output.as_str() {
+                "json" => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&experiment_json(&e, &trials))?
+                ),
+                "yaml" => print!(
+                    "{}",
+                    serde_saphyr::to_string(&experiment_json(&e, &trials))
+                        .context("rendering YAML")?
+                ),
+                _ => print_summary(&e, &trials),
+            }
+        }
+        ExperimentsCommand::Trials { name, output } => {
+            let e = store.get_tuning_experiment(ns, name).await?;
+            let trials = store.list_trials(&e.id).await?;
+            if output == "json" {
+                let items: Vec<Value> = trials.iter().map(|t| trial_json(&e, t)).collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<30} {:<19} {:>14}  PARAMETERS",
+                "TRIAL", "STATE", "OBJECTIVE"
+            );
+            for t in &trials {
+                let best = e.optimal_trial.as_deref() == Some(t.name.as_str());
+                println!(
+                    "{:<30} {:<19} {:>14}  {}{}",
+                    t.name,
+                    t.phase.as_str(),
+                    t.objective
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    assignments_text(t),
+                    if best { "   (best)" } else { "" }
+                );
+            }
+        }
+        ExperimentsCommand::Stop { name } => {
+            let (tuning, _rt) = ctx.tuning(None)?;
+            let e = tuning.stop(ns, name).await?;
+            println!("experiment {} is {}", e.name, e.phase);
+        }
+        ExperimentsCommand::Resume {
+            name,
+            max_trial_count,
+            detach,
+        } => {
+            let e = store.get_tuning_experiment(ns, name).await?;
+            let stop_reports = CancellationToken::new();
+            let _guard = stop_reports.clone().drop_guard();
+            let url = serve_reports(ctx.store.clone(), stop_reports.clone()).await?;
+            let (tuning, runtime) = ctx.tuning(Some(url))?;
+            let e = if e.phase.is_terminal() {
+                tuning.resume(ns, name, *max_trial_count).await?
+            } else if max_trial_count.is_some() {
+                bail!(
+                    "experiment {name} is {}; --max-trial-count applies to an ended experiment",
+                    e.phase
+                )
+            } else {
+                // Interrupted (its controller died): continue it here.
+                e
+            };
+            if *detach {
+                println!("experiment {} is {}", e.name, e.phase);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let code = drive(&ctx, &tuning, e, "text").await;
+            runtime.shutdown().await;
+            return code;
+        }
+        ExperimentsCommand::Delete { name } => {
+            let (tuning, _rt) = ctx.tuning(None)?;
+            tuning.delete(ns, name).await?;
+            println!("experiment {name} deleted");
+        }
+        ExperimentsCommand::Logs { trial } => {
+            let (_e, t) = store.find_trial(ns, trial).await?;
+            let Some(log) = &t.log_path else {
+                bail!("trial {trial} has not started yet");
+            };
+            match std::fs::read(log) {
+                Ok(bytes) => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("trial {trial} has not written a log yet")
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {log}")),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
