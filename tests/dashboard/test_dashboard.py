@@ -293,8 +293,8 @@ def test_navigation_and_placeholders(server, browser):
     for want in ('Home', 'Pipelines', 'Runs', 'Experiments', 'Recurring runs', 'Artifacts', 'Notebooks', 'Katib', 'Models', 'Contributors'):
         assert any(want in x for x in labels), labels
     assert Select(one(d, '#namespace-select')).first_selected_option.text == 'default'
-    go(d, server, '/katib')
-    wait(d, lambda d: 'not part of Oxflow yet' in one(d, 'main').text, what='the Katib placeholder')
+    go(d, server, '/notebooks')
+    wait(d, lambda d: 'not part of Oxflow yet' in one(d, 'main').text, what='the Notebooks placeholder')
     go(d, server, '/experiments')
     one(d, 'main h1')
     go(d, server, '/artifacts')

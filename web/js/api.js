@@ -1,5 +1,6 @@
-// The two APIs the dashboard talks to: KFP v2beta1 (/apis/v2beta1) and
-// Oxflow's own (/api/v1). Same origin, JSON, errors as {code, message}.
+// The APIs the dashboard talks to: KFP v2beta1 (/apis/v2beta1), Katib's
+// kubeflow.org/v1beta1 resources and Oxflow's own (/api/v1). Same origin,
+// JSON, errors as {code, message}.
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -42,6 +43,21 @@ export async function api(path, {method = 'GET', query, body, signal} = {}) {
   return text ? JSON.parse(text) : {};
 }
 
+/**
+ * Sends text as it is (Katib YAML, with `Content-Type: application/yaml`)
+ * and parses the JSON answer; errors as ApiError.
+ */
+export async function sendText(path, text, {method = 'POST', contentType = 'application/yaml'} = {}) {
+  const resp = await fetch(buildUrl(path), {
+    method,
+    body: text,
+    headers: {Accept: 'application/json', 'Content-Type': contentType},
+  });
+  if (!resp.ok) throw await failure(resp);
+  const body = await resp.text();
+  return body ? JSON.parse(body) : {};
+}
+
 /** fetch returning the Response (for bytes and streams); errors as ApiError. */
 export async function fetchRaw(path, {query, signal} = {}) {
   const resp = await fetch(buildUrl(path, query), {signal});
@@ -51,6 +67,7 @@ export async function fetchRaw(path, {query, signal} = {}) {
 
 export const KFP = '/apis/v2beta1';
 export const OX = '/api/v1';
+export const KATIB = '/apis/kubeflow.org/v1beta1';
 
 /** KFP's list filter: [[key, op, value], …] → the JSON the API takes. */
 export function kfpFilter(preds) {

@@ -4,7 +4,6 @@ import {h, pageHeader, add} from '../dom.js';
 
 const WHAT = {
   notebooks: ['Notebooks', 'Jupyter notebook servers started and stopped from here, with their own volumes.'],
-  katib: ['Katib', 'Hyperparameter tuning experiments: search spaces, trials and the best result so far.'],
   models: ['Models', 'Model serving (KServe-style inference services) with their endpoints and traffic.'],
   contributors: ['Contributors', 'Who may use a namespace, and with which role.'],
 };
