@@ -175,6 +175,10 @@ pub enum SecretsCommand {
     },
 }
 
+/// Below this resident size `fork` starts a workload faster than the exec
+/// shim; above it the shim wins (fork's cost grows with the page tables).
+pub(crate) const SHIM_MIN_RSS: u64 = 64 << 20;
+
 pub(crate) struct Ctx {
     pub(crate) home: PathBuf,
     pub(crate) store: Store,
@@ -228,6 +232,8 @@ impl Ctx {
             spawn_shim: std::env::var_os("OXFLOW_FORK_SPAWN")
                 .is_none()
                 .then(|| PathBuf::from("/proc/self/exe")),
+            // Small processes fork faster than they start the shim.
+            shim_min_rss_bytes: SHIM_MIN_RSS,
         }));
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -13,7 +13,7 @@ use oxflow_tuning::{TuningConfig, TuningController, TuningEvent, experiment_json
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Ctx};
+use crate::cli::{Cli, Ctx, SHIM_MIN_RSS};
 
 /// The Python helper trials import to push metrics (`kind: Push`).
 const PYTHON_HELPER: &str = include_str!("../python/oxflow_katib.py");
@@ -85,6 +85,8 @@ impl Ctx {
             spawn_shim: std::env::var_os("OXFLOW_FORK_SPAWN")
                 .is_none()
                 .then(|| PathBuf::from("/proc/self/exe")),
+            // Small processes fork faster than they start the shim.
+            shim_min_rss_bytes: SHIM_MIN_RSS,
         }));
         let python = self.home.join("python");
         std::fs::create_dir_all(&python)
