@@ -18,6 +18,20 @@ use crate::cli::{Cli, Ctx, SHIM_MIN_RSS};
 /// The Python helper trials import to push metrics (`kind: Push`).
 const PYTHON_HELPER: &str = include_str!("../python/oxflow_katib.py");
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_in_tables_are_short() {
+        use super::num;
+        assert_eq!(num(0.032999909647354775), "0.033");
+        assert_eq!(num(-0.18584772871786437), "-0.185848");
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(1.5e-7), "1.5000e-7");
+        assert_eq!(num(1686.25), "1686.25");
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ExperimentsCommand {
     /// List experiments with their status and best objective.
@@ -223,12 +237,10 @@ async fn drive(
                 {
                     best = Some((trial.clone(), v));
                 }
-                let value = objective
-                    .map(|v| format!("{v}"))
-                    .unwrap_or_else(|| "-".into());
+                let value = objective.map(num).unwrap_or_else(|| "-".into());
                 let best_text = best
                     .as_ref()
-                    .map(|(n, v)| format!("   best: {v} ({n})"))
+                    .map(|(n, v)| format!("   best: {} ({n})", num(*v)))
                     .unwrap_or_default();
                 eprintln!(
                     "{:<19} {:<30} {:>14}  {params}{}",
@@ -262,6 +274,18 @@ async fn drive(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A metric value for a table: six significant figures, the full value
+/// stays in `-o json`.
+fn num(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+        let s = format!("{v:.6}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_owned()
+    } else {
+        format!("{v:.4e}")
+    }
 }
 
 fn assignments_text(t: &TuningTrialRecord) -> String {
@@ -347,7 +371,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                     oxflow_tuning::status::latest_reason(e),
                     trials.len(),
                     best.and_then(|b| b.objective)
-                        .map(|v| v.to_string())
+                        .map(num)
                         .unwrap_or_else(|| "-".into()),
                     best.map(|b| b.name.as_str()).unwrap_or("-")
                 );
@@ -387,9 +411,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                     "{:<30} {:<19} {:>14}  {}{}",
                     t.name,
                     t.phase.as_str(),
-                    t.objective
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    t.objective.map(num).unwrap_or_else(|| "-".into()),
                     assignments_text(t),
                     if best { "   (best)" } else { "" }
                 );
