@@ -171,15 +171,24 @@ impl Tune {
         (out.status.code().unwrap_or(-1), v, stderr)
     }
 
+    /// `oxflow tune FILE` in the background; its stderr goes to
+    /// `<work>/<name>.stderr`, which `wait_for` failures print.
     fn spawn_tune(&self, exp: &Exp) -> Child {
         let p = self.write(exp);
+        let err = std::fs::File::create(self.env.work.path().join(format!("{}.stderr", exp.name)))
+            .unwrap();
         self.env
             .cmd()
             .args(["tune", p.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(err)
             .spawn()
             .unwrap()
+    }
+
+    fn tune_stderr(&self, name: &str) -> String {
+        std::fs::read_to_string(self.env.work.path().join(format!("{name}.stderr")))
+            .unwrap_or_default()
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -225,12 +234,49 @@ fn assignments(t: &Value) -> String {
     t["spec"]["parameterAssignments"].to_string()
 }
 
-/// Polls `cond` until it holds or `limit` passes.
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` (for at most a minute) while a background `oxflow tune`
+/// runs; a timeout shows what it printed and the trials.
+fn wait_for_tune(t: &Tune, name: &str, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        if start.elapsed() > Duration::from_secs(60) {
+            let out = t.env.oxflow(&["experiments", "trials", name]);
+            panic!(
+                "timed out waiting for {what}\ntune's stderr:\n{}\ntrials:\n{}{}",
+                t.tune_stderr(name),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Processes that open a fresh data directory at the same moment (`oxflow
+/// tune` and an `oxflow experiments` polling beside it) must not both try to
+/// create the schema.
+#[test]
+fn concurrent_first_opens_of_a_data_directory_all_succeed() {
+    for _ in 0..5 {
+        let env = Env::new();
+        let children: Vec<Child> = (0..6)
+            .map(|_| {
+                env.cmd()
+                    .args(["experiments", "list", "-o", "json"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
 
@@ -331,21 +377,17 @@ fn a_killed_experiment_resumes_without_losing_or_repeating_trials() {
     e.extra_spec = "parallelTrialCount: 1\n  maxTrialCount: 5".into();
     e.args.push(format!("--sleep-file={}", sleep.display()));
     let mut child = t.spawn_tune(&e);
-    wait_for(
-        "two finished trials and a running one",
-        Duration::from_secs(60),
-        || {
-            let out = t
-                .env
-                .oxflow(&["experiments", "trials", "crash", "-o", "json"]);
-            let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
-                return false;
-            };
-            let ts = v.as_array().cloned().unwrap_or_default();
-            ts.iter().filter(|t| phase(t) == "Succeeded").count() >= 2
-                && ts.iter().any(|t| phase(t) == "Running")
-        },
-    );
+    wait_for_tune(&t, "crash", "two finished trials and a running one", || {
+        let out = t
+            .env
+            .oxflow(&["experiments", "trials", "crash", "-o", "json"]);
+        let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
+            return false;
+        };
+        let ts = v.as_array().cloned().unwrap_or_default();
+        ts.iter().filter(|t| phase(t) == "Succeeded").count() >= 2
+            && ts.iter().any(|t| phase(t) == "Running")
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let before = t.trials("crash");
@@ -398,7 +440,7 @@ fn stop_from_another_process_then_resume_and_extend() {
     e.args.push(format!("--sleep-file={}", sleep.display()));
     e.extra_spec = "parallelTrialCount: 2\n  maxTrialCount: 3\n  resumePolicy: LongRunning".into();
     let mut child = t.spawn_tune(&e);
-    wait_for("two running trials", Duration::from_secs(60), || {
+    wait_for_tune(&t, "stoppable", "two running trials", || {
         let out = t
             .env
             .oxflow(&["experiments", "trials", "stoppable", "-o", "json"]);

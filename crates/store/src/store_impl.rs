@@ -251,9 +251,44 @@ async fn open_target(target: Target) -> Result<Store> {
         }
     }
 
+    // Two processes opening a fresh SQLite file at once (`oxflow tune` and
+    // an `oxflow experiments` beside it) would both see no migrations applied
+    // and both create the tables; sqlx locks on PostgreSQL but not SQLite.
+    // An advisory lock on the database file serialises them (SQLite's own
+    // locks are fcntl locks, which flock does not touch).
+    let _migrating = match (dialect, memory) {
+        (Dialect::Sqlite, false) => lock_sqlite_file(url).await,
+        _ => None,
+    };
     migrator(dialect).run(&pool).await?;
+    drop(_migrating);
     info!(dialect = ?dialect, "Store opened.");
     Ok(Store { pool, dialect })
+}
+
+/// An exclusive `flock` on the SQLite file named by `url`, held until the
+/// returned file is dropped; `None` when the file cannot be opened or locked
+/// (migrations then run unserialised, as before).
+async fn lock_sqlite_file(url: &str) -> Option<std::fs::File> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split('?').next()?;
+    let path = path
+        .replace("%3F", "?")
+        .replace("%23", "#")
+        .replace("%25", "%");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).ok()?;
+        match file.lock() {
+            Ok(()) => Some(file),
+            Err(e) => {
+                warn!(path = %path, error = %e, "Could not lock the database file for migrations.");
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The embedded migrations of one dialect.
