@@ -130,6 +130,40 @@ async fn experiments_trials_and_metrics_round_trip() {
     .await;
 }
 
+/// A trial's objective is first missing (running), then set, then missing
+/// again (re-run), on the same connections: on PostgreSQL a statement first
+/// prepared with a NULL must still take a real number afterwards.
+#[tokio::test]
+async fn objectives_go_from_missing_to_set_and_back() {
+    each_backend(|b: Backend| async move {
+        let store = b.store;
+        let e = experiment("tune-c");
+        store.insert_tuning_experiment(&e).await.unwrap();
+        let mut with = trial(&e, 0);
+        with.objective = Some(0.5);
+        store.insert_trials(&[trial(&e, 1), with]).await.unwrap();
+        for round in 0..3 {
+            for objective in [None, Some(0.125 + round as f64), None, Some(-3.5)] {
+                let mut t = store.list_trials(&e.id).await.unwrap()[1].clone();
+                t.objective = objective;
+                store.update_trial(&t).await.unwrap();
+                store.finish_trial(&t, &[]).await.unwrap();
+                assert_eq!(
+                    store.list_trials(&e.id).await.unwrap()[1].objective,
+                    objective,
+                    "{}",
+                    b.name
+                );
+            }
+        }
+        assert_eq!(
+            store.list_trials(&e.id).await.unwrap()[0].objective,
+            Some(0.5)
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn claims_respect_a_live_owner() {
     each_backend(|b: Backend| async move {

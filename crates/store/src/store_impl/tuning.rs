@@ -97,27 +97,50 @@ async fn insert_logs(
     Ok(())
 }
 
+/// sqlx's `Any` driver binds a missing `f64` as a PostgreSQL `float4` NULL
+/// (sqlx 0.9 swaps Real and Double for NULLs). A statement first prepared
+/// with that NULL then rejects a real `float8` on the same connection
+/// ("incorrect binary data format"), so a missing objective is written as
+/// the literal NULL, in a statement of its own that has no such parameter.
 async fn update_trial_on(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     t: &TuningTrialRecord,
 ) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE trials SET phase = $2, message = $3, objective = $4, observation = $5, \
-         log_path = $6, attempt = $7, started_at = $8, finished_at = $9, tags = $10 WHERE id = $1",
-    )
-    .bind(&t.id)
-    .bind(t.phase.as_str())
-    .bind(&t.message)
-    .bind(t.objective)
-    .bind(json_text(&t.observation))
-    .bind(&t.log_path)
-    .bind(t.attempt)
-    .bind(opt_millis(t.started_at))
-    .bind(opt_millis(t.finished_at))
-    .bind(json_text(&t.tags))
-    .execute(&mut **tx)
-    .await
-    .context(|| format!("updating trial {}", t.name))?;
+    let query = match t.objective {
+        Some(objective) => sqlx::query(
+            "UPDATE trials SET phase = $2, message = $3, observation = $4, log_path = $5, \
+             attempt = $6, started_at = $7, finished_at = $8, tags = $9, objective = $10 \
+             WHERE id = $1",
+        )
+        .bind(&t.id)
+        .bind(t.phase.as_str())
+        .bind(&t.message)
+        .bind(json_text(&t.observation))
+        .bind(&t.log_path)
+        .bind(t.attempt)
+        .bind(opt_millis(t.started_at))
+        .bind(opt_millis(t.finished_at))
+        .bind(json_text(&t.tags))
+        .bind(objective),
+        None => sqlx::query(
+            "UPDATE trials SET phase = $2, message = $3, observation = $4, log_path = $5, \
+             attempt = $6, started_at = $7, finished_at = $8, tags = $9, objective = NULL \
+             WHERE id = $1",
+        )
+        .bind(&t.id)
+        .bind(t.phase.as_str())
+        .bind(&t.message)
+        .bind(json_text(&t.observation))
+        .bind(&t.log_path)
+        .bind(t.attempt)
+        .bind(opt_millis(t.started_at))
+        .bind(opt_millis(t.finished_at))
+        .bind(json_text(&t.tags)),
+    };
+    let done = query
+        .execute(&mut **tx)
+        .await
+        .context(|| format!("updating trial {}", t.name))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound {
             kind: "trial",
@@ -354,11 +377,20 @@ impl Store {
         let context = || format!("storing trials of experiment {}", first.experiment_id);
         let mut tx = self.pool.begin().await.context(context)?;
         for t in trials {
-            let inserted = sqlx::query(concat!(
-                "INSERT INTO trials (",
-                trial_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ))
+            // The objective goes in as a literal NULL when missing (see
+            // `update_trial_on`), so $9 is only ever a float8.
+            let query = sqlx::query(match t.objective {
+                Some(_) => concat!(
+                    "INSERT INTO trials (",
+                    trial_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ),
+                None => concat!(
+                    "INSERT INTO trials (",
+                    trial_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11, $12, $13, $14)"
+                ),
+            })
             .bind(&t.id)
             .bind(&t.experiment_id)
             .bind(&t.name)
@@ -366,16 +398,20 @@ impl Store {
             .bind(json_text(&t.assignments))
             .bind(json_text(&t.tags))
             .bind(t.phase.as_str())
-            .bind(&t.message)
-            .bind(t.objective)
-            .bind(json_text(&t.observation))
-            .bind(&t.log_path)
-            .bind(t.attempt)
-            .bind(t.created_at.millis())
-            .bind(opt_millis(t.started_at))
-            .bind(opt_millis(t.finished_at))
-            .execute(&mut *tx)
-            .await;
+            .bind(&t.message);
+            let query = match t.objective {
+                Some(objective) => query.bind(objective),
+                None => query,
+            };
+            let inserted = query
+                .bind(json_text(&t.observation))
+                .bind(&t.log_path)
+                .bind(t.attempt)
+                .bind(t.created_at.millis())
+                .bind(opt_millis(t.started_at))
+                .bind(opt_millis(t.finished_at))
+                .execute(&mut *tx)
+                .await;
             match inserted {
                 Ok(_) => {}
                 Err(err) if is_unique_violation(&err) => {
