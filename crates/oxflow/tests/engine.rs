@@ -360,25 +360,9 @@ fn kubernetes_secrets_and_volumes() {
 
 #[test]
 fn runs_and_tasks_are_stored_in_postgres() {
-    let url = std::env::var("OXFLOW_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("e2e_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("CREATE SCHEMA {schema}"));
-    let mut env = Env::new();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    env.database = Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"));
-    let result = std::panic::catch_unwind(|| {
+    common::with_postgres_schema("engine", |database| {
+        let mut env = Env::new();
+        env.database = Some(database);
         let run = env.run_ok("params", &["-p", "a=1"]);
         assert_eq!(
             run["outputs"]["Output"],
@@ -392,10 +376,6 @@ fn runs_and_tasks_are_stored_in_postgres() {
             "no SQLite file when PostgreSQL is used"
         );
     });
-    psql(&format!("DROP SCHEMA {schema} CASCADE"));
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
 }
 
 #[test]

@@ -345,25 +345,9 @@ fn random_search_finds_and_reports_the_best_trial() {
 
 #[test]
 fn experiments_run_on_postgres() {
-    let url = std::env::var("OXFLOW_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("e2e_tuning_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("CREATE SCHEMA {schema}"));
-    let mut t = Tune::new();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    t.env.database = Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"));
-    let result = std::panic::catch_unwind(|| {
+    common::with_postgres_schema("tuning", |database| {
+        let mut t = Tune::new();
+        t.env.database = Some(database);
         let (code, e, stderr) = t.tune(&Exp::new("pg"));
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(e["status"]["trialsSucceeded"], 4, "{stderr}");
@@ -375,10 +359,6 @@ fn experiments_run_on_postgres() {
         );
         assert!(!t.env.home.path().join("oxflow.db").exists());
     });
-    psql(&format!("DROP SCHEMA {schema} CASCADE"));
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
 }
 
 #[test]

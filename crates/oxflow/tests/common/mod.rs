@@ -153,3 +153,31 @@ pub fn task<'a>(run: &'a Value, path: &str) -> &'a Value {
 pub fn out_param<'a>(run: &'a Value, path: &str, key: &str) -> &'a Value {
     &task(run, path)["outputs"]["parameters"][key]
 }
+
+/// Runs `test` with the URL of a fresh schema on the test PostgreSQL server
+/// (`OXFLOW_TEST_POSTGRES`, default the local `test` database), and drops
+/// the schema afterwards even when the test panics.
+pub fn with_postgres_schema(name: &str, test: impl FnOnce(String) + std::panic::UnwindSafe) {
+    let url = std::env::var("OXFLOW_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("e2e_{name}_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&format!("CREATE SCHEMA {schema}"));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let database = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let result = std::panic::catch_unwind(move || test(database));
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
