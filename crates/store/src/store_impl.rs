@@ -235,6 +235,17 @@ async fn open_target(target: Target) -> Result<Store> {
         .await
         .map_err(|e| db_err(format!("connecting to {:?}", redact(url)), e))?;
 
+    // Two processes opening a fresh SQLite file at once (`oxflow tune` and
+    // an `oxflow experiments` beside it) would both see no migrations applied
+    // and both create the tables, and one's switch to WAL could fail with
+    // "database is locked" while the other holds the file; sqlx locks
+    // migrations on PostgreSQL but not SQLite. An advisory lock on the
+    // database file serialises both steps (SQLite's own locks are fcntl
+    // locks, which flock does not touch).
+    let _migrating = match (dialect, memory) {
+        (Dialect::Sqlite, false) => lock_sqlite_file(url).await,
+        _ => None,
+    };
     if dialect == Dialect::Sqlite && !memory {
         // WAL lets readers run while one writer commits. It is stored in the
         // file, so setting it once per open is enough; doing it per connection
@@ -251,15 +262,6 @@ async fn open_target(target: Target) -> Result<Store> {
         }
     }
 
-    // Two processes opening a fresh SQLite file at once (`oxflow tune` and
-    // an `oxflow experiments` beside it) would both see no migrations applied
-    // and both create the tables; sqlx locks on PostgreSQL but not SQLite.
-    // An advisory lock on the database file serialises them (SQLite's own
-    // locks are fcntl locks, which flock does not touch).
-    let _migrating = match (dialect, memory) {
-        (Dialect::Sqlite, false) => lock_sqlite_file(url).await,
-        _ => None,
-    };
     migrator(dialect).run(&pool).await?;
     drop(_migrating);
     info!(dialect = ?dialect, "Store opened.");
