@@ -106,36 +106,39 @@ async fn update_trial_on(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     t: &TuningTrialRecord,
 ) -> Result<()> {
+    // Parameters $1-$9, the same in both statements.
+    fn common<'q>(
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        t: &'q TuningTrialRecord,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        q.bind(&t.id)
+            .bind(t.phase.as_str())
+            .bind(&t.message)
+            .bind(json_text(&t.observation))
+            .bind(&t.log_path)
+            .bind(t.attempt)
+            .bind(opt_millis(t.started_at))
+            .bind(opt_millis(t.finished_at))
+            .bind(json_text(&t.tags))
+    }
     let query = match t.objective {
-        Some(objective) => sqlx::query(
-            "UPDATE trials SET phase = $2, message = $3, observation = $4, log_path = $5, \
-             attempt = $6, started_at = $7, finished_at = $8, tags = $9, objective = $10 \
-             WHERE id = $1",
+        Some(objective) => common(
+            sqlx::query(
+                "UPDATE trials SET phase = $2, message = $3, observation = $4, log_path = $5, \
+                 attempt = $6, started_at = $7, finished_at = $8, tags = $9, objective = $10 \
+                 WHERE id = $1",
+            ),
+            t,
         )
-        .bind(&t.id)
-        .bind(t.phase.as_str())
-        .bind(&t.message)
-        .bind(json_text(&t.observation))
-        .bind(&t.log_path)
-        .bind(t.attempt)
-        .bind(opt_millis(t.started_at))
-        .bind(opt_millis(t.finished_at))
-        .bind(json_text(&t.tags))
         .bind(objective),
-        None => sqlx::query(
-            "UPDATE trials SET phase = $2, message = $3, observation = $4, log_path = $5, \
-             attempt = $6, started_at = $7, finished_at = $8, tags = $9, objective = NULL \
-             WHERE id = $1",
-        )
-        .bind(&t.id)
-        .bind(t.phase.as_str())
-        .bind(&t.message)
-        .bind(json_text(&t.observation))
-        .bind(&t.log_path)
-        .bind(t.attempt)
-        .bind(opt_millis(t.started_at))
-        .bind(opt_millis(t.finished_at))
-        .bind(json_text(&t.tags)),
+        None => common(
+            sqlx::query(
+                "UPDATE trials SET phase = $2, message = $3, observation = $4, log_path = $5, \
+                 attempt = $6, started_at = $7, finished_at = $8, tags = $9, objective = NULL \
+                 WHERE id = $1",
+            ),
+            t,
+        ),
     };
     let done = query
         .execute(&mut **tx)
