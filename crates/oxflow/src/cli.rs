@@ -74,6 +74,8 @@ pub enum Command {
     /// Inspect and manage Katib experiments.
     #[command(subcommand)]
     Experiments(crate::tune::ExperimentsCommand),
+    /// Serve models over KServe's V1 and the Open Inference Protocol (V2 REST and gRPC).
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -260,7 +262,7 @@ fn dirs_home() -> PathBuf {
 
 pub async fn main(cli: Cli) -> Result<ExitCode> {
     if let Some(url) = cli.server.as_deref().filter(|u| !u.trim().is_empty())
-        && !matches!(cli.command, Command::Validate { .. })
+        && !matches!(cli.command, Command::Validate { .. } | Command::Serve(_))
     {
         return crate::remote::main(&cli, url).await;
     }
@@ -280,6 +282,7 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         Command::Up(args) => up(&cli, args).await,
         Command::Tune { file, output } => crate::tune::tune(&cli, file, output).await,
         Command::Experiments(cmd) => crate::tune::experiments(&cli, cmd).await,
+        Command::Serve(args) => crate::serve::serve(&cli, args).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
         Command::Logs { run, task } => {
             let ctx = Ctx::open(&cli).await?;

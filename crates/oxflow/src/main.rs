@@ -4,6 +4,7 @@
 mod cli;
 mod output;
 mod remote;
+mod serve;
 mod tune;
 
 use clap::Parser;

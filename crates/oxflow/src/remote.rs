@@ -435,6 +435,7 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
         }
         Command::Logs { run, task } => logs(&server, run, task).await,
         Command::Validate { .. } => unreachable!("validate runs locally"),
+        Command::Serve(_) => unreachable!("serve runs locally"),
         Command::Up(_) => {
             bail!("`oxflow up` starts a server; it does not take --server (unset OXFLOW_SERVER)")
         }

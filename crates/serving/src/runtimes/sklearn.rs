@@ -1,0 +1,431 @@
+//! scikit-learn models (joblib or pickle) through worker processes running
+//! the real scikit-learn.
+//!
+//! Unpickling runs arbitrary code and needs the very library versions the
+//! model was saved with, so this stays in Python, in the user's interpreter.
+//! Each worker is one long-lived process that loaded the model once; the
+//! server talks to it over pipes with the binary tensor layout, so a
+//! request costs one round trip and no JSON of the data. Several workers
+//! serve concurrent requests; a worker that dies is started again on the
+//! next request, and the request that was in flight gets a 500 naming the
+//! cause.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use oxflow_inference::json::{decode_raw, encode_raw, raw_size};
+use oxflow_inference::{
+    DataType, InferError, InferRequest, Model, ModelMetadata, Tensor, TensorMetadata,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// The worker program, passed to `python -c`.
+const WORKER: &str = include_str!("sklearn_worker.py");
+/// Lines of a worker's stderr kept for error messages.
+const STDERR_TAIL: usize = 20;
+
+/// How to start workers.
+#[derive(Debug, Clone)]
+pub struct PythonConfig {
+    /// The interpreter that has scikit-learn (the user's).
+    pub python: PathBuf,
+    /// Worker processes per model (at least 1).
+    pub workers: usize,
+}
+
+/// A scikit-learn model served by worker processes.
+pub struct SklearnModel {
+    meta: ModelMetadata,
+    spawn: Spawn,
+    workers: Vec<tokio::sync::Mutex<Option<Worker>>>,
+    next: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct Spawn {
+    name: String,
+    python: PathBuf,
+    model: PathBuf,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Ready {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    n_features_in: usize,
+    #[serde(default)]
+    n_classes: usize,
+    #[serde(default)]
+    classes_kind: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Reply {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    outputs: Vec<OutputSpec>,
+}
+
+#[derive(serde::Deserialize)]
+struct OutputSpec {
+    name: String,
+    #[serde(default)]
+    missing: bool,
+    #[serde(default)]
+    datatype: String,
+    #[serde(default)]
+    shape: Vec<usize>,
+    #[serde(default)]
+    size: usize,
+}
+
+impl Spawn {
+    async fn start(&self) -> Result<(Worker, Ready), String> {
+        let mut child = Command::new(&self.python)
+            .arg("-c")
+            .arg(WORKER)
+            .arg(&self.model)
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.python.display()))?;
+        let stdin = child.stdin.take().ok_or("worker has no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(err) = child.stderr.take() {
+            let tail = stderr.clone();
+            let name = self.name.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(model = %name, "{line}");
+                    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            });
+        }
+        let mut worker = Worker {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        };
+        let (header, _) = match worker.read_frame(|_: &serde_json::Value| 0).await {
+            Ok(frame) => frame,
+            Err(e) => return Err(worker.died(&e).await),
+        };
+        let ready: Ready =
+            serde_json::from_value(header).map_err(|e| format!("bad worker reply: {e}"))?;
+        if let Some(error) = ready.error {
+            return Err(error);
+        }
+        Ok((worker, ready))
+    }
+}
+
+impl Worker {
+    /// Reads one frame: the header, then as many payload bytes as
+    /// `payload_size(header)` says.
+    async fn read_frame(
+        &mut self,
+        payload_size: impl Fn(&serde_json::Value) -> usize,
+    ) -> std::io::Result<(serde_json::Value, Vec<u8>)> {
+        let n = self.stdout.read_u32_le().await? as usize;
+        let mut head = vec![0; n];
+        self.stdout.read_exact(&mut head).await?;
+        let header: serde_json::Value = serde_json::from_slice(&head)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let mut payload = vec![0; payload_size(&header)];
+        self.stdout.read_exact(&mut payload).await?;
+        Ok((header, payload))
+    }
+
+    /// Explains a broken pipe: the exit status and the end of stderr.
+    async fn died(&mut self, error: &std::io::Error) -> String {
+        let status = match tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.child.wait(),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s.to_string(),
+            _ => {
+                let _ = self.child.start_kill();
+                format!("no exit status ({error})")
+            }
+        };
+        // Give the stderr reader a moment to drain the last lines.
+        tokio::task::yield_now().await;
+        let tail: Vec<String> = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        format!(
+            "the scikit-learn worker exited ({status}){}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", tail.join("\n"))
+            }
+        )
+    }
+}
+
+/// Kills the worker when a request is abandoned mid-exchange (a timeout
+/// or a client that went away): its reply would otherwise be read as the
+/// answer to the next request.
+struct InFlight<'a> {
+    slot: &'a mut Option<Worker>,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            *self.slot = None;
+        }
+    }
+}
+
+impl SklearnModel {
+    /// Starts the workers for the model file at `path` and waits until
+    /// every one has loaded it; the first failure is the load error.
+    pub async fn load(
+        name: &str,
+        path: &Path,
+        config: &PythonConfig,
+    ) -> Result<SklearnModel, String> {
+        let spawn = Spawn {
+            name: name.into(),
+            python: config.python.clone(),
+            model: path.to_path_buf(),
+        };
+        // Every worker loads the model now, in parallel, so the first
+        // concurrent requests do not pay for interpreter start-up.
+        let started =
+            futures::future::join_all((0..config.workers.max(1)).map(|_| spawn.start())).await;
+        let mut workers = Vec::with_capacity(started.len());
+        let mut ready = None;
+        for result in started {
+            let (worker, info) = result?;
+            ready.get_or_insert(info);
+            workers.push(tokio::sync::Mutex::new(Some(worker)));
+        }
+        let ready = ready.ok_or("no worker started")?;
+        let meta = metadata(name, &ready);
+        tracing::info!(model = %name, kind = %ready.kind, workers = workers.len(), "scikit-learn model loaded.");
+        Ok(SklearnModel {
+            meta,
+            spawn,
+            workers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    async fn call(&self, request: InferRequest) -> Result<Vec<Tensor>, InferError> {
+        let n = self.workers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        // A free worker if there is one, else wait for ours in turn.
+        let mut guard = None;
+        for i in 0..n {
+            if let Ok(g) = self.workers[(start + i) % n].try_lock() {
+                guard = Some(g);
+                break;
+            }
+        }
+        let mut guard = match guard {
+            Some(g) => g,
+            None => self.workers[start].lock().await,
+        };
+        if guard.is_none() {
+            let (worker, _) = self.spawn.start().await.map_err(|e| {
+                InferError::internal(format!(
+                    "model {}: restarting the worker failed: {e}",
+                    self.meta.name
+                ))
+            })?;
+            *guard = Some(worker);
+        }
+        let mut in_flight = InFlight {
+            slot: &mut guard,
+            done: false,
+        };
+        let result = exchange(
+            in_flight.slot.as_mut().expect("worker started above"),
+            &request,
+        )
+        .await;
+        match result {
+            Ok(reply) => {
+                in_flight.done = true;
+                reply
+            }
+            Err(e) => {
+                let why = match in_flight.slot.as_mut() {
+                    Some(w) => w.died(&e).await,
+                    None => e.to_string(),
+                };
+                // Leave the slot empty (the guard's drop): the next request
+                // starts a fresh worker.
+                Err(InferError::internal(format!(
+                    "model {}: {why}",
+                    self.meta.name
+                )))
+            }
+        }
+    }
+}
+
+/// Sends one request and reads its reply. An `Err` means the pipe broke.
+async fn exchange(
+    worker: &mut Worker,
+    request: &InferRequest,
+) -> std::io::Result<Result<Vec<Tensor>, InferError>> {
+    let mut payload = Vec::new();
+    let inputs: Vec<serde_json::Value> = request
+        .inputs
+        .iter()
+        .map(|t| {
+            let before = payload.len();
+            encode_raw(&t.data, &mut payload);
+            serde_json::json!({
+                "name": t.name,
+                "datatype": t.datatype().as_str(),
+                "shape": t.shape,
+                "size": payload.len() - before,
+            })
+        })
+        .collect();
+    let outputs: Vec<&str> = request.outputs.iter().map(|o| o.name.as_str()).collect();
+    let header = serde_json::to_vec(&serde_json::json!({ "inputs": inputs, "outputs": outputs }))?;
+    let mut frame = Vec::with_capacity(4 + header.len() + payload.len());
+    frame.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(&payload);
+    worker.stdin.write_all(&frame).await?;
+    worker.stdin.flush().await?;
+    let (header, payload) = worker
+        .read_frame(|h| {
+            h.get("outputs")
+                .and_then(|o| o.as_array())
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|t| t.get("size").and_then(|s| s.as_u64()))
+                        .sum::<u64>() as usize
+                })
+                .unwrap_or(0)
+        })
+        .await?;
+    let reply: Reply = serde_json::from_value(header)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if let Some(error) = reply.error {
+        return Ok(Err(match reply.kind.as_deref() {
+            Some("invalid") => InferError::invalid(error),
+            _ => InferError::internal(error),
+        }));
+    }
+    let mut tensors = Vec::with_capacity(reply.outputs.len());
+    let mut pos = 0;
+    for spec in reply.outputs.into_iter().filter(|s| !s.missing) {
+        let bytes = payload.get(pos..pos + spec.size).unwrap_or_default();
+        pos += spec.size;
+        let datatype = DataType::parse(&spec.datatype).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad datatype {}", spec.datatype),
+            )
+        })?;
+        let count = oxflow_inference::tensor::element_count(&spec.shape).unwrap_or(0);
+        let data = decode_raw(bytes, datatype, count)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        debug_assert_eq!(raw_size(&data), spec.size);
+        match Tensor::new(spec.name, spec.shape, data) {
+            Ok(t) => tensors.push(t),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(tensors))
+}
+
+fn metadata(name: &str, ready: &Ready) -> ModelMetadata {
+    let features = if ready.n_features_in > 0 {
+        ready.n_features_in as i64
+    } else {
+        -1
+    };
+    let label_type = match ready.classes_kind.as_str() {
+        "i" | "u" => DataType::Int64,
+        "b" => DataType::Bool,
+        "f" => DataType::Fp64,
+        "" => DataType::Fp64,
+        _ => DataType::Bytes,
+    };
+    let mut outputs = Vec::new();
+    for m in &ready.methods {
+        let (datatype, shape) = match m.as_str() {
+            "predict" => (label_type, vec![-1]),
+            "predict_proba" => (DataType::Fp64, vec![-1, ready.n_classes.max(1) as i64]),
+            _ => (DataType::Fp64, vec![-1, -1]),
+        };
+        outputs.push(TensorMetadata {
+            name: m.clone(),
+            datatype,
+            shape,
+        });
+    }
+    ModelMetadata {
+        name: name.into(),
+        versions: vec![],
+        platform: "sklearn_joblib".into(),
+        inputs: vec![TensorMetadata {
+            name: "input-0".into(),
+            datatype: DataType::Fp64,
+            shape: vec![-1, features],
+        }],
+        outputs,
+    }
+}
+
+impl Model for SklearnModel {
+    fn metadata(&self) -> &ModelMetadata {
+        &self.meta
+    }
+
+    fn infer(&self, request: InferRequest) -> BoxFuture<'_, Result<Vec<Tensor>, InferError>> {
+        Box::pin(self.call(request))
+    }
+
+    fn batchable(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,388 @@
+//! `storageUri` → a local path holding the model.
+//!
+//! Local paths and `file://` are used in place; `pvc://NAME/PATH` maps to
+//! the namespace's volume directory (the same one pipelines mount);
+//! `http(s)://` downloads a single file or a tar/zip archive (unpacked)
+//! into a cache under the data directory. A cached download is revalidated
+//! with the server's ETag / Last-Modified, so a restart does not download
+//! again, and it is used as is when the server cannot be reached. Each
+//! cache entry records the SHA-256 of what was downloaded.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Why a model could not be fetched; the message names the URI.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URI's scheme is not one Oxflow can read.
+    #[error(
+        "storageUri {uri}: the {scheme}:// scheme is not supported here; use a local path, file://, pvc://, http(s)://"
+    )]
+    Unsupported {
+        /// The URI as given.
+        uri: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The path does not exist.
+    #[error("storageUri {uri}: {path} does not exist")]
+    Missing {
+        /// The URI as given.
+        uri: String,
+        /// The local path it maps to.
+        path: PathBuf,
+    },
+    /// The URI is malformed.
+    #[error("storageUri {uri}: {message}")]
+    Invalid {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Downloading failed.
+    #[error("storageUri {uri}: download failed: {message}")]
+    Download {
+        /// The URI as given.
+        uri: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Reading, writing or unpacking failed.
+    #[error("storageUri {uri}: {message}")]
+    Io {
+        /// The URI as given.
+        uri: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Where URIs are resolved: the data directory holds the download cache
+/// and the volume directories.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    data_dir: PathBuf,
+    /// Built on the first download: loading the system's root certificates
+    /// is the slowest part of starting, and most models are local.
+    client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+}
+
+/// A resolved model location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// A file or directory holding the model.
+    pub path: PathBuf,
+    /// SHA-256 of the downloaded bytes, for downloads.
+    pub digest: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct CacheMeta {
+    uri: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    sha256: String,
+    /// The file name or archive root inside the entry directory.
+    entry: String,
+}
+
+impl Storage {
+    /// Storage rooted at `data_dir` (`$OXFLOW_HOME`).
+    pub fn new(data_dir: impl Into<PathBuf>) -> Storage {
+        Storage {
+            data_dir: data_dir.into(),
+            client: Default::default(),
+        }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            // One TLS stack for the whole binary (ring). Installing it is
+            // process-wide; a second install is refused harmlessly.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .user_agent(concat!("oxflow/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
+    }
+
+    /// Resolves `uri` for a model in `namespace`, downloading when needed.
+    pub async fn fetch(&self, uri: &str, namespace: &str) -> Result<Fetched, StorageError> {
+        let (scheme, rest) = match uri.split_once("://") {
+            Some((s, r)) => (s.to_ascii_lowercase(), r),
+            None => ("".into(), uri),
+        };
+        match scheme.as_str() {
+            "" => local(uri, PathBuf::from(uri)),
+            "file" => local(uri, PathBuf::from(rest)),
+            "pvc" => {
+                let (pvc, path) = rest.split_once('/').unwrap_or((rest, ""));
+                if pvc.is_empty() || path.split('/').any(|c| c == "..") {
+                    return Err(StorageError::Invalid {
+                        uri: uri.into(),
+                        message: "expected pvc://CLAIM-NAME/PATH without '..'".into(),
+                    });
+                }
+                let base = self.data_dir.join("volumes").join(namespace).join(pvc);
+                local(uri, base.join(path))
+            }
+            "http" | "https" => self.download(uri).await,
+            other => Err(StorageError::Unsupported {
+                uri: uri.into(),
+                scheme: other.into(),
+            }),
+        }
+    }
+
+    fn cache_dir(&self, uri: &str) -> PathBuf {
+        let key = hex::encode(Sha256::digest(uri.as_bytes()));
+        self.data_dir.join("models").join("cache").join(&key[..32])
+    }
+
+    async fn download(&self, uri: &str) -> Result<Fetched, StorageError> {
+        let dir = self.cache_dir(uri);
+        let meta_path = dir.join("oxflow-cache.json");
+        let cached: Option<CacheMeta> = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut request = self.client().get(uri);
+        if let Some(meta) = &cached {
+            if let Some(etag) = &meta.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &meta.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let err = |message: String| StorageError::Download {
+            uri: uri.into(),
+            message,
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Offline: serve the copy we have rather than fail.
+                if let Some(meta) = cached {
+                    tracing::warn!(uri, error = %e, "Model server unreachable; using the cached copy.");
+                    return Ok(Fetched {
+                        path: dir.join(&meta.entry),
+                        digest: Some(meta.sha256),
+                    });
+                }
+                return Err(err(e.to_string()));
+            }
+        };
+        if response.status() == reqwest::StatusCode::NOT_MODIFIED
+            && let Some(meta) = cached
+        {
+            return Ok(Fetched {
+                path: dir.join(&meta.entry),
+                digest: Some(meta.sha256),
+            });
+        }
+        if !response.status().is_success() {
+            return Err(err(format!("the server answered {}", response.status())));
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let etag = header(reqwest::header::ETAG);
+        let last_modified = header(reqwest::header::LAST_MODIFIED);
+        let bytes = response.bytes().await.map_err(|e| err(e.to_string()))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let file_name = file_name(uri);
+        // Unpack into a fresh directory, then swap it in, so a crash never
+        // leaves a half-written model where a complete one is expected.
+        let uri_owned = uri.to_string();
+        let dir_clone = dir.clone();
+        let entry = tokio::task::spawn_blocking(move || {
+            install(&uri_owned, &dir_clone, &file_name, &bytes, |entry| {
+                CacheMeta {
+                    uri: uri_owned.clone(),
+                    etag,
+                    last_modified,
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    entry,
+                }
+            })
+        })
+        .await
+        .map_err(|e| StorageError::Io {
+            uri: uri.into(),
+            message: e.to_string(),
+        })??;
+        Ok(Fetched {
+            path: dir.join(entry),
+            digest: Some(sha256),
+        })
+    }
+}
+
+fn local(uri: &str, path: PathBuf) -> Result<Fetched, StorageError> {
+    if path.exists() {
+        Ok(Fetched { path, digest: None })
+    } else {
+        Err(StorageError::Missing {
+            uri: uri.into(),
+            path,
+        })
+    }
+}
+
+/// The last path segment of a URL, without its query.
+fn file_name(uri: &str) -> String {
+    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+    let name = path.rsplit('/').next().unwrap_or("");
+    if name.is_empty() || name == ".." || name == "." {
+        "model".into()
+    } else {
+        name.into()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Archive {
+    Tar,
+    TarGz,
+    Zip,
+}
+
+fn archive_kind(name: &str) -> Option<Archive> {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        Some(Archive::TarGz)
+    } else if lower.ends_with(".tar") {
+        Some(Archive::Tar)
+    } else if lower.ends_with(".zip") {
+        Some(Archive::Zip)
+    } else {
+        None
+    }
+}
+
+/// Writes `bytes` (unpacked when an archive) into `dir` atomically and
+/// returns the entry name inside it.
+fn install(
+    uri: &str,
+    dir: &Path,
+    file_name: &str,
+    bytes: &[u8],
+    meta: impl FnOnce(String) -> CacheMeta,
+) -> Result<String, StorageError> {
+    let io = |e: std::io::Error| StorageError::Io {
+        uri: uri.into(),
+        message: e.to_string(),
+    };
+    let parent = dir.parent().ok_or_else(|| StorageError::Io {
+        uri: uri.into(),
+        message: "bad cache path".into(),
+    })?;
+    std::fs::create_dir_all(parent).map_err(io)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(parent)
+        .map_err(io)?;
+    let entry = match archive_kind(file_name) {
+        None => {
+            std::fs::write(staging.path().join(file_name), bytes).map_err(io)?;
+            file_name.to_string()
+        }
+        Some(kind) => {
+            let root = staging.path().join("model");
+            std::fs::create_dir_all(&root).map_err(io)?;
+            unpack(uri, kind, bytes, &root)?;
+            "model".to_string()
+        }
+    };
+    let meta = serde_json::to_vec_pretty(&meta(entry.clone())).map_err(|e| StorageError::Io {
+        uri: uri.into(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(staging.path().join("oxflow-cache.json"), meta).map_err(io)?;
+    let staged = staging.keep();
+    let old = parent.join(format!(".old-{}", std::process::id()));
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(dir, &old).map_err(io)?;
+    }
+    std::fs::rename(&staged, dir).map_err(io)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(entry)
+}
+
+/// Unpacks an archive, refusing entries that would escape `root`.
+fn unpack(uri: &str, kind: Archive, bytes: &[u8], root: &Path) -> Result<(), StorageError> {
+    let bad = |message: String| StorageError::Io {
+        uri: uri.into(),
+        message,
+    };
+    match kind {
+        Archive::Tar | Archive::TarGz => {
+            let reader: Box<dyn Read> = if kind == Archive::TarGz {
+                Box::new(flate2::read::GzDecoder::new(bytes))
+            } else {
+                Box::new(bytes)
+            };
+            let mut archive = tar::Archive::new(reader);
+            archive.set_preserve_permissions(false);
+            let entries = archive
+                .entries()
+                .map_err(|e| bad(format!("not a valid tar archive: {e}")))?;
+            for entry in entries {
+                let mut entry = entry.map_err(|e| bad(format!("corrupt tar archive: {e}")))?;
+                // `unpack_in` refuses paths outside `root` (.. and absolute).
+                let inside = entry
+                    .unpack_in(root)
+                    .map_err(|e| bad(format!("unpacking failed: {e}")))?;
+                if !inside {
+                    let path = entry
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    return Err(bad(format!(
+                        "archive entry {path} points outside the archive"
+                    )));
+                }
+            }
+        }
+        Archive::Zip => {
+            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+                .map_err(|e| bad(format!("not a valid zip archive: {e}")))?;
+            for i in 0..archive.len() {
+                let mut file = archive
+                    .by_index(i)
+                    .map_err(|e| bad(format!("corrupt zip archive: {e}")))?;
+                let Some(relative) = file.enclosed_name() else {
+                    return Err(bad(format!(
+                        "archive entry {} points outside the archive",
+                        file.name()
+                    )));
+                };
+                let target = root.join(relative);
+                if file.is_dir() {
+                    std::fs::create_dir_all(&target).map_err(|e| bad(e.to_string()))?;
+                    continue;
+                }
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
+                }
+                let mut out = std::fs::File::create(&target).map_err(|e| bad(e.to_string()))?;
+                std::io::copy(&mut file, &mut out)
+                    .map_err(|e| bad(format!("unpacking failed: {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
