@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::rest::DataPlane;
@@ -18,6 +19,17 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    // Small writes (a response's HEADERS, DATA and trailers frames) must go
+    // out at once: with Nagle's algorithm a second small write waits for
+    // the client's delayed ACK, 40 ms a request.
+    let http = http.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let grpc = grpc.map(|l| {
+        l.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    });
     let (tx, _) = tokio::sync::watch::channel(false);
     let rest = crate::rest::router(plane.clone());
     let stop = {
