@@ -22,7 +22,13 @@
 //!   RSS at 10,000 tasks), to show what a bigger process costs every spawn.
 //! - `engine`: the generated pipeline submitted to an [`Engine`] over a
 //!   tempdir SQLite store and a `LocalRuntime`, executed to the end with
-//!   `max_parallel = PARALLEL`.
+//!   `max_parallel = PARALLEL`. The child builds the pipeline as a JSON value
+//!   first, so its peak RSS includes that copy.
+//! - `file`: what `oxflow run FILE` does, for the peak RSS a user sees: the
+//!   child streams the generated IR to a file (never holding it whole), then
+//!   `Pipeline::load_file`, `Engine::submit`, drops the pipeline and
+//!   executes the run with a progress receiver that keeps every task's state,
+//!   as the CLI's does.
 //!
 //! Overhead per task = (engine − runtime) / N at the same parallelism, taken
 //! within each round and then the median over rounds (rounds interleave the
@@ -30,6 +36,9 @@
 //! at the end of the run. Each engine run must succeed with every task
 //! executed (none served from the cache), or the measurement is reported as
 //! failed and the bench exits non-zero after writing its results.
+//!
+//! `__write-ir chain|fanout N FILE` only writes the generated IR, to run the
+//! real binary on it (`/usr/bin/time -v oxflow run FILE --no-cache`).
 //!
 //! Environment: `OXFLOW_BENCH_SIZES` (default `1000,10000`; above 1,000 only
 //! the baseline, the chain and the wide fan-out run, once each),
@@ -39,7 +48,7 @@
 //! `bench/out/engine_overhead.json`. Without `--bench` (as `cargo test
 //! --all-targets` runs it) it does one small round, as a smoke test.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -48,9 +57,9 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use oxflow_artifacts::ArtifactStore;
 use oxflow_core::{RunState, TaskState, Workload};
-use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest};
+use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest, TaskEvent};
 use oxflow_runtime::{LocalConfig, LocalRuntime, Runtime};
-use oxflow_store::Store;
+use oxflow_store::{RunRecord, Store};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -62,9 +71,12 @@ const RESULT_MARKER: &str = "OXFLOW_BENCH_RESULT ";
 fn main() -> ExitCode {
     oxflow_runtime::shim::run_if_requested();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().position(|a| a == "__measure") {
-        Some(i) => measure_child(&args[i + 1..]),
-        None => orchestrate(args.iter().any(|a| a == "--bench")),
+    let result = if let Some(i) = args.iter().position(|a| a == "__measure") {
+        measure_child(&args[i + 1..])
+    } else if let Some(i) = args.iter().position(|a| a == "__write-ir") {
+        write_ir_command(&args[i + 1..])
+    } else {
+        orchestrate(args.iter().any(|a| a == "--bench"))
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +95,7 @@ enum Kind {
     Spawn,
     Runtime,
     Engine,
+    File,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,11 +122,12 @@ impl Kind {
             Kind::Spawn => "spawn",
             Kind::Runtime => "runtime",
             Kind::Engine => "engine",
+            Kind::File => "file",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Kind::Spawn, Kind::Runtime, Kind::Engine]
+        [Kind::Spawn, Kind::Runtime, Kind::Engine, Kind::File]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -148,7 +162,7 @@ impl Case {
     }
 
     fn parse(args: &[String]) -> Result<Self, BoxError> {
-        let usage = "usage: __measure spawn|runtime|engine chain|fanout N PARALLEL cache|no-cache BALLAST_MIB";
+        let usage = "usage: __measure spawn|runtime|engine|file chain|fanout N PARALLEL cache|no-cache BALLAST_MIB";
         let [kind, shape, n, parallel, cache, ballast] = args else {
             return Err(usage.into());
         };
@@ -172,6 +186,12 @@ impl Case {
             Kind::Runtime => format!("LocalRuntime::run, {} at a time", self.parallel),
             Kind::Engine => format!(
                 "engine, {}, max_parallel={}{}",
+                self.shape.as_str(),
+                self.parallel,
+                if self.cache { "" } else { ", --no-cache" }
+            ),
+            Kind::File => format!(
+                "`oxflow run` path (IR file), {}, max_parallel={}{}",
                 self.shape.as_str(),
                 self.parallel,
                 if self.cache { "" } else { ", --no-cache" }
@@ -208,6 +228,7 @@ fn measure_child(args: &[String]) -> Result<(), BoxError> {
             Kind::Spawn => measure_spawn(&case),
             Kind::Runtime => measure_runtime(&case, dir.path()).await,
             Kind::Engine => measure_engine(&case, dir.path()).await,
+            Kind::File => measure_file(&case, dir.path()).await,
         }
     })?;
     let line = json!({
@@ -292,41 +313,104 @@ async fn measure_runtime(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
     })
 }
 
-async fn measure_engine(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
-    let store = Store::open_in_dir(dir).await?;
-    let engine = Engine::new(
+fn bench_engine(store: &Store, dir: &Path, parallel: usize) -> Engine {
+    Engine::new(
         store.clone(),
         Arc::new(local_runtime(dir)),
         ArtifactStore::new(dir.join("artifacts")),
         EngineConfig {
             data_dir: dir.to_path_buf(),
-            max_parallel: case.parallel,
+            max_parallel: parallel,
             python: None,
         },
-    );
-    let ir = pipeline_ir(case.shape, case.n);
-    let rss_start_kib = proc_status_kib("VmRSS")?;
-    let t0 = Instant::now();
-    let pipeline = Pipeline::from_json(ir, "engine_overhead bench")?;
-    let load = t0.elapsed();
-    let req = SubmitRequest {
+    )
+}
+
+fn submit_request(case: &Case) -> SubmitRequest {
+    SubmitRequest {
         options: RunOptions {
             enable_cache: case.cache,
             base_dir: None,
         },
         ..Default::default()
-    };
+    }
+}
+
+async fn measure_engine(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
+    let store = Store::open_in_dir(dir).await?;
+    let engine = bench_engine(&store, dir, case.parallel);
+    let ir = pipeline_ir(case.shape, case.n);
+    let rss_start_kib = proc_status_kib("VmRSS")?;
+    let t0 = Instant::now();
+    let pipeline = Pipeline::from_json(ir, "engine_overhead bench")?;
+    let load = t0.elapsed();
     let t1 = Instant::now();
-    let run = engine.submit(&pipeline, req).await?;
+    let run = engine.submit(&pipeline, submit_request(case)).await?;
     let done = engine
         .execute(&run.id, None, CancellationToken::new())
         .await?;
     let wall = t1.elapsed();
     let hwm_kib = proc_status_kib("VmHWM")?;
+    check_run(case, &store, &done).await?;
+    Ok(Sample {
+        wall,
+        load,
+        rss_start_kib,
+        hwm_kib,
+    })
+}
+
+/// `oxflow run FILE` as the CLI does it (`crates/oxflow/src/cli.rs`): load
+/// the file, submit, drop the pipeline (the engine reads the stored spec
+/// back), execute with a progress receiver. The IR is streamed to the file
+/// first, so nothing of the bench's own is N-sized.
+async fn measure_file(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
+    let file = dir.join("pipeline.json");
+    write_pipeline_ir(case.shape, case.n, &file)?;
+    let store = Store::open_in_dir(dir).await?;
+    let engine = bench_engine(&store, dir, case.parallel);
+    let rss_start_kib = proc_status_kib("VmRSS")?;
+    let t0 = Instant::now();
+    let pipeline = Pipeline::load_file(&file)?;
+    let load = t0.elapsed();
+    let t1 = Instant::now();
+    engine.prewarm(&pipeline);
+    let run = engine.submit(&pipeline, submit_request(case)).await?;
+    drop(pipeline);
+    // The CLI's progress display keeps the latest state of every task path.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TaskEvent>();
+    let progress = tokio::spawn(async move {
+        let mut states: HashMap<String, TaskState> = HashMap::new();
+        while let Some(ev) = rx.recv().await {
+            states.insert(ev.path, ev.state);
+        }
+        states.len()
+    });
+    let done = engine
+        .execute(&run.id, Some(tx), CancellationToken::new())
+        .await?;
+    let seen = progress.await?;
+    let wall = t1.elapsed();
+    let hwm_kib = proc_status_kib("VmHWM")?;
+    if seen != case.n {
+        return Err(format!("progress saw {seen} of {} tasks", case.n).into());
+    }
+    check_run(case, &store, &done).await?;
+    Ok(Sample {
+        wall,
+        load,
+        rss_start_kib,
+        hwm_kib,
+    })
+}
+
+/// Every task of the run succeeded and executed (a cache hit would measure a
+/// lookup, not a task).
+async fn check_run(case: &Case, store: &Store, done: &RunRecord) -> Result<(), BoxError> {
     if done.state != RunState::Succeeded {
         return Err(format!("the run ended {} ({:?})", done.state, done.error).into());
     }
-    let tasks = store.list_tasks(&run.id).await?;
+    let tasks = store.list_tasks(&done.id).await?;
     let ok = tasks
         .iter()
         .filter(|t| t.state == TaskState::Succeeded)
@@ -339,17 +423,11 @@ async fn measure_engine(case: &Case, dir: &Path) -> Result<Sample, BoxError> {
         )
         .into());
     }
-    // A cache hit would measure a lookup, not a task.
     let cached = tasks.iter().filter(|t| t.cached).count();
     if cached > 0 {
         return Err(format!("{cached} of {} tasks were served from the cache", case.n).into());
     }
-    Ok(Sample {
-        wall,
-        load,
-        rss_start_kib,
-        hwm_kib,
-    })
+    Ok(())
 }
 
 fn task_name(i: usize) -> String {
@@ -364,20 +442,14 @@ fn task_name(i: usize) -> String {
 /// All tasks share one component and executor, so the spec itself stays small
 /// and memory growth is the engine's.
 fn pipeline_ir(shape: Shape, n: usize) -> Value {
-    let tasks: serde_json::Map<String, Value> = (0..n)
-        .map(|i| {
-            let mut t = json!({
-                "cachingOptions": {"enableCache": true},
-                "componentRef": {"name": "comp-true"},
-                "inputs": {"parameters": {"i": {"runtimeValue": {"constant": i}}}},
-                "taskInfo": {"name": task_name(i)},
-            });
-            if shape == Shape::Chain && i > 0 {
-                t["dependentTasks"] = json!([task_name(i - 1)]);
-            }
-            (task_name(i), t)
-        })
-        .collect();
+    let mut ir = ir_skeleton(shape, n);
+    ir["root"]["dag"]["tasks"] =
+        Value::Object((0..n).map(|i| (task_name(i), task_ir(shape, i))).collect());
+    ir
+}
+
+/// [`pipeline_ir`] without its tasks.
+fn ir_skeleton(shape: Shape, n: usize) -> Value {
     json!({
         "components": {"comp-true": {
             "executorLabel": "exec-true",
@@ -389,10 +461,54 @@ fn pipeline_ir(shape: Shape, n: usize) -> Value {
             "args": ["{{$.inputs.parameters['i']}}"],
         }}}},
         "pipelineInfo": {"name": format!("{}-{n}", shape.as_str())},
-        "root": {"dag": {"tasks": tasks}},
+        "root": {"dag": {"tasks": {}}},
         "schemaVersion": "2.1.0",
         "sdkVersion": "kfp-2.17.3",
     })
+}
+
+/// Task `i` of [`pipeline_ir`].
+fn task_ir(shape: Shape, i: usize) -> Value {
+    let mut t = json!({
+        "cachingOptions": {"enableCache": true},
+        "componentRef": {"name": "comp-true"},
+        "inputs": {"parameters": {"i": {"runtimeValue": {"constant": i}}}},
+        "taskInfo": {"name": task_name(i)},
+    });
+    if shape == Shape::Chain && i > 0 {
+        t["dependentTasks"] = json!([task_name(i - 1)]);
+    }
+    t
+}
+
+/// Writes [`pipeline_ir`] as JSON text, one task at a time.
+fn write_pipeline_ir(shape: Shape, n: usize, path: &Path) -> Result<(), BoxError> {
+    use std::io::Write;
+    let skeleton = serde_json::to_string(&ir_skeleton(shape, n))?;
+    let (head, tail) = skeleton
+        .split_once(r#""tasks":{}"#)
+        .ok_or("the IR skeleton has no tasks")?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(out, r#"{head}"tasks":{{"#)?;
+    for i in 0..n {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write!(out, "{}:{}", Value::String(task_name(i)), task_ir(shape, i))?;
+    }
+    write!(out, "}}{tail}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `__write-ir chain|fanout N FILE`.
+fn write_ir_command(args: &[String]) -> Result<(), BoxError> {
+    let usage = "usage: __write-ir chain|fanout N FILE";
+    let [shape, n, file] = args else {
+        return Err(usage.into());
+    };
+    let shape = Shape::parse(shape).ok_or(usage)?;
+    write_pipeline_ir(shape, n.parse()?, Path::new(file))
 }
 
 /// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
@@ -487,6 +603,7 @@ fn plan(n: usize, wide: usize, ballast_mib: usize) -> Vec<Case> {
         case(Kind::Spawn, Shape::Chain, 1, true),
         case(Kind::Runtime, Shape::Chain, 1, true),
         case(Kind::Engine, Shape::Chain, 1, true),
+        case(Kind::File, Shape::Chain, 1, true),
     ];
     if n <= 1_000 {
         cases.push(case(Kind::Engine, Shape::Chain, 1, false));
@@ -661,7 +778,7 @@ fn render(rows: &[Row], sizes: &[usize], cpus: usize, total: Duration) -> String
             })
             .collect();
         let overhead = match c.kind {
-            Kind::Engine => overhead_ms(rows, r)
+            Kind::Engine | Kind::File => overhead_ms(rows, r)
                 .map(|d| format!("{d:+.3}"))
                 .unwrap_or_else(|| "—".into()),
             Kind::Runtime if c.ballast_mib > 0 => overhead_ms(rows, r)
@@ -784,7 +901,7 @@ fn to_json(rows: &[Row], cpus: usize, total: Duration) -> Value {
                 "ballast_mib": c.ballast_mib,
                 "label": c.label(),
                 "median_wall_s": Some(r.median_wall()).filter(|m| m.is_finite()),
-                "overhead_ms_per_task": (c.kind == Kind::Engine || c.ballast_mib > 0)
+                "overhead_ms_per_task": (matches!(c.kind, Kind::Engine | Kind::File) || c.ballast_mib > 0)
                     .then(|| overhead_ms(rows, r))
                     .flatten(),
                 "samples": samples,

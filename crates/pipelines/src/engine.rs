@@ -31,7 +31,7 @@ use crate::ir::{
     ComponentSpec, ContainerSpec, ExecutorSpec, InputParameterSpec, KubernetesExecutorConfig,
     ParameterType, TaskSpec, TriggerStrategy,
 };
-use crate::load::{Pipeline, dag_dependencies};
+use crate::load::{DagGraph, Pipeline};
 use crate::python::PythonEnvs;
 use crate::value;
 
@@ -169,9 +169,15 @@ impl Engine {
     }
 
     /// Validates parameters and writes a PENDING run. Nothing is written if anything is wrong.
+    ///
+    /// The returned record's `spec` is `null`: the spec is written as text
+    /// straight from `pipeline` (for a 10,000-task pipeline, its JSON value
+    /// would be tens of MiB held by the caller for the whole run); read it
+    /// back with [`Store::get_run`] when needed.
     pub async fn submit(&self, pipeline: &Pipeline, req: SubmitRequest) -> Result<RunRecord> {
-        let run = self.prepare(pipeline, req)?;
-        self.inner.store.insert_run(&run).await?;
+        let run = self.prepare_without_spec(pipeline, req)?;
+        let spec = pipeline.to_stored_text();
+        self.inner.store.insert_run_with_spec(&run, &spec).await?;
         tracing::info!(run = %run.id, pipeline = %run.pipeline_name, "Run submitted.");
         Ok(run)
     }
@@ -180,6 +186,13 @@ impl Engine {
     /// writing it, for callers that add their own fields (experiment, …)
     /// before inserting it.
     pub fn prepare(&self, pipeline: &Pipeline, req: SubmitRequest) -> Result<RunRecord> {
+        let mut run = self.prepare_without_spec(pipeline, req)?;
+        run.spec = pipeline.to_stored_json();
+        Ok(run)
+    }
+
+    /// [`Engine::prepare`] with `spec` left `null`.
+    fn prepare_without_spec(&self, pipeline: &Pipeline, req: SubmitRequest) -> Result<RunRecord> {
         let params = pipeline.bind_parameters(&req.parameters)?;
         let now = Timestamp::now();
         let name = req.display_name.unwrap_or_else(|| {
@@ -196,7 +209,7 @@ impl Engine {
             namespace: req.namespace,
             display_name: name,
             pipeline_name: pipeline.spec.pipeline_info.name.clone(),
-            spec: pipeline.to_stored_json(),
+            spec: Value::Null,
             parameters: Value::Object(params),
             options: serde_json::to_value(&req.options).unwrap_or_default(),
             state: RunState::Pending,
@@ -604,6 +617,92 @@ impl RunCtx {
     }
 }
 
+/// What [`run_dag`] knows of its tasks while it runs, by task index (see
+/// [`DagGraph`]). A finished task's result (its outputs) is kept only until
+/// every task downstream of it has started, and for the end if the DAG's
+/// outputs select it; its state is kept as one byte. The engine's memory
+/// for a long DAG then grows by a few bytes per task, not by every task's
+/// outputs.
+struct DagBook {
+    /// Upstream tasks not finished yet.
+    waiting: Vec<u32>,
+    /// Downstream tasks that have not read the result yet (one more, never
+    /// released, when a DAG output selects the task).
+    readers: Vec<u32>,
+    /// Terminal state of each finished task.
+    states: Vec<Option<TaskState>>,
+    /// Results still to be read.
+    results: HashMap<usize, NodeResult>,
+    /// Tasks whose upstream tasks have all finished, in the order they became ready.
+    ready: VecDeque<usize>,
+}
+
+impl DagBook {
+    fn new(graph: &DagGraph, dag: &crate::ir::DagSpec) -> Self {
+        let n = graph.len();
+        let waiting: Vec<u32> = (0..n).map(|t| graph.upstream(t).len() as u32).collect();
+        let mut readers: Vec<u32> = (0..n).map(|t| graph.downstream(t).len() as u32).collect();
+        let selected = dag
+            .outputs
+            .parameters
+            .values()
+            .flat_map(|o| {
+                let one = o.value_from_parameter.iter();
+                let oneof = o
+                    .value_from_oneof
+                    .iter()
+                    .flat_map(|s| &s.parameter_selectors);
+                one.chain(oneof).map(|s| s.producer_subtask.as_str())
+            })
+            .chain(
+                dag.outputs
+                    .artifacts
+                    .values()
+                    .flat_map(|o| &o.artifact_selectors)
+                    .map(|s| s.producer_subtask.as_str()),
+            );
+        for name in selected {
+            if let Some(t) = dag.tasks.index_of(name) {
+                readers[t] = readers[t].saturating_add(1);
+            }
+        }
+        let ready = (0..n).filter(|t| waiting[*t] == 0).collect();
+        Self {
+            waiting,
+            readers,
+            states: vec![None; n],
+            results: HashMap::new(),
+            ready,
+        }
+    }
+
+    /// Task `t` has read its upstream results (or will not need them).
+    fn release_upstream(&mut self, graph: &DagGraph, t: usize) {
+        for &u in graph.upstream(t) {
+            let r = &mut self.readers[u as usize];
+            *r = r.saturating_sub(1);
+            if *r == 0 {
+                self.results.remove(&(u as usize));
+            }
+        }
+    }
+
+    /// Task `t` ended with `r`: its dependents may become ready.
+    fn finish(&mut self, graph: &DagGraph, t: usize, r: NodeResult) {
+        self.states[t] = Some(r.state);
+        if self.readers[t] > 0 {
+            self.results.insert(t, r);
+        }
+        for &d in graph.downstream(t) {
+            let w = &mut self.waiting[d as usize];
+            *w -= 1;
+            if *w == 0 {
+                self.ready.push_back(d as usize);
+            }
+        }
+    }
+}
+
 /// Runs the DAG of component `comp_name` (the root when `None`) in `scope`.
 fn run_dag(
     ctx: Arc<RunCtx>,
@@ -626,41 +725,36 @@ fn run_dag(
                 "component is not a DAG",
             ));
         };
-        let deps = dag_dependencies(dag);
-        let mut waiting: HashMap<&str, usize> = HashMap::new();
-        let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (t, ds) in &deps {
-            waiting.insert(t.as_str(), ds.len());
-            for d in ds {
-                dependents.entry(d.as_str()).or_default().push(t.as_str());
-            }
-        }
-        let mut ready: VecDeque<&str> = dag
-            .tasks
-            .keys()
-            .filter(|t| waiting.get(t.as_str()) == Some(&0))
-            .map(String::as_str)
-            .collect();
-        let mut results: HashMap<String, NodeResult> = HashMap::new();
+        let graph = DagGraph::new(dag);
+        let mut book = DagBook::new(&graph, dag);
         let mut running = FuturesUnordered::new();
-        let mut failed_task: Option<String> = None;
+        // The first task that failed, with its error: later tasks are
+        // skipped because of it, and it is the DAG's error.
+        let mut first_failure: Option<(usize, Option<String>)> = None;
+        // Tasks are started when they are ready and there is room, not all
+        // at once: a task in flight holds its inputs, records and future,
+        // and a 10,000-wide DAG would otherwise hold 10,000 of them while
+        // they wait for the engine's slots. As for loops, a few more than
+        // the slots keeps the slots busy.
+        let max_running = ctx.engine.slots_total.saturating_mul(4).max(64);
 
         loop {
-            while let Some(name) = ready.pop_front() {
-                let tspec = &dag.tasks[name];
+            while running.len() < max_running
+                && let Some(t) = book.ready.pop_front()
+            {
+                let (name, tspec) = dag.tasks.at(t);
                 let path = join(&prefix, name);
                 let all_completed = tspec.trigger_policy.as_ref().and_then(|p| p.strategy)
                     == Some(TriggerStrategy::AllUpstreamTasksCompleted);
-                let ups = &deps[name];
-                let upstream_failed = ups.iter().find(|u| {
-                    matches!(
-                        results[u.as_str()].state,
-                        TaskState::Failed | TaskState::Canceled
-                    )
-                });
-                let upstream_skipped = ups
-                    .iter()
-                    .find(|u| results[u.as_str()].state == TaskState::Skipped);
+                let ups = graph.upstream(t);
+                let upstream_with = |f: fn(TaskState) -> bool| {
+                    ups.iter()
+                        .find(|u| book.states[**u as usize].is_some_and(f))
+                        .map(|u| dag.tasks.at(*u as usize).0)
+                };
+                let upstream_failed =
+                    upstream_with(|s| matches!(s, TaskState::Failed | TaskState::Canceled));
+                let upstream_skipped = upstream_with(|s| s == TaskState::Skipped);
                 let kind = task_kind(&ctx, tspec);
                 let decided = if ctx.cancel.is_cancelled() {
                     Some((
@@ -674,7 +768,8 @@ fn run_dag(
                         TaskState::Skipped,
                         format!("not run: upstream task {u:?} did not succeed"),
                     ))
-                } else if let Some(f) = &failed_task {
+                } else if let Some((f, _)) = &first_failure {
+                    let f = dag.tasks.at(*f).0;
                     Some((TaskState::Skipped, format!("not run: task {f:?} failed")))
                 } else {
                     upstream_skipped.map(|u| {
@@ -685,25 +780,21 @@ fn run_dag(
                     })
                 };
                 if let Some((state, why)) = decided {
+                    book.release_upstream(&graph, t);
                     let r = ctx
                         .settle(&path, tspec, name, kind, state, Some(why))
                         .await?;
-                    results.insert(name.to_owned(), r);
-                    for d in dependents.get(name).into_iter().flatten() {
-                        let w = waiting.get_mut(d).map(|w| {
-                            *w -= 1;
-                            *w
-                        });
-                        if w == Some(0) {
-                            ready.push_back(d);
-                        }
-                    }
+                    book.finish(&graph, t, r);
                     continue;
                 }
                 let upstream: HashMap<String, NodeResult> = ups
                     .iter()
-                    .map(|u| (u.clone(), results[u.as_str()].clone()))
+                    .filter_map(|u| {
+                        let r = book.results.get(&(*u as usize))?;
+                        Some((dag.tasks.at(*u as usize).0.clone(), r.clone()))
+                    })
                     .collect();
+                book.release_upstream(&graph, t);
                 let fut = run_task(
                     ctx.clone(),
                     comp_name.clone(),
@@ -712,35 +803,20 @@ fn run_dag(
                     scope.clone(),
                     upstream,
                 );
-                let name_owned = name.to_owned();
-                running.push(async move { (name_owned, fut.await) });
+                running.push(async move { (t, fut.await) });
             }
-            let Some((name, res)) = running.next().await else {
+            let Some((t, res)) = running.next().await else {
                 break;
             };
             let res = res?;
-            if res.state == TaskState::Failed && failed_task.is_none() {
-                failed_task = Some(name.clone());
+            if res.state == TaskState::Failed && first_failure.is_none() {
+                first_failure = Some((t, res.error.clone()));
             }
-            let key = dag
-                .tasks
-                .get_key_value(name.as_str())
-                .map(|(k, _)| k.as_str())
-                .unwrap_or_default();
-            results.insert(name, res);
-            for d in dependents.get(key).into_iter().flatten() {
-                let w = waiting.get_mut(d).map(|w| {
-                    *w -= 1;
-                    *w
-                });
-                if w == Some(0) {
-                    ready.push_back(d);
-                }
-            }
+            book.finish(&graph, t, res);
         }
 
         // The DAG's own state and outputs.
-        let any = |s: TaskState| results.values().any(|r| r.state == s);
+        let any = |s: TaskState| book.states.contains(&Some(s));
         let state = if any(TaskState::Failed) {
             TaskState::Failed
         } else if any(TaskState::Canceled) || ctx.cancel.is_cancelled() {
@@ -748,11 +824,19 @@ fn run_dag(
         } else {
             TaskState::Succeeded
         };
-        let error = results
-            .iter()
-            .filter(|(_, r)| r.state == TaskState::Failed)
-            .map(|(n, r)| format!("task {n:?} failed: {}", r.error.clone().unwrap_or_default()))
-            .next();
+        let error = first_failure.map(|(t, e)| {
+            format!(
+                "task {:?} failed: {}",
+                dag.tasks.at(t).0,
+                e.unwrap_or_default()
+            )
+        });
+        let succeeded = |producer: &str| {
+            let t = dag.tasks.index_of(producer)?;
+            book.results
+                .get(&t)
+                .filter(|r| r.state == TaskState::Succeeded)
+        };
         let mut outputs = LeafOutputs::default();
         for (oname, o) in &dag.outputs.parameters {
             let sels: Vec<_> = match (&o.value_from_parameter, &o.value_from_oneof) {
@@ -761,9 +845,7 @@ fn run_dag(
                 _ => vec![],
             };
             for s in sels {
-                if let Some(v) = results
-                    .get(&s.producer_subtask)
-                    .filter(|r| r.state == TaskState::Succeeded)
+                if let Some(v) = succeeded(&s.producer_subtask)
                     .and_then(|r| r.outputs.params.get(&s.output_parameter_key))
                 {
                     outputs.params.insert(oname.clone(), v.clone());
@@ -773,9 +855,7 @@ fn run_dag(
         }
         for (oname, o) in &dag.outputs.artifacts {
             for s in &o.artifact_selectors {
-                if let Some(v) = results
-                    .get(&s.producer_subtask)
-                    .filter(|r| r.state == TaskState::Succeeded)
+                if let Some(v) = succeeded(&s.producer_subtask)
                     .and_then(|r| r.outputs.artifacts.get(&s.output_artifact_key))
                 {
                     outputs.artifacts.insert(oname.clone(), v.clone());
@@ -2286,6 +2366,46 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn a_dag_keeps_results_only_while_they_are_needed() {
+        // a → b, a → c; c is selected by the DAG's outputs; d stands alone.
+        let dag: crate::ir::DagSpec = serde_json::from_value(json!({
+            "tasks": {
+                "a": {"componentRef": {"name": "x"}},
+                "b": {"componentRef": {"name": "x"}, "dependentTasks": ["a"]},
+                "c": {"componentRef": {"name": "x"}, "dependentTasks": ["a"]},
+                "d": {"componentRef": {"name": "x"}}
+            },
+            "outputs": {"parameters": {"o": {"valueFromParameter":
+                {"producerSubtask": "c", "outputParameterKey": "y"}}}}
+        }))
+        .unwrap();
+        let (a, b, c, d) = (0, 1, 2, 3);
+        let g = DagGraph::new(&dag);
+        let mut book = DagBook::new(&g, &dag);
+        let ok = || NodeResult::new(TaskState::Succeeded, None);
+        let kept = |book: &DagBook| {
+            let mut k: Vec<usize> = book.results.keys().copied().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(book.ready, [a, d]);
+        book.ready.clear();
+        book.finish(&g, d, ok());
+        assert_eq!(kept(&book), [] as [usize; 0], "nobody reads d");
+        book.finish(&g, a, ok());
+        assert_eq!(book.ready, [b, c]);
+        assert_eq!(kept(&book), [a]);
+        book.release_upstream(&g, b);
+        assert_eq!(kept(&book), [a], "c has not read it yet");
+        book.release_upstream(&g, c);
+        assert_eq!(kept(&book), [] as [usize; 0]);
+        book.finish(&g, b, ok());
+        book.finish(&g, c, ok());
+        assert_eq!(kept(&book), [c], "the DAG's outputs read c at the end");
+        assert!(book.states.iter().all(|s| *s == Some(TaskState::Succeeded)));
     }
 
     #[test]

@@ -4,11 +4,177 @@
 //!
 //! Unknown fields are accepted and ignored (newer SDKs add fields); missing
 //! required ones fail with the field path.
+//!
+//! What a pipeline has one of per task is kept compact, because a DAG may
+//! have tens of thousands of tasks and the engine holds the spec for the
+//! whole run: a DAG's tasks and each task's inputs are [`NameMap`]s (sorted
+//! vectors) rather than `BTreeMap`s, and a task's rarely set parts are boxed.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+
+/// A map from names to values, held as one boxed slice sorted by name.
+///
+/// It reads like a `BTreeMap<String, V>` (name order, lookups by `&str`)
+/// but costs only its entries: a `BTreeMap` allocates an 11-slot node even
+/// for one entry (about 2.4 KiB for a task's one input parameter) and
+/// leaves nodes half full when filled in order, and a pipeline has one such
+/// map per task. Built once, when the spec is read; never changed after.
+/// A name given twice keeps its last value, as a `BTreeMap` would.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameMap<V> {
+    entries: Box<[(String, V)]>,
+}
+
+impl<V> Default for NameMap<V> {
+    fn default() -> Self {
+        Self {
+            entries: Box::default(),
+        }
+    }
+}
+
+fn pair<V>(e: &(String, V)) -> (&String, &V) {
+    (&e.0, &e.1)
+}
+
+/// Iterator over a [`NameMap`]'s entries, in name order.
+pub type NameMapIter<'a, V> =
+    std::iter::Map<std::slice::Iter<'a, (String, V)>, fn(&'a (String, V)) -> (&'a String, &'a V)>;
+
+impl<V> NameMap<V> {
+    /// Entries from a vector in any order.
+    pub fn from_vec(mut entries: Vec<(String, V)>) -> Self {
+        // Stable, so that among equal names the last one given is last.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, kept| {
+            if later.0 == kept.0 {
+                std::mem::swap(&mut later.1, &mut kept.1);
+                true
+            } else {
+                false
+            }
+        });
+        Self {
+            entries: entries.into_boxed_slice(),
+        }
+    }
+
+    /// The position of `name` in name order: the index that [`NameMap::at`] takes.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+    }
+
+    /// The entry at a position in name order.
+    pub fn at(&self, index: usize) -> (&String, &V) {
+        pair(&self.entries[index])
+    }
+
+    /// The value for `name`.
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.index_of(name).map(|i| &self.entries[i].1)
+    }
+
+    /// The stored name and the value for `name`.
+    pub fn get_key_value(&self, name: &str) -> Option<(&String, &V)> {
+        self.index_of(name).map(|i| pair(&self.entries[i]))
+    }
+
+    /// Whether `name` has a value.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.index_of(name).is_some()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries in name order.
+    pub fn iter(&self) -> NameMapIter<'_, V> {
+        self.entries
+            .iter()
+            .map(pair as fn(&(String, V)) -> (&String, &V))
+    }
+
+    /// Names in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// Values in name order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
+        self.entries.iter().map(|(_, v)| v)
+    }
+}
+
+impl<V> FromIterator<(String, V)> for NameMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        Self::from_vec(iter.into_iter().collect())
+    }
+}
+
+impl<'a, V> IntoIterator for &'a NameMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = NameMapIter<'a, V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<V> std::ops::Index<&str> for NameMap<V> {
+    type Output = V;
+    /// Panics when `name` is absent, as `BTreeMap`'s index does.
+    fn index(&self, name: &str) -> &V {
+        match self.get(name) {
+            Some(v) => v,
+            None => panic!("no entry {name:?} in the map"),
+        }
+    }
+}
+
+impl<V: Serialize> Serialize for NameMap<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for NameMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = NameMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    entries.push(entry);
+                }
+                Ok(NameMap::from_vec(entries))
+            }
+        }
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
+}
 
 /// A compiled pipeline (`ml_pipelines.PipelineSpec`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,7 +317,7 @@ pub struct ArtifactType {
 pub struct DagSpec {
     /// Tasks by name.
     #[serde(default)]
-    pub tasks: BTreeMap<String, TaskSpec>,
+    pub tasks: NameMap<TaskSpec>,
     /// Output selectors.
     #[serde(default)]
     pub outputs: DagOutputs,
@@ -168,7 +334,7 @@ pub struct TaskSpec {
     pub component_ref: ComponentRef,
     /// Sibling tasks that must finish first.
     #[serde(default)]
-    pub dependent_tasks: Vec<String>,
+    pub dependent_tasks: Box<[String]>,
     /// Input wiring.
     #[serde(default)]
     pub inputs: TaskInputs,
@@ -177,19 +343,19 @@ pub struct TaskSpec {
     pub caching_options: Option<CachingOptions>,
     /// Condition and upstream strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger_policy: Option<TriggerPolicy>,
+    pub trigger_policy: Option<Box<TriggerPolicy>>,
     /// ParallelFor over parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameter_iterator: Option<ParameterIterator>,
+    pub parameter_iterator: Option<Box<ParameterIterator>>,
     /// ParallelFor over artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_iterator: Option<ArtifactIterator>,
+    pub artifact_iterator: Option<Box<ArtifactIterator>>,
     /// ParallelFor parallelism.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterator_policy: Option<IteratorPolicy>,
     /// `set_retry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy: Option<RetryPolicy>,
+    pub retry_policy: Option<Box<RetryPolicy>>,
 }
 
 /// `taskInfo`.
@@ -212,10 +378,10 @@ pub struct ComponentRef {
 pub struct TaskInputs {
     /// Parameters by the component's input name.
     #[serde(default)]
-    pub parameters: BTreeMap<String, InputParameterSpec>,
+    pub parameters: NameMap<InputParameterSpec>,
     /// Artifacts by the component's input name.
     #[serde(default)]
-    pub artifacts: BTreeMap<String, InputArtifactSpec>,
+    pub artifacts: NameMap<InputArtifactSpec>,
 }
 
 /// Where one input parameter comes from (exactly one source is set).
@@ -700,4 +866,39 @@ pub struct FieldPathAsEnv {
     pub name: String,
     /// `metadata.name`, …
     pub field_path: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn name_map_reads_like_a_btree_map() {
+        // serde_json hands a map's duplicate keys to the map; the last wins.
+        let m: NameMap<i64> = serde_json::from_str(r#"{"b": 1, "c": 2, "a": 3, "b": 4}"#).unwrap();
+        let b: BTreeMap<String, i64> =
+            serde_json::from_str(r#"{"b": 1, "c": 2, "a": 3, "b": 4}"#).unwrap();
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            b.iter().collect::<Vec<_>>(),
+            "same entries in the same order"
+        );
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"a": 3, "b": 4, "c": 2})
+        );
+        assert_eq!(m.index_of("c"), Some(2));
+        assert_eq!(m.at(2), (&"c".to_owned(), &2));
+        assert_eq!(m["b"], 4);
+        assert_eq!(m.get("z"), None);
+        assert!(m.contains_key("a") && !m.contains_key("z"));
+        assert_eq!(m.len(), 3);
+        let empty: NameMap<i64> = serde_json::from_str("{}").unwrap();
+        assert!(empty.is_empty());
+        // Refusals read as a BTreeMap's do.
+        let e = serde_json::from_str::<NameMap<i64>>("[1]").unwrap_err();
+        let f = serde_json::from_str::<BTreeMap<String, i64>>("[1]").unwrap_err();
+        assert_eq!(e.to_string(), f.to_string());
+    }
 }

@@ -4,9 +4,10 @@
 //! written: a spec that loads will not fail later for a dangling reference,
 //! a cycle or an unparsable condition. Errors name the field path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{PipelineError, Result};
@@ -62,6 +63,16 @@ impl Pipeline {
                 ),
             ));
         }
+        if let Some((spec, platform)) = read_typed(text) {
+            return Self::assemble(spec, platform, source_name);
+        }
+        Self::load_str_via_values(text, source_name)
+    }
+
+    /// The general path: the text as generic values first, then typed. Any
+    /// input [`read_typed`] declines comes here, and every error is reported
+    /// from here, with its field path.
+    fn load_str_via_values(text: &str, source_name: &str) -> Result<Self> {
         // JSON is tried first when it looks like JSON (it is faster and its
         // errors are clearer); YAML reads everything else, JSON documents
         // separated by `---` included.
@@ -71,19 +82,11 @@ impl Pipeline {
             .then(|| serde_json::from_str::<Value>(text));
         let docs: Vec<Value> = match json {
             Some(Ok(v)) => vec![v],
-            _ => {
-                // PyYAML (which the kfp compiler uses) writes YAML 1.1 but quotes
-                // every string that 1.1 would read as a boolean; only `true`/`false`
-                // are booleans. Without strict booleans a parameter named `n` or
-                // `y` would read as `false`/`true`.
-                let opts = serde_saphyr::options! { strict_booleans: true };
-                serde_saphyr::from_multiple_with_options::<Value>(text, opts).map_err(|e| {
-                    PipelineError::Syntax {
-                        source_name: source_name.to_owned(),
-                        message: e.to_string(),
-                    }
-                })?
-            }
+            _ => serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options(false))
+                .map_err(|e| PipelineError::Syntax {
+                    source_name: source_name.to_owned(),
+                    message: e.to_string(),
+                })?,
         };
         let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
         match docs.len() {
@@ -245,6 +248,46 @@ impl Pipeline {
         Value::Object(m)
     }
 
+    /// [`Pipeline::to_stored_json`] as text, written straight from the typed
+    /// structs: the same text as `to_stored_json().to_string()`, without
+    /// building the generic value (several times the typed size) on the way.
+    pub fn to_stored_text(&self) -> String {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            pipeline_spec: &'a PipelineSpec,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            platform_spec: Option<&'a PlatformSpec>,
+        }
+        /// Counts what is written to it.
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let stored = Stored {
+            pipeline_spec: &self.spec,
+            platform_spec: self.platform.as_ref(),
+        };
+        // Sized first, then written once into a buffer of exactly that
+        // size: a growing buffer would reach up to twice the text (MiBs for
+        // a large pipeline) at the moment the spec is stored. Serialising
+        // these types cannot fail: every map is keyed by strings.
+        let mut count = Count(0);
+        if serde_json::to_writer(&mut count, &stored).is_err() {
+            return "null".to_owned();
+        }
+        let mut text = Vec::with_capacity(count.0);
+        if serde_json::to_writer(&mut text, &stored).is_err() {
+            return "null".to_owned();
+        }
+        String::from_utf8(text).unwrap_or_else(|_| "null".to_owned())
+    }
+
     /// Applies defaults to user-supplied parameters and checks them against
     /// the root's `inputDefinitions`.
     pub fn bind_parameters(
@@ -303,6 +346,117 @@ fn typed<T: serde::de::DeserializeOwned>(v: Value, src: &str, prefix: &str) -> R
         };
         PipelineError::invalid(src, path, e.into_inner().to_string())
     })
+}
+
+/// How pipeline YAML is read. PyYAML (which the kfp compiler uses) writes
+/// YAML 1.1 but quotes every string that 1.1 would read as a boolean; only
+/// `true`/`false` are booleans: without strict booleans a parameter named
+/// `n` or `y` would read as `false`/`true`. `no_schema` makes a string field
+/// refuse an unquoted number or boolean, as the generic path does (only the
+/// typed path reads into string fields directly). The parser's node and
+/// event budgets scale with [`MAX_PIPELINE_BYTES`] instead of its defaults
+/// (250,000 nodes: about 9,000 compiled tasks); its limits on aliases, the
+/// defence against alias bombs, stay.
+fn yaml_options(no_schema: bool) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        no_schema: no_schema,
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_PIPELINE_BYTES,
+            max_events: 2 * MAX_PIPELINE_BYTES,
+        },
+    }
+}
+
+/// Reads a pipeline straight into the typed structs when the text is a
+/// bare PipelineSpec (JSON, or YAML with an optional PlatformSpec document
+/// after it) of a supported schema version, which is what the kfp compiler
+/// writes. A large pipeline then never exists as generic values, which cost
+/// several times the typed form (≈ 6 KiB per task for small tasks).
+///
+/// `None` for anything else, and for anything malformed: the caller then
+/// takes the general path, which accepts or refuses exactly as before and
+/// names the field path in its errors. The two paths agree on what they
+/// both accept (a property test holds them to it).
+fn read_typed(text: &str) -> Option<(PipelineSpec, Option<PlatformSpec>)> {
+    let (spec, platform) = if text.trim_start().starts_with('{')
+        && let Ok(Doc::Spec(spec)) = serde_json::from_str::<Doc>(text)
+    {
+        (spec, None)
+    } else {
+        let docs: Vec<Doc> =
+            serde_saphyr::from_multiple_with_options(text, yaml_options(true)).ok()?;
+        let mut docs = docs.into_iter();
+        match (docs.next(), docs.next(), docs.next()) {
+            (Some(Doc::Spec(spec)), None, None) => (spec, None),
+            (Some(Doc::Spec(spec)), Some(Doc::Platform(p)), None) => (spec, Some(p)),
+            _ => return None,
+        }
+    };
+    SUPPORTED_SCHEMA_VERSIONS
+        .contains(&spec.schema_version.as_str())
+        .then_some((*spec, platform))
+}
+
+/// One document of a pipeline file, told apart by its first key without
+/// buffering it: `platforms` starts a PlatformSpec, anything else is read
+/// as a PipelineSpec.
+enum Doc {
+    Spec(Box<PipelineSpec>),
+    Platform(PlatformSpec),
+}
+
+impl<'de> serde::Deserialize<'de> for Doc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::value::MapAccessDeserializer;
+        use serde::de::{IntoDeserializer, MapAccess, Visitor};
+
+        /// A map whose first key was already read.
+        struct Rest<A> {
+            first: Option<String>,
+            map: A,
+        }
+        impl<'de, A: MapAccess<'de>> MapAccess<'de> for Rest<A> {
+            type Error = A::Error;
+            fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: K,
+            ) -> std::result::Result<Option<K::Value>, A::Error> {
+                match self.first.take() {
+                    Some(k) => seed.deserialize(k.into_deserializer()).map(Some),
+                    None => self.map.next_key_seed(seed),
+                }
+            }
+            fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: V,
+            ) -> std::result::Result<V::Value, A::Error> {
+                self.map.next_value_seed(seed)
+            }
+        }
+
+        struct DocVisitor;
+        impl<'de> Visitor<'de> for DocVisitor {
+            type Value = Doc;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a PipelineSpec or PlatformSpec mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Doc, A::Error> {
+                let first: Option<String> = map.next_key()?;
+                let platform = first.as_deref() == Some("platforms");
+                let rest = MapAccessDeserializer::new(Rest { first, map });
+                if platform {
+                    PlatformSpec::deserialize(rest).map(Doc::Platform)
+                } else {
+                    PipelineSpec::deserialize(rest).map(|s| Doc::Spec(Box::new(s)))
+                }
+            }
+        }
+        d.deserialize_map(DocVisitor)
+    }
 }
 
 struct Validator<'a> {
@@ -665,41 +819,27 @@ impl Validator<'_> {
     /// Dependencies between sibling tasks must form a DAG.
     fn task_cycles(&self, dpath: &str, c: &ComponentSpec) -> Result<()> {
         let Some(dag) = &c.dag else { return Ok(()) };
-        let deps = dag_dependencies(dag);
-        // Kahn's algorithm over reverse edges (linear in the DAG's size);
-        // whatever is left over sits on a cycle.
-        let mut indeg: HashMap<&str, usize> = HashMap::with_capacity(deps.len());
-        let mut rdeps: HashMap<&str, Vec<&str>> = HashMap::with_capacity(deps.len());
-        for (t, ds) in &deps {
-            indeg.insert(t.as_str(), ds.len());
-            for d in ds {
-                rdeps.entry(d.as_str()).or_default().push(t.as_str());
-            }
-        }
-        let mut ready: Vec<&str> = indeg
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(k, _)| *k)
-            .collect();
+        let graph = DagGraph::new(dag);
+        // Kahn's algorithm (linear in the DAG's size); whatever is left
+        // over sits on a cycle.
+        let mut indeg: Vec<usize> = (0..graph.len()).map(|t| graph.upstream(t).len()).collect();
+        let mut ready: Vec<usize> = (0..graph.len()).filter(|t| indeg[*t] == 0).collect();
         let mut done = 0;
         while let Some(t) = ready.pop() {
             done += 1;
-            for other in rdeps.get(t).into_iter().flatten() {
-                if let Some(e) = indeg.get_mut(other) {
-                    *e -= 1;
-                    if *e == 0 {
-                        ready.push(other);
-                    }
+            for &other in graph.downstream(t) {
+                let e = &mut indeg[other as usize];
+                *e -= 1;
+                if *e == 0 {
+                    ready.push(other as usize);
                 }
             }
         }
         if done < dag.tasks.len() {
-            let mut stuck: Vec<&str> = indeg
-                .iter()
-                .filter(|(_, d)| **d > 0)
-                .map(|(k, _)| *k)
+            let stuck: Vec<&str> = (0..graph.len())
+                .filter(|t| indeg[*t] > 0)
+                .map(|t| dag.tasks.at(t).0.as_str())
                 .collect();
-            stuck.sort();
             return Err(self.err(
                 format!("{dpath}.tasks"),
                 format!("dependency cycle among tasks: {}", stuck.join(", ")),
@@ -747,29 +887,92 @@ impl Validator<'_> {
     }
 }
 
-/// Each task's sibling dependencies: `dependentTasks` plus every producer its inputs name.
-pub(crate) fn dag_dependencies(dag: &crate::ir::DagSpec) -> BTreeMap<String, BTreeSet<String>> {
-    dag.tasks
-        .iter()
-        .map(|(name, t)| {
-            let mut ds: BTreeSet<String> = t.dependent_tasks.iter().cloned().collect();
-            for p in t.inputs.parameters.values() {
-                if let Some(to) = &p.task_output_parameter {
-                    ds.insert(to.producer_task.clone());
-                }
-                if let Some(fs) = &p.task_final_status {
-                    ds.insert(fs.producer_task.clone());
+/// The dependencies among a DAG's tasks, by task index (a task's position
+/// in `dag.tasks`, which is name order): for each task, the siblings it
+/// waits for (`dependentTasks` plus every producer its inputs name) and the
+/// siblings that wait for it, each list sorted. Held as two flat arrays with
+/// offsets: a few bytes per task and edge, where maps of name sets cost
+/// hundreds of bytes per task in a 10,000-task DAG.
+#[derive(Debug, Default)]
+pub(crate) struct DagGraph {
+    up_start: Vec<u32>,
+    up: Vec<u32>,
+    down_start: Vec<u32>,
+    down: Vec<u32>,
+}
+
+impl DagGraph {
+    /// The graph of `dag`. Names of tasks that are not in the DAG (and a
+    /// task naming itself) are left out: the validator reports those.
+    pub(crate) fn new(dag: &crate::ir::DagSpec) -> Self {
+        let n = dag.tasks.len();
+        let mut g = DagGraph {
+            up_start: Vec::with_capacity(n + 1),
+            ..Default::default()
+        };
+        g.up_start.push(0);
+        let mut mine: Vec<u32> = Vec::new();
+        for (i, (_, t)) in dag.tasks.iter().enumerate() {
+            mine.clear();
+            let params = t.inputs.parameters.values().flat_map(|p| {
+                let out = p.task_output_parameter.as_ref().map(|to| &to.producer_task);
+                let fin = p.task_final_status.as_ref().map(|fs| &fs.producer_task);
+                out.into_iter().chain(fin)
+            });
+            let arts = t
+                .inputs
+                .artifacts
+                .values()
+                .filter_map(|a| a.task_output_artifact.as_ref().map(|to| &to.producer_task));
+            for name in t.dependent_tasks.iter().chain(params).chain(arts) {
+                if let Some(j) = dag.tasks.index_of(name)
+                    && j != i
+                {
+                    mine.push(j as u32);
                 }
             }
-            for a in t.inputs.artifacts.values() {
-                if let Some(to) = &a.task_output_artifact {
-                    ds.insert(to.producer_task.clone());
-                }
+            mine.sort_unstable();
+            mine.dedup();
+            g.up.extend_from_slice(&mine);
+            g.up_start.push(g.up.len() as u32);
+        }
+        g.up.shrink_to_fit();
+        // The reverse edges, by counting: each task's dependents in index order.
+        let mut count = vec![0u32; n + 1];
+        for &u in &g.up {
+            count[u as usize + 1] += 1;
+        }
+        for i in 0..n {
+            count[i + 1] += count[i];
+        }
+        let mut down = vec![0; g.up.len()];
+        let mut next = count.clone();
+        for d in 0..n {
+            for &u in g.upstream(d) {
+                let slot = &mut next[u as usize];
+                down[*slot as usize] = d as u32;
+                *slot += 1;
             }
-            ds.retain(|d| d != name && dag.tasks.contains_key(d));
-            (name.clone(), ds)
-        })
-        .collect()
+        }
+        g.down = down;
+        g.down_start = count;
+        g
+    }
+
+    /// Number of tasks.
+    pub(crate) fn len(&self) -> usize {
+        self.up_start.len().saturating_sub(1)
+    }
+
+    /// The tasks `task` waits for, in index order.
+    pub(crate) fn upstream(&self, task: usize) -> &[u32] {
+        &self.up[self.up_start[task] as usize..self.up_start[task + 1] as usize]
+    }
+
+    /// The tasks that wait for `task`, in index order.
+    pub(crate) fn downstream(&self, task: usize) -> &[u32] {
+        &self.down[self.down_start[task] as usize..self.down_start[task + 1] as usize]
+    }
 }
 
 #[cfg(test)]
@@ -819,6 +1022,191 @@ mod tests {
                 }}
             }
         })
+    }
+
+    /// [`spec`] with the per-task parts it lacks: caching, a condition,
+    /// retries, a loop over a sub-DAG, resources and env.
+    fn rich_spec() -> Value {
+        let mut v = spec();
+        let train = &mut v["root"]["dag"]["tasks"]["train"];
+        train["cachingOptions"] = json!({"enableCache": true, "cacheKey": "k"});
+        train["triggerPolicy"] = json!({"condition": "inputs.parameter_values['n'] > 1"});
+        train["retryPolicy"] =
+            json!({"maxRetryCount": 2, "backoffDuration": "1s", "backoffFactor": 2.0});
+        v["root"]["dag"]["tasks"]["loop"] = json!({
+            "taskInfo": {"name": "loop"}, "componentRef": {"name": "comp-loop"},
+            "parameterIterator": {"itemInput": "item", "items": {"raw": "[1, 2]"}},
+            "iteratorPolicy": {"parallelismLimit": 2}
+        });
+        v["components"]["comp-loop"] = json!({
+            "dag": {"tasks": {"inner": {
+                "taskInfo": {"name": "inner"}, "componentRef": {"name": "comp-prep"},
+                "inputs": {"parameters": {"n": {"componentInputParameter": "item"}}}
+            }}},
+            "inputDefinitions": {"parameters": {"item": {"parameterType": "NUMBER_INTEGER"}}}
+        });
+        v["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"] =
+            json!({"cpuLimit": 1.0, "resourceMemoryLimit": "1Gi"});
+        v["deploymentSpec"]["executors"]["exec-train"]["container"]["env"] =
+            json!([{"name": "A", "value": "b"}]);
+        v
+    }
+
+    #[test]
+    fn dag_graph_indexes_sibling_dependencies() {
+        let dag: crate::ir::DagSpec = serde_json::from_value(json!({"tasks": {
+            "a": {"componentRef": {"name": "c"}},
+            "b": {"componentRef": {"name": "c"}, "dependentTasks": ["a", "a", "b", "nope"]},
+            "c": {"componentRef": {"name": "c"}, "inputs": {
+                "parameters": {
+                    "x": {"taskOutputParameter": {"producerTask": "b", "outputParameterKey": "o"}},
+                    "s": {"taskFinalStatus": {"producerTask": "a"}}
+                },
+                "artifacts": {"y": {"taskOutputArtifact": {"producerTask": "b", "outputArtifactKey": "o"}}}
+            }},
+            "d": {"componentRef": {"name": "c"}}
+        }}))
+        .unwrap();
+        let g = DagGraph::new(&dag);
+        assert_eq!(g.len(), 4);
+        let up: Vec<&[u32]> = (0..4).map(|t| g.upstream(t)).collect();
+        let down: Vec<&[u32]> = (0..4).map(|t| g.downstream(t)).collect();
+        // Itself and unknown names are left out; each producer counts once.
+        assert_eq!(up, [&[][..], &[0], &[0, 1], &[]]);
+        assert_eq!(down, [&[1, 2][..], &[2], &[], &[]]);
+    }
+
+    #[test]
+    fn compiled_specs_are_read_straight_into_the_typed_structs() {
+        let v = rich_spec();
+        let platform = json!({"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-train": {"nodeSelector": {"labels": {"a": "b"}}}}}}}});
+        for text in [
+            serde_json::to_string(&v).unwrap(),
+            serde_json::to_string_pretty(&v).unwrap(),
+            serde_saphyr::to_string(&v).unwrap(),
+        ] {
+            let (spec, p) = read_typed(&text).expect("read without generic values");
+            assert!(p.is_none());
+            let general = Pipeline::load_str_via_values(&text, "t").unwrap();
+            assert_eq!(
+                serde_json::to_value(&spec).unwrap(),
+                serde_json::to_value(&general.spec).unwrap()
+            );
+        }
+        let two = format!(
+            "{}---\n{}",
+            serde_saphyr::to_string(&v).unwrap(),
+            serde_saphyr::to_string(&platform).unwrap()
+        );
+        let (_, p) = read_typed(&two).expect("two documents");
+        assert!(p.unwrap().platforms.contains_key("kubernetes"));
+        // Left to the general path: the API's wrapper, other schema versions.
+        let wrapped = json!({"pipeline_spec": v, "platform_spec": platform});
+        assert!(read_typed(&wrapped.to_string()).is_none());
+        let mut old = rich_spec();
+        old["schemaVersion"] = json!("1.0.0");
+        assert!(read_typed(&old.to_string()).is_none());
+    }
+
+    #[test]
+    fn kfp_compiled_yaml_is_read_straight_into_the_typed_structs() {
+        // As the kfp compiler writes it (PyYAML: a comment first, sorted
+        // keys, strings quoted where YAML would read something else).
+        let yaml = r#"# PIPELINE DEFINITION
+# Name: chain-2
+components:
+  comp-true:
+    executorLabel: exec-true
+    inputDefinitions:
+      parameters:
+        i:
+          parameterType: NUMBER_INTEGER
+deploymentSpec:
+  executors:
+    exec-true:
+      container:
+        args:
+        - '{{$.inputs.parameters[''i'']}}'
+        command:
+        - 'true'
+        image: alpine
+pipelineInfo:
+  name: chain-2
+root:
+  dag:
+    tasks:
+      true-0:
+        cachingOptions:
+          enableCache: true
+        componentRef:
+          name: comp-true
+        inputs:
+          parameters:
+            i:
+              runtimeValue:
+                constant: 0
+        taskInfo:
+          name: true-0
+      true-1:
+        cachingOptions: {}
+        componentRef:
+          name: comp-true
+        dependentTasks:
+        - true-0
+        inputs:
+          parameters:
+            i:
+              runtimeValue:
+                constant: 1
+        taskInfo:
+          name: true-1
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.3
+"#;
+        let (spec, _) = read_typed(yaml).expect("read without generic values");
+        let general = Pipeline::load_str_via_values(yaml, "t").unwrap();
+        assert_eq!(
+            serde_json::to_value(&spec).unwrap(),
+            serde_json::to_value(&general.spec).unwrap()
+        );
+        let c = spec.deployment_spec.executors["exec-true"]
+            .container
+            .as_ref();
+        assert_eq!(c.unwrap().command, ["true"]);
+    }
+
+    #[test]
+    fn a_yaml_pipeline_of_twelve_thousand_tasks_loads() {
+        // More nodes than the YAML parser's default budget (250,000).
+        let mut yaml = String::from(
+            "components:\n  comp-true:\n    executorLabel: exec-true\n    inputDefinitions:\n      parameters:\n        i:\n          parameterType: NUMBER_INTEGER\n\
+             deploymentSpec:\n  executors:\n    exec-true:\n      container:\n        command:\n        - 'true'\n        image: alpine\n\
+             pipelineInfo:\n  name: big\nschemaVersion: 2.1.0\nroot:\n  dag:\n    tasks:\n",
+        );
+        for i in 0..12_000 {
+            yaml.push_str(&format!(
+                "      t-{i}:\n        cachingOptions:\n          enableCache: true\n        componentRef:\n          name: comp-true\n        inputs:\n          parameters:\n            i:\n              runtimeValue:\n                constant: {i}\n        taskInfo:\n          name: t-{i}\n"
+            ));
+        }
+        let (spec, _) = read_typed(&yaml).expect("read straight into the typed structs");
+        assert_eq!(spec.root.dag.as_ref().unwrap().tasks.len(), 12_000);
+        let general = Pipeline::load_str_via_values(&yaml, "big.yaml").unwrap();
+        assert_eq!(general.spec.root.dag.unwrap().tasks.len(), 12_000);
+    }
+
+    #[test]
+    fn rich_spec_loads() {
+        let p = load(rich_spec()).unwrap();
+        let tasks = &p.spec.root.dag.as_ref().unwrap().tasks;
+        assert_eq!(tasks.keys().collect::<Vec<_>>(), ["loop", "prep", "train"]);
+        assert_eq!(
+            tasks["train"]
+                .retry_policy
+                .as_ref()
+                .unwrap()
+                .max_retry_count,
+            2
+        );
     }
 
     fn load(v: Value) -> Result<Pipeline> {
@@ -1072,6 +1460,20 @@ mod tests {
             }
         }
 
+        /// [`rich_spec`] with the field at one of its paths replaced by `junk`.
+        fn mutated(pick: prop::sample::Index, junk: Value) -> Value {
+            let mut v = rich_spec();
+            let mut all = Vec::new();
+            paths(&v, vec![], &mut all);
+            let path = &all[pick.index(all.len())];
+            let mut cur = &mut v;
+            for k in &path[..path.len() - 1] {
+                cur = &mut cur[k.as_str()];
+            }
+            cur[path[path.len() - 1].as_str()] = junk;
+            v
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -1079,20 +1481,13 @@ mod tests {
             /// and an accepted spec can be bound and re-serialised.
             #[test]
             fn mutated_specs_never_panic(pick in any::<prop::sample::Index>(), junk in arb_json()) {
-                let mut v = spec();
-                let mut all = Vec::new();
-                paths(&v, vec![], &mut all);
-                let path = &all[pick.index(all.len())];
-                let mut cur = &mut v;
-                for k in &path[..path.len() - 1] {
-                    cur = &mut cur[k.as_str()];
-                }
-                cur[path[path.len() - 1].as_str()] = junk;
+                let v = mutated(pick, junk);
                 if let Ok(p) = load(v) {
                     let _ = p.bind_parameters(&BTreeMap::new());
                     let again = Pipeline::from_json(p.to_stored_json(), "again");
                     prop_assert!(again.is_ok(), "re-loading a stored spec failed: {:?}", again.err());
                     let text = p.to_stored_json().to_string();
+                    prop_assert_eq!(&p.to_stored_text(), &text, "to_stored_text writes what to_stored_json holds");
                     let typed = Pipeline::from_stored_text(&text, "stored");
                     prop_assert!(typed.is_ok(), "reading stored text failed: {:?}", typed.err());
                     prop_assert_eq!(
@@ -1100,6 +1495,28 @@ mod tests {
                         p.to_stored_json(),
                         "the text path reads what the JSON path reads"
                     );
+                }
+            }
+
+            /// Reading text straight into the typed structs accepts what the
+            /// general path accepts, reads it the same, and refuses the rest:
+            /// as compact JSON, pretty JSON and YAML.
+            #[test]
+            fn typed_and_general_paths_agree(pick in any::<prop::sample::Index>(), junk in arb_json()) {
+                let v = mutated(pick, junk);
+                let texts = [
+                    serde_json::to_string(&v).unwrap(),
+                    serde_json::to_string_pretty(&v).unwrap(),
+                    serde_saphyr::to_string(&v).unwrap(),
+                ];
+                for text in texts {
+                    let fast = Pipeline::load_str(&text, "t");
+                    let general = Pipeline::load_str_via_values(&text, "t");
+                    match (fast, general) {
+                        (Ok(a), Ok(b)) => prop_assert_eq!(a.to_stored_json(), b.to_stored_json()),
+                        (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                        (a, b) => prop_assert!(false, "{text}\ntyped: {a:?}\ngeneral: {b:?}"),
+                    }
                 }
             }
 

@@ -60,6 +60,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_tuning.sql"),
         include_str!("../migrations/postgres/0003_tuning.sql"),
     ),
+    (
+        4,
+        "run specs",
+        include_str!("../migrations/sqlite/0004_run_specs.sql"),
+        include_str!("../migrations/postgres/0004_run_specs.sql"),
+    ),
 ];
 
 /// How long a caller waits for a free pooled connection (or for the server to
@@ -70,8 +76,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// enforce foreign keys, and fsync only at checkpoints (safe with WAL: a crash
 /// can lose the last commits but never corrupts the file). `journal_mode` is
 /// absent on purpose: WAL is a property of the file, set once in [`open_target`].
-const SQLITE_CONNECTION_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+/// Each connection's page cache is capped at 512 KiB (SQLite's default is
+/// 2 MiB): a long pipeline run touches every connection of the pool, and
+/// each would keep its 2 MiB of pages, while the pages an engine writes and
+/// reads again are few and the OS caches the file anyway.
+const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;";
 
 /// What a database URL resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -557,6 +567,7 @@ mod tests {
         assert_eq!(pragma("PRAGMA foreign_keys").await, "1");
         assert_eq!(pragma("PRAGMA synchronous").await, "1"); // NORMAL
         assert_eq!(pragma("PRAGMA busy_timeout").await, "5000");
+        assert_eq!(pragma("PRAGMA cache_size").await, "-512"); // KiB
         assert!(dir.path().join("oxflow.db").exists());
     }
 }

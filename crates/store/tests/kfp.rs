@@ -1794,7 +1794,13 @@ async fn pages_of_ten_thousand_runs_use_an_index_and_clamp_their_size() {
             match b.store.dialect() {
                 Dialect::Sqlite => {
                     assert!(plan.contains("USING INDEX runs_"), "{what}: {plan}");
-                    assert!(!plan.contains("TEMP B-TREE"), "{what}: {plan}");
+                    // Sorting one run's spec pieces is fine; sorting runs is not.
+                    assert!(
+                        plan.lines()
+                            .filter(|l| l.contains("TEMP B-TREE"))
+                            .all(|l| l.contains("FOR string_agg(ORDER BY)")),
+                        "{what}: {plan}"
+                    );
                     assert!(!plan.starts_with("SCAN runs"), "{what}: {plan}");
                 }
                 Dialect::Postgres => {
@@ -1872,7 +1878,7 @@ async fn migrating_from_0001_keeps_existing_runs() {
                 .iter()
                 .map(|r| r.try_get(0).unwrap())
                 .collect();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
 
         // The migrated run works with the new API: listed, filtered,
         // archived, and its history starts at its next state change.

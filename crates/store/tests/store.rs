@@ -914,6 +914,56 @@ async fn secrets_round_trip() {
     .await;
 }
 
+/// A spec given as text is stored as written and read back by every way of
+/// reading a run; status updates and heartbeats leave it alone.
+#[tokio::test]
+async fn a_run_spec_given_as_text_is_kept_apart_from_its_status() {
+    each_backend(|b: Backend| async move {
+        // Large enough to be stored in pieces, with characters of several
+        // bytes where the pieces are cut.
+        let names = (0..20_000).map(|i| format!("\"tâsk-{i}\""));
+        let text = format!(
+            r#"{{"pipeline_spec":{{"root":{{"dag":{{"tasks":[{}]}}}}}},"platform_spec":{{"platforms":{{}}}}}}"#,
+            names.collect::<Vec<_>>().join(",")
+        );
+        assert!(text.len() > 200_000);
+        let text = text.as_str();
+        let mut r = run("r1", "team-a", 1);
+        r.spec = json!("ignored: the text is stored");
+        b.store.insert_run_with_spec(&r, text).await.unwrap();
+        let spec: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            b.store.get_run_spec_text("r1").await.unwrap().as_deref(),
+            Some(text)
+        );
+        assert_eq!(b.store.get_run("r1").await.unwrap().unwrap().spec, spec);
+        assert_eq!(b.store.find_run("r1").await.unwrap().spec, spec);
+        let listed = b.store.list_runs(&RunQuery::default()).await.unwrap();
+        assert_eq!(listed[0].spec, spec);
+        let bare = b.store.get_run_without_spec("r1").await.unwrap().unwrap();
+        assert_eq!(bare.spec, serde_json::Value::Null);
+
+        r.state = RunState::Running;
+        r.owner = Some("me".into());
+        b.store.update_run(&r).await.unwrap();
+        b.store.heartbeat("me", Timestamp(5)).await.unwrap();
+        assert_eq!(
+            b.store.get_run_spec_text("r1").await.unwrap().as_deref(),
+            Some(text)
+        );
+        // The spec has no column in `runs` to rewrite.
+        let in_runs = sqlx::query("SELECT * FROM runs WHERE id = 'r1'")
+            .fetch_one(b.store.pool())
+            .await
+            .unwrap();
+        assert!(in_runs.try_get::<String, _>("spec").is_err());
+
+        assert!(b.store.delete_run("r1").await.unwrap());
+        assert_eq!(b.store.get_run_spec_text("r1").await.unwrap(), None);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn delete_run_removes_its_rows_but_not_the_cache() {
     each_backend(|b: Backend| async move {
@@ -961,8 +1011,8 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
         // (corrupting statement, undo statement, what the error names)
         let cases = [
             (
-                "UPDATE runs SET spec = 'not json'",
-                "UPDATE runs SET spec = '{}'",
+                "UPDATE run_specs SET chunk = 'not json'",
+                "UPDATE run_specs SET chunk = '{}'",
                 "run r1",
             ),
             (

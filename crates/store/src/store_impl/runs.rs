@@ -11,10 +11,24 @@ use crate::{
     ListQuery, Page, Result, RunQuery, RunRecord, StateChange, StorageState, Store, StoreError,
 };
 
-/// The columns of `runs` in the order [`run_from_row`] reads them (by name).
+/// The columns [`run_from_row`] reads (by name), for `SELECT … FROM runs`:
+/// the spec is put together from its pieces in `run_specs`.
 macro_rules! run_columns {
     () => {
-        "id, namespace, display_name, pipeline_name, spec, parameters, options, state, error, \
+        "id, namespace, display_name, pipeline_name, \
+         COALESCE((SELECT string_agg(run_specs.chunk, '' ORDER BY run_specs.seq) \
+         FROM run_specs WHERE run_specs.run_id = runs.id), 'null') AS spec, \
+         parameters, options, state, error, \
+         outputs, created_at, started_at, finished_at, owner, heartbeat_at, experiment_id, \
+         description, storage_state, pipeline_id, pipeline_version_id, recurring_run_id, \
+         state_history, scheduled_at"
+    };
+}
+
+/// The columns of `runs` itself, in the order [`Store::insert_run_with_spec`] binds them.
+macro_rules! run_table_columns {
+    () => {
+        "id, namespace, display_name, pipeline_name, parameters, options, state, error, \
          outputs, created_at, started_at, finished_at, owner, heartbeat_at, experiment_id, \
          description, storage_state, pipeline_id, pipeline_version_id, recurring_run_id, \
          state_history, scheduled_at"
@@ -61,6 +75,29 @@ const RUNS: Resource = Resource {
         },
     ],
 };
+
+/// The largest piece of a spec in `run_specs`, in bytes: every copy the
+/// driver and SQLite make of a piece while writing or reading it is this
+/// small, whatever the pipeline's size.
+const SPEC_CHUNK_BYTES: usize = 64 * 1024;
+
+/// `text` in pieces of at most [`SPEC_CHUNK_BYTES`] (one more byte per
+/// character cut at a boundary at worst), split between characters.
+fn spec_chunks(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(SPEC_CHUNK_BYTES);
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
 
 /// Shortest prefix [`Store::find_run`] resolves: shorter ones match too much
 /// to be what the user meant.
@@ -137,6 +174,14 @@ impl Store {
     /// run's state at `created_at`. The run's experiment is not touched:
     /// call [`Store::touch_last_run`] for that.
     pub async fn insert_run(&self, run: &RunRecord) -> Result<()> {
+        self.insert_run_with_spec(run, &json_text(&run.spec)).await
+    }
+
+    /// [`Store::insert_run`] with the spec given as JSON text, which is
+    /// stored in place of `run.spec`: a large pipeline then need not be
+    /// built as a `serde_json::Value` (several times its typed size) just to
+    /// be written. The text must be valid JSON.
+    pub async fn insert_run_with_spec(&self, run: &RunRecord, spec_json: &str) -> Result<()> {
         let history = if run.state_history.is_empty() {
             vec![StateChange {
                 update_time: run.created_at,
@@ -146,17 +191,18 @@ impl Store {
         } else {
             run.state_history.clone()
         };
+        let context = || format!("inserting run {}", run.id);
+        let mut tx = self.pool.begin().await.context(context)?;
         sqlx::query(concat!(
             "INSERT INTO runs (",
-            run_columns!(),
+            run_table_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, $20, $21, $22, $23)"
+             $16, $17, $18, $19, $20, $21, $22)"
         ))
         .bind(&run.id)
         .bind(run.namespace.as_str())
         .bind(&run.display_name)
         .bind(&run.pipeline_name)
-        .bind(json_text(&run.spec))
         .bind(json_text(&run.parameters))
         .bind(json_text(&run.options))
         .bind(run.state.as_str())
@@ -175,9 +221,19 @@ impl Store {
         .bind(run.recurring_run_id.as_deref())
         .bind(history_text(&history))
         .bind(opt_millis(run.scheduled_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .context(|| format!("inserting run {}", run.id))?;
+        .context(context)?;
+        for (seq, chunk) in spec_chunks(spec_json).enumerate() {
+            sqlx::query("INSERT INTO run_specs (run_id, seq, chunk) VALUES ($1, $2, $3)")
+                .bind(&run.id)
+                .bind(seq as i64)
+                .bind(chunk)
+                .execute(&mut *tx)
+                .await
+                .context(context)?;
+        }
+        tx.commit().await.context(context)?;
         debug!(run = %run.id, namespace = %run.namespace, "Run stored.");
         Ok(())
     }
@@ -214,20 +270,34 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
-    /// The stored spec of a run as JSON text, as it was written.
+    /// The stored spec of a run as JSON text, as it was written. Read piece
+    /// by piece into one buffer of the final size, so that no copy of the
+    /// whole text is made on the way (the spec of a large pipeline is MiBs).
     pub async fn get_run_spec_text(&self, id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT spec FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .context(|| format!("reading the spec of run {id}"))?;
-        match row {
-            None => Ok(None),
-            Some(r) => r
-                .try_get::<String, _>(0)
-                .map(Some)
-                .context(|| format!("reading the spec of run {id}")),
+        let context = || format!("reading the spec of run {id}");
+        let total: Option<i64> =
+            sqlx::query("SELECT SUM(octet_length(chunk)) FROM run_specs WHERE run_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|row| row.try_get(0))
+                .context(context)?;
+        let Some(total) = total else {
+            return Ok(None);
+        };
+        let mut text = String::with_capacity(usize::try_from(total).unwrap_or(0));
+        for seq in 0i64.. {
+            let row = sqlx::query("SELECT chunk FROM run_specs WHERE run_id = $1 AND seq = $2")
+                .bind(id)
+                .bind(seq)
+                .fetch_optional(&self.pool)
+                .await
+                .context(context)?;
+            let Some(row) = row else { break };
+            let chunk: &str = row.try_get(0).context(context)?;
+            text.push_str(chunk);
         }
+        Ok(Some(text))
     }
 
     /// Resolves what a user typed: an exact id, else the one run whose id
@@ -538,6 +608,11 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context(context)?;
+        sqlx::query("DELETE FROM run_specs WHERE run_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(context)?;
         let done = sqlx::query("DELETE FROM runs WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -551,6 +626,31 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use oxflow_core::RunState;
+
+    use super::{SPEC_CHUNK_BYTES, spec_chunks};
+
+    #[test]
+    fn specs_are_cut_between_characters() {
+        let n = SPEC_CHUNK_BYTES;
+        // (text, expected piece lengths)
+        let cases = [
+            (String::new(), vec![]),
+            ("{}".to_owned(), vec![2]),
+            ("a".repeat(n), vec![n]),
+            ("a".repeat(n + 1), vec![n, 1]),
+            // A two-byte character across the limit goes with the first piece.
+            (
+                format!("{}é{}", "a".repeat(n - 1), "b".repeat(3)),
+                vec![n + 1, 3],
+            ),
+            ("é".repeat(n), vec![n, n]),
+        ];
+        for (text, lens) in cases {
+            let pieces: Vec<&str> = spec_chunks(&text).collect();
+            assert_eq!(pieces.iter().map(|p| p.len()).collect::<Vec<_>>(), lens);
+            assert_eq!(pieces.concat(), text);
+        }
+    }
 
     #[test]
     fn terminal_states_match_core() {
