@@ -9,7 +9,7 @@ use oxflow_artifacts::ArtifactStore;
 use oxflow_core::{Namespace, RunState};
 use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest};
 use oxflow_runtime::{LocalConfig, LocalRuntime};
-use oxflow_store::{RunQuery, Store};
+use oxflow_store::{RunQuery, RunRecord, Store};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +76,11 @@ pub enum Command {
     Experiments(crate::tune::ExperimentsCommand),
     /// Serve models over KServe's V1 and the Open Inference Protocol (V2 REST and gRPC).
     Serve(crate::serve::ServeArgs),
+    /// Create or update KServe resources (InferenceService YAML) from a file.
+    Apply(crate::isvc::ApplyArgs),
+    /// Inspect and manage KServe InferenceServices.
+    #[command(subcommand, visible_alias = "inferenceservices")]
+    Isvc(crate::isvc::IsvcCommand),
 }
 
 #[derive(Debug, Args)]
@@ -262,7 +267,10 @@ fn dirs_home() -> PathBuf {
 
 pub async fn main(cli: Cli) -> Result<ExitCode> {
     if let Some(url) = cli.server.as_deref().filter(|u| !u.trim().is_empty())
-        && !matches!(cli.command, Command::Validate { .. } | Command::Serve(_))
+        && !matches!(
+            cli.command,
+            Command::Validate { .. } | Command::Serve(_) | Command::Apply(_) | Command::Isvc(_)
+        )
     {
         return crate::remote::main(&cli, url).await;
     }
@@ -283,6 +291,8 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         Command::Tune { file, output } => crate::tune::tune(&cli, file, output).await,
         Command::Experiments(cmd) => crate::tune::experiments(&cli, cmd).await,
         Command::Serve(args) => crate::serve::serve(&cli, args).await,
+        Command::Apply(args) => crate::isvc::apply(&cli, args).await,
+        Command::Isvc(cmd) => crate::isvc::isvc(&cli, cmd).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
         Command::Logs { run, task } => {
             let ctx = Ctx::open(&cli).await?;
@@ -400,16 +410,37 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     let finished = execute_with_progress(&engine, &run.id).await;
     runtime.shutdown().await;
     let finished = finished?;
-    let tasks = ctx.store.list_tasks(&finished.id).await?;
-    if args.output == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&output::run_json(&finished, &tasks))?
-        );
-    } else {
-        output::print_summary(&finished, &tasks);
-    }
+    print_run(&ctx.store, &finished, &args.output).await?;
     Ok(exit_for(finished.state))
+}
+
+/// Prints a run with its tasks, as JSON (`-o json`) or a summary table.
+/// Neither holds every task's inputs and outputs at once: the table reads
+/// summaries and the JSON is written a page of tasks at a time, so printing
+/// a 10,000-task run costs no more memory than running it.
+async fn print_run(store: &Store, run: &RunRecord, output: &str) -> Result<()> {
+    if output == "json" {
+        const PAGE: u32 = 256;
+        let out = std::io::BufWriter::new(std::io::stdout());
+        let mut writer = output::RunJsonWriter::begin(out, run)?;
+        let mut last = None;
+        loop {
+            let page = store.list_tasks_page(&run.id, last.as_ref(), PAGE).await?;
+            for t in &page {
+                writer.task(t)?;
+            }
+            let full = page.len() == PAGE as usize;
+            last = page.into_iter().last();
+            if !full {
+                break;
+            }
+        }
+        writer.finish()?;
+    } else {
+        let tasks = store.list_task_summaries(&run.id).await?;
+        output::print_summary(run, &tasks);
+    }
+    Ok(())
 }
 
 fn exit_for(state: RunState) -> ExitCode {
@@ -488,15 +519,7 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
             let (engine, _rt) = ctx.engine(None, None);
             engine.recover().await?;
             let run = ctx.store.find_run(run).await?;
-            let tasks = ctx.store.list_tasks(&run.id).await?;
-            if output == "json" {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&output::run_json(&run, &tasks))?
-                );
-            } else {
-                output::print_summary(&run, &tasks);
-            }
+            print_run(&ctx.store, &run, output).await?;
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Resume {
@@ -522,8 +545,7 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
             let finished = execute_with_progress(&engine, &record.id).await;
             runtime.shutdown().await;
             let finished = finished?;
-            let tasks = ctx.store.list_tasks(&finished.id).await?;
-            output::print_summary(&finished, &tasks);
+            print_run(&ctx.store, &finished, "text").await?;
             Ok(exit_for(finished.state))
         }
         RunsCommand::Delete { run } => {
@@ -572,11 +594,32 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     };
     let (tuning, tuning_runtime) = ctx.tuning(Some(format!("http://{report_host}")))?;
     let tuning_handle = tuning.start();
+    let serving = oxflow_serving::controller::ServingController::new(
+        ctx.store.clone(),
+        oxflow_serving::controller::ControllerConfig {
+            home: ctx.home.clone(),
+            runtime: oxflow_serving::runtimes::RuntimeConfig {
+                python: oxflow_serving::runtimes::PythonConfig {
+                    python: args
+                        .python
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("python3")),
+                    workers: 1,
+                },
+                max_batch_size: None,
+            },
+            base_url: format!("http://{report_host}"),
+            hold: std::time::Duration::from_secs(60),
+            resync: std::time::Duration::from_secs(2),
+        },
+    );
+    let serving_handle = serving.start();
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),
         default_namespace: ctx.namespace.clone(),
         tuning: Some(tuning.clone()),
+        serving: Some(serving.clone()),
     };
     let shutdown = CancellationToken::new();
     {
@@ -613,6 +656,9 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     loop_handle.abort();
     tuning.shutdown();
     tuning_handle.abort();
+    serving.shutdown();
+    serving_handle.abort();
+    drop(serving);
     drop(tuning_runtime);
     drop(runtime);
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! others together and talks to the terminal; it holds no platform logic.
 
 mod cli;
+mod isvc;
 mod output;
 mod remote;
 mod serve;

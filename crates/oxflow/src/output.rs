@@ -1,11 +1,11 @@
 //! What the CLI prints: live progress, run summaries, JSON views.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use oxflow_core::TaskState;
 use oxflow_pipelines::TaskEvent;
-use oxflow_store::{RunRecord, TaskRecord};
+use oxflow_store::{RunRecord, TaskRecord, TaskSummary};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -70,31 +70,37 @@ pub async fn progress(mut rx: UnboundedReceiver<TaskEvent>) {
     }
 }
 
+/// One task as it appears in a run's JSON.
+fn task_json(t: &TaskRecord) -> Value {
+    json!({
+        "id": t.id,
+        "path": t.path,
+        "parent": t.parent_path,
+        "name": t.name,
+        "display_name": t.display_name,
+        "kind": t.kind,
+        "state": t.state,
+        "cached": t.cached,
+        "attempt": t.attempt,
+        "started_at": t.started_at.map(|s| s.to_rfc3339()),
+        "finished_at": t.finished_at.map(|s| s.to_rfc3339()),
+        "duration_ms": duration_ms(t.started_at, t.finished_at),
+        "inputs": t.inputs,
+        "outputs": t.outputs,
+        "error": t.error,
+        "log_path": t.log_path,
+    })
+}
+
 /// The run with its tasks as JSON (`runs get -o json`).
 pub fn run_json(run: &RunRecord, tasks: &[TaskRecord]) -> Value {
-    let tasks: Vec<Value> = tasks
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id,
-                "path": t.path,
-                "parent": t.parent_path,
-                "name": t.name,
-                "display_name": t.display_name,
-                "kind": t.kind,
-                "state": t.state,
-                "cached": t.cached,
-                "attempt": t.attempt,
-                "started_at": t.started_at.map(|s| s.to_rfc3339()),
-                "finished_at": t.finished_at.map(|s| s.to_rfc3339()),
-                "duration_ms": duration_ms(t.started_at, t.finished_at),
-                "inputs": t.inputs,
-                "outputs": t.outputs,
-                "error": t.error,
-                "log_path": t.log_path,
-            })
-        })
-        .collect();
+    let mut v = run_head_json(run);
+    v["tasks"] = Value::Array(tasks.iter().map(task_json).collect());
+    v
+}
+
+/// The run's own fields, without `tasks`.
+fn run_head_json(run: &RunRecord) -> Value {
     json!({
         "id": run.id,
         "name": run.display_name,
@@ -108,12 +114,57 @@ pub fn run_json(run: &RunRecord, tasks: &[TaskRecord]) -> Value {
         "started_at": run.started_at.map(|s| s.to_rfc3339()),
         "finished_at": run.finished_at.map(|s| s.to_rfc3339()),
         "duration_ms": duration_ms(run.started_at, run.finished_at),
-        "tasks": tasks,
     })
 }
 
+/// Writes [`run_json`]'s document one task at a time, so printing a
+/// 10,000-task run holds one page of tasks rather than all of them as
+/// `Value`s (about 6 KiB each). The text is the same JSON, pretty-printed,
+/// with `tasks` as the last key.
+pub struct RunJsonWriter<W: Write> {
+    out: W,
+    tasks: usize,
+}
+
+impl<W: Write> RunJsonWriter<W> {
+    /// Writes the run's own fields and opens the `tasks` array.
+    pub fn begin(mut out: W, run: &RunRecord) -> std::io::Result<Self> {
+        let head = serde_json::to_string_pretty(&run_head_json(run))?;
+        // A non-empty object pretty-prints as "{\n  ...\n}".
+        let body = head.strip_suffix("\n}").unwrap_or(&head);
+        write!(out, "{body},\n  \"tasks\": [")?;
+        Ok(RunJsonWriter { out, tasks: 0 })
+    }
+
+    /// Appends one task to the array.
+    pub fn task(&mut self, t: &TaskRecord) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(&task_json(t))?;
+        self.out
+            .write_all(if self.tasks == 0 { b"\n" } else { b",\n" })?;
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            write!(self.out, "    {line}")?;
+        }
+        self.tasks += 1;
+        Ok(())
+    }
+
+    /// Closes the array and the document.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if self.tasks == 0 {
+            self.out.write_all(b"]\n}\n")?;
+        } else {
+            self.out.write_all(b"\n  ]\n}\n")?;
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
 /// A human summary of one run.
-pub fn print_summary(run: &RunRecord, tasks: &[TaskRecord]) {
+pub fn print_summary(run: &RunRecord, tasks: &[TaskSummary]) {
     println!("run       {}", run.id);
     println!("name      {}", run.display_name);
     println!("pipeline  {}", run.pipeline_name);
@@ -185,5 +236,70 @@ pub fn print_runs(runs: &[RunRecord]) {
             fmt_ms(duration_ms(r.started_at, r.finished_at)),
             r.created_at
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxflow_core::{RunState, Timestamp};
+
+    fn run() -> RunRecord {
+        RunRecord {
+            id: "r1".into(),
+            display_name: "demo".into(),
+            pipeline_name: "p".into(),
+            parameters: json!({"n": 3}),
+            state: RunState::Succeeded,
+            outputs: json!({"Output": [1, 2]}),
+            created_at: Timestamp(1),
+            started_at: Some(Timestamp(2)),
+            finished_at: Some(Timestamp(5)),
+            ..Default::default()
+        }
+    }
+
+    fn task(path: &str) -> TaskRecord {
+        TaskRecord {
+            id: format!("id-{path}"),
+            run_id: "r1".into(),
+            path: path.into(),
+            parent_path: String::new(),
+            name: path.into(),
+            display_name: path.into(),
+            kind: "container".into(),
+            state: TaskState::Succeeded,
+            attempt: 1,
+            cached: false,
+            inputs: json!({"parameters": {"x": {"nested": [1, "two\nlines"]}}}),
+            outputs: json!({"parameters": {"Output": 2}}),
+            error: None,
+            log_path: Some("/tmp/log".into()),
+            cache_key: None,
+            created_at: Timestamp(1),
+            started_at: Some(Timestamp(2)),
+            finished_at: Some(Timestamp(4)),
+        }
+    }
+
+    fn streamed(run: &RunRecord, tasks: &[TaskRecord]) -> String {
+        let mut w = RunJsonWriter::begin(Vec::new(), run).unwrap();
+        for t in tasks {
+            w.task(t).unwrap();
+        }
+        String::from_utf8(w.finish().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_streamed_document_is_run_json() {
+        let run = run();
+        for n in [0, 1, 3] {
+            let tasks: Vec<TaskRecord> = (0..n).map(|i| task(&format!("t{i}"))).collect();
+            let text = streamed(&run, &tasks);
+            let parsed: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{n} tasks: {e}\n{text}"));
+            assert_eq!(parsed, run_json(&run, &tasks), "{n} tasks");
+            assert!(text.ends_with("}\n"), "{text}");
+        }
     }
 }

@@ -134,7 +134,12 @@ impl Server {
     }
 
     /// A request whose answer is JSON; HTTP errors become the server's message.
-    async fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+    pub(crate) async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
         let r = self.ok(method, path, body).await?;
         serde_json::from_slice(&r.body)
             .with_context(|| format!("{method} {}{path}: the answer is not JSON", self.url))
@@ -231,7 +236,7 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Percent-encodes a path segment list (keeps `/`).
-fn encode_path(s: &str) -> String {
+pub(crate) fn encode_path(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -436,6 +441,7 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
         Command::Logs { run, task } => logs(&server, run, task).await,
         Command::Validate { .. } => unreachable!("validate runs locally"),
         Command::Serve(_) => unreachable!("serve runs locally"),
+        Command::Apply(_) | Command::Isvc(_) => unreachable!("isvc commands choose their backend"),
         Command::Up(_) => {
             bail!("`oxflow up` starts a server; it does not take --server (unset OXFLOW_SERVER)")
         }
@@ -456,7 +462,8 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord], output: &str) -> Result<()> 
             serde_json::to_string_pretty(&output::run_json(run, tasks))?
         );
     } else {
-        output::print_summary(run, tasks);
+        let summaries: Vec<_> = tasks.iter().map(Into::into).collect();
+        output::print_summary(run, &summaries);
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod dashboard;
 mod error;
 mod katib;
 mod kfp;
+mod kserve;
 mod openapi;
 
 use std::net::SocketAddr;
@@ -38,6 +39,9 @@ pub struct AppState {
     /// Katib experiments are run by this controller (`None`: the Katib
     /// routes answer reads only).
     pub tuning: Option<oxflow_tuning::TuningController>,
+    /// InferenceServices are served by this controller (`None`: the KServe
+    /// routes answer reads only and nothing is served).
+    pub serving: Option<oxflow_serving::controller::ServingController>,
 }
 
 impl AppState {
@@ -52,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/apis/v2beta1", kfp::routes())
         .nest("/api/v1", api::routes())
         .nest("/apis/kubeflow.org/v1beta1", katib::routes())
+        .nest("/apis/serving.kserve.io/v1beta1", kserve::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {
@@ -59,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            kserve::to_services,
+        ))
         .with_state(state)
 }
 

@@ -7,15 +7,18 @@
 //! applies, enforces the rules of KServe's validating webhook, and refuses
 //! what Oxflow cannot serve with a message that says what to change.
 //!
-//! The crate will also hold the InferenceService controller (one reconcile
-//! loop per service over the store and the runtime), the inference router
-//! (V1/V2 REST and gRPC, canary splits, batching, payload logging) and model
-//! storage (fetching `storageUri`s into a local cache).
+//! [`controller`] makes the stored InferenceServices servable under
+//! `oxflow up` (one data plane per revision, KServe's status); [`storage`]
+//! fetches `storageUri`s into a local cache; [`runtimes`] loads models by
+//! format; [`local`] serves models straight from paths (`oxflow serve`).
 //!
 //! Architecture invariant: [`spec`] does no I/O; the wire shapes of KServe
 //! stay inside it and everything else sees the typed model.
 
+pub mod controller;
 pub mod local;
 pub mod runtimes;
 pub mod spec;
 pub mod storage;
+#[doc(hidden)]
+pub mod test_models;

@@ -16,11 +16,12 @@ pub use query::{
     DEFAULT_PAGE_SIZE, Filter, FilterOp, FilterValue, ListQuery, MAX_PAGE_SIZE, Page, Sort,
 };
 pub use records::{
-    ArtifactRecord, CacheEntry, ExperimentRecord, ObservationLogRecord, PipelineRecord,
-    PipelineVersionRecord, RecurringRunRecord, RunQuery, RunRecord, StateChange, StorageState,
-    TaskRecord, TuningExperimentRecord, TuningTrialRecord, UnknownStorageState,
+    ArtifactRecord, CacheEntry, ExperimentRecord, InferenceServiceRecord, ObservationLogRecord,
+    PipelineRecord, PipelineVersionRecord, RecurringRunRecord, RunQuery, RunRecord, StateChange,
+    StorageState, TaskRecord, TaskSummary, TuningExperimentRecord, TuningTrialRecord,
+    UnknownStorageState,
 };
-pub use store_impl::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
+pub use store_impl::{Applied, DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]

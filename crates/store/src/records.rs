@@ -258,6 +258,46 @@ pub struct RecurringRunRecord {
     pub last_fired_at: Option<Timestamp>,
 }
 
+/// A task without its inputs and outputs: what a run's summary table shows.
+///
+/// A run's inputs and outputs are most of its size (KiBs per task); listing a
+/// 10,000-task run as full [`TaskRecord`]s costs tens of MiB that a table of
+/// states and durations does not need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Position in the graph (see [`TaskRecord::path`]).
+    pub path: String,
+    /// `container`, `importer`, `dag`, `loop`, `iteration`.
+    pub kind: String,
+    /// Current state.
+    pub state: TaskState,
+    /// 1 for the first attempt, incremented per retry.
+    pub attempt: i64,
+    /// Outputs were taken from the cache.
+    pub cached: bool,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+    /// When its current attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+}
+
+impl From<&TaskRecord> for TaskSummary {
+    fn from(t: &TaskRecord) -> Self {
+        TaskSummary {
+            path: t.path.clone(),
+            kind: t.kind.clone(),
+            state: t.state,
+            attempt: t.attempt,
+            cached: t.cached,
+            error: t.error.clone(),
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+        }
+    }
+}
+
 /// One node of a run's graph: a container step, an importer, a sub-DAG, a loop or one iteration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
@@ -437,4 +477,28 @@ pub struct ObservationLogRecord {
     pub metric_name: String,
     /// The value as reported (Katib keeps text: `unavailable` is a value too).
     pub value: String,
+}
+
+/// A KServe InferenceService: the spec as last applied and the status the
+/// serving controller last observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceServiceRecord {
+    /// Primary key (UUID text); stable across applies.
+    pub id: String,
+    /// Owning namespace.
+    pub namespace: Namespace,
+    /// `metadata.name`, unique within the namespace.
+    pub name: String,
+    /// The service in KServe's shape with defaults spelled out.
+    pub spec: serde_json::Value,
+    /// 1 when created, bumped by every apply that changes `spec`.
+    pub generation: i64,
+    /// KServe's `status` object (`{}` until the controller first reports).
+    pub status: serde_json::Value,
+    /// The generation `status` describes (0: none yet).
+    pub observed_generation: i64,
+    /// When it was first applied.
+    pub created_at: Timestamp,
+    /// When its spec or status last changed.
+    pub updated_at: Timestamp,
 }

@@ -13,6 +13,8 @@ macro_rules! terminal_states {
 
 mod artifacts;
 mod experiments;
+mod inference_services;
+pub use inference_services::Applied;
 mod listing;
 mod pipelines;
 mod recurring_runs;
@@ -65,6 +67,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "run specs",
         include_str!("../migrations/sqlite/0004_run_specs.sql"),
         include_str!("../migrations/postgres/0004_run_specs.sql"),
+    ),
+    (
+        5,
+        "inference services",
+        include_str!("../migrations/sqlite/0005_inference_services.sql"),
+        include_str!("../migrations/postgres/0005_inference_services.sql"),
     ),
 ];
 

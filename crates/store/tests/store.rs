@@ -648,6 +648,62 @@ async fn tasks_upsert_by_run_and_path() {
 }
 
 #[tokio::test]
+async fn task_summaries_and_pages_cover_every_task_once() {
+    each_backend(|b: Backend| async move {
+        b.store.insert_run(&run("r1", "team-a", 1)).await.unwrap();
+        b.store.insert_run(&run("r2", "team-a", 1)).await.unwrap();
+        // 23 tasks over 5 distinct created_at values: pages of 4 must break
+        // ties by path without skipping or repeating one.
+        let mut all = Vec::new();
+        for i in 0..23 {
+            let mut t = task("r1", &format!("loop/{i:02}/step"), i64::from(i % 5));
+            t.state = if i % 2 == 0 {
+                TaskState::Succeeded
+            } else {
+                TaskState::Failed
+            };
+            t.cached = i == 3;
+            t.attempt = 1 + i64::from(i % 3);
+            t.error = (i % 2 == 1).then(|| format!("boom {i}"));
+            t.outputs = json!({"parameters": {"big": "x".repeat(100)}});
+            t.started_at = Some(Timestamp(100 + i64::from(i)));
+            t.finished_at = Some(Timestamp(200 + i64::from(i)));
+            b.store.upsert_task(&t).await.unwrap();
+            all.push(t);
+        }
+        b.store.upsert_task(&task("r2", "other", 0)).await.unwrap();
+        let listed = b.store.list_tasks("r1").await.unwrap();
+        assert_eq!(listed.len(), 23, "{}", b.name);
+
+        let summaries = b.store.list_task_summaries("r1").await.unwrap();
+        let expected: Vec<oxflow_store::TaskSummary> = listed.iter().map(Into::into).collect();
+        assert_eq!(summaries, expected, "{}", b.name);
+
+        let mut paged = Vec::new();
+        loop {
+            let page = b
+                .store
+                .list_tasks_page("r1", paged.last(), 4)
+                .await
+                .unwrap();
+            assert!(page.len() <= 4, "{}", b.name);
+            let done = page.len() < 4;
+            paged.extend(page);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(paged, listed, "{}", b.name);
+        assert_eq!(
+            b.store.list_tasks_page("nope", None, 4).await.unwrap(),
+            vec![]
+        );
+        assert_eq!(b.store.list_task_summaries("nope").await.unwrap(), vec![]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn finish_task_records_task_artifacts_and_cache() {
     each_backend(|b: Backend| async move {
         b.store.insert_run(&run("r1", "team-a", 1)).await.unwrap();
@@ -1096,4 +1152,129 @@ async fn open_explains_why_it_cannot_connect() {
             Ok(_) => panic!("{url}: opened"),
         }
     }
+}
+
+#[tokio::test]
+async fn inference_services_apply_with_generations() {
+    use oxflow_store::Applied;
+    each_backend(|b: Backend| async move {
+        let team = ns("team-a");
+        let spec = json!({"spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}}}}});
+        let (first, applied) = b
+            .store
+            .apply_inference_service(&team, "iris", &spec)
+            .await
+            .unwrap();
+        assert_eq!(applied, Applied::Created, "{}", b.name);
+        assert_eq!((first.generation, first.observed_generation), (1, 0));
+        assert_eq!(first.status, json!({}));
+
+        // The same spec again changes nothing.
+        let (same, applied) = b
+            .store
+            .apply_inference_service(&team, "iris", &spec)
+            .await
+            .unwrap();
+        assert_eq!(applied, Applied::Unchanged, "{}", b.name);
+        assert_eq!(same, first, "{}", b.name);
+
+        // A status for generation 1 is kept; then a new spec bumps the
+        // generation and a late status for generation 1 is refused.
+        let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        assert!(
+            b.store
+                .set_inference_service_status(&first.id, 1, &ready)
+                .await
+                .unwrap()
+        );
+        let changed =
+            json!({"spec": {"predictor": {"model": {"modelFormat": {"name": "xgboost"}}}}});
+        let (second, applied) = b
+            .store
+            .apply_inference_service(&team, "iris", &changed)
+            .await
+            .unwrap();
+        assert_eq!(applied, Applied::Configured, "{}", b.name);
+        assert_eq!(
+            (second.id.as_str(), second.generation),
+            (first.id.as_str(), 2)
+        );
+        assert_eq!(second.spec, changed);
+        assert_eq!(
+            (second.status.clone(), second.observed_generation),
+            (ready.clone(), 1)
+        );
+        assert!(
+            !b.store
+                .set_inference_service_status(&first.id, 1, &json!({}))
+                .await
+                .unwrap()
+        );
+        assert!(
+            b.store
+                .set_inference_service_status(&first.id, 2, &json!({"x": 1}))
+                .await
+                .unwrap()
+        );
+        let got = b.store.get_inference_service(&team, "iris").await.unwrap();
+        assert_eq!((got.status, got.observed_generation), (json!({"x": 1}), 2));
+
+        // Create refuses a taken name; names are per namespace.
+        let dup = b.store.create_inference_service(&team, "iris", &spec).await;
+        assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+        b.store
+            .create_inference_service(&ns("team-b"), "iris", &spec)
+            .await
+            .unwrap();
+        b.store
+            .create_inference_service(&team, "churn", &spec)
+            .await
+            .unwrap();
+        let names = |v: Vec<oxflow_store::InferenceServiceRecord>| {
+            v.into_iter()
+                .map(|r| format!("{}/{}", r.namespace, r.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(b.store.list_inference_services(None).await.unwrap()),
+            ["team-a/churn", "team-a/iris", "team-b/iris"]
+        );
+        assert_eq!(
+            names(b.store.list_inference_services(Some(&team)).await.unwrap()),
+            ["team-a/churn", "team-a/iris"]
+        );
+
+        assert!(
+            b.store
+                .delete_inference_service(&team, "iris")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !b.store
+                .delete_inference_service(&team, "iris")
+                .await
+                .unwrap()
+        );
+        assert!(
+            b.store
+                .find_inference_service(&team, "iris")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let missing = b.store.get_inference_service(&team, "iris").await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound { .. })),
+            "{missing:?}"
+        );
+        // A status for a deleted service is not written anywhere.
+        assert!(
+            !b.store
+                .set_inference_service_status(&first.id, 2, &json!({}))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
 }

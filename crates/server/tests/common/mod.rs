@@ -44,8 +44,24 @@ pub async fn app_state(dir: &Path) -> AppState {
     tuning.start();
     AppState {
         controller,
-        store,
+        store: store.clone(),
         default_namespace: Namespace::default(),
         tuning: Some(tuning),
+        serving: Some(oxflow_serving::controller::ServingController::new(
+            store.clone(),
+            oxflow_serving::controller::ControllerConfig {
+                home: dir.to_path_buf(),
+                runtime: oxflow_serving::runtimes::RuntimeConfig {
+                    python: oxflow_serving::runtimes::PythonConfig {
+                        python: "python3".into(),
+                        workers: 1,
+                    },
+                    max_batch_size: None,
+                },
+                base_url: "http://oxflow.test".into(),
+                hold: std::time::Duration::from_secs(10),
+                resync: std::time::Duration::from_secs(3600),
+            },
+        )),
     }
 }

@@ -8,7 +8,7 @@ use tracing::debug;
 
 use super::artifacts::{insert_artifact, upsert_cache};
 use super::{DbContext, Reader, json_text, opt_millis};
-use crate::{ArtifactRecord, CacheEntry, Result, Store, TaskRecord};
+use crate::{ArtifactRecord, CacheEntry, Result, Store, TaskRecord, TaskSummary};
 
 macro_rules! task_columns {
     () => {
@@ -116,6 +116,77 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context(|| format!("listing the tasks of run {run_id}"))?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Every task of the run without inputs and outputs, in
+    /// [`Store::list_tasks`]'s order: a run's summary stays small however
+    /// large its tasks' data.
+    pub async fn list_task_summaries(&self, run_id: &str) -> Result<Vec<TaskSummary>> {
+        let rows = sqlx::query(
+            "SELECT path, kind, state, attempt, cached, error, started_at, finished_at \
+             FROM tasks WHERE run_id = $1 ORDER BY created_at, path",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .context(|| format!("listing the tasks of run {run_id}"))?;
+        rows.iter()
+            .map(|row| {
+                let path: String =
+                    Reader::new(row, format!("a task of run {run_id}")).get("path")?;
+                let r = Reader::new(row, format!("task {path} of run {run_id}"));
+                Ok(TaskSummary {
+                    kind: r.get("kind")?,
+                    state: r.parse("state")?,
+                    attempt: r.get("attempt")?,
+                    cached: r.flag("cached")?,
+                    error: r.get("error")?,
+                    started_at: r.opt_timestamp("started_at")?,
+                    finished_at: r.opt_timestamp("finished_at")?,
+                    path,
+                })
+            })
+            .collect()
+    }
+
+    /// One page of the run's tasks in [`Store::list_tasks`]'s order: at most
+    /// `limit` tasks after `after` (the last task of the previous page; `None`
+    /// for the first page). A caller writing out every task of a large run
+    /// (`runs get -o json`) then holds one page, not the run.
+    ///
+    /// Pages are keyed on `(created_at, path)`, which is unique within a run,
+    /// so no task is skipped or repeated between pages.
+    pub async fn list_tasks_page(
+        &self,
+        run_id: &str,
+        after: Option<&TaskRecord>,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>> {
+        let query = match after {
+            None => sqlx::query(concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE run_id = $1 ORDER BY created_at, path LIMIT $2"
+            ))
+            .bind(run_id)
+            .bind(i64::from(limit)),
+            Some(last) => sqlx::query(concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE run_id = $1 \
+                 AND (created_at > $2 OR (created_at = $2 AND path > $3)) \
+                 ORDER BY created_at, path LIMIT $4"
+            ))
+            .bind(run_id)
+            .bind(last.created_at.millis())
+            .bind(last.path.clone())
+            .bind(i64::from(limit)),
+        };
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .context(|| format!("listing the tasks of run {run_id}"))?;
         rows.iter().map(task_from_row).collect()
     }
 

@@ -1,0 +1,372 @@
+//! `oxflow apply` and `oxflow isvc`: KServe InferenceServices.
+//!
+//! Without `--server` they work on the local data directory: `apply` stores
+//! the service and a running `oxflow up` on the same data directory serves
+//! it within its resync interval (as `kubectl apply` leaves the work to the
+//! controller). With `--server` they go through its KServe API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use oxflow_core::{Namespace, Timestamp};
+use oxflow_serving::controller::{is_ready, isvc_json, stored_spec};
+use oxflow_serving::spec::{InferenceService, Resource, parse_documents};
+use serde_json::Value;
+
+use crate::cli::{Cli, Ctx};
+use crate::remote::{Server, encode_path};
+
+#[derive(Debug, Subcommand)]
+pub enum IsvcCommand {
+    /// List inference services with their URL and readiness.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+        /// Every namespace, not only --namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Show one inference service in KServe's shape, with its status.
+    Get {
+        /// The service's name.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json", "yaml"], default_value = "text")]
+        output: String,
+    },
+    /// Delete an inference service (its models are unloaded).
+    Delete {
+        /// The service's name.
+        name: String,
+    },
+}
+
+/// Arguments of `oxflow apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// KServe YAML or JSON (several documents separated by `---`).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Wait until every service applied is Ready (or failed), at most this
+    /// many seconds; 0 returns at once.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub wait: u64,
+}
+
+/// Where services are: the local store, or a server's API.
+enum Backend {
+    Local(Ctx),
+    Remote(Server),
+}
+
+impl Backend {
+    async fn open(cli: &Cli) -> Result<Backend> {
+        Ok(
+            match cli.server.as_deref().filter(|u| !u.trim().is_empty()) {
+                Some(url) => Backend::Remote(Server::parse(url)?),
+                None => Backend::Local(Ctx::open(cli).await?),
+            },
+        )
+    }
+
+    async fn get(&self, ns: &Namespace, name: &str) -> Result<Value> {
+        match self {
+            Backend::Local(ctx) => Ok(isvc_json(&ctx.store.get_inference_service(ns, name).await?)),
+            Backend::Remote(s) => s.json("GET", &item_path(ns, name), None).await,
+        }
+    }
+
+    async fn list(&self, ns: Option<&Namespace>) -> Result<Vec<Value>> {
+        match self {
+            Backend::Local(ctx) => Ok(ctx
+                .store
+                .list_inference_services(ns)
+                .await?
+                .iter()
+                .map(isvc_json)
+                .collect()),
+            Backend::Remote(s) => {
+                let path = match ns {
+                    Some(ns) => format!(
+                        "/apis/serving.kserve.io/v1beta1/namespaces/{}/inferenceservices",
+                        encode_path(ns.as_str())
+                    ),
+                    None => "/apis/serving.kserve.io/v1beta1/inferenceservices".to_owned(),
+                };
+                let list = s.json("GET", &path, None).await?;
+                Ok(list["items"].as_array().cloned().unwrap_or_default())
+            }
+        }
+    }
+
+    /// Stores the service; returns `created`, `configured` or `unchanged`.
+    async fn apply(&self, ns: &Namespace, service: &InferenceService) -> Result<&'static str> {
+        match self {
+            Backend::Local(ctx) => {
+                let spec = stored_spec(service, ns);
+                let (_, applied) = ctx
+                    .store
+                    .apply_inference_service(ns, service.name.as_str(), &spec)
+                    .await?;
+                Ok(applied.as_str())
+            }
+            Backend::Remote(s) => {
+                let name = service.name.as_str();
+                let before = s.json("GET", &item_path(ns, name), None).await.ok();
+                let after = s
+                    .json("PUT", &item_path(ns, name), Some(&stored_spec(service, ns)))
+                    .await?;
+                let generation = |v: &Value| v["metadata"]["generation"].as_i64();
+                Ok(match before {
+                    None => "created",
+                    Some(b) if generation(&b) == generation(&after) => "unchanged",
+                    Some(_) => "configured",
+                })
+            }
+        }
+    }
+
+    async fn delete(&self, ns: &Namespace, name: &str) -> Result<bool> {
+        match self {
+            Backend::Local(ctx) => Ok(ctx.store.delete_inference_service(ns, name).await?),
+            Backend::Remote(s) => {
+                s.json("DELETE", &item_path(ns, name), None).await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn item_path(ns: &Namespace, name: &str) -> String {
+    format!(
+        "/apis/serving.kserve.io/v1beta1/namespaces/{}/inferenceservices/{}",
+        encode_path(ns.as_str()),
+        encode_path(name)
+    )
+}
+
+/// `oxflow apply -f FILE`: every resource is checked before any is stored,
+/// so a file with one bad document changes nothing.
+pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let resources =
+        parse_documents(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let default_ns = Namespace::new(cli.namespace.clone())?;
+    let mut services = Vec::new();
+    for (i, r) in resources.into_iter().enumerate() {
+        match r {
+            Resource::InferenceService(s) => services.push(*s),
+            other => bail!(
+                "{}: document {}: {} {:?}: only InferenceServices can be applied yet",
+                args.file.display(),
+                i + 1,
+                other.kind(),
+                other.name()
+            ),
+        }
+    }
+    let backend = Backend::open(cli).await?;
+    let mut applied = Vec::new();
+    for s in &services {
+        let ns = s.namespace.clone().unwrap_or_else(|| default_ns.clone());
+        let what = backend.apply(&ns, s).await?;
+        println!(
+            "inferenceservice.serving.kserve.io/{} {what}",
+            s.name.as_str()
+        );
+        applied.push((ns, s.name.as_str().to_owned()));
+    }
+    if args.wait == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    let mut failed = false;
+    for (ns, name) in &applied {
+        loop {
+            let v = backend.get(ns, name).await?;
+            let status = &v["status"];
+            let current =
+                status["observedGeneration"].as_i64() == v["metadata"]["generation"].as_i64();
+            if current
+                && is_ready(status)
+                && status["modelStatus"]["transitionStatus"] == "UpToDate"
+            {
+                println!(
+                    "{name} is ready at {}",
+                    status["url"].as_str().unwrap_or("-")
+                );
+                break;
+            }
+            if current && let Some(why) = failure(status) {
+                eprintln!("{name} failed: {why}");
+                failed = true;
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{name} is not ready after {}s (is `oxflow up` running on this data directory?)",
+                    args.wait
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why the latest revision cannot serve, when it has failed.
+fn failure(status: &Value) -> Option<String> {
+    let info = &status["modelStatus"]["lastFailureInfo"];
+    let blocked = matches!(
+        status["modelStatus"]["transitionStatus"].as_str(),
+        Some("BlockedByFailedLoad" | "InvalidSpec")
+    );
+    blocked.then(|| {
+        format!(
+            "{}: {}",
+            info["reason"].as_str().unwrap_or("Failed"),
+            info["message"].as_str().unwrap_or("")
+        )
+    })
+}
+
+/// `oxflow isvc ...`.
+pub async fn isvc(cli: &Cli, cmd: &IsvcCommand) -> Result<ExitCode> {
+    let backend = Backend::open(cli).await?;
+    let ns = Namespace::new(cli.namespace.clone())?;
+    match cmd {
+        IsvcCommand::List {
+            output,
+            all_namespaces,
+        } => {
+            let items = backend.list((!*all_namespaces).then_some(&ns)).await?;
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print_table(&items, *all_namespaces);
+            }
+        }
+        IsvcCommand::Get { name, output } => {
+            let v = backend.get(&ns, name).await?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&v)?),
+                "yaml" => print!("{}", serde_saphyr::to_string(&v)?),
+                _ => print_one(&v),
+            }
+        }
+        IsvcCommand::Delete { name } => {
+            if !backend.delete(&ns, name).await? {
+                bail!("inference service {name:?} not found in namespace {ns}");
+            }
+            println!("inferenceservice.serving.kserve.io \"{name}\" deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ready_word(status: &Value) -> &'static str {
+    if is_ready(status) {
+        "True"
+    } else if status["conditions"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty())
+    {
+        "False"
+    } else {
+        "Unknown"
+    }
+}
+
+fn age(v: &Value) -> String {
+    let Some(created) = v["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(Timestamp::parse_rfc3339)
+    else {
+        return "-".into();
+    };
+    let s = created.millis_until(Timestamp::now()).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn print_table(items: &[Value], with_ns: bool) {
+    if with_ns {
+        print!("{:<16} ", "NAMESPACE");
+    }
+    println!(
+        "{:<24} {:<52} {:<7} {:<32} AGE",
+        "NAME", "URL", "READY", "LATESTREADYREVISION"
+    );
+    for v in items {
+        let status = &v["status"];
+        if with_ns {
+            print!(
+                "{:<16} ",
+                v["metadata"]["namespace"].as_str().unwrap_or("-")
+            );
+        }
+        println!(
+            "{:<24} {:<52} {:<7} {:<32} {}",
+            v["metadata"]["name"].as_str().unwrap_or("-"),
+            status["url"].as_str().unwrap_or("-"),
+            ready_word(status),
+            status["components"]["predictor"]["latestReadyRevision"]
+                .as_str()
+                .unwrap_or("-"),
+            age(v)
+        );
+    }
+}
+
+fn print_one(v: &Value) {
+    let status = &v["status"];
+    let meta = &v["metadata"];
+    println!("name        {}", meta["name"].as_str().unwrap_or("-"));
+    println!("namespace   {}", meta["namespace"].as_str().unwrap_or("-"));
+    println!("generation  {}", meta["generation"]);
+    println!("url         {}", status["url"].as_str().unwrap_or("-"));
+    println!("ready       {}", ready_word(status));
+    let model = &v["spec"]["predictor"]["model"];
+    if model.is_object() {
+        println!(
+            "model       {} from {}",
+            model["modelFormat"]["name"].as_str().unwrap_or("-"),
+            model["storageUri"].as_str().unwrap_or("-")
+        );
+    }
+    let ms = &status["modelStatus"];
+    if ms.is_object() {
+        println!(
+            "model state {} ({})",
+            ms["states"]["activeModelState"].as_str().unwrap_or("-"),
+            ms["transitionStatus"].as_str().unwrap_or("-")
+        );
+    }
+    if let Some(why) = failure(status) {
+        println!("failure     {why}");
+    }
+    for c in status["conditions"].as_array().into_iter().flatten() {
+        let mut line = format!(
+            "condition   {:<15} {:<6}",
+            c["type"].as_str().unwrap_or("-"),
+            c["status"].as_str().unwrap_or("-")
+        );
+        if let Some(m) = c["message"].as_str() {
+            line.push_str(&format!(" {m}"));
+        }
+        println!("{}", line.trim_end());
+    }
+}

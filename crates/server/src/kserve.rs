@@ -1,0 +1,209 @@
+//! KServe's InferenceServices over HTTP, at Kubernetes-style paths so that
+//! what a KServe user knows (`kubectl get isvc -n NS -o yaml`) maps 1:1:
+//!
+//! - `GET  /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices`
+//!   — an `InferenceServiceList`; `POST` creates one from KServe YAML or
+//!   JSON (201; 409 when the name is taken; 400 names the field at fault).
+//! - `GET | PUT | DELETE …/inferenceservices/{name}` — one service in
+//!   KServe's shape with its status; `PUT` creates or replaces it (a new
+//!   generation when the spec changed).
+//! - `GET /apis/serving.kserve.io/v1beta1/inferenceservices` — every namespace.
+//!
+//! And the services themselves (the data plane), by path or by host:
+//!
+//! - `/serving/{ns}/{name}/v2/models/{name}/infer` (and every other V1/V2
+//!   route) — the path a service's `status.url` gives;
+//! - any path with `Host: {name}.{ns}.<domain>` — KServe's own URL, as in
+//!   `curl -H "Host: sklearn-iris.default.example.com" …/v1/models/sklearn-iris:predict`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use oxflow_core::Namespace;
+use oxflow_serving::controller::{ServingController, ServingError, isvc_json};
+use oxflow_serving::spec::InferenceService;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+const API_VERSION: &str = "serving.kserve.io/v1beta1";
+
+/// The routes under `/apis/serving.kserve.io/v1beta1`.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/inferenceservices", get(list_all))
+        .route("/namespaces/{ns}/inferenceservices", get(list).post(create))
+        .route(
+            "/namespaces/{ns}/inferenceservices/{name}",
+            get(read).put(replace).delete(delete),
+        )
+}
+
+impl From<ServingError> for ApiError {
+    fn from(e: ServingError) -> Self {
+        match e {
+            ServingError::Spec(e) => ApiError::bad_request(e.to_string()),
+            ServingError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn namespace(ns: &str) -> ApiResult<Namespace> {
+    Namespace::new(ns.to_owned()).map_err(|e| ApiError::bad_request(format!("namespace: {e}")))
+}
+
+fn serving(state: &AppState) -> ApiResult<&ServingController> {
+    state
+        .serving
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("model serving is not enabled on this server"))
+}
+
+/// The body as an InferenceService whose namespace, if it names one, is `ns`.
+fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<InferenceService> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        ApiError::bad_request("the body is not UTF-8 text (send KServe YAML or JSON)")
+    })?;
+    let service =
+        InferenceService::from_yaml(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(own) = &service.namespace
+        && own != ns
+    {
+        return Err(ApiError::bad_request(format!(
+            "metadata.namespace: {own} does not match the namespace in the URL ({ns})"
+        )));
+    }
+    Ok(service)
+}
+
+fn list_json(items: Vec<Value>) -> Json<Value> {
+    Json(json!({
+        "apiVersion": API_VERSION,
+        "kind": "InferenceServiceList",
+        "metadata": {},
+        "items": items,
+    }))
+}
+
+async fn list_all(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let records = state.store().list_inference_services(None).await?;
+    Ok(list_json(records.iter().map(isvc_json).collect()))
+}
+
+async fn list(State(state): State<AppState>, Path(ns): Path<String>) -> ApiResult<Json<Value>> {
+    let ns = namespace(&ns)?;
+    let records = state.store().list_inference_services(Some(&ns)).await?;
+    Ok(list_json(records.iter().map(isvc_json).collect()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    let service = parse(&body, &ns)?;
+    let record = serving(&state)?.create(&ns, &service).await?;
+    Ok((StatusCode::CREATED, Json(isvc_json(&record))).into_response())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let ns = namespace(&ns)?;
+    let record = state.store().get_inference_service(&ns, &name).await?;
+    Ok(Json(isvc_json(&record)))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    let service = parse(&body, &ns)?;
+    if service.name.as_str() != name {
+        return Err(ApiError::bad_request(format!(
+            "metadata.name: {} does not match the name in the URL ({name})",
+            service.name.as_str()
+        )));
+    }
+    let (record, applied) = serving(&state)?.apply(&ns, &service).await?;
+    let status = if applied == oxflow_store::Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(isvc_json(&record))).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let ns = namespace(&ns)?;
+    if !serving(&state)?.delete(&ns, &name).await? {
+        return Err(ApiError::not_found(format!(
+            "inference service {name:?} not found in namespace {ns}"
+        )));
+    }
+    Ok(Json(json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Success",
+        "details": {"name": name, "group": "serving.kserve.io", "kind": "inferenceservices"},
+    })))
+}
+
+/// Sends data-plane requests to their service before the server's own
+/// routes see them: `/serving/{ns}/{name}/...` with that prefix taken off
+/// the path, and any path whose `Host` names a service (`NAME.NS.<domain>`)
+/// unchanged. Done here rather than as routes so that the server's path
+/// parameters do not reach the service's own router.
+pub(crate) async fn to_services(
+    State(state): State<AppState>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    let Some(serving) = state.serving.as_ref() else {
+        return next.run(request).await;
+    };
+    if let Some(rest) = request.uri().path().strip_prefix("/serving/") {
+        let mut parts = rest.splitn(3, '/');
+        let (ns, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if ns.is_empty() || name.is_empty() {
+            return ApiError::not_found("a service's path is /serving/NAMESPACE/NAME/...")
+                .into_response();
+        }
+        let path = format!("/{}", parts.next().unwrap_or(""));
+        let (ns, name) = (ns.to_owned(), name.to_owned());
+        let (mut head, body) = request.into_parts();
+        let path_and_query = match head.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        match path_and_query.parse::<Uri>() {
+            Ok(uri) => head.uri = uri,
+            Err(e) => return ApiError::bad_request(format!("path: {e}")).into_response(),
+        }
+        return serving
+            .dispatch(&ns, &name, Request::from_parts(head, body))
+            .await;
+    }
+    if let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        && let Some((name, ns)) = serving.resolve_host(host)
+    {
+        return serving.dispatch(&ns, &name, request).await;
+    }
+    next.run(request).await
+}

@@ -1,0 +1,263 @@
+//! KServe's InferenceService API and the services' data plane through the
+//! real router and a real serving controller: create, validation errors
+//! naming the field, conflicts, replace with a new generation, routing by
+//! path and by `Host`, delete.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use oxflow_server::AppState;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const BASE: &str = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices";
+
+struct Harness {
+    dir: tempfile::TempDir,
+    state: AppState,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = common::app_state(dir.path()).await;
+        Self { dir, state }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        host: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        let resp = oxflow_server::router(self.state.clone())
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A model directory holding an XGBoost stump (`left` for x0 < 0.5).
+    fn model(&self, name: &str, left: f64, right: f64) -> String {
+        let d = self.dir.path().join("models").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("model.json"),
+            oxflow_serving::test_models::xgboost_stump(left, right),
+        )
+        .unwrap();
+        d.display().to_string()
+    }
+
+    /// Waits on the controller's notifications until `name`'s current
+    /// generation reports `transition`.
+    async fn settled(&self, name: &str, transition: &str) -> Value {
+        let serving = self.state.serving.as_ref().unwrap();
+        let mut changes = serving.changes();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                let (code, v) = self.call("GET", &format!("{BASE}/{name}"), None, "").await;
+                assert_eq!(code, StatusCode::OK, "{v}");
+                if v["status"]["observedGeneration"] == v["metadata"]["generation"]
+                    && v["status"]["modelStatus"]["transitionStatus"] == transition
+                {
+                    return v;
+                }
+                changes.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{name} never reached {transition}"))
+    }
+}
+
+fn yaml(name: &str, uri: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: {name}\n{extra}\
+         spec:\n  predictor:\n    model:\n      modelFormat:\n        name: xgboost\n      storageUri: {uri}\n"
+    )
+}
+
+fn infer_body(x0: f32) -> String {
+    json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [x0, 0.0]}]})
+        .to_string()
+}
+
+#[tokio::test]
+async fn inference_services_are_managed_and_served() {
+    let h = Harness::new().await;
+    let uri = h.model("a", -1.0, 1.0);
+
+    let (code, v) = h.call("POST", BASE, None, &yaml("stump", &uri, "")).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    assert_eq!(v["kind"], "InferenceService");
+    assert_eq!(v["metadata"]["namespace"], "default");
+    assert_eq!(v["metadata"]["generation"], 1);
+    // KServe's defaults are spelled out.
+    assert_eq!(v["spec"]["predictor"]["model"]["protocolVersion"], "v1");
+    assert_eq!(v["spec"]["predictor"]["minReplicas"], 1);
+
+    let (code, v) = h.call("POST", BASE, None, &yaml("stump", &uri, "")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+
+    let v = h.settled("stump", "UpToDate").await;
+    assert_eq!(
+        v["status"]["url"],
+        "http://oxflow.test/serving/default/stump"
+    );
+
+    // By path, V2 and V1; then by Host, as KServe's docs call it.
+    let (code, v) = h
+        .call(
+            "POST",
+            "/serving/default/stump/v2/models/stump/infer",
+            None,
+            &infer_body(0.0),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["outputs"][0]["data"][0], -0.5);
+    let (code, v) = h
+        .call(
+            "POST",
+            "/v1/models/stump:predict",
+            Some("stump.default.example.com"),
+            r#"{"instances": [[1.0, 0.0]]}"#,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["predictions"][0], 1.5);
+    // Without a matching Host the server's own routes answer.
+    let (code, v) = h
+        .call(
+            "POST",
+            "/v1/models/stump:predict",
+            Some("127.0.0.1:8080"),
+            "{}",
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{v}");
+    let (code, v) = h.call("GET", "/serving/default/nope/v2", None, "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("nope"), "{v}");
+
+    // PUT replaces the spec: a new generation, served once loaded.
+    let uri_b = h.model("b", -3.0, 3.0);
+    let (code, v) = h
+        .call(
+            "PUT",
+            &format!("{BASE}/stump"),
+            None,
+            &yaml("stump", &uri_b, ""),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["metadata"]["generation"], 2);
+    let v = h.settled("stump", "UpToDate").await;
+    assert_eq!(
+        v["status"]["components"]["predictor"]["latestReadyRevision"],
+        "stump-predictor-00002"
+    );
+    let (_, v) = h
+        .call(
+            "POST",
+            "/serving/default/stump/v2/models/stump/infer",
+            None,
+            &infer_body(1.0),
+        )
+        .await;
+    assert_eq!(v["outputs"][0]["data"][0], 3.5);
+
+    let (code, v) = h.call("GET", BASE, None, "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(v["kind"], "InferenceServiceList");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (_, v) = h
+        .call(
+            "GET",
+            "/apis/serving.kserve.io/v1beta1/inferenceservices",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(v["items"][0]["metadata"]["name"], "stump");
+
+    let (code, v) = h.call("DELETE", &format!("{BASE}/stump"), None, "").await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let (code, _) = h.call("DELETE", &format!("{BASE}/stump"), None, "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = h.call("GET", &format!("{BASE}/stump"), None, "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = h
+        .call(
+            "POST",
+            "/serving/default/stump/v2/models/stump/infer",
+            None,
+            &infer_body(0.0),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field_and_store_nothing() {
+    let h = Harness::new().await;
+    let uri = h.model("a", -1.0, 1.0);
+    let cases = [
+        (
+            yaml("stump", &uri, "  namespace: team-b\n"),
+            "metadata.namespace",
+        ),
+        (yaml("Bad_Name", &uri, ""), "metadata.name"),
+        (
+            yaml("stump", &uri, "").replace("storageUri", "storageUrl"),
+            "spec.predictor.model.storageUrl",
+        ),
+        ("not: [yaml".to_owned(), ""),
+    ];
+    for (body, field) in cases {
+        let (code, v) = h.call("POST", BASE, None, &body).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or_default().contains(field),
+            "{field} in {v}"
+        );
+    }
+    // PUT under another name than the document's.
+    let (code, v) = h
+        .call(
+            "PUT",
+            &format!("{BASE}/other"),
+            None,
+            &yaml("stump", &uri, ""),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("metadata.name"),
+        "{v}"
+    );
+    let (_, v) = h
+        .call(
+            "GET",
+            "/apis/serving.kserve.io/v1beta1/inferenceservices",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(v["items"], json!([]), "nothing was stored");
+}

@@ -1,0 +1,31 @@
+//! Tiny models for tests of crates that serve (this one, the server, the
+//! CLI): real model files, written from their documented formats, whose
+//! predictions follow from the model by hand.
+
+use serde_json::json;
+
+/// A `reg:squarederror` XGBoost JSON model over two features with one
+/// stump: rows with `x0 < 0.5` (or missing) get `left`, others `right`,
+/// plus the base score 0.5.
+pub fn xgboost_stump(left: f64, right: f64) -> String {
+    json!({"learner": {
+        "attributes": {}, "feature_names": [], "feature_types": [],
+        "gradient_booster": {"name": "gbtree", "model": {
+            "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": "1"},
+            "iteration_indptr": [0, 1],
+            "tree_info": [0],
+            "trees": [{"id": 0,
+                "tree_param": {"num_deleted": "0", "num_feature": "2", "num_nodes": "3", "size_leaf_vector": "1"},
+                "left_children": [1, -1, -1], "right_children": [2, -1, -1],
+                "parents": [2147483647, 0, 0], "split_indices": [0, 0, 0],
+                "split_conditions": [0.5, left, right], "default_left": [1, 0, 0],
+                "split_type": [0, 0, 0], "categories": [], "categories_nodes": [],
+                "categories_segments": [], "categories_sizes": [],
+                "base_weights": [0.0, left, right], "loss_changes": [1.0, 0.0, 0.0],
+                "sum_hessian": [2.0, 1.0, 1.0]}]}},
+        "learner_model_param": {"base_score": "[5E-1]", "boost_from_average": "1",
+            "num_class": "0", "num_feature": "2", "num_target": "1"},
+        "objective": {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}}
+    }, "version": [3, 2, 0]})
+    .to_string()
+}
