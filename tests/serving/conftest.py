@@ -83,6 +83,58 @@ class Serve:
             self.proc.kill()
 
 
+class Up:
+    """`oxflow up` on an ephemeral port over the data directory `home`."""
+
+    def __init__(self, home):
+        self.home = home
+        self.env = dict(os.environ, OXFLOW_HOME=str(home))
+        self.env.pop('OXFLOW_SERVER', None)
+        self.proc = subprocess.Popen(
+            [oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--python', sys.executable],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.addr = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(r'oxflow is serving on http://(\S+) ', line)
+            if m:
+                self.addr = m.group(1)
+                break
+        if self.addr is None:
+            self.proc.kill()
+            raise RuntimeError('oxflow up did not report its address:\n' + ''.join(self.lines))
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def url(self, path=''):
+        return f'http://{self.addr}{path}'
+
+    def cli(self, *args, remote=False, check=True, timeout=180):
+        """Runs the oxflow CLI on this data directory (or through the server's API)."""
+        extra = ['--server', self.url()] if remote else []
+        out = subprocess.run([oxflow_bin(), *extra, *args], env=self.env, capture_output=True,
+                             text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise AssertionError(f'oxflow {" ".join(args)} exited {out.returncode}:\n'
+                                 f'{out.stdout}\n{out.stderr}\nserver:\n{"".join(self.lines[-30:])}')
+        return out
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 @pytest.fixture(scope='session')
 def models(tmp_path_factory):
     out = tmp_path_factory.mktemp('models')

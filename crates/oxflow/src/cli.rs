@@ -613,7 +613,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             resync: std::time::Duration::from_secs(2),
         },
     );
-    let serving_handle = serving.start();
+    let serving_handle = serving.start().await;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),

@@ -136,18 +136,24 @@ impl ServingController {
         }
     }
 
-    /// Reconciles every stored service now, then keeps resyncing with the
-    /// store until [`Self::shutdown`].
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+    /// Registers every stored service (their models start loading), then
+    /// keeps resyncing with the store until [`Self::shutdown`]. Awaited
+    /// before the server accepts requests, so that a request for a stored
+    /// service right after a restart waits for its model instead of
+    /// finding no such service.
+    pub async fn start(&self) -> tokio::task::JoinHandle<()> {
+        if let Err(e) = self.resync().await {
+            tracing::warn!(error = %e, "Could not read the stored inference services.");
+        }
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = this.resync().await {
-                    tracing::warn!(error = %e, "Could not resync inference services.");
-                }
                 tokio::select! {
                     _ = tokio::time::sleep(this.inner.config.resync) => {}
                     _ = this.inner.stop.notified() => return,
+                }
+                if let Err(e) = this.resync().await {
+                    tracing::warn!(error = %e, "Could not resync inference services.");
                 }
             }
         })

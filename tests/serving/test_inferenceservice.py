@@ -1,0 +1,155 @@
+"""KServe InferenceServices under `oxflow up`: applied with the CLI or the
+REST API, served at their status URL (and by Host header), checked with
+KServe's and Triton's own clients against the frameworks' predictions, and
+still served after a restart."""
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+
+from conftest import Up
+
+FORMATS = {'xgb': 'xgboost', 'lgb': 'lightgbm', 'sk': 'sklearn', 'onnx': 'onnx'}
+SERVED = ['xgb-binary', 'xgb-multi', 'lgb-binary', 'sk-logreg', 'onnx-rf']
+
+
+def isvc_yaml(name, uri, fmt=None):
+    fmt = fmt or FORMATS[name.split('-')[0]]
+    return (f'apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n'
+            f'metadata:\n  name: {name}\nspec:\n  predictor:\n    model:\n'
+            f'      modelFormat:\n        name: {fmt}\n      storageUri: {uri}\n')
+
+
+def http(method, url, body=None, headers=None):
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read() or b'null')
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b'null')
+
+
+@pytest.fixture(scope='module')
+def up(models, tmp_path_factory):
+    home = tmp_path_factory.mktemp('up-home')
+    u = Up(home)
+    # All but one applied with the CLI on the data directory (the running
+    # server picks them up from the store), in one multi-document file.
+    docs = '---\n'.join(isvc_yaml(n, models / 'repo' / n) for n in SERVED[:-1])
+    (home / 'isvcs.yaml').write_text(docs)
+    out = u.cli('apply', '-f', str(home / 'isvcs.yaml'), '--wait', '120')
+    for n in SERVED[:-1]:
+        assert f'inferenceservice.serving.kserve.io/{n} created' in out.stdout, out.stdout
+        assert f'{n} is ready at {u.url("/serving/default/" + n)}' in out.stdout, out.stdout
+    # The last one through the REST API, as JSON.
+    code, body = http('POST', u.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
+                      isvc_yaml(SERVED[-1], models / 'repo' / SERVED[-1]),
+                      {'Content-Type': 'application/yaml'})
+    assert code == 201, body
+    yield u
+    u.stop()
+
+
+def test_status_is_kserves(up):
+    out = up.cli('isvc', 'list', '-o', 'json', remote=True)
+    items = {i['metadata']['name']: i for i in json.loads(out.stdout)}
+    assert sorted(items) == sorted(SERVED)
+    xgb = items['xgb-binary']
+    assert xgb['apiVersion'] == 'serving.kserve.io/v1beta1' and xgb['kind'] == 'InferenceService'
+    status = xgb['status']
+    assert status['url'] == up.url('/serving/default/xgb-binary')
+    assert {c['type']: c['status'] for c in status['conditions']} == {
+        'IngressReady': 'True', 'PredictorReady': 'True', 'Ready': 'True'}
+    assert status['modelStatus']['transitionStatus'] == 'UpToDate'
+    assert status['modelStatus']['states']['activeModelState'] == 'Loaded'
+    assert status['components']['predictor']['traffic'] == [
+        {'revisionName': 'xgb-binary-predictor-00001', 'percent': 100, 'latestRevision': True}]
+    text = up.cli('isvc', 'list').stdout
+    assert 'xgb-binary' in text and 'True' in text, text
+
+
+def test_kserve_client_at_each_status_url(up, models):
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name('kserve_client_check.py')),
+                          up.url('/serving/default/{model}'), str(models / 'fixtures.json')],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == 'ok'
+
+
+@pytest.mark.parametrize('binary', [True, False], ids=['binary', 'json'])
+@pytest.mark.parametrize('model', ['onnx-rf', 'sk-logreg', 'lgb-binary'])
+def test_triton_client_through_the_service_path(up, fixtures, model, binary):
+    client = httpclient.InferenceServerClient(url=f'{up.addr}/serving/default/{model}')
+    assert client.is_model_ready(model)
+    rows = np.asarray(fixtures[model]['rows'], dtype=np.float32)
+    inp = httpclient.InferInput('input-0', list(rows.shape), 'FP32')
+    inp.set_data_from_numpy(rows, binary_data=binary)
+    output = 'label' if model.startswith('onnx') else 'predict'
+    result = client.infer(model, [inp], outputs=[httpclient.InferRequestedOutput(output, binary_data=binary)])
+    np.testing.assert_array_equal(result.as_numpy(output), np.asarray(fixtures[model]['outputs'][output]))
+
+
+def test_host_header_routes_as_kserves_ingress(up, fixtures):
+    rows = fixtures['xgb-multi']['rows']
+    code, body = http('POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),
+                      {'Host': 'xgb-multi.default.example.com', 'Content-Type': 'application/json'})
+    assert code == 200, body
+    assert body['predictions'] == fixtures['xgb-multi']['outputs']['predict']
+    # Another namespace's host does not reach it.
+    code, body = http('POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),
+                      {'Host': 'xgb-multi.team-b.example.com'})
+    assert code == 404, body
+
+
+def test_bad_files_are_refused_whole(up, models, tmp_path):
+    good = isvc_yaml('never-applied', models / 'repo' / 'xgb-reg', 'xgboost')
+    bad = isvc_yaml('broken', models / 'repo' / 'xgb-reg', 'xgboost').replace('modelFormat', 'modelFormats')
+    f = tmp_path / 'mixed.yaml'
+    f.write_text(good + '---\n' + bad)
+    out = up.cli('apply', '-f', str(f), check=False)
+    assert out.returncode != 0
+    assert '[document 2].spec.predictor.model.modelFormats: unknown field' in out.stderr, out.stderr
+    assert 'never-applied' not in up.cli('isvc', 'list').stdout
+
+
+def test_a_failed_model_reports_why_and_delete_unloads(up, tmp_path):
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'model.json').write_text('{"learner": "not a booster"}')
+    f = tmp_path / 'broken.yaml'
+    f.write_text(isvc_yaml('broken-xgb', broken, 'xgboost'))
+    out = up.cli('apply', '-f', str(f), '--wait', '60', remote=True, check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert 'broken-xgb failed: ModelLoadFailed' in out.stderr, out.stderr
+    got = json.loads(up.cli('isvc', 'get', 'broken-xgb', '-o', 'json').stdout)
+    assert got['status']['modelStatus']['transitionStatus'] == 'BlockedByFailedLoad'
+    code, body = http('GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
+    assert code == 503, body
+    assert up.cli('isvc', 'delete', 'broken-xgb', remote=True).stdout.strip() == \
+        'inferenceservice.serving.kserve.io "broken-xgb" deleted'
+    code, body = http('GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
+    assert code == 404, body
+
+
+def test_services_survive_a_restart(up, fixtures):
+    # Last in this module: the server is replaced by a new one on the same data.
+    up.stop()
+    again = Up(up.home)
+    try:
+        name = 'sk-logreg'
+        client = httpclient.InferenceServerClient(url=f'{again.addr}/serving/default/{name}')
+        rows = np.asarray(fixtures[name]['rows'], dtype=np.float32)
+        inp = httpclient.InferInput('input-0', list(rows.shape), 'FP32')
+        inp.set_data_from_numpy(rows)
+        # The request waits while the model loads again.
+        result = client.infer(name, [inp])
+        np.testing.assert_array_equal(result.as_numpy('predict'), np.asarray(fixtures[name]['outputs']['predict']))
+    finally:
+        again.stop()
