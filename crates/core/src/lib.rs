@@ -3,9 +3,11 @@
 //! Architecture invariant: `core` does no I/O. It holds the vocabulary (ids,
 //! namespaces, lifecycle states, timestamps and the [`Workload`] description)
 //! so that the store, the runtimes and the controllers agree on it without
-//! depending on each other.
+//! depending on each other, and [`spec`], the parsing machinery that every
+//! reader of a Kubeflow resource file (Katib, KServe, …) shares.
 
 mod namespace;
+pub mod spec;
 mod state;
 mod timestamp;
 mod workload;

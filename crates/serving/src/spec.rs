@@ -29,6 +29,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use oxflow_core::Namespace;
+use oxflow_core::spec::{Expected, ReadOptions, YamlBudget, read_document, read_documents};
 use serde_json::Value;
 
 mod kube;
@@ -47,6 +48,7 @@ pub use kube::{
     PROTOCOL_ENV, PodOptions, PortProtocol, PortRef, Probe, ProbeAction, ResourceRequirements,
     SERVING_CONTAINER_NAME, STORAGE_URI_ENV, TRANSFORMER_CONTAINER_NAME,
 };
+pub use oxflow_core::spec::SpecError;
 pub use quantity::{Quantity, QuantityError};
 pub use runtime::{
     RuntimeScope, ServingRuntime, ServingRuntimeSpec, SupportedModelFormat, TrainedModel,
@@ -74,36 +76,12 @@ pub const DEPLOYMENT_MODE_ANNOTATION: &str = "serving.kserve.io/deploymentMode";
 /// The annotation that gives a Knative canary `latest-`/`prev-` URLs.
 pub const TAG_ROUTING_ANNOTATION: &str = "serving.kserve.io/enable-tag-routing";
 
-/// A field path (`spec.predictor.model.storageUri`) and what is wrong there,
-/// phrased so that the user knows what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct SpecError {
-    /// Dotted path into the resource, prefixed with `[document N]` when the
-    /// file holds several documents; empty for the input as a whole.
-    pub path: String,
-    /// What is wrong and what to do about it.
-    pub message: String,
-}
-
-impl SpecError {
-    /// An error at `path` (empty for the whole document).
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
+/// How [`parse_documents`] and [`InferenceService::from_yaml`] read text.
+const READ: ReadOptions<'static> = ReadOptions {
+    max_bytes: MAX_DOCUMENT_BYTES,
+    input: "input",
+    yaml_budget: YamlBudget::Strict,
+};
 
 /// One KServe resource of a file.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,25 +136,12 @@ impl Resource {
 /// starts with the document's 1-based number among the non-empty ones:
 /// `[document 2].spec.predictor`.
 pub fn parse_documents(text: &str) -> Result<Vec<Resource>, SpecError> {
-    let docs: Vec<Value> = validate::read_documents(text)?
-        .into_iter()
-        .filter(|d| !d.is_null())
-        .collect();
+    let docs = read_documents(text, &READ)?;
     let several = docs.len() > 1;
     let mut out = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
-        let resource = Resource::from_json_value(doc).map_err(|e| {
-            if !several {
-                return e;
-            }
-            let prefix = format!("[document {}]", i + 1);
-            let path = if e.path.is_empty() {
-                prefix
-            } else {
-                format!("{prefix}.{}", e.path)
-            };
-            SpecError::new(path, e.message)
-        })?;
+        let resource = Resource::from_json_value(doc)
+            .map_err(|e| if several { e.in_document(i + 1) } else { e })?;
         out.push(resource);
     }
     if out.is_empty() {
@@ -212,21 +177,11 @@ impl InferenceService {
     /// KServe's defaults and validates it. Use [`parse_documents`] for files
     /// with several resources.
     pub fn from_yaml(text: &str) -> Result<Self, SpecError> {
-        let mut docs: Vec<Value> = validate::read_documents(text)?
-            .into_iter()
-            .filter(|d| !d.is_null())
-            .collect();
-        match docs.len() {
-            0 => Err(SpecError::new(
-                "",
-                "the document is empty; expected an InferenceService (apiVersion: serving.kserve.io/v1beta1, kind: InferenceService)",
-            )),
-            1 => Self::from_json_value(docs.remove(0)),
-            n => Err(SpecError::new(
-                "",
-                format!("found {n} YAML documents; put exactly one InferenceService in the file"),
-            )),
-        }
+        let expected = Expected {
+            kind: "InferenceService",
+            description: "an InferenceService (apiVersion: serving.kserve.io/v1beta1, kind: InferenceService)",
+        };
+        Self::from_json_value(read_document(text, &READ, &expected)?)
     }
 
     /// Like [`InferenceService::from_yaml`] for an already parsed document (a

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use oxflow_core::Namespace;
+use oxflow_core::spec::{
+    Expected, ReadOptions, UnknownFields, YamlBudget, from_value, read_document,
+};
 use oxflow_suggest::{Param, SearchSpace};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,6 +28,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use oxflow_core::spec::SpecError;
 pub use trial::{TrialRun, format_assignment, parse_assignment};
 
 /// The only `apiVersion` accepted.
@@ -46,35 +50,18 @@ pub const JOB_FAILURE_CONDITION: &str =
 /// Inputs larger than this are refused before parsing.
 pub const MAX_EXPERIMENT_BYTES: usize = 4 * 1024 * 1024;
 
-/// A field path (`spec.parameters[1].feasibleSpace.min`) and what is wrong
-/// there, phrased so that the user knows what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct SpecError {
-    /// Dotted path into Katib's Experiment, empty for the document as a whole.
-    pub path: String,
-    /// What is wrong and what to do about it.
-    pub message: String,
-}
+/// How [`Experiment::from_yaml`] reads text.
+const READ: ReadOptions<'static> = ReadOptions {
+    max_bytes: MAX_EXPERIMENT_BYTES,
+    input: "experiment",
+    yaml_budget: YamlBudget::Library,
+};
 
-impl SpecError {
-    /// An error at `path` (empty for the whole document).
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
+/// What [`Experiment::from_yaml`] expects, for its messages.
+const EXPECTED: Expected<'static> = Expected {
+    kind: "Experiment",
+    description: "a Katib Experiment (apiVersion: kubeflow.org/v1beta1, kind: Experiment)",
+};
 
 /// A validated Katib Experiment with Katib's defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -478,41 +465,7 @@ impl Experiment {
     /// defaults and validates it. A file with several YAML documents is
     /// refused: one file, one experiment.
     pub fn from_yaml(text: &str) -> Result<Self, SpecError> {
-        if text.len() > MAX_EXPERIMENT_BYTES {
-            return Err(SpecError::new(
-                "",
-                format!(
-                    "the experiment is {} bytes; the limit is {MAX_EXPERIMENT_BYTES}",
-                    text.len()
-                ),
-            ));
-        }
-        let json = text
-            .trim_start()
-            .starts_with('{')
-            .then(|| serde_json::from_str::<Value>(text));
-        let docs = match json {
-            Some(Ok(v)) => vec![v],
-            _ => {
-                // Only `true`/`false` are booleans, so that a categorical value
-                // such as `y` or `no` stays a string (as Kubernetes reads it).
-                let opts = serde_saphyr::options! { strict_booleans: true };
-                serde_saphyr::from_multiple_with_options::<Value>(text, opts)
-                    .map_err(|e| SpecError::new("", format!("not valid YAML or JSON: {e}")))?
-            }
-        };
-        let mut docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
-        match docs.len() {
-            0 => Err(SpecError::new(
-                "",
-                "the document is empty; expected a Katib Experiment (apiVersion: kubeflow.org/v1beta1, kind: Experiment)",
-            )),
-            1 => Self::from_json_value(docs.remove(0)),
-            n => Err(SpecError::new(
-                "",
-                format!("found {n} YAML documents; put exactly one Experiment in the file"),
-            )),
-        }
+        Self::from_json_value(read_document(text, &READ, &EXPECTED)?)
     }
 
     /// Like [`Experiment::from_yaml`] for an already parsed JSON value (a REST
@@ -524,11 +477,7 @@ impl Experiment {
                 "expected a Katib Experiment object (apiVersion: kubeflow.org/v1beta1, kind: Experiment)",
             ));
         }
-        let raw: wire::Experiment = serde_path_to_error::deserialize(doc).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            SpecError::new(path, e.into_inner().to_string())
-        })?;
+        let raw: wire::Experiment = from_value(doc, UnknownFields::Listed)?;
         validate::experiment(raw)
     }
 

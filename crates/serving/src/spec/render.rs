@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use oxflow_core::spec::{Object, ObjectMeta};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,20 +35,6 @@ fn non_empty_map<V: Clone>(m: &BTreeMap<String, V>) -> Option<BTreeMap<String, V
     (!m.is_empty()).then(|| m.clone())
 }
 
-fn metadata(
-    name: &str,
-    namespace: Option<&str>,
-    labels: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
-) -> wire::Metadata {
-    wire::Metadata {
-        name: Some(name.to_owned()),
-        namespace: namespace.map(str::to_owned),
-        labels: non_empty_map(labels),
-        annotations: non_empty_map(annotations),
-    }
-}
-
 pub(super) fn inference_service(s: &InferenceService) -> Value {
     let mut annotations = s.annotations.clone();
     annotations.insert(
@@ -55,16 +42,16 @@ pub(super) fn inference_service(s: &InferenceService) -> Value {
         s.deployment_mode.as_str().to_owned(),
     );
     let spec = &s.spec;
-    let doc = wire::InferenceService {
-        api_version: Some(API_VERSION_V1BETA1.to_owned()),
-        kind: Some("InferenceService".to_owned()),
-        metadata: Some(metadata(
+    let doc = Object::new(
+        API_VERSION_V1BETA1,
+        "InferenceService",
+        ObjectMeta::new(
             s.name.as_str(),
             s.namespace.as_ref().map(|n| n.as_str()),
             &s.labels,
             &annotations,
-        )),
-        spec: Some(wire::InferenceServiceSpec {
+        ),
+        wire::InferenceServiceSpec {
             predictor: Some(Box::new(predictor(&spec.predictor))),
             transformer: spec.transformer.as_ref().map(|t| Box::new(transformer(t))),
             explainer: spec.explainer.as_ref().map(|e| Box::new(explainer(e))),
@@ -78,9 +65,8 @@ pub(super) fn inference_service(s: &InferenceService) -> Value {
                     })
                     .collect::<Vec<_>>(),
             ),
-        }),
-        status: None,
-    };
+        },
+    );
     to_value(doc)
 }
 
@@ -359,25 +345,24 @@ fn probe(p: &Probe) -> wire::Probe {
 }
 
 pub(super) fn trained_model(m: &TrainedModel) -> Value {
-    let doc = wire::TrainedModel {
-        api_version: Some(API_VERSION_V1ALPHA1.to_owned()),
-        kind: Some("TrainedModel".to_owned()),
-        metadata: Some(metadata(
+    let doc = Object::new(
+        API_VERSION_V1ALPHA1,
+        "TrainedModel",
+        ObjectMeta::new(
             m.name.as_str(),
             m.namespace.as_ref().map(|n| n.as_str()),
             &m.labels,
             &m.annotations,
-        )),
-        spec: Some(wire::TrainedModelSpec {
+        ),
+        wire::TrainedModelSpec {
             inference_service: Some(m.spec.inference_service.as_str().to_owned()),
             model: Some(wire::TrainedModelModel {
                 storage_uri: Some(m.spec.model.storage_uri.as_str().to_owned()),
                 framework: Some(m.spec.model.framework.as_str().to_owned()),
                 memory: Some(Scalar(m.spec.model.memory.as_str().to_owned())),
             }),
-        }),
-        status: None,
-    };
+        },
+    );
     to_value(doc)
 }
 
@@ -423,17 +408,11 @@ pub(super) fn serving_runtime(r: &ServingRuntime) -> Value {
         ..Default::default()
     };
     spec.put_kept(&kept);
-    let doc = wire::ServingRuntime {
-        api_version: Some(API_VERSION_V1ALPHA1.to_owned()),
-        kind: Some(r.scope.kind().to_owned()),
-        metadata: Some(metadata(
-            r.name.as_str(),
-            namespace,
-            &r.labels,
-            &r.annotations,
-        )),
-        spec: Some(spec),
-        status: None,
-    };
+    let doc = Object::new(
+        API_VERSION_V1ALPHA1,
+        r.scope.kind(),
+        ObjectMeta::new(r.name.as_str(), namespace, &r.labels, &r.annotations),
+        spec,
+    );
     to_value(doc)
 }

@@ -10,9 +10,7 @@ use serde_json::Value;
 
 use super::kube::{Container, PodOptions};
 use super::quantity::Quantity;
-use super::validate::{
-    Result, container_spec, err, metadata, named_container, no_status, protocol, storage_uri,
-};
+use super::validate::{Result, container_spec, err, named_container, protocol, storage_uri};
 use super::values::{IsvcName, ObjectName};
 use super::wire;
 use super::{
@@ -192,8 +190,8 @@ pub struct SupportedModelFormat {
 }
 
 pub(super) fn trained_model(w: wire::TrainedModel) -> Result<TrainedModel> {
-    no_status(&w.status)?;
-    let meta = metadata(w.metadata)?;
+    w.refuse_status("controller")?;
+    let meta = w.metadata.unwrap_or_default().check()?;
     let Some(name) = meta.name else {
         return err("metadata.name", "missing; every TrainedModel needs a name");
     };
@@ -259,9 +257,9 @@ pub(super) fn trained_model(w: wire::TrainedModel) -> Result<TrainedModel> {
 }
 
 pub(super) fn serving_runtime(w: wire::ServingRuntime) -> Result<ServingRuntime> {
-    no_status(&w.status)?;
+    w.refuse_status("controller")?;
     let cluster = w.kind.as_deref() == Some("ClusterServingRuntime");
-    let meta = metadata(w.metadata)?;
+    let meta = w.metadata.unwrap_or_default().check()?;
     let Some(name) = meta.name else {
         return err("metadata.name", "missing; every runtime needs a name");
     };

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 
-use oxflow_core::Namespace;
+use oxflow_core::spec::{UnknownFields, from_value};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -24,9 +24,9 @@ use super::{
     API_VERSION_V1ALPHA1, API_VERSION_V1BETA1, ArtExplainer, Batcher, CanarySpec,
     ComponentExtension, DEFAULT_MIN_REPLICAS, DEFAULT_MODEL_MOUNT_PATH, DEPLOYMENT_MODE_ANNOTATION,
     DeploymentMode, Explainer, ExplainerSpec, InferenceService, InferenceServiceSpec, LoggerMode,
-    LoggerSpec, LoggerStorage, MAX_DOCUMENT_BYTES, MetricTargetType, ModelFormat, ModelFormatName,
-    ModelSpec, ModelStorageSpec, Predictor, PredictorSpec, Protocol, Resource, ScaleMetric,
-    SpecError, StorageMount, StorageUri, TransformerSpec,
+    LoggerSpec, LoggerStorage, MetricTargetType, ModelFormat, ModelFormatName, ModelSpec,
+    ModelStorageSpec, Predictor, PredictorSpec, Protocol, Resource, ScaleMetric, SpecError,
+    StorageMount, StorageUri, TransformerSpec,
 };
 
 pub(super) type Result<T> = std::result::Result<T, SpecError>;
@@ -59,99 +59,10 @@ const FRAMEWORK_KEYS: [(&str, Protocol); 10] = [
     ("huggingface", Protocol::V2),
 ];
 
-/// Parses the text into documents (JSON, or a YAML stream), refusing
-/// oversized input before parsing. Empty documents come back as `null`.
-pub(super) fn read_documents(text: &str) -> Result<Vec<Value>> {
-    if text.len() > MAX_DOCUMENT_BYTES {
-        return err(
-            "",
-            format!(
-                "the input is {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
-                text.len()
-            ),
-        );
-    }
-    if text.trim_start().starts_with('{')
-        && let Ok(v) = serde_json::from_str::<Value>(text)
-    {
-        return Ok(vec![v]);
-    }
-    // Only `true`/`false` are booleans, so that `yes` in an annotation stays
-    // a string. Alias expansion is capped far below what a legitimate
-    // resource needs, so an anchor/alias "billion laughs" fails fast.
-    let opts = serde_saphyr::options! {
-        strict_booleans: true,
-        budget: serde_saphyr::budget! {
-            max_aliases: 10_000,
-            max_documents: 1_000,
-            max_depth: 64,
-        },
-        alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 200_000,
-        },
-    };
-    serde_saphyr::from_multiple_with_options::<Value>(text, opts)
-        .map_err(|e| SpecError::new("", format!("not valid YAML or JSON: {e}")))
-}
-
-/// Reads `doc` into the wire type `T`, naming the field of any type error.
+/// Reads `doc` into the wire type `T`, naming the field of any type error
+/// and suggesting the closest field for an unknown one.
 pub(super) fn deserialize<T: DeserializeOwned>(doc: Value) -> Result<T> {
-    serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        SpecError::new(path, unknown_field_hint(e.into_inner().to_string()))
-    })
-}
-
-/// Rewrites serde's "unknown field `x`, expected one of …" (which lists
-/// dozens of Kubernetes fields for a component) into a suggestion of the
-/// closest known field, or a short list.
-fn unknown_field_hint(message: String) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return message;
-    };
-    let Some((field, expected)) = rest.split_once('`') else {
-        return message;
-    };
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let closest = candidates
-        .iter()
-        .map(|c| {
-            (
-                edit_distance(&field.to_ascii_lowercase(), &c.to_ascii_lowercase()),
-                *c,
-            )
-        })
-        .min();
-    match closest {
-        Some((d, c)) if d <= 2.max(field.len() / 4) => {
-            format!("unknown field `{field}`; did you mean `{c}`?")
-        }
-        _ if candidates.len() <= 12 => message,
-        _ => format!(
-            "unknown field `{field}` (KServe would drop it silently); check the spelling against KServe's API reference"
-        ),
-    }
-}
-
-/// Levenshtein distance between two short strings.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
+    from_value(doc, UnknownFields::Suggested { api: "KServe" })
 }
 
 /// Kinds of the `serving.kserve.io` group that Oxflow does not read yet.
@@ -240,44 +151,9 @@ pub(super) fn resource(doc: Value) -> Result<Resource> {
     }
 }
 
-/// `metadata` without its name, which each kind checks by its own rule.
-pub(super) struct Meta {
-    pub name: Option<String>,
-    pub namespace: Option<Namespace>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-}
-
-pub(super) fn metadata(m: Option<wire::Metadata>) -> Result<Meta> {
-    let m = m.unwrap_or_default();
-    let namespace = match m.namespace {
-        None => None,
-        Some(ns) => Some(
-            Namespace::new(ns).map_err(|e| SpecError::new("metadata.namespace", e.to_string()))?,
-        ),
-    };
-    Ok(Meta {
-        name: m.name.filter(|n| !n.is_empty()),
-        namespace,
-        labels: m.labels.unwrap_or_default(),
-        annotations: m.annotations.unwrap_or_default(),
-    })
-}
-
-/// Refuses a `status` in user input.
-pub(super) fn no_status(status: &Option<Value>) -> Result<()> {
-    if status.is_some() {
-        return err(
-            "status",
-            "is written by the controller; remove it from the file",
-        );
-    }
-    Ok(())
-}
-
 fn inference_service(w: wire::InferenceService) -> Result<InferenceService> {
-    no_status(&w.status)?;
-    let mut meta = metadata(w.metadata)?;
+    w.refuse_status("controller")?;
+    let mut meta = w.metadata.unwrap_or_default().check()?;
     let Some(name) = meta.name.take() else {
         return err(
             "metadata.name",

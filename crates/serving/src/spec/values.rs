@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use oxflow_core::spec::matches_dns1035_label;
+
 /// An InferenceService name: a DNS-1035 label (`^[a-z]([-a-z0-9]*[a-z0-9])?$`,
 /// at most 63 characters), KServe's `IsvcNameFmt`. It becomes a host name
 /// (`<name>.<namespace>.example.com`) and part of Service names.
@@ -18,13 +20,7 @@ impl IsvcName {
         if name.is_empty() {
             return Err("is empty".to_owned());
         }
-        let bytes = name.as_bytes();
-        let ok = bytes[0].is_ascii_lowercase()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-            && !name.ends_with('-');
-        if !ok {
+        if !matches_dns1035_label(&name) {
             return Err(format!(
                 "{name:?} is not a valid InferenceService name: use lower case letters, digits and '-', start with a letter and end with a letter or digit (e.g. \"my-name\" or \"abc-123\"; KServe's regex is '[a-z]([-a-z0-9]*[a-z0-9])?')"
             ));

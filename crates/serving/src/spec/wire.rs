@@ -15,51 +15,10 @@
 
 use std::collections::BTreeMap;
 
+use oxflow_core::spec::Object;
+pub(crate) use oxflow_core::spec::Scalar;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// A value KServe declares as a string or a quantity (`int-or-string`)
-/// that YAML authors often write as a bare number (`cpu: 1`, `version: 1`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Scalar(pub String);
-
-impl Serialize for Scalar {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar, E> {
-                if v.is_finite() {
-                    Ok(Scalar(format!("{v:?}")))
-                } else {
-                    Err(E::custom("expected a finite number"))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// A Kubernetes `IntOrString` (probe ports).
 #[derive(Debug, Clone, PartialEq)]
@@ -718,34 +677,8 @@ macro_rules! component {
     };
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Metadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct InferenceService {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<InferenceServiceSpec>,
-    /// Accepted by the parser only to reject it with a clear message.
-    #[serde(default, skip_serializing)]
-    pub status: Option<Value>,
-}
+/// An InferenceService with its Kubernetes envelope and metadata.
+pub(crate) type InferenceService = Object<InferenceServiceSpec>;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -910,20 +843,8 @@ pub(crate) struct Batcher {
     pub timeout: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct TrainedModel {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<TrainedModelSpec>,
-    #[serde(default, skip_serializing)]
-    pub status: Option<Value>,
-}
+/// A TrainedModel with its Kubernetes envelope and metadata.
+pub(crate) type TrainedModel = Object<TrainedModelSpec>;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -945,20 +866,8 @@ pub(crate) struct TrainedModelModel {
     pub memory: Option<Scalar>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ServingRuntime {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<ServingRuntimeSpec>,
-    #[serde(default, skip_serializing)]
-    pub status: Option<Value>,
-}
+/// A (Cluster)ServingRuntime with its Kubernetes envelope and metadata.
+pub(crate) type ServingRuntime = Object<ServingRuntimeSpec>;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

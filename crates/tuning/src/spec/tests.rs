@@ -1,5 +1,6 @@
 //! Unit tests of the Experiment spec: one `check` per rule and default.
 
+use oxflow_core::spec::testing::{assert_error, at, remove, set};
 use oxflow_suggest::{Distribution, Domain, SearchSpace, Value as PValue};
 use serde_json::{Value, json};
 
@@ -78,62 +79,7 @@ fn ok(edit: impl FnOnce(&mut Value)) -> Experiment {
 /// The edit makes the experiment fail at `path` with a message containing `msg`.
 #[track_caller]
 fn check(edit: impl FnOnce(&mut Value), path: &str, msg: &str) {
-    match edited(edit) {
-        Ok(_) => panic!("expected an error at {path}"),
-        Err(e) => {
-            assert_eq!(e.path, path, "wrong path for error: {e}");
-            assert!(
-                e.message.contains(msg),
-                "message {:?} lacks {msg:?}",
-                e.message
-            );
-        }
-    }
-}
-
-/// `pointer` into `v`, creating objects on the way.
-fn at<'a>(v: &'a mut Value, pointer: &str) -> &'a mut Value {
-    let mut cur = v;
-    for part in pointer.split('/').skip(1) {
-        cur = match cur {
-            Value::Array(a) => &mut a[part.parse::<usize>().unwrap()],
-            Value::Object(_) => cur
-                .as_object_mut()
-                .unwrap()
-                .entry(part)
-                .or_insert(Value::Null),
-            other => {
-                *other = json!({});
-                other
-                    .as_object_mut()
-                    .unwrap()
-                    .entry(part)
-                    .or_insert(Value::Null)
-            }
-        };
-    }
-    cur
-}
-
-fn set(pointer: &str, value: Value) -> impl FnOnce(&mut Value) + use<> {
-    let pointer = pointer.to_owned();
-    move |v| *at(v, &pointer) = value
-}
-
-fn remove(pointer: &str) -> impl FnOnce(&mut Value) + use<> {
-    let pointer = pointer.to_owned();
-    move |v| {
-        let (parent, key) = pointer.rsplit_once('/').unwrap();
-        match at(v, parent) {
-            Value::Object(m) => {
-                m.remove(key);
-            }
-            Value::Array(a) => {
-                a.remove(key.parse::<usize>().unwrap());
-            }
-            _ => panic!("nothing at {pointer}"),
-        }
-    }
+    assert_error(edited(edit), path, msg);
 }
 
 const MAIN: &str = "/spec/trialTemplate/trialSpec/spec/template/spec/containers/1";

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeSet;
 
-use oxflow_core::Namespace;
+use oxflow_core::spec::{Object, ObjectMeta, ScalarOrBool, matches_dns1035_label};
 use oxflow_suggest::{Budget, Distribution, Domain, Param, SearchSpace, SettingsError};
 use serde_json::Value;
 
-use super::wire::{self, Scalar};
+use super::wire;
 use super::{
     API_VERSION, AlgorithmSetting, AlgorithmSpec, DEFAULT_FILE_PATH, DEFAULT_PARALLEL_TRIAL_COUNT,
     DEFAULT_TF_EVENT_DIR, EarlyStopping, Experiment, ExperimentSpec, FileFormat,
@@ -60,44 +60,30 @@ pub(super) fn experiment(w: wire::Experiment) -> Result<Experiment> {
             );
         }
     }
-    if w.status.is_some() {
-        return err(
-            "status",
-            "is written by the experiment controller; remove it from the file",
-        );
-    }
+    w.refuse_status("experiment controller")?;
     let meta = w.metadata.unwrap_or_default();
-    let name = experiment_name(meta.name)?;
-    let namespace = match meta.namespace {
-        None => None,
-        Some(ns) => Some(
-            Namespace::new(ns).map_err(|e| SpecError::new("metadata.namespace", e.to_string()))?,
-        ),
-    };
+    // The name first, then the namespace: one error at a time, in the
+    // order of the file.
+    let name = experiment_name(meta.name.as_deref())?;
+    let meta = meta.check()?;
     let Some(spec) = w.spec else {
         return err("spec", "missing; an Experiment needs a spec");
     };
     Ok(Experiment {
         name,
-        namespace,
-        labels: meta.labels.unwrap_or_default(),
-        annotations: meta.annotations.unwrap_or_default(),
+        namespace: meta.namespace,
+        labels: meta.labels,
+        annotations: meta.annotations,
         spec: spec_from_wire(spec)?,
     })
 }
 
-fn experiment_name(name: Option<String>) -> Result<String> {
+fn experiment_name(name: Option<&str>) -> Result<String> {
     let path = "metadata.name";
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return err(path, "missing; every Experiment needs a name");
     };
-    let bytes = name.as_bytes();
-    let ok = bytes[0].is_ascii_lowercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && !name.ends_with('-');
-    if !ok {
+    if !matches_dns1035_label(name) {
         return err(
             path,
             format!(
@@ -114,7 +100,7 @@ fn experiment_name(name: Option<String>) -> Result<String> {
             ),
         );
     }
-    Ok(name)
+    Ok(name.to_owned())
 }
 
 fn count(v: Option<i64>, path: &str) -> Result<Option<u32>> {
@@ -388,7 +374,7 @@ fn algorithm(a: Option<wire::Algorithm>) -> Result<AlgorithmSpec> {
 }
 
 /// A Katib string field is unset when absent or empty (`omitempty`).
-fn present(s: Option<Scalar>) -> Option<String> {
+fn present(s: Option<ScalarOrBool>) -> Option<String> {
     s.map(|s| s.0).filter(|s| !s.is_empty())
 }
 
@@ -1178,7 +1164,7 @@ fn f64_text(v: f64) -> String {
 }
 
 fn param_to_wire(p: &Param) -> wire::Parameter {
-    let s = |v: String| Some(Scalar(v));
+    let s = |v: String| Some(ScalarOrBool(v));
     let (ptype, fs) = match &p.domain {
         Domain::Double {
             min,
@@ -1190,7 +1176,7 @@ fn param_to_wire(p: &Param) -> wire::Parameter {
             wire::FeasibleSpace {
                 min: s(f64_text(*min)),
                 max: s(f64_text(*max)),
-                step: step.map(f64_text).map(Scalar),
+                step: step.map(f64_text).map(ScalarOrBool),
                 distribution: Some(distribution_name(*distribution).to_owned()),
                 list: None,
             },
@@ -1205,7 +1191,7 @@ fn param_to_wire(p: &Param) -> wire::Parameter {
             wire::FeasibleSpace {
                 min: s(min.to_string()),
                 max: s(max.to_string()),
-                step: step.map(|v| Scalar(v.to_string())),
+                step: step.map(|v| ScalarOrBool(v.to_string())),
                 distribution: Some(distribution_name(*distribution).to_owned()),
                 list: None,
             },
@@ -1217,7 +1203,7 @@ fn param_to_wire(p: &Param) -> wire::Parameter {
                 "categorical"
             },
             wire::FeasibleSpace {
-                list: Some(list.iter().cloned().map(Scalar).collect()),
+                list: Some(list.iter().cloned().map(ScalarOrBool).collect()),
                 // Katib's webhook defaults the distribution of every parameter.
                 distribution: Some("uniform".to_owned()),
                 ..Default::default()
@@ -1302,7 +1288,7 @@ pub(super) fn to_wire(e: &Experiment) -> Value {
             v.iter()
                 .map(|x| wire::Setting {
                     name: Some(x.name.clone()),
-                    value: Some(Scalar(x.value.clone())),
+                    value: Some(ScalarOrBool(x.value.clone())),
                 })
                 .collect()
         })
@@ -1313,26 +1299,27 @@ pub(super) fn to_wire(e: &Experiment) -> Value {
             algorithm_settings: Some(vec![
                 wire::Setting {
                     name: Some("min_trials_required".to_owned()),
-                    value: Some(Scalar(m.min_trials_required.to_string())),
+                    value: Some(ScalarOrBool(m.min_trials_required.to_string())),
                 },
                 wire::Setting {
                     name: Some("start_step".to_owned()),
-                    value: Some(Scalar(m.start_step.to_string())),
+                    value: Some(ScalarOrBool(m.start_step.to_string())),
                 },
             ]),
         },
     });
     let t = &s.trial_template;
-    let doc = wire::Experiment {
-        api_version: Some(API_VERSION.to_owned()),
-        kind: Some(KIND.to_owned()),
-        metadata: Some(wire::Metadata {
-            name: Some(e.name.clone()),
-            namespace: e.namespace.as_ref().map(|n| n.as_str().to_owned()),
-            labels: (!e.labels.is_empty()).then(|| e.labels.clone()),
-            annotations: (!e.annotations.is_empty()).then(|| e.annotations.clone()),
-        }),
-        spec: Some(wire::Spec {
+    let metadata = ObjectMeta::new(
+        &e.name,
+        e.namespace.as_ref().map(|n| n.as_str()),
+        &e.labels,
+        &e.annotations,
+    );
+    let doc = Object::new(
+        API_VERSION,
+        KIND,
+        metadata,
+        wire::Spec {
             parameters: Some(s.parameters.iter().map(param_to_wire).collect()),
             objective: Some(wire::Objective {
                 objective_type: Some(o.objective_type.as_str().to_owned()),
@@ -1381,9 +1368,8 @@ pub(super) fn to_wire(e: &Experiment) -> Value {
             metrics_collector_spec: Some(collector_to_wire(&s.metrics_collector)),
             nas_config: None,
             resume_policy: Some(s.resume_policy.as_str().to_owned()),
-        }),
-        status: None,
-    };
+        },
+    );
     // Serialising plain data structures with string keys cannot fail.
     serde_json::to_value(doc).unwrap_or(Value::Null)
 }

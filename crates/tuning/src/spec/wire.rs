@@ -8,50 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use oxflow_core::spec::{Object, ScalarOrBool};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// A value Katib declares as a string (`min`, `max`, `step`, list items,
-/// setting values) that YAML authors often write as a bare number.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Scalar(pub String);
-
-impl Serialize for Scalar {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(format!("{v:?}")))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// `objective.goal`: a JSON number in Katib (`*float64`); a numeric string
 /// is accepted too since every other number in the spec is a string.
@@ -66,7 +25,7 @@ impl Serialize for Number {
 
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Scalar::deserialize(d)?;
+        let s = ScalarOrBool::deserialize(d)?;
         match s.0.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(Number(v)),
             _ => Err(serde::de::Error::custom(format!(
@@ -77,34 +36,8 @@ impl<'de> Deserialize<'de> for Number {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Experiment {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<Spec>,
-    /// Accepted by the parser only to reject it with a clear message.
-    #[serde(default, skip_serializing)]
-    pub status: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Metadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
+/// The Experiment with its Kubernetes envelope and metadata.
+pub(crate) type Experiment = Object<Spec>;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -148,13 +81,13 @@ pub(crate) struct Parameter {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct FeasibleSpace {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<Scalar>,
+    pub max: Option<ScalarOrBool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<Scalar>,
+    pub min: Option<ScalarOrBool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list: Option<Vec<Scalar>>,
+    pub list: Option<Vec<ScalarOrBool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<Scalar>,
+    pub step: Option<ScalarOrBool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<String>,
 }
@@ -199,7 +132,7 @@ pub(crate) struct Setting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Scalar>,
+    pub value: Option<ScalarOrBool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
