@@ -7,18 +7,27 @@
 //! with the server's ETag / Last-Modified, so a restart does not download
 //! again, and it is used as is when the server cannot be reached. Each
 //! cache entry records the SHA-256 of what was downloaded.
+//!
+//! `s3://BUCKET/KEY` follows KServe's storage initializer: one object when
+//! the key names one, else every object under `KEY/`, a lone archive
+//! unpacked; the cache entry records each object's ETag and size, and a
+//! later fetch lists again and downloads only what changed (see [`s3`]).
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+pub mod s3;
+
+pub use s3::S3Config;
 
 /// Why a model could not be fetched; the message names the URI.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The URI's scheme is not one Oxflow can read.
     #[error(
-        "storageUri {uri}: the {scheme}:// scheme is not supported here; use a local path, file://, pvc://, http(s)://"
+        "storageUri {uri}: the {scheme}:// scheme is not supported here; use a local path, file://, pvc://, http(s)://, s3://"
     )]
     Unsupported {
         /// The URI as given.
@@ -34,7 +43,16 @@ pub enum StorageError {
         /// The local path it maps to.
         path: PathBuf,
     },
-    /// The URI is malformed.
+    /// The store answered, but nothing is at the URI (no such bucket, no
+    /// objects under the prefix).
+    #[error("storageUri {uri}: {message}")]
+    NotFound {
+        /// The URI as given.
+        uri: String,
+        /// What is missing.
+        message: String,
+    },
+    /// The URI is malformed, or the settings to reach it are.
     #[error("storageUri {uri}: {message}")]
     Invalid {
         /// The URI as given.
@@ -66,8 +84,12 @@ pub enum StorageError {
 pub struct Storage {
     data_dir: PathBuf,
     /// Built on the first download: loading the system's root certificates
-    /// is the slowest part of starting, and most models are local.
+    /// is the slowest part of starting, and most models are local. Shared
+    /// by http(s):// and s3:// downloads.
     client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// How to reach S3; `None` reads KServe's environment variables at each
+    /// s3:// fetch.
+    s3: Option<S3Config>,
 }
 
 /// A resolved model location.
@@ -87,6 +109,9 @@ struct CacheMeta {
     sha256: String,
     /// The file name or archive root inside the entry directory.
     entry: String,
+    /// For s3://: every object downloaded, by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    objects: Vec<s3::CachedObject>,
 }
 
 impl Storage {
@@ -95,20 +120,37 @@ impl Storage {
         Storage {
             data_dir: data_dir.into(),
             client: Default::default(),
+            s3: None,
         }
     }
 
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            // One TLS stack for the whole binary (ring). Installing it is
-            // process-wide; a second install is refused harmlessly.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .user_agent(concat!("oxflow/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .build()
-                .unwrap_or_default()
-        })
+    /// Uses `config` for s3:// URIs instead of the environment (the
+    /// controller passes credentials from a secret this way).
+    pub fn with_s3(mut self, config: S3Config) -> Storage {
+        self.s3 = Some(config);
+        self
+    }
+
+    /// The shared HTTP client, built on first use. A failed build (no TLS
+    /// roots, a bad TLS setup) is an error for this fetch and is tried again
+    /// on the next one.
+    fn client(&self, uri: &str) -> Result<&reqwest::Client, StorageError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        // One TLS stack for the whole binary (ring). Installing it is
+        // process-wide; a second install is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("oxflow/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| StorageError::Download {
+                uri: uri.into(),
+                message: format!("cannot set up the HTTP client: {}", error_chain(&e)),
+            })?;
+        // Two fetches may race to build it; either client will do.
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// Resolves `uri` for a model in `namespace`, downloading when needed.
@@ -132,6 +174,7 @@ impl Storage {
                 local(uri, base.join(path))
             }
             "http" | "https" => self.download(uri).await,
+            "s3" => self.fetch_s3(uri, rest).await,
             other => Err(StorageError::Unsupported {
                 uri: uri.into(),
                 scheme: other.into(),
@@ -146,11 +189,8 @@ impl Storage {
 
     async fn download(&self, uri: &str) -> Result<Fetched, StorageError> {
         let dir = self.cache_dir(uri);
-        let meta_path = dir.join("oxflow-cache.json");
-        let cached: Option<CacheMeta> = std::fs::read(&meta_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let mut request = self.client().get(uri);
+        let cached = read_meta(&dir);
+        let mut request = self.client(uri)?.get(uri);
         if let Some(meta) = &cached {
             if let Some(etag) = &meta.etag {
                 request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -212,6 +252,7 @@ impl Storage {
                     last_modified,
                     sha256: hex::encode(Sha256::digest(&bytes)),
                     entry,
+                    objects: Vec::new(),
                 }
             })
         })
@@ -225,6 +266,29 @@ impl Storage {
             digest: Some(sha256),
         })
     }
+}
+
+/// The record of a complete cache entry, if `dir` holds one.
+fn read_meta(dir: &Path) -> Option<CacheMeta> {
+    std::fs::read(dir.join("oxflow-cache.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// An error and its sources, as one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Wrappers often repeat their source's message; say it once.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn local(uri: &str, path: PathBuf) -> Result<Fetched, StorageError> {
@@ -282,15 +346,7 @@ fn install(
         uri: uri.into(),
         message: e.to_string(),
     };
-    let parent = dir.parent().ok_or_else(|| StorageError::Io {
-        uri: uri.into(),
-        message: "bad cache path".into(),
-    })?;
-    std::fs::create_dir_all(parent).map_err(io)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempdir_in(parent)
-        .map_err(io)?;
+    let staging = staging_dir(uri, dir)?;
     let entry = match archive_kind(file_name) {
         None => {
             std::fs::write(staging.path().join(file_name), bytes).map_err(io)?;
@@ -299,38 +355,93 @@ fn install(
         Some(kind) => {
             let root = staging.path().join("model");
             std::fs::create_dir_all(&root).map_err(io)?;
-            unpack(uri, kind, bytes, &root)?;
+            unpack(uri, kind, std::io::Cursor::new(bytes), &root)?;
             "model".to_string()
         }
     };
-    let meta = serde_json::to_vec_pretty(&meta(entry.clone())).map_err(|e| StorageError::Io {
+    commit(uri, dir, staging, &meta(entry.clone()))?;
+    Ok(entry)
+}
+
+/// A fresh directory beside the cache entry `dir`, to fill and then
+/// [`commit`].
+fn staging_dir(uri: &str, dir: &Path) -> Result<tempfile::TempDir, StorageError> {
+    let io = |e: std::io::Error| StorageError::Io {
+        uri: uri.into(),
+        message: format!("cannot create the download directory: {e}"),
+    };
+    let parent = dir.parent().ok_or_else(|| StorageError::Io {
+        uri: uri.into(),
+        message: "bad cache path".into(),
+    })?;
+    std::fs::create_dir_all(parent).map_err(io)?;
+    tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(parent)
+        .map_err(io)
+}
+
+/// Writes `meta` into `staging` and swaps it in for `dir`, so a crash never
+/// leaves a half-written model where a complete one is expected.
+fn commit(
+    uri: &str,
+    dir: &Path,
+    staging: tempfile::TempDir,
+    meta: &CacheMeta,
+) -> Result<(), StorageError> {
+    let io = |e: std::io::Error| StorageError::Io {
+        uri: uri.into(),
+        message: e.to_string(),
+    };
+    let meta = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::Io {
         uri: uri.into(),
         message: e.to_string(),
     })?;
     std::fs::write(staging.path().join("oxflow-cache.json"), meta).map_err(io)?;
-    let staged = staging.keep();
-    let old = parent.join(format!(".old-{}", std::process::id()));
-    if dir.exists() {
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(dir, &old).map_err(io)?;
+    // The old entry moves aside under a name of its own (an empty directory
+    // that the rename replaces), so concurrent fetches of other URIs never
+    // collide on it. Until the swap, `staging` is removed on any error.
+    let old = match dir.parent() {
+        Some(parent) if dir.exists() => {
+            let old = tempfile::Builder::new()
+                .prefix(".old-")
+                .tempdir_in(parent)
+                .map_err(io)?;
+            std::fs::rename(dir, old.path()).map_err(io)?;
+            Some(old)
+        }
+        _ => None,
+    };
+    if let Err(e) = std::fs::rename(staging.path(), dir) {
+        // Put the previous entry back: a cached copy beats none.
+        if let Some(old) = old {
+            let _ = std::fs::rename(old.keep(), dir);
+        }
+        return Err(io(e));
     }
-    std::fs::rename(&staged, dir).map_err(io)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(entry)
+    // Its path is now `dir`'s; the old entry goes when `old` drops.
+    let _ = staging.keep();
+    drop(old);
+    Ok(())
 }
 
 /// Unpacks an archive, refusing entries that would escape `root`.
-fn unpack(uri: &str, kind: Archive, bytes: &[u8], root: &Path) -> Result<(), StorageError> {
+fn unpack<R: Read + Seek>(
+    uri: &str,
+    kind: Archive,
+    reader: R,
+    root: &Path,
+) -> Result<(), StorageError> {
     let bad = |message: String| StorageError::Io {
         uri: uri.into(),
         message,
     };
     match kind {
         Archive::Tar | Archive::TarGz => {
-            let reader: Box<dyn Read> = if kind == Archive::TarGz {
-                Box::new(flate2::read::GzDecoder::new(bytes))
+            let reader: Box<dyn Read + '_> = if kind == Archive::TarGz {
+                Box::new(flate2::read::GzDecoder::new(reader))
             } else {
-                Box::new(bytes)
+                Box::new(reader)
             };
             let mut archive = tar::Archive::new(reader);
             archive.set_preserve_permissions(false);
@@ -355,7 +466,7 @@ fn unpack(uri: &str, kind: Archive, bytes: &[u8], root: &Path) -> Result<(), Sto
             }
         }
         Archive::Zip => {
-            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            let mut archive = zip::ZipArchive::new(reader)
                 .map_err(|e| bad(format!("not a valid zip archive: {e}")))?;
             for i in 0..archive.len() {
                 let mut file = archive
