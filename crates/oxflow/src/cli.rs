@@ -611,6 +611,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             base_url: format!("http://{report_host}"),
             hold: std::time::Duration::from_secs(60),
             resync: std::time::Duration::from_secs(2),
+            workloads: Some(runtime.clone() as Arc<dyn oxflow_runtime::Runtime>),
         },
     );
     let serving_handle = serving.start().await;

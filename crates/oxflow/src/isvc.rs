@@ -223,20 +223,39 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
     })
 }
 
-/// Why the latest revision cannot serve, when it has failed.
+/// Why the latest revision (or its transformer or explainer) cannot
+/// serve, when it has failed.
 fn failure(status: &Value) -> Option<String> {
     let info = &status["modelStatus"]["lastFailureInfo"];
     let blocked = matches!(
         status["modelStatus"]["transitionStatus"].as_str(),
         Some("BlockedByFailedLoad" | "InvalidSpec")
     );
-    blocked.then(|| {
-        format!(
+    if blocked {
+        return Some(format!(
             "{}: {}",
             info["reason"].as_str().unwrap_or("Failed"),
             info["message"].as_str().unwrap_or("")
-        )
-    })
+        ));
+    }
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            matches!(
+                c["type"].as_str(),
+                Some("TransformerReady" | "ExplainerReady")
+            ) && c["status"] == "False"
+                && c["reason"] != "Starting"
+        })
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["reason"].as_str().unwrap_or("Failed"),
+                c["message"].as_str().unwrap_or("")
+            )
+        })
 }
 
 /// `oxflow isvc ...`.

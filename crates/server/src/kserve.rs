@@ -13,7 +13,8 @@
 //!
 //! - `/serving/{ns}/{name}/v2/models/{name}/infer` (and every other V1/V2
 //!   route) — the path a service's `status.url` gives;
-//! - any path with `Host: {name}.{ns}.<domain>` — KServe's own URL, as in
+//! - any path with `Host: {name}.{ns}.<domain>` (or, with tag routing,
+//!   `latest-{name}-predictor.{ns}.…` and `prev-…`) — KServe's own URL, as in
 //!   `curl -H "Host: sklearn-iris.default.example.com" …/v1/models/sklearn-iris:predict`.
 
 use axum::Json;
@@ -197,13 +198,17 @@ pub(crate) async fn to_services(
             .dispatch(&ns, &name, Request::from_parts(head, body))
             .await;
     }
-    if let Some(host) = request
+    let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        && let Some((name, ns)) = serving.resolve_host(host)
-    {
-        return serving.dispatch(&ns, &name, request).await;
-    }
+        .map(str::to_owned);
+    let request = match host {
+        Some(host) => match serving.dispatch_host(&host, request).await {
+            Ok(response) => return response,
+            Err(request) => request,
+        },
+        None => request,
+    };
     next.run(request).await
 }

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,15 +32,21 @@ use oxflow_inference::{DataPlane, Loader, ModelState, PlaneConfig, Repository};
 use oxflow_store::{Applied, InferenceServiceRecord, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use tower::ServiceExt;
 
 use crate::local::{ModelSource, SourceLoader};
 use crate::runtimes::RuntimeConfig;
-use crate::spec::{InferenceService, Predictor, SpecError};
+use crate::spec::{InferenceService, Predictor, PredictorSpec, SpecError};
 use crate::storage::Storage;
 
+mod policy;
+mod process;
+mod status;
+mod traffic;
+
+use status::transitions_from;
+
 /// How the controller serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControllerConfig {
     /// Oxflow's data directory (model cache, `pvc://` volumes).
     pub home: PathBuf,
@@ -52,6 +59,9 @@ pub struct ControllerConfig {
     pub hold: Duration,
     /// How often the store is re-read for changes made by other processes.
     pub resync: Duration,
+    /// Runs the commands of custom predictors, transformers and explainers
+    /// (`None`: those are refused with a reason in the status).
+    pub workloads: Option<Arc<dyn oxflow_runtime::Runtime>>,
 }
 
 /// Errors of the controller's API.
@@ -70,33 +80,159 @@ pub enum ServingError {
 enum Phase {
     Loading,
     Loaded,
-    /// `reason` is KServe's `lastFailureInfo.reason`.
-    Failed {
-        reason: &'static str,
-        message: String,
-        at: Timestamp,
-    },
+    Failed(Failure),
 }
 
-/// One generation of a service with its own data plane.
+/// Why something cannot serve: KServe's `lastFailureInfo`.
+#[derive(Debug, Clone, PartialEq)]
+struct Failure {
+    /// `ModelLoadFailed`, `NoSupportingRuntime`, `InvalidPredictorSpec`, …
+    reason: &'static str,
+    message: String,
+    at: Timestamp,
+}
+
+impl Failure {
+    fn new(reason: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            message: message.into(),
+            at: Timestamp::now(),
+        }
+    }
+}
+
+/// One predictor configuration with its own data plane. Generations whose
+/// predictor is the same (a change of traffic, labels or annotations only)
+/// share it, as Knative revisions are only cut when the pod spec changes.
 struct Revision {
-    generation: i64,
+    /// The predictor's JSON without `canaryTrafficPercent`.
+    key: String,
+    /// `NAME-predictor-00003` (the generation that first asked for it).
     name: String,
+    generation: i64,
+    /// The predictor as KServe's JSON, recorded when it is rolled out.
+    predictor: Value,
     router: axum::Router,
-    repository: Arc<Repository>,
+    /// containerConcurrency, timeout, logger.
+    policy: policy::Policy,
+    /// Shared with the load task or the command's supervisor.
+    phase: Arc<RwLock<Phase>>,
+    /// The command serving it (custom predictors, transformers,
+    /// explainers); dropping the revision stops it.
+    _process: Option<process::Process>,
+}
+
+impl Revision {
+    fn phase(&self) -> Phase {
+        self.phase.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn candidate(&self) -> traffic::Candidate {
+        let phase = self.phase();
+        traffic::Candidate {
+            ready: phase == Phase::Loaded,
+            failed: matches!(phase, Phase::Failed(_)),
+        }
+    }
+}
+
+/// One `spec.canary` entry.
+struct Canary {
+    name: String,
+    percent: u8,
+    revision: Arc<Revision>,
 }
 
 struct Entry {
     id: String,
     generation: i64,
-    /// The newest revision that became ready: it gets the traffic.
-    serving: Option<Arc<Revision>>,
-    /// The revision of `generation`, while it loads or after it failed.
-    latest: Option<Arc<Revision>>,
-    phase: Phase,
     spec: Value,
+    /// Why the current spec cannot be served at all.
+    failure: Option<Failure>,
+    /// The predictor of the current spec.
+    latest: Option<Arc<Revision>>,
+    /// The revision that last took all the traffic.
+    rolled_out: Option<Arc<Revision>>,
+    canary_percent: Option<u8>,
+    canaries: Vec<Canary>,
+    /// `spec.transformer`: every request of the service goes through it.
+    transformer: Option<Arc<Revision>>,
+    /// `spec.explainer`: `:explain` requests go to it.
+    explainer: Option<Arc<Revision>>,
+    /// Where the transformer and explainer reach the predictor (their
+    /// `--predictor_host`): a loopback listener with the traffic split.
+    predictor_host: Option<Arc<PredictorHost>>,
+    /// `serving.kserve.io/enable-tag-routing`: `latest-`/`prev-` hosts.
+    tag_routing: bool,
     /// When each condition type last changed status.
     transitions: HashMap<&'static str, (bool, Timestamp)>,
+    /// Requests routed so far (picks the target of the next one).
+    requests: Arc<AtomicU64>,
+}
+
+impl Entry {
+    fn layout(&self) -> traffic::Layout {
+        let previous = self
+            .rolled_out
+            .as_ref()
+            .filter(|r| !self.latest.as_ref().is_some_and(|l| Arc::ptr_eq(l, r)));
+        traffic::Layout {
+            latest: self.latest.as_ref().map(|r| r.candidate()),
+            previous: previous.map(|r| r.candidate()),
+            canary_percent: self.canary_percent,
+            canaries: self
+                .canaries
+                .iter()
+                .map(|c| (c.percent, c.revision.candidate()))
+                .collect(),
+        }
+    }
+
+    fn target(&self, t: traffic::Target) -> Option<&Arc<Revision>> {
+        match t {
+            traffic::Target::Latest => self.latest.as_ref(),
+            traffic::Target::Previous => self.rolled_out.as_ref(),
+            traffic::Target::Canary(i) => self.canaries.get(i).map(|c| &c.revision),
+        }
+    }
+
+    /// Every revision in use, for reuse by the next generation.
+    fn revisions(&self) -> impl Iterator<Item = &Arc<Revision>> {
+        self.latest
+            .iter()
+            .chain(self.rolled_out.iter())
+            .chain(self.canaries.iter().map(|c| &c.revision))
+            .chain(self.transformer.iter())
+            .chain(self.explainer.iter())
+    }
+}
+
+/// A loopback listener that serves a service's predictor (with its
+/// traffic split) to its transformer and explainer.
+struct PredictorHost {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PredictorHost {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Which part of a service a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The service's URL: the transformer if there is one (the explainer
+    /// for `:explain`), else the predictor.
+    Service,
+    /// The predictor, with its traffic split.
+    Predictor,
+    /// Tag routing: the latest revision.
+    Latest,
+    /// Tag routing: the previous rollout.
+    Previous,
 }
 
 type Key = (Namespace, String);
@@ -111,12 +247,23 @@ struct Inner {
     /// Bumped after every status write, so that callers can wait for a
     /// service to settle without polling the store.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Held by `settle` from computing a status (and a promotion) until
+    /// both are stored, so that two changes finishing together cannot
+    /// store them in the wrong order (the older one last).
+    status_writes: tokio::sync::Mutex<()>,
 }
 
 /// Serves the stored InferenceServices; cheap to clone.
 #[derive(Clone)]
 pub struct ServingController {
     inner: Arc<Inner>,
+}
+
+/// A revision to create and load, decided while no lock is held.
+struct Planned {
+    revision: Arc<Revision>,
+    /// The model to load; `None` for commands, which start at once.
+    load: Option<(SourceLoader, Arc<Repository>)>,
 }
 
 impl ServingController {
@@ -132,6 +279,7 @@ impl ServingController {
                 services: RwLock::new(HashMap::new()),
                 stop: Notify::new(),
                 changes: tokio::sync::watch::channel(0).0,
+                status_writes: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -184,8 +332,8 @@ impl ServingController {
         Ok(())
     }
 
-    /// Validates `text`'s InferenceService, stores it in `namespace` (the
-    /// file's own namespace wins when it names one) and reconciles it.
+    /// Stores `service` in `namespace` (the file's own namespace wins when
+    /// it names one) and reconciles it.
     pub async fn apply(
         &self,
         namespace: &Namespace,
@@ -257,35 +405,151 @@ impl ServingController {
         &self.inner.metrics
     }
 
-    /// Makes the record's generation servable, unless it already is.
+    /// Makes the record's generation servable, unless it already is:
+    /// revisions whose predictor did not change are kept (loaded), new ones
+    /// are created and loaded in the background.
     async fn reconcile(&self, record: &InferenceServiceRecord) {
         let key = (record.namespace.clone(), record.name.clone());
-        {
+        // The revisions in use now, by predictor key; a failed one is
+        // never reused (applying again retries it).
+        let (existing, existing_host): (Vec<Arc<Revision>>, Option<Arc<PredictorHost>>) = {
             let services = self
                 .inner
                 .services
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = services.get(&key)
-                && e.id == record.id
-                && e.generation == record.generation
-            {
-                return;
+            match services.get(&key) {
+                Some(e) if e.id == record.id && e.generation == record.generation => return,
+                Some(e) if e.id == record.id => {
+                    (e.revisions().cloned().collect(), e.predictor_host.clone())
+                }
+                _ => (Vec::new(), None),
+            }
+        };
+        let reuse = |k: &str| {
+            existing
+                .iter()
+                .find(|r| r.key == k && !matches!(r.phase(), Phase::Failed(_)))
+                .cloned()
+        };
+        let mut to_load: Vec<Planned> = Vec::new();
+        let revision_for = |p: &PredictorSpec,
+                            json: &Value,
+                            name: String,
+                            endpoint: &str,
+                            to_load: &mut Vec<Planned>| {
+            let k = predictor_key(json);
+            if let Some(r) = reuse(&k) {
+                return Ok(r);
+            }
+            let planned = self.plan(record, p, json, k, name, endpoint)?;
+            let r = planned.revision.clone();
+            to_load.push(planned);
+            Ok::<_, Failure>(r)
+        };
+
+        // After a restart, revisions keep the names the stored status gave
+        // them when it describes this very spec.
+        let restarted = existing.is_empty() && record.observed_generation == record.generation;
+        let stored_name = |v: &Value| v.as_str().filter(|_| restarted).map(str::to_owned);
+        let parsed = InferenceService::from_json_value(record.spec.clone());
+        let mut failure = None;
+        let mut latest = None;
+        let mut canaries = Vec::new();
+        let mut canary_percent = None;
+        let mut tag_routing = false;
+        let mut transformer = None;
+        let mut explainer = None;
+        let mut predictor_host = None;
+        match &parsed {
+            Err(e) => failure = Some(Failure::new("InvalidPredictorSpec", e.to_string())),
+            Ok(service) => {
+                tag_routing = service.tag_routing();
+                let spec = &service.spec;
+                if let Some(why) = unsupported(service) {
+                    failure = Some(why);
+                } else {
+                    let predictor = &record.spec["spec"]["predictor"];
+                    match revision_for(
+                        &spec.predictor,
+                        predictor,
+                        stored_name(
+                            &record.status["components"]["predictor"]["latestCreatedRevision"],
+                        )
+                        .unwrap_or_else(|| {
+                            format!("{}-predictor-{:05}", record.name, record.generation)
+                        }),
+                        "default",
+                        &mut to_load,
+                    ) {
+                        Ok(r) => latest = Some(r),
+                        Err(f) => failure = Some(f),
+                    }
+                    canary_percent = spec
+                        .predictor
+                        .component
+                        .canary_traffic_percent
+                        .map(|p| p.get());
+                    for (i, c) in spec.canary.iter().enumerate() {
+                        let json = &record.spec["spec"]["canary"][i]["predictor"];
+                        match revision_for(
+                            &c.predictor,
+                            json,
+                            stored_name(&record.status["canaryStatuses"][i]["revisionName"])
+                                .unwrap_or_else(|| {
+                                    format!("{}-{}-{:05}", record.name, c.name(), record.generation)
+                                }),
+                            c.name(),
+                            &mut to_load,
+                        ) {
+                            Ok(r) => canaries.push(Canary {
+                                name: c.name().to_owned(),
+                                percent: c.traffic_percent.get(),
+                                revision: r,
+                            }),
+                            Err(f) => {
+                                failure = Some(Failure::new(
+                                    f.reason,
+                                    format!("spec.canary[{i}]: {}", f.message),
+                                ));
+                            }
+                        }
+                    }
+                    if let Err(f) = self.plan_sidecars(
+                        record,
+                        service,
+                        existing_host.clone(),
+                        &reuse,
+                        (&mut transformer, &mut explainer, &mut predictor_host),
+                    ) {
+                        failure = Some(f);
+                    }
+                }
             }
         }
-        let planned = self.plan(record);
-        let (revision, phase, load) = match planned {
-            Ok((revision, loader)) => (Some(revision), Phase::Loading, Some(loader)),
-            Err((reason, message)) => (
-                None,
-                Phase::Failed {
-                    reason,
-                    message,
-                    at: Timestamp::now(),
-                },
-                None,
-            ),
-        };
+        // The revision rolled out before a restart, when the current spec
+        // is a canary of another predictor.
+        let mut restored = None;
+        if existing.is_empty()
+            && let Some(prev) = &record.rolled_out
+            && let Some(json) = prev.get("predictor")
+            && latest.as_ref().is_none_or(|l| l.key != predictor_key(json))
+        {
+            match predictor_from_json(&record.name, json) {
+                Ok(p) => {
+                    let name = prev["revision"].as_str().unwrap_or("previous").to_owned();
+                    match revision_for(&p, json, name, "default", &mut to_load) {
+                        Ok(r) => restored = Some(r),
+                        Err(f) => {
+                            tracing::warn!(reason = f.reason, message = %f.message, "Could not restore the previous rollout.")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "The stored previous rollout is not a valid predictor.")
+                }
+            }
+        }
         {
             let mut services = self
                 .inner
@@ -295,55 +559,74 @@ impl ServingController {
             let entry = services.entry(key.clone()).or_insert_with(|| Entry {
                 id: record.id.clone(),
                 generation: 0,
-                serving: None,
-                latest: None,
-                phase: Phase::Loading,
                 spec: Value::Null,
+                failure: None,
+                latest: None,
+                rolled_out: None,
+                canary_percent: None,
+                canaries: Vec::new(),
+                transformer: None,
+                explainer: None,
+                predictor_host: None,
+                tag_routing: false,
                 transitions: transitions_from(&record.status),
+                requests: Arc::new(AtomicU64::new(0)),
             });
             if entry.id != record.id {
                 // Deleted and created again under the same name.
-                entry.serving = None;
+                entry.rolled_out = None;
                 entry.transitions.clear();
+            }
+            if restored.is_some() {
+                entry.rolled_out = restored;
             }
             entry.id = record.id.clone();
             entry.generation = record.generation;
-            entry.latest = revision.clone();
-            entry.phase = phase;
             entry.spec = record.spec.clone();
+            entry.failure = failure;
+            entry.latest = latest;
+            entry.canary_percent = canary_percent;
+            entry.canaries = canaries;
+            entry.transformer = transformer;
+            entry.explainer = explainer;
+            entry.predictor_host = predictor_host;
+            entry.tag_routing = tag_routing;
         }
-        tracing::info!(service = %format!("{}/{}", key.0, key.1), generation = record.generation, "Reconciling inference service.");
-        self.write_status(&key).await;
-        if let (Some(revision), Some(loader)) = (revision, load) {
+        tracing::info!(service = %format!("{}/{}", key.0, key.1), generation = record.generation, loading = to_load.len(), "Reconciling inference service.");
+        self.settle(&key).await;
+        for planned in to_load {
+            let Some((loader, repository)) = planned.load else {
+                continue;
+            };
             let this = self.clone();
+            let key = key.clone();
             tokio::spawn(async move {
                 let model = key.1.clone();
-                let outcome = loader.load_source(&model).await;
-                let phase = match outcome {
+                let phase = match loader.load_source(&model).await {
                     Ok(m) => {
-                        revision.repository.set(&model, ModelState::Ready(m));
+                        repository.set(&model, ModelState::Ready(m));
                         Phase::Loaded
                     }
                     Err(why) => {
-                        revision
-                            .repository
-                            .set(&model, ModelState::Failed(why.clone()));
-                        Phase::Failed {
-                            reason: "ModelLoadFailed",
-                            message: why,
-                            at: Timestamp::now(),
-                        }
+                        repository.set(&model, ModelState::Failed(why.clone()));
+                        Phase::Failed(Failure::new("ModelLoadFailed", why))
                     }
                 };
-                this.loaded(&key, &revision, phase).await;
+                *planned
+                    .revision
+                    .phase
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = phase;
+                this.settle(&key).await;
             });
         }
     }
 
-    /// Records the outcome of loading `revision`; a ready one takes the
-    /// traffic if it is still the newest.
-    async fn loaded(&self, key: &Key, revision: &Arc<Revision>, phase: Phase) {
-        {
+    /// After a change: promotes the latest revision when it took all the
+    /// traffic (recording it in the store), then writes the status.
+    async fn settle(&self, key: &Key) {
+        let _serial = self.inner.status_writes.lock().await;
+        let promoted = {
             let mut services = self
                 .inner
                 .services
@@ -352,62 +635,85 @@ impl ServingController {
             let Some(entry) = services.get_mut(key) else {
                 return;
             };
-            if entry.generation != revision.generation
-                || !entry
-                    .latest
-                    .as_ref()
-                    .is_some_and(|l| Arc::ptr_eq(l, revision))
-            {
-                return;
+            let layout = entry.layout();
+            let split = traffic::split(&layout);
+            let latest_takes_all = split
+                .iter()
+                .any(|(t, p)| *t == traffic::Target::Latest && *p > 0)
+                && !split
+                    .iter()
+                    .any(|(t, p)| *t == traffic::Target::Previous && *p > 0);
+            let first = entry.rolled_out.is_none();
+            match &entry.latest {
+                Some(l)
+                    if l.phase() == Phase::Loaded
+                        && (first
+                            || latest_takes_all
+                                && entry.canary_percent.is_none_or(|p| p == 100))
+                        && !entry.rolled_out.as_ref().is_some_and(|r| Arc::ptr_eq(r, l)) =>
+                {
+                    entry.rolled_out = Some(l.clone());
+                    Some((
+                        entry.id.clone(),
+                        json!({"revision": l.name, "generation": l.generation, "predictor": l.predictor}),
+                    ))
+                }
+                _ => None,
             }
-            if phase == Phase::Loaded {
-                entry.serving = Some(revision.clone());
-            }
-            entry.phase = phase;
+        };
+        if let Some((id, rolled)) = promoted
+            && let Err(e) = self
+                .inner
+                .store
+                .set_inference_service_rolled_out(&id, &rolled)
+                .await
+        {
+            tracing::warn!(error = %e, "Could not record a rolled-out revision.");
         }
         self.write_status(key).await;
     }
 
-    /// A revision and the loader of its model, or why the service cannot
-    /// be served (KServe's failure reason and a message).
+    /// A revision for `predictor` and the loader of its model, or why it
+    /// cannot be served.
     fn plan(
         &self,
         record: &InferenceServiceRecord,
-    ) -> Result<(Arc<Revision>, SourceLoader), (&'static str, String)> {
-        let service = InferenceService::from_json_value(record.spec.clone())
-            .map_err(|e| ("InvalidPredictorSpec", e.to_string()))?;
-        let spec = &service.spec;
-        if spec.transformer.is_some() {
-            return Err((
-                "RuntimeNotRecognized",
-                "spec.transformer: transformers are not served by Oxflow yet".into(),
-            ));
-        }
-        if spec.explainer.is_some() {
-            return Err((
-                "RuntimeNotRecognized",
-                "spec.explainer: explainers are not served by Oxflow yet".into(),
-            ));
-        }
-        if !spec.canary.is_empty() {
-            return Err((
-                "RuntimeNotRecognized",
-                "spec.canary: canary predictors are not served by Oxflow yet".into(),
-            ));
-        }
-        let predictor = &spec.predictor;
+        predictor: &PredictorSpec,
+        json: &Value,
+        key: String,
+        name: String,
+        endpoint: &str,
+    ) -> Result<Planned, Failure> {
+        let url = self.url(&record.namespace, &record.name);
+        let policy = policy::Policy::new(
+            &predictor.component,
+            policy::Identity {
+                service: &record.name,
+                namespace: record.namespace.as_str(),
+                endpoint,
+                url: &url,
+            },
+        )?;
         let model = match &predictor.implementation {
             Predictor::Model(m) => m,
-            Predictor::Custom(_) => {
-                return Err((
-                    "RuntimeNotRecognized",
-                    "spec.predictor.containers: custom predictors are not served by Oxflow yet"
-                        .into(),
-                ));
+            Predictor::Custom(c) => {
+                let revision = self.command_revision(
+                    record,
+                    &c.spec,
+                    Vec::new(),
+                    key,
+                    name,
+                    json.clone(),
+                    policy,
+                )?;
+                return Ok(Planned {
+                    revision,
+                    load: None,
+                });
             }
         };
         if model.format.name.local_server().is_none() {
-            return Err((
+            return Err(Failure::new(
                 "NoSupportingRuntime",
                 format!(
                     "spec.predictor.model.modelFormat.name: Oxflow has no runtime for {:?}; it serves onnx, xgboost, lightgbm and sklearn",
@@ -416,12 +722,12 @@ impl ServingController {
             ));
         }
         let Some(uri) = &model.storage_uri else {
-            return Err((
+            return Err(Failure::new(
                 "InvalidPredictorSpec",
-                "spec.predictor.model.storageUri: required; give the model's location".into(),
+                "spec.predictor.model.storageUri: required; give the model's location",
             ));
         };
-        let name = record.name.clone();
+        let model_name = record.name.clone();
         let mut runtime = self.inner.config.runtime.clone();
         runtime.python.workers = runtime
             .python
@@ -433,7 +739,7 @@ impl ServingController {
             runtime,
             record.namespace.as_str(),
             vec![ModelSource {
-                name: name.clone(),
+                name: model_name.clone(),
                 uri: uri.as_str().to_owned(),
                 format: Some(model.format.name.clone()),
             }],
@@ -451,28 +757,222 @@ impl ServingController {
             Some(Arc::new(loader.clone()) as Arc<dyn Loader>),
             self.inner.config.hold,
         ));
-        repository.set(&name, ModelState::Loading);
+        repository.set(&model_name, ModelState::Loading);
         let plane = Arc::new(DataPlane {
             repository: repository.clone(),
             metrics: self.inner.metrics.clone(),
             config: PlaneConfig::default(),
         });
-        Ok((
-            Arc::new(Revision {
+        Ok(Planned {
+            revision: Arc::new(Revision {
+                key,
+                name,
                 generation: record.generation,
-                name: revision_name(&name, record.generation),
+                predictor: json.clone(),
                 router: oxflow_inference::rest::router(plane),
-                repository,
+                policy,
+                phase: Arc::new(RwLock::new(Phase::Loading)),
+                _process: None,
             }),
-            loader,
-        ))
+            load: Some((loader, repository)),
+        })
+    }
+
+    /// A revision served by a command (a custom predictor, a transformer,
+    /// an explainer), started now under the runtime.
+    #[allow(clippy::too_many_arguments)]
+    fn command_revision(
+        &self,
+        record: &InferenceServiceRecord,
+        container: &crate::spec::ContainerSpec,
+        kserve_flags: Vec<(String, String)>,
+        key: String,
+        name: String,
+        json: Value,
+        policy: policy::Policy,
+    ) -> Result<Arc<Revision>, Failure> {
+        let Some(runtime) = self.inner.config.workloads.clone() else {
+            return Err(Failure::new(
+                "RuntimeNotRecognized",
+                "this server runs no commands; custom containers need `oxflow up`",
+            ));
+        };
+        let home = &self.inner.config.home;
+        let phase = Arc::new(RwLock::new(Phase::Loading));
+        let weak = Arc::downgrade(&self.inner);
+        let key_of = (record.namespace.clone(), record.name.clone());
+        let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                let this = ServingController { inner };
+                let key = key_of.clone();
+                tokio::spawn(async move { this.settle(&key).await });
+            }
+        });
+        let process = process::start(
+            runtime,
+            process::CommandSpec {
+                name: name.clone(),
+                container: container.clone(),
+                kserve_flags,
+                port_flags: true,
+                log_path: home
+                    .join("logs")
+                    .join("serving")
+                    .join(record.namespace.as_str())
+                    .join(&record.name)
+                    .join(format!("{name}.log")),
+                working_dir: home
+                    .join("serving")
+                    .join(record.namespace.as_str())
+                    .join(&record.name),
+                python: self.inner.config.runtime.python.python.clone(),
+            },
+            phase.clone(),
+            changed,
+        )?;
+        Ok(Arc::new(Revision {
+            key,
+            name,
+            generation: record.generation,
+            predictor: json,
+            router: process::proxy(process.port),
+            policy,
+            phase,
+            _process: Some(process),
+        }))
+    }
+
+    /// The transformer and explainer of `service` (reused when unchanged)
+    /// and the loopback predictor host they call.
+    #[allow(clippy::type_complexity)]
+    fn plan_sidecars(
+        &self,
+        record: &InferenceServiceRecord,
+        service: &InferenceService,
+        existing_host: Option<Arc<PredictorHost>>,
+        reuse: &dyn Fn(&str) -> Option<Arc<Revision>>,
+        out: (
+            &mut Option<Arc<Revision>>,
+            &mut Option<Arc<Revision>>,
+            &mut Option<Arc<PredictorHost>>,
+        ),
+    ) -> Result<(), Failure> {
+        let spec = &service.spec;
+        let explainer_container = match spec.explainer.as_ref().map(|e| &e.implementation) {
+            Some(crate::spec::Explainer::Custom(c)) => Some(c),
+            _ => None,
+        };
+        if spec.transformer.is_none() && explainer_container.is_none() {
+            return Ok(());
+        }
+        let host = match existing_host {
+            Some(h) => h,
+            None => Arc::new(self.predictor_host(&record.namespace, &record.name)?),
+        };
+        let flags = vec![
+            ("--model_name".to_owned(), record.name.clone()),
+            ("--predictor_host".to_owned(), host.addr.to_string()),
+            (
+                "--protocol".to_owned(),
+                spec.predictor.protocol().as_str().to_owned(),
+            ),
+        ];
+        let url = self.url(&record.namespace, &record.name);
+        let component = |part: &str,
+                         container: &crate::spec::ContainerSpec,
+                         ext: &crate::spec::ComponentExtension|
+         -> Result<Arc<Revision>, Failure> {
+            let json = record.spec["spec"][part].clone();
+            let k = format!("{part}:{json}");
+            if let Some(r) = reuse(&k) {
+                return Ok(r);
+            }
+            let policy = policy::Policy::new(
+                ext,
+                policy::Identity {
+                    service: &record.name,
+                    namespace: record.namespace.as_str(),
+                    endpoint: "default",
+                    url: &url,
+                },
+            )?;
+            self.command_revision(
+                record,
+                container,
+                flags.clone(),
+                k,
+                format!("{}-{part}-{:05}", record.name, record.generation),
+                json,
+                policy,
+            )
+            .map_err(|f| Failure::new(f.reason, format!("spec.{part}: {}", f.message)))
+        };
+        if let Some(t) = &spec.transformer {
+            *out.0 = Some(component("transformer", &t.container.spec, &t.component)?);
+        }
+        if let (Some(c), Some(e)) = (explainer_container, &spec.explainer) {
+            *out.1 = Some(component("explainer", &c.spec, &e.component)?);
+        }
+        *out.2 = Some(host);
+        Ok(())
+    }
+
+    /// Starts the loopback listener that serves the predictor of
+    /// `namespace/name` to its transformer and explainer.
+    fn predictor_host(&self, namespace: &Namespace, name: &str) -> Result<PredictorHost, Failure> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(|e| {
+                Failure::new(
+                    "RuntimeUnhealthy",
+                    format!("no local port for the predictor: {e}"),
+                )
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::new("RuntimeUnhealthy", e.to_string()))?;
+        let weak = Arc::downgrade(&self.inner);
+        let (ns, name) = (namespace.as_str().to_owned(), name.to_owned());
+        let app = axum::Router::new().fallback(move |request: Request<Body>| {
+            let weak = weak.clone();
+            let (ns, name) = (ns.clone(), name.clone());
+            async move {
+                match weak.upgrade() {
+                    Some(inner) => {
+                        ServingController { inner }
+                            .dispatch_route(&ns, &name, Route::Predictor, request)
+                            .await
+                    }
+                    None => error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the server is stopping".into(),
+                    ),
+                }
+            }
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(PredictorHost { addr, task })
     }
 
     /// Sends `request` (its path already relative to the service, e.g.
-    /// `/v2/models/NAME/infer`) to the service's serving revision, or to
-    /// the loading one when none is ready yet.
+    /// `/v2/models/NAME/infer`) to a revision chosen by the traffic split;
+    /// with a `tag` (`latest`, `prev`: tag routing), to that revision.
     pub async fn dispatch(&self, namespace: &str, name: &str, request: Request<Body>) -> Response {
-        let router = {
+        self.dispatch_route(namespace, name, Route::Service, request)
+            .await
+    }
+
+    async fn dispatch_route(
+        &self,
+        namespace: &str,
+        name: &str,
+        route: Route,
+        request: Request<Body>,
+    ) -> Response {
+        let revision = {
             let services = self
                 .inner
                 .services
@@ -481,33 +981,66 @@ impl ServingController {
             let Ok(ns) = Namespace::new(namespace.to_owned()) else {
                 return not_found(namespace, name);
             };
-            match services.get(&(ns, name.to_owned())) {
-                None => return not_found(namespace, name),
-                Some(e) => match e.serving.as_ref().or(e.latest.as_ref()) {
-                    Some(r) => r.router.clone(),
-                    None => {
-                        let why = match &e.phase {
-                            Phase::Failed { message, .. } => message.clone(),
-                            _ => "it has no revision yet".into(),
-                        };
-                        return error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("inference service {namespace}/{name} is not ready: {why}"),
-                        );
-                    }
-                },
+            let Some(e) = services.get(&(ns, name.to_owned())) else {
+                return not_found(namespace, name);
+            };
+            let explain = request.uri().path().ends_with(":explain");
+            let chosen = match route {
+                Route::Latest => e.latest.as_ref(),
+                Route::Previous => e.rolled_out.as_ref(),
+                Route::Service if explain && e.explainer.is_some() => e.explainer.as_ref(),
+                Route::Service if e.transformer.is_some() => e.transformer.as_ref(),
+                Route::Service | Route::Predictor => {
+                    let split = traffic::split(&e.layout());
+                    let n = e.requests.fetch_add(1, Ordering::Relaxed);
+                    traffic::pick(&split, n).and_then(|t| e.target(t))
+                }
+            };
+            match chosen {
+                Some(r) => r.clone(),
+                None => {
+                    let why = match (&e.failure, e.latest.as_ref().map(|r| r.phase())) {
+                        (Some(f), _) => f.message.clone(),
+                        (None, Some(Phase::Failed(f))) => f.message,
+                        _ => "no revision can take requests".into(),
+                    };
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("inference service {namespace}/{name} is not ready: {why}"),
+                    );
+                }
             }
         };
-        match router.oneshot(request).await {
-            Ok(r) => r,
-            Err(never) => match never {},
+        revision
+            .policy
+            .handle(revision.router.clone(), request)
+            .await
+    }
+
+    /// Dispatches by `Host` when it names a service (see [`Self::resolve_host`]);
+    /// gives the request back otherwise.
+    pub async fn dispatch_host(
+        &self,
+        host: &str,
+        request: Request<Body>,
+    ) -> Result<Response, Request<Body>> {
+        match self.resolve(host) {
+            Some((name, ns, route)) => Ok(self.dispatch_route(&ns, &name, route, request).await),
+            None => Err(request),
         }
     }
 
     /// The service a `Host` header names: `NAME.NS.<domain>` (KServe's
-    /// URL), or `NAME-predictor.NS.<domain>` (its predictor's). `None` for
-    /// any other host, so that the server's own routes answer those.
+    /// URL), or `NAME-predictor.NS.<domain>` (its predictor's, bypassing a
+    /// transformer). `None` for any other host, so that the server's own
+    /// routes answer those.
     pub fn resolve_host(&self, host: &str) -> Option<(String, String)> {
+        self.resolve(host).map(|(name, ns, _)| (name, ns))
+    }
+
+    /// Like [`Self::resolve_host`], also `latest-NAME-predictor.NS.<domain>`
+    /// and `prev-…` for services with tag routing.
+    fn resolve(&self, host: &str) -> Option<(String, String, Route)> {
         let host = host.split(':').next()?;
         let mut labels = host.split('.');
         let (first, ns) = (labels.next()?, labels.next()?);
@@ -517,12 +1050,26 @@ impl ServingController {
             .services
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        let candidates = [Some(first), first.strip_suffix("-predictor")];
-        candidates
-            .into_iter()
-            .flatten()
-            .find(|n| services.contains_key(&(ns_key.clone(), (*n).to_owned())))
-            .map(|n| (n.to_owned(), ns.to_owned()))
+        let exists = |n: &str| services.get(&(ns_key.clone(), n.to_owned()));
+        if exists(first).is_some() {
+            return Some((first.to_owned(), ns.to_owned(), Route::Service));
+        }
+        if let Some(n) = first.strip_suffix("-predictor")
+            && exists(n).is_some()
+        {
+            return Some((n.to_owned(), ns.to_owned(), Route::Predictor));
+        }
+        for (tag, route) in [("latest", Route::Latest), ("prev", Route::Previous)] {
+            if let Some(n) = first
+                .strip_prefix(tag)
+                .and_then(|r| r.strip_prefix('-'))
+                .and_then(|r| r.strip_suffix("-predictor").or(Some(r)))
+                && exists(n).is_some_and(|e| e.tag_routing)
+            {
+                return Some((n.to_owned(), ns.to_owned(), route));
+            }
+        }
+        None
     }
 
     /// The service's URL in this server.
@@ -533,7 +1080,8 @@ impl ServingController {
         )
     }
 
-    /// Computes the service's status from its entry and stores it.
+    /// Computes the service's status and stores it; called by `settle`
+    /// with `status_writes` held.
     async fn write_status(&self, key: &Key) {
         let (id, generation, status) = {
             let mut services = self
@@ -545,7 +1093,7 @@ impl ServingController {
                 return;
             };
             let url = self.url(&key.0, &key.1);
-            let status = status_json(entry, &key.1, &url);
+            let status = status::status_json(entry, &url);
             (entry.id.clone(), entry.generation, status)
         };
         if let Err(e) = self
@@ -560,17 +1108,46 @@ impl ServingController {
     }
 }
 
+/// What the controller cannot serve yet, whatever the predictor.
+fn unsupported(service: &InferenceService) -> Option<Failure> {
+    if let Some(e) = &service.spec.explainer
+        && let crate::spec::Explainer::Art(_) = e.implementation
+    {
+        return Some(Failure::new(
+            "RuntimeNotRecognized",
+            "spec.explainer.art: KServe's ART explainer image cannot run here; give the explainer as containers with a command",
+        ));
+    }
+    None
+}
+
+/// A predictor's identity: its JSON without the traffic share, so that
+/// changing only `canaryTrafficPercent` keeps the loaded revision.
+fn predictor_key(predictor: &Value) -> String {
+    let mut p = predictor.clone();
+    if let Some(o) = p.as_object_mut() {
+        o.remove("canaryTrafficPercent");
+    }
+    p.to_string()
+}
+
+/// Reads a stored predictor back through the spec's own parser.
+fn predictor_from_json(name: &str, predictor: &Value) -> Result<PredictorSpec, SpecError> {
+    let doc = json!({
+        "apiVersion": crate::spec::API_VERSION_V1BETA1,
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"predictor": predictor},
+    });
+    Ok(InferenceService::from_json_value(doc)?.spec.predictor)
+}
+
 /// The spec as stored: KServe's shape with defaults, in its namespace
 /// (what `apply` writes; the CLI writes the same when no server runs).
 pub fn stored_spec(service: &InferenceService, namespace: &Namespace) -> Value {
     let mut s = service.clone();
     s.namespace = Some(namespace.clone());
     s.to_kserve_value()
-}
-
-/// KServe's revision naming (`sklearn-iris-predictor-00001`).
-fn revision_name(name: &str, generation: i64) -> String {
-    format!("{name}-predictor-{generation:05}")
 }
 
 fn not_found(namespace: &str, name: &str) -> Response {
@@ -582,165 +1159,6 @@ fn not_found(namespace: &str, name: &str) -> Response {
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
-}
-
-/// The condition times of a stored status, so that a restart keeps them.
-fn transitions_from(status: &Value) -> HashMap<&'static str, (bool, Timestamp)> {
-    let mut out = HashMap::new();
-    for c in status["conditions"].as_array().into_iter().flatten() {
-        let (Some(kind), Some(time)) = (
-            c["type"].as_str(),
-            c["lastTransitionTime"]
-                .as_str()
-                .and_then(Timestamp::parse_rfc3339),
-        ) else {
-            continue;
-        };
-        let Some(kind) = CONDITIONS.iter().find(|k| **k == kind) else {
-            continue;
-        };
-        out.insert(*kind, (c["status"] == "True", time));
-    }
-    out
-}
-
-const CONDITIONS: [&str; 3] = ["IngressReady", "PredictorReady", "Ready"];
-
-/// KServe's `status` for the entry.
-fn status_json(entry: &mut Entry, name: &str, url: &str) -> Value {
-    let now = Timestamp::now();
-    let serving = entry.serving.as_ref();
-    let ready = serving.is_some();
-    let latest_name = revision_name(name, entry.generation);
-    let (reason, message) = match &entry.phase {
-        Phase::Loading if ready => (
-            Some("RevisionLoading"),
-            Some(format!(
-                "revision {latest_name} is loading; the previous one serves"
-            )),
-        ),
-        Phase::Loading => (
-            Some("ModelLoading"),
-            Some(format!("revision {latest_name} is loading")),
-        ),
-        Phase::Loaded => (None, None),
-        Phase::Failed {
-            reason, message, ..
-        } => (Some(*reason), Some(message.clone())),
-    };
-    let mut condition =
-        |kind: &'static str, ok: bool, reason: Option<&str>, message: Option<&str>| {
-            let since = match entry.transitions.get(kind) {
-                Some((was, at)) if *was == ok => *at,
-                _ => {
-                    entry.transitions.insert(kind, (ok, now));
-                    now
-                }
-            };
-            let mut c = json!({
-                "type": kind,
-                "status": if ok { "True" } else { "False" },
-                "lastTransitionTime": since.to_rfc3339(),
-            });
-            if !ok || reason.is_some() {
-                if let Some(r) = reason {
-                    c["reason"] = json!(r);
-                }
-                if let Some(m) = message {
-                    c["message"] = json!(m);
-                }
-            }
-            c
-        };
-    let predictor_ready = matches!(entry.phase, Phase::Loaded) || ready;
-    let conditions = vec![
-        condition("IngressReady", true, None, None),
-        condition(
-            "PredictorReady",
-            predictor_ready,
-            reason.filter(|_| !predictor_ready),
-            message.as_deref().filter(|_| !predictor_ready),
-        ),
-        condition(
-            "Ready",
-            ready,
-            reason.filter(|_| !ready),
-            message.as_deref().filter(|_| !ready),
-        ),
-    ];
-    let (transition, active, target) = match &entry.phase {
-        Phase::Loading => (
-            "InProgress",
-            if ready { "Loaded" } else { "Pending" },
-            "Loading",
-        ),
-        Phase::Loaded => ("UpToDate", "Loaded", "Loaded"),
-        Phase::Failed { reason, .. } if *reason == "ModelLoadFailed" => (
-            "BlockedByFailedLoad",
-            if ready { "Loaded" } else { "" },
-            "FailedToLoad",
-        ),
-        Phase::Failed { .. } => (
-            "InvalidSpec",
-            if ready { "Loaded" } else { "" },
-            "FailedToLoad",
-        ),
-    };
-    let mut states = json!({ "targetModelState": target });
-    if !active.is_empty() {
-        states["activeModelState"] = json!(active);
-    }
-    let mut model_status = json!({
-        "transitionStatus": transition,
-        "states": states,
-        "copies": {
-            "failedCopies": i32::from(matches!(entry.phase, Phase::Failed { .. })),
-            "totalCopies": 1,
-        },
-    });
-    if let Phase::Failed {
-        reason,
-        message,
-        at,
-    } = &entry.phase
-    {
-        model_status["lastFailureInfo"] = json!({
-            "reason": reason,
-            "message": message,
-            "modelRevisionName": latest_name,
-            "time": at.to_rfc3339(),
-        });
-    }
-    let mut predictor = json!({
-        "url": url,
-        "restUrl": url,
-        "latestCreatedRevision": latest_name,
-    });
-    if let Some(r) = serving {
-        predictor["latestReadyRevision"] = json!(r.name);
-        predictor["latestRolledoutRevision"] = json!(r.name);
-        predictor["traffic"] = json!([{
-            "revisionName": r.name,
-            "percent": 100,
-            "latestRevision": r.generation == entry.generation,
-        }]);
-    }
-    let mode = entry.spec["metadata"]["annotations"][crate::spec::DEPLOYMENT_MODE_ANNOTATION]
-        .as_str()
-        .unwrap_or("Standard")
-        .to_owned();
-    let mut status = json!({
-        "observedGeneration": entry.generation,
-        "conditions": conditions,
-        "components": { "predictor": predictor },
-        "modelStatus": model_status,
-        "deploymentMode": mode,
-    });
-    if ready {
-        status["url"] = json!(url);
-        status["address"] = json!({ "url": url });
-    }
-    status
 }
 
 /// The service as KServe's API returns it: the stored spec with

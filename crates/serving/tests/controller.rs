@@ -45,6 +45,7 @@ fn controller(store: &Store, home: &Path) -> ServingController {
             base_url: "http://127.0.0.1:9".into(),
             hold: Duration::from_secs(10),
             resync: Duration::from_secs(3600),
+            workloads: None,
         },
     )
 }
@@ -71,9 +72,16 @@ async fn wait_for(
             changes.changed().await.unwrap();
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not settle"))
+    match tokio::time::timeout(Duration::from_secs(30), wait).await {
+        Ok(v) => v,
+        Err(_) => {
+            let last = store.find_inference_service(&ns, name).await.unwrap();
+            panic!(
+                "{name} did not settle: {:#}",
+                last.map(|r| isvc_json(&r)).unwrap_or_default()
+            )
+        }
+    }
 }
 
 fn up_to_date(v: &Value) -> bool {
@@ -103,6 +111,21 @@ async fn infer(c: &ServingController, name: &str, x0: f32) -> (StatusCode, Value
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// `components.predictor.traffic` as (revision, percent) pairs.
+fn traffic(status: &Value) -> Vec<(String, u64)> {
+    status["components"]["predictor"]["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["revisionName"].as_str().unwrap().to_owned(),
+                t["percent"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn prediction(v: &Value) -> f64 {
@@ -164,7 +187,13 @@ async fn a_service_rolls_forward_only_to_revisions_that_load() {
     let predictor = &status["components"]["predictor"];
     assert_eq!(predictor["latestCreatedRevision"], "stump-predictor-00002");
     assert_eq!(predictor["latestReadyRevision"], "stump-predictor-00001");
-    assert_eq!(predictor["traffic"][0]["latestRevision"], false);
+    assert_eq!(
+        traffic(status),
+        [
+            ("stump-predictor-00002".into(), 0),
+            ("stump-predictor-00001".into(), 100)
+        ]
+    );
     let failure = &status["modelStatus"]["lastFailureInfo"];
     assert_eq!(failure["reason"], "ModelLoadFailed");
     assert!(
@@ -285,4 +314,480 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = infer(&c, "kept", 0.0).await;
     assert_eq!(code, StatusCode::OK);
+}
+
+fn knative_canary(uri: &str, percent: Option<u8>) -> InferenceService {
+    let extra = percent
+        .map(|p| format!("    canaryTrafficPercent: {p}\n"))
+        .unwrap_or_default();
+    InferenceService::from_yaml(&format!(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: rollout\n\
+         spec:\n  predictor:\n{extra}    model:\n      modelFormat:\n        name: xgboost\n      storageUri: {uri}\n"
+    ))
+    .unwrap()
+}
+
+/// How many of 100 consecutive requests each prediction answered.
+async fn answers(c: &ServingController, name: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for _ in 0..100 {
+        let (code, v) = infer(c, name, 1.0).await;
+        assert_eq!(code, StatusCode::OK, "{v}");
+        *out.entry(prediction(&v).to_string()).or_default() += 1;
+    }
+    out
+}
+
+fn counts(pairs: &[(&str, usize)]) -> std::collections::BTreeMap<String, usize> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[tokio::test]
+async fn canary_traffic_percent_rolls_out_and_back_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    let ns = Namespace::default();
+    // v1 answers 1.5 for x0 = 1, v2 answers 2.5.
+    let v1 = write_model(dir.path(), "v1", 0.0, 1.0);
+    let v2 = write_model(dir.path(), "v2", 0.0, 2.0);
+    c.apply(&ns, &knative_canary(&v1, None)).await.unwrap();
+    wait_for(&c, &store, "rollout", up_to_date).await;
+
+    // A new model with 25 % of the traffic; the rolled-out one keeps 75 %.
+    c.apply(&ns, &knative_canary(&v2, Some(25))).await.unwrap();
+    let v = wait_for(&c, &store, "rollout", up_to_date).await;
+    let status = &v["status"];
+    assert_eq!(
+        traffic(status),
+        [
+            ("rollout-predictor-00002".into(), 25),
+            ("rollout-predictor-00001".into(), 75)
+        ]
+    );
+    let predictor = &status["components"]["predictor"];
+    assert_eq!(
+        predictor["latestRolledoutRevision"],
+        "rollout-predictor-00001"
+    );
+    assert_eq!(
+        predictor["previousRolledoutRevision"],
+        "rollout-predictor-00001"
+    );
+    assert_eq!(
+        answers(&c, "rollout").await,
+        counts(&[("1.5", 75), ("2.5", 25)])
+    );
+
+    // Roll back: the same predictor at 0 % keeps its revision (no reload).
+    let (r, _) = c.apply(&ns, &knative_canary(&v2, Some(0))).await.unwrap();
+    assert_eq!(r.generation, 3);
+    let v = wait_for(&c, &store, "rollout", up_to_date).await;
+    assert_eq!(
+        traffic(&v["status"]),
+        [
+            ("rollout-predictor-00002".into(), 0),
+            ("rollout-predictor-00001".into(), 100)
+        ]
+    );
+    assert_eq!(answers(&c, "rollout").await, counts(&[("1.5", 100)]));
+
+    // Back to 25 %, then a restart: the previous rollout is restored from
+    // the store and the split is the same.
+    c.apply(&ns, &knative_canary(&v2, Some(25))).await.unwrap();
+    wait_for(&c, &store, "rollout", up_to_date).await;
+    drop(c);
+    let c = controller(&store, dir.path());
+    c.resync().await.unwrap();
+    let v = wait_for(&c, &store, "rollout", |v| {
+        up_to_date(v) && traffic(&v["status"]).len() == 2 && traffic(&v["status"])[1].1 == 75
+    })
+    .await;
+    assert_eq!(
+        traffic(&v["status"]),
+        [
+            ("rollout-predictor-00002".into(), 25),
+            ("rollout-predictor-00001".into(), 75)
+        ]
+    );
+    assert_eq!(
+        answers(&c, "rollout").await,
+        counts(&[("1.5", 75), ("2.5", 25)])
+    );
+
+    // Promote: without the field the latest takes everything and becomes
+    // the rolled-out revision.
+    c.apply(&ns, &knative_canary(&v2, None)).await.unwrap();
+    let v = wait_for(&c, &store, "rollout", up_to_date).await;
+    assert_eq!(
+        traffic(&v["status"]),
+        [("rollout-predictor-00002".into(), 100)]
+    );
+    assert_eq!(
+        v["status"]["components"]["predictor"]["latestRolledoutRevision"],
+        "rollout-predictor-00002"
+    );
+    assert_eq!(answers(&c, "rollout").await, counts(&[("2.5", 100)]));
+    let stored = store.get_inference_service(&ns, "rollout").await.unwrap();
+    assert_eq!(
+        stored.rolled_out.unwrap()["revision"],
+        "rollout-predictor-00002"
+    );
+}
+
+fn standard_canary(
+    stable_name: Option<&str>,
+    stable_uri: &str,
+    canary: Option<(&str, u8, &str)>,
+) -> InferenceService {
+    let name = stable_name
+        .map(|n| format!("    name: {n}\n"))
+        .unwrap_or_default();
+    let canary = canary
+        .map(|(n, p, uri)| {
+            format!(
+                "  canary:\n  - trafficPercent: {p}\n    predictor:\n      name: {n}\n      model:\n        \
+                 modelFormat:\n          name: xgboost\n        storageUri: {uri}\n"
+            )
+        })
+        .unwrap_or_default();
+    InferenceService::from_yaml(&format!(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: variants\n\
+         spec:\n  predictor:\n{name}    model:\n      modelFormat:\n        name: xgboost\n      storageUri: {stable_uri}\n{canary}"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn canary_variants_get_traffic_only_when_ready_and_promote_without_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    let ns = Namespace::default();
+    let stable = write_model(dir.path(), "stable", 0.0, 1.0);
+    let next = write_model(dir.path(), "next", 0.0, 2.0);
+    let missing = dir.path().join("missing").display().to_string();
+
+    // A canary that cannot load gets nothing; the stable predictor serves all.
+    c.apply(
+        &ns,
+        &standard_canary(Some("v1"), &stable, Some(("v2", 30, &missing))),
+    )
+    .await
+    .unwrap();
+    let v = wait_for(&c, &store, "variants", |v| {
+        v["status"]["canaryStatuses"][0]["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad"
+            && up_to_date(v)
+    })
+    .await;
+    let status = &v["status"];
+    assert!(is_ready(status), "{status}");
+    assert_eq!(status["canaryStatuses"][0]["trafficPercent"], 0);
+    assert_eq!(status["canaryStatuses"][0]["ready"], false);
+    let canary_ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "CanaryPredictorReady")
+        .unwrap();
+    assert_eq!(canary_ready["status"], "False", "{canary_ready}");
+    assert!(
+        canary_ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing"),
+        "{canary_ready}"
+    );
+    assert_eq!(answers(&c, "variants").await, counts(&[("1.5", 100)]));
+
+    // A loadable canary gets exactly its 30 %.
+    c.apply(
+        &ns,
+        &standard_canary(Some("v1"), &stable, Some(("v2", 30, &next))),
+    )
+    .await
+    .unwrap();
+    let v = wait_for(&c, &store, "variants", |v| {
+        v["status"]["canaryStatuses"][0]["ready"] == true
+    })
+    .await;
+    assert_eq!(v["status"]["canaryStatuses"][0]["trafficPercent"], 30);
+    assert_eq!(
+        traffic(&v["status"]),
+        [("variants-predictor-00001".into(), 70)]
+    );
+    assert_eq!(
+        answers(&c, "variants").await,
+        counts(&[("1.5", 70), ("2.5", 30)])
+    );
+
+    // Promotion as KServe documents it: the stable predictor becomes the
+    // canary (its name and model) and the entry goes. The canary's loaded
+    // revision takes over; nothing loads again.
+    let canary_revision = v["status"]["canaryStatuses"][0]["revisionName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.apply(&ns, &standard_canary(Some("v2"), &next, None))
+        .await
+        .unwrap();
+    let v = wait_for(&c, &store, "variants", up_to_date).await;
+    assert_eq!(traffic(&v["status"]), [(canary_revision, 100)]);
+    assert!(
+        v["status"].get("canaryStatuses").is_none(),
+        "{}",
+        v["status"]
+    );
+    assert_eq!(answers(&c, "variants").await, counts(&[("2.5", 100)]));
+}
+
+#[tokio::test]
+async fn tag_routing_reaches_each_side_of_a_rollout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    let ns = Namespace::default();
+    let v1 = write_model(dir.path(), "v1", 0.0, 1.0);
+    let v2 = write_model(dir.path(), "v2", 0.0, 2.0);
+    let tagged = |uri: &str, percent: &str| {
+        InferenceService::from_yaml(&format!(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: tagged\n  \
+             annotations:\n    serving.kserve.io/enable-tag-routing: \"true\"\n\
+             spec:\n  predictor:\n{percent}    model:\n      modelFormat:\n        name: xgboost\n      storageUri: {uri}\n"
+        ))
+        .unwrap()
+    };
+    c.apply(&ns, &tagged(&v1, "")).await.unwrap();
+    wait_for(&c, &store, "tagged", up_to_date).await;
+    c.apply(&ns, &tagged(&v2, "    canaryTrafficPercent: 10\n"))
+        .await
+        .unwrap();
+    let v = wait_for(&c, &store, "tagged", up_to_date).await;
+    let tags: Vec<&str> = v["status"]["components"]["predictor"]["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["latest", "prev"]);
+    for (host, want) in [
+        ("latest-tagged-predictor.default.example.com", 2.5),
+        ("prev-tagged-predictor.default.example.com:8080", 1.5),
+    ] {
+        for _ in 0..20 {
+            let request = Request::post("/v2/models/tagged/infer")
+                .body(Body::from(
+                    json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 0.0]}]})
+                        .to_string(),
+                ))
+                .unwrap();
+            let response = c.dispatch_host(host, request).await.ok().unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(prediction(&v), want, "{host}");
+        }
+    }
+    // Without the annotation, tags are not hosts of the service.
+    assert!(
+        c.resolve_host("latest-rollout-predictor.default.example.com")
+            .is_none()
+    );
+}
+
+fn with_component(name: &str, uri: &str, component: &str) -> InferenceService {
+    InferenceService::from_yaml(&format!(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: {name}\n\
+         spec:\n  predictor:\n{component}    model:\n      modelFormat:\n        name: xgboost\n      storageUri: {uri}\n"
+    ))
+    .unwrap()
+}
+
+/// `oxflow_inference_batch_size_count{model="NAME"}`: model executions.
+fn executions(c: &ServingController, name: &str) -> u64 {
+    let text = c.metrics().render();
+    let prefix = format!("oxflow_inference_batch_size_count{{model=\"{name}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn container_concurrency_queues_and_bounds_and_timeout_cuts_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    let ns = Namespace::default();
+    let uri = write_model(dir.path(), "m", 0.0, 1.0);
+    // The batcher holds a lone request up to 200 ms for a partner: two
+    // concurrent requests make one execution of 2 rows, unless
+    // containerConcurrency lets only one in at a time.
+    let batcher = "    batcher:\n      maxBatchSize: 2\n      maxLatency: 200\n";
+    c.apply(&ns, &with_component("free", &uri, batcher))
+        .await
+        .unwrap();
+    c.apply(
+        &ns,
+        &with_component(
+            "one",
+            &uri,
+            &format!("{batcher}    containerConcurrency: 1\n"),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for(&c, &store, "free", up_to_date).await;
+    wait_for(&c, &store, "one", up_to_date).await;
+    for (name, want) in [("free", 1), ("one", 2)] {
+        let (a, b) = tokio::join!(infer(&c, name, 1.0), infer(&c, name, 0.0));
+        assert_eq!(
+            (a.0, b.0),
+            (StatusCode::OK, StatusCode::OK),
+            "{name}: {a:?} {b:?}"
+        );
+        assert_eq!((prediction(&a.1), prediction(&b.1)), (1.5, 0.5), "{name}");
+        assert_eq!(executions(&c, name), want, "{name}: model executions");
+    }
+
+    // One in flight and ten queued; the twelfth is turned away at once.
+    let calls: Vec<_> = (0..12).map(|_| infer(&c, "one", 1.0)).collect();
+    let results = futures::future::join_all(calls).await;
+    let refused: Vec<&Value> = results
+        .iter()
+        .filter(|(code, _)| *code == StatusCode::SERVICE_UNAVAILABLE)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(refused.len(), 1, "{results:?}");
+    assert!(
+        refused[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("containerConcurrency"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(code, _)| *code == StatusCode::OK)
+            .count(),
+        11
+    );
+
+    // A request held longer than the timeout gets 504 (the batcher waits
+    // 3 s for a partner; the component allows 1 s).
+    c.apply(
+        &ns,
+        &with_component(
+            "slow",
+            &uri,
+            "    batcher:\n      maxBatchSize: 2\n      maxLatency: 3000\n    timeout: 1\n",
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for(&c, &store, "slow", up_to_date).await;
+    let (code, v) = infer(&c, "slow", 1.0).await;
+    assert_eq!(code, StatusCode::GATEWAY_TIMEOUT, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("timeout of 1 s"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn the_logger_sends_request_and_response_as_cloudevents() {
+    use axum::http::HeaderMap;
+    // A sink that hands every event it receives to the test.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(HeaderMap, Value)>();
+    let sink = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                tx.send((
+                    headers,
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ))
+                .unwrap();
+                StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, sink).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    let ns = Namespace::default();
+    let uri = write_model(dir.path(), "m", 0.0, 1.0);
+    let logger = format!(
+        "    logger:\n      mode: all\n      url: http://{addr}/events\n      metadataHeaders: [x-trace]\n"
+    );
+    c.apply(&ns, &with_component("logged", &uri, &logger))
+        .await
+        .unwrap();
+    wait_for(&c, &store, "logged", up_to_date).await;
+
+    let body = json!({"id": "r-1", "inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 0.0]}]});
+    let request = Request::post("/v2/models/logged/infer")
+        .header("x-trace", "abc")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = c.dispatch("default", "logged", request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(prediction(&answer), 1.5);
+
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        events.push(e);
+    }
+    events.sort_by_key(|(h, _)| h["ce-type"].to_str().unwrap().to_owned());
+    let ((req_h, req_body), (resp_h, resp_body)) = (&events[0], &events[1]);
+    assert_eq!(req_h["ce-type"], "org.kubeflow.serving.inference.request");
+    assert_eq!(resp_h["ce-type"], "org.kubeflow.serving.inference.response");
+    assert_eq!(req_h["ce-id"], resp_h["ce-id"], "one id per exchange");
+    for h in [req_h, resp_h] {
+        assert_eq!(h["ce-specversion"], "1.0");
+        assert_eq!(h["ce-inferenceservicename"], "logged");
+        assert_eq!(h["ce-namespace"], "default");
+        assert_eq!(h["ce-component"], "predictor");
+        assert_eq!(h["ce-source"], "http://127.0.0.1:9/serving/default/logged");
+        assert_eq!(h["content-type"], "application/json");
+    }
+    assert_eq!(req_h["ce-metadata"], r#"{"x-trace":["abc"]}"#);
+    assert_eq!(*req_body, body);
+    assert_eq!(*resp_body, answer);
+    // Health checks and metadata reads are not logged.
+    let (code, _) = {
+        let r = c
+            .dispatch(
+                "default",
+                "logged",
+                Request::get("/v2/models/logged/ready")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        (r.status(), ())
+    };
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "no event for a GET"
+    );
 }

@@ -497,6 +497,10 @@ pub struct InferenceServiceRecord {
     pub status: serde_json::Value,
     /// The generation `status` describes (0: none yet).
     pub observed_generation: i64,
+    /// The revision that last took all the traffic, `{revision, generation,
+    /// predictor}`: during a canary rollout (`canaryTrafficPercent`) the
+    /// rest of the traffic goes to it. Kept by the serving controller.
+    pub rolled_out: Option<serde_json::Value>,
     /// When it was first applied.
     pub created_at: Timestamp,
     /// When its spec or status last changed.

@@ -1218,6 +1218,16 @@ async fn inference_services_apply_with_generations() {
         );
         let got = b.store.get_inference_service(&team, "iris").await.unwrap();
         assert_eq!((got.status, got.observed_generation), (json!({"x": 1}), 2));
+        assert_eq!(got.rolled_out, None);
+        let rolled = json!({"revision": "iris-predictor-00001", "generation": 1});
+        assert!(
+            b.store
+                .set_inference_service_rolled_out(&first.id, &rolled)
+                .await
+                .unwrap()
+        );
+        let got = b.store.get_inference_service(&team, "iris").await.unwrap();
+        assert_eq!(got.rolled_out, Some(rolled));
 
         // Create refuses a taken name; names are per namespace.
         let dup = b.store.create_inference_service(&team, "iris", &spec).await;

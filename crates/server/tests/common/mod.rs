@@ -61,6 +61,7 @@ pub async fn app_state(dir: &Path) -> AppState {
                 base_url: "http://oxflow.test".into(),
                 hold: std::time::Duration::from_secs(10),
                 resync: std::time::Duration::from_secs(3600),
+                workloads: None,
             },
         )),
     }

@@ -14,6 +14,10 @@ CREATE TABLE inference_services (
     -- KServe's status (url, components, conditions, modelStatus, …) as the
     -- controller last wrote it (JSON), and the generation it describes.
     status     TEXT COLLATE "C" NOT NULL,
+    -- The revision that last took all the traffic (JSON {revision,
+    -- generation, predictor}): a canary rollout splits traffic between it
+    -- and the newest revision, also after a restart. NULL until one has.
+    rolled_out TEXT COLLATE "C",
     observed_generation BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,

@@ -14,6 +14,10 @@ CREATE TABLE inference_services (
     -- KServe's status (url, components, conditions, modelStatus, …) as the
     -- controller last wrote it (JSON), and the generation it describes.
     status     TEXT    NOT NULL,
+    -- The revision that last took all the traffic (JSON {revision,
+    -- generation, predictor}): a canary rollout splits traffic between it
+    -- and the newest revision, also after a restart. NULL until one has.
+    rolled_out TEXT,
     observed_generation INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,

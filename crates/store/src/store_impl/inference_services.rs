@@ -16,8 +16,8 @@ use crate::{InferenceServiceRecord, Result, Store, StoreError};
 
 macro_rules! isvc_columns {
     () => {
-        "id, namespace, name, spec, generation, status, observed_generation, created_at, \
-         updated_at"
+        "id, namespace, name, spec, generation, status, observed_generation, rolled_out, \
+         created_at, updated_at"
     };
 }
 
@@ -31,6 +31,13 @@ fn isvc_from_row(row: &AnyRow) -> Result<InferenceServiceRecord> {
         generation: r.get("generation")?,
         status: r.json("status")?,
         observed_generation: r.get("observed_generation")?,
+        rolled_out: match r.get::<Option<String>>("rolled_out")? {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| r.corrupt(format!("column rolled_out is not valid JSON: {e}")))?,
+            ),
+        },
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
     })
@@ -74,7 +81,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "INSERT INTO inference_services (",
             isvc_columns!(),
-            ") VALUES ($1, $2, $3, $4, 1, '{}', 0, $5, $5) \
+            ") VALUES ($1, $2, $3, $4, 1, '{}', 0, NULL, $5, $5) \
              ON CONFLICT (namespace, name) DO UPDATE SET \
              spec = excluded.spec, \
              generation = CASE WHEN inference_services.spec = excluded.spec \
@@ -113,7 +120,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "INSERT INTO inference_services (",
             isvc_columns!(),
-            ") VALUES ($1, $2, $3, $4, 1, '{}', 0, $5, $5) RETURNING ",
+            ") VALUES ($1, $2, $3, $4, 1, '{}', 0, NULL, $5, $5) RETURNING ",
             isvc_columns!()
         ))
         .bind(oxflow_core::new_id())
@@ -213,6 +220,23 @@ impl Store {
         .execute(&self.pool)
         .await
         .context(|| format!("recording the status of inference service {id}"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the revision that now takes all the traffic (see
+    /// [`InferenceServiceRecord::rolled_out`]); false when the service was
+    /// deleted.
+    pub async fn set_inference_service_rolled_out(
+        &self,
+        id: &str,
+        rolled_out: &Value,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE inference_services SET rolled_out = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json_text(rolled_out))
+            .execute(&self.pool)
+            .await
+            .context(|| format!("recording the rolled-out revision of inference service {id}"))?;
         Ok(done.rows_affected() == 1)
     }
 

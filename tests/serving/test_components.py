@@ -1,0 +1,128 @@
+"""Custom predictors, transformers and explainers under `oxflow up`: real
+kserve.Model scripts run as commands, chained as KServe chains them
+(client → transformer → predictor, :explain → explainer → predictor),
+supervised (a killed predictor is restarted) and stopped on delete."""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import Up
+
+HERE = Path(__file__).resolve().parent / 'components'
+
+
+def post(url, body, headers=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method='POST',
+                                 headers={'Content-Type': 'application/json', **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b'null')
+
+
+def container(script, *args):
+    return {'name': 'kserve-container', 'image': f'example.com/{script}:latest',
+            'command': ['python', str(HERE / f'{script}.py')], 'args': list(args)}
+
+
+def pids(pattern):
+    out = subprocess.run(['pgrep', '-f', pattern], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.fixture(scope='module')
+def up(models, tmp_path_factory):
+    home = tmp_path_factory.mktemp('components-home')
+    u = Up(home)
+    services = [
+        {'apiVersion': 'serving.kserve.io/v1beta1', 'kind': 'InferenceService',
+         'metadata': {'name': 'doubler'},
+         'spec': {'predictor': {'containers': [container('doubler', '--model_name', 'doubler')]}}},
+        {'apiVersion': 'serving.kserve.io/v1beta1', 'kind': 'InferenceService',
+         'metadata': {'name': 'chained'},
+         'spec': {'predictor': {'model': {'modelFormat': {'name': 'xgboost'},
+                                          'storageUri': str(models / 'repo' / 'xgb-binary')}},
+                  'transformer': {'containers': [container('renamer')]},
+                  'explainer': {'containers': [container('explainer')]}}},
+    ]
+    f = home / 'components.json'
+    # A JSON document per service, as `kubectl apply -f` also takes JSON.
+    f.write_text('\n---\n'.join(json.dumps(s) for s in services))
+    out = u.cli('apply', '-f', str(f), '--wait', '180')
+    assert 'doubler is ready' in out.stdout and 'chained is ready' in out.stdout, out.stdout + out.stderr
+    yield u
+    u.stop()
+
+
+def test_a_kserve_model_script_is_a_custom_predictor(up):
+    code, body = post(up.url('/serving/default/doubler/v1/models/doubler:predict'),
+                      {'instances': [[1, 2.5], [-3, 0]]})
+    assert code == 200, body
+    assert body == {'predictions': [[2, 5.0], [-6, 0]]}
+
+
+def test_requests_go_through_the_transformer_to_the_predictor(up, fixtures):
+    rows = fixtures['xgb-binary']['rows']
+    want = fixtures['xgb-binary']['outputs']['predict']
+    code, body = post(up.url('/serving/default/chained/v1/models/chained:predict'), {'rows': rows})
+    assert code == 200, body
+    assert body == {'labels': want, 'via': 'transformer'}
+    # The predictor's own host skips the transformer.
+    code, body = post(up.url('/v1/models/chained:predict'), {'instances': rows},
+                      {'Host': 'chained-predictor.default.example.com'})
+    assert code == 200, body
+    assert body == {'predictions': want}
+
+
+def test_explain_goes_to_the_explainer(up, fixtures):
+    rows = fixtures['xgb-binary']['rows']
+    want = fixtures['xgb-binary']['outputs']['predict']
+    code, body = post(up.url('/serving/default/chained/v1/models/chained:explain'), {'instances': rows})
+    assert code == 200, body
+    assert body == {'explanations': [{'row': i, 'positive': w == 1} for i, w in enumerate(want)]}
+
+
+def test_status_has_every_component(up):
+    got = json.loads(up.cli('isvc', 'get', 'chained', '-o', 'json').stdout)['status']
+    conditions = {c['type']: c['status'] for c in got['conditions']}
+    assert conditions == {'IngressReady': 'True', 'PredictorReady': 'True', 'TransformerReady': 'True',
+                          'ExplainerReady': 'True', 'Ready': 'True'}, got
+    assert got['components']['transformer']['latestReadyRevision'] == 'chained-transformer-00001'
+    assert got['components']['explainer']['latestReadyRevision'] == 'chained-explainer-00001'
+
+
+def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):
+    [pid] = pids(str(HERE / 'doubler.py'))
+    os.kill(pid, signal.SIGKILL)
+    seen_failure = None
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        status = json.loads(up.cli('isvc', 'get', 'doubler', '-o', 'json').stdout)['status']
+        ready = {c['type']: c for c in status['conditions']}['Ready']
+        if ready['status'] == 'False' and 'signal 9' in ready.get('message', ''):
+            seen_failure = ready['message']
+        if seen_failure and ready['status'] == 'True':
+            break
+        time.sleep(0.1)
+    assert seen_failure and 'restarting' in seen_failure, seen_failure
+    assert ready['status'] == 'True', status
+    code, body = post(up.url('/serving/default/doubler/v1/models/doubler:predict'), {'instances': [[4]]})
+    assert (code, body) == (200, {'predictions': [[8]]})
+    [new_pid] = pids(str(HERE / 'doubler.py'))
+    assert new_pid != pid
+
+    up.cli('isvc', 'delete', 'doubler')
+    # The local CLI deleted the record; the server notices on its next
+    # resync (2 s) and stops the command.
+    deadline = time.time() + 30
+    while pids(str(HERE / 'doubler.py')) and time.time() < deadline:
+        time.sleep(0.1)
+    assert pids(str(HERE / 'doubler.py')) == []
