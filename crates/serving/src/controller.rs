@@ -40,6 +40,7 @@ use crate::storage::Storage;
 
 mod policy;
 mod process;
+mod scale;
 mod status;
 mod traffic;
 
@@ -62,6 +63,9 @@ pub struct ControllerConfig {
     /// Runs the commands of custom predictors, transformers and explainers
     /// (`None`: those are refused with a reason in the status).
     pub workloads: Option<Arc<dyn oxflow_runtime::Runtime>>,
+    /// How long a model predictor with `minReplicas: 0` may go without a
+    /// request before it is unloaded (Knative's stable window is 60 s).
+    pub scale_to_zero_after: Duration,
 }
 
 /// Errors of the controller's API.
@@ -121,6 +125,8 @@ struct Revision {
     /// The command serving it (custom predictors, transformers,
     /// explainers); dropping the revision stops it.
     _process: Option<process::Process>,
+    /// `minReplicas: 0` on a model predictor: unloaded when idle.
+    scale: Option<Arc<scale::ScaleToZero>>,
 }
 
 impl Revision {
@@ -303,8 +309,43 @@ impl ServingController {
                 if let Err(e) = this.resync().await {
                     tracing::warn!(error = %e, "Could not resync inference services.");
                 }
+                this.scale_down_idle().await;
             }
         })
+    }
+
+    /// Unloads the models of `minReplicas: 0` predictors that have been
+    /// idle for `scale_to_zero_after`; returns how many. The resync loop
+    /// calls it; the next request for one loads it again.
+    pub async fn scale_down_idle(&self) -> usize {
+        let idle = self.inner.config.scale_to_zero_after;
+        let scaled: Vec<Key> = {
+            let services = self
+                .inner
+                .services
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            services
+                .iter()
+                .filter(|(_, e)| {
+                    let mut any = false;
+                    for r in e.revisions() {
+                        if let Some(s) = &r.scale
+                            && s.scale_down_if_idle(idle)
+                        {
+                            tracing::info!(revision = %r.name, "Scaled to zero.");
+                            any = true;
+                        }
+                    }
+                    any
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for key in &scaled {
+            self.settle(key).await;
+        }
+        scaled.len()
     }
 
     /// Stops the resync loop (loaded models stay until the controller is dropped).
@@ -758,6 +799,8 @@ impl ServingController {
             self.inner.config.hold,
         ));
         repository.set(&model_name, ModelState::Loading);
+        let scale = (predictor.component.min_replicas == 0)
+            .then(|| scale::ScaleToZero::new(repository.clone(), model_name.clone()));
         let plane = Arc::new(DataPlane {
             repository: repository.clone(),
             metrics: self.inner.metrics.clone(),
@@ -773,6 +816,7 @@ impl ServingController {
                 policy,
                 phase: Arc::new(RwLock::new(Phase::Loading)),
                 _process: None,
+                scale,
             }),
             load: Some((loader, repository)),
         })
@@ -839,6 +883,7 @@ impl ServingController {
             policy,
             phase,
             _process: Some(process),
+            scale: None,
         }))
     }
 
@@ -1011,6 +1056,18 @@ impl ServingController {
                 }
             }
         };
+        let _in_flight = revision.scale.as_ref().map(|s| {
+            let (guard, woke) = s.enter();
+            if woke {
+                tracing::info!(revision = %revision.name, "Scaling up from zero.");
+                let this = self.clone();
+                if let Ok(ns) = Namespace::new(namespace.to_owned()) {
+                    let key = (ns, name.to_owned());
+                    tokio::spawn(async move { this.settle(&key).await });
+                }
+            }
+            guard
+        });
         revision
             .policy
             .handle(revision.router.clone(), request)

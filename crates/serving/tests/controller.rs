@@ -46,6 +46,8 @@ fn controller(store: &Store, home: &Path) -> ServingController {
             hold: Duration::from_secs(10),
             resync: Duration::from_secs(3600),
             workloads: None,
+            // Idle means "nothing in flight": scale_down_idle is called by hand.
+            scale_to_zero_after: Duration::ZERO,
         },
     )
 }
@@ -790,4 +792,58 @@ async fn the_logger_sends_request_and_response_as_cloudevents() {
             .is_err(),
         "no event for a GET"
     );
+}
+
+#[tokio::test]
+async fn min_replicas_zero_unloads_when_idle_and_the_next_request_waits_for_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    let ns = Namespace::default();
+    let uri = write_model(dir.path(), "m", 0.0, 1.0);
+    c.apply(&ns, &with_component("sleepy", &uri, "    minReplicas: 0\n"))
+        .await
+        .unwrap();
+    c.apply(&ns, &with_component("awake", &uri, ""))
+        .await
+        .unwrap();
+    wait_for(&c, &store, "sleepy", up_to_date).await;
+    wait_for(&c, &store, "awake", up_to_date).await;
+
+    // Only the minReplicas: 0 predictor scales down.
+    assert_eq!(c.scale_down_idle().await, 1);
+    let active = |v: &Value| v["status"]["modelStatus"]["states"]["activeModelState"].clone();
+    let v = wait_for(&c, &store, "sleepy", |v| active(v) == "Standby").await;
+    assert!(
+        is_ready(&v["status"]),
+        "a service scaled to zero is still ready"
+    );
+    let index = c
+        .dispatch(
+            "default",
+            "sleepy",
+            Request::post("/v2/repository/index")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let index: Value = serde_json::from_slice(
+        &axum::body::to_bytes(index.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    // Any request wakes it: this one found it unloaded and loading again
+    // (a loaded model would say READY).
+    assert_eq!(index[0]["state"], "LOADING", "{index}");
+    let v = store.get_inference_service(&ns, "awake").await.unwrap();
+    assert_eq!(active(&isvc_json(&v)), "Loaded");
+
+    // The next request loads the model again and is answered.
+    let (code, out) = infer(&c, "sleepy", 1.0).await;
+    assert_eq!((code, prediction(&out)), (StatusCode::OK, 1.5), "{out}");
+    wait_for(&c, &store, "sleepy", |v| active(v) == "Loaded").await;
+    // Idle again, it goes back to zero.
+    assert_eq!(c.scale_down_idle().await, 1);
+    assert_eq!(c.scale_down_idle().await, 0, "already at zero");
 }

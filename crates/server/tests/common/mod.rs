@@ -62,6 +62,7 @@ pub async fn app_state(dir: &Path) -> AppState {
                 hold: std::time::Duration::from_secs(10),
                 resync: std::time::Duration::from_secs(3600),
                 workloads: None,
+                scale_to_zero_after: std::time::Duration::from_secs(60),
             },
         )),
     }

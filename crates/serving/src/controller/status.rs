@@ -60,7 +60,11 @@ fn model_status(
         Phase::Failed(_) => ("InvalidSpec", "FailedToLoad"),
     };
     let mut states = json!({ "targetModelState": target });
-    if serving || phase == Phase::Loaded {
+    let standby = revision.is_some_and(|r| r.scale.as_ref().is_some_and(|s| s.is_zero()));
+    if standby && phase == Phase::Loaded {
+        // Scaled to zero: the next request loads it again.
+        states["activeModelState"] = json!("Standby");
+    } else if serving || phase == Phase::Loaded {
         states["activeModelState"] = json!("Loaded");
     } else if phase == Phase::Loading {
         states["activeModelState"] = json!("Pending");
