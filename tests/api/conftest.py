@@ -27,7 +27,7 @@ class Server:
         # Lightweight components run with the Python that runs the tests (it has kfp).
         env['PATH'] = str(Path(sys.executable).parent) + os.pathsep + env.get('PATH', '')
         env.pop('OXFLOW_DATABASE', None)
-        self.proc = subprocess.Popen([oxflow_bin(), 'up', '--addr', '127.0.0.1:0'], env=env,
+        self.proc = subprocess.Popen([oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0'], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60
         self.url = None

@@ -91,7 +91,7 @@ class Up:
         self.env = dict(os.environ, OXFLOW_HOME=str(home))
         self.env.pop('OXFLOW_SERVER', None)
         self.proc = subprocess.Popen(
-            [oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--python', sys.executable],
+            [oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0', '--python', sys.executable],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.addr = None
@@ -101,9 +101,9 @@ class Up:
             if not line:
                 break
             self.lines.append(line)
-            m = re.search(r'oxflow is serving on http://(\S+) ', line)
+            m = re.search(r'oxflow is serving on http://(\S+) .*inference gRPC on ([^\s)]+)', line)
             if m:
-                self.addr = m.group(1)
+                self.addr, self.grpc = m.group(1), m.group(2)
                 break
         if self.addr is None:
             self.proc.kill()

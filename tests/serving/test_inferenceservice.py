@@ -96,6 +96,35 @@ def test_triton_client_through_the_service_path(up, fixtures, model, binary):
     np.testing.assert_array_equal(result.as_numpy(output), np.asarray(fixtures[model]['outputs'][output]))
 
 
+@pytest.mark.parametrize('model', ['xgb-multi', 'onnx-rf', 'sk-logreg'])
+def test_triton_grpc_client_by_model_name(up, fixtures, model):
+    import tritonclient.grpc as grpcclient
+    client = grpcclient.InferenceServerClient(url=up.grpc)
+    assert client.is_server_live()
+    assert client.is_model_ready(model)
+    rows = np.asarray(fixtures[model]['rows'], dtype=np.float32)
+    inp = grpcclient.InferInput('input-0', list(rows.shape), 'FP32')
+    inp.set_data_from_numpy(rows)
+    output = 'label' if model.startswith('onnx') else 'predict'
+    result = client.infer(model, [inp], outputs=[grpcclient.InferRequestedOutput(output)])
+    np.testing.assert_array_equal(result.as_numpy(output), np.asarray(fixtures[model]['outputs'][output]))
+
+
+def test_grpc_authority_picks_the_service(up, fixtures):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+    # KServe's way: the service's host as :authority; the request's model
+    # name is then the service's own.
+    client = grpcclient.InferenceServerClient(
+        url=up.grpc, channel_args=[('grpc.default_authority', 'xgb-binary.default.example.com')])
+    assert client.get_model_metadata('xgb-binary').name == 'xgb-binary'
+    other = grpcclient.InferenceServerClient(
+        url=up.grpc, channel_args=[('grpc.default_authority', 'xgb-binary.team-b.example.com')])
+    with pytest.raises(InferenceServerException) as e:
+        other.get_model_metadata('nope')
+    assert 'no inference service nope' in str(e.value)
+
+
 def test_host_header_routes_as_kserves_ingress(up, fixtures):
     rows = fixtures['xgb-multi']['rows']
     code, body = http('POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),

@@ -36,6 +36,13 @@ pub fn service(plane: Arc<DataPlane>) -> GrpcInferenceServiceServer<GrpcPlane> {
         .max_encoding_message_size(usize::MAX)
 }
 
+/// The gRPC service for `plane` as an axum router (to be served over
+/// HTTP/2, or called with `oneshot` by a dispatcher in front of several
+/// planes).
+pub fn router(plane: Arc<DataPlane>) -> axum::Router {
+    tonic::service::Routes::new(service(plane)).into_axum_router()
+}
+
 /// The data plane seen through gRPC.
 pub struct GrpcPlane {
     plane: Arc<DataPlane>,

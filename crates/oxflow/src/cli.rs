@@ -88,6 +88,10 @@ pub struct UpArgs {
     /// Address to listen on (loopback by default; anything else exposes the API).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
+    /// Address of the Open Inference Protocol's gRPC endpoint for every
+    /// InferenceService (routed by `:authority` NAME.NAMESPACE or by model name).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub grpc_addr: std::net::SocketAddr,
     /// Python interpreter for lightweight components (default: python3 on PATH).
     #[arg(long)]
     pub python: Option<PathBuf>,
@@ -616,6 +620,10 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         },
     );
     let serving_handle = serving.start().await;
+    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("listening on {} (gRPC)", args.grpc_addr))?;
+    let grpc_bound = grpc_listener.local_addr()?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),
@@ -643,9 +651,14 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     }
     // Tests and scripts wait for this line.
     eprintln!(
-        "oxflow is serving on http://{bound} (data in {})",
+        "oxflow is serving on http://{bound} (data in {}; inference gRPC on {grpc_bound})",
         ctx.home.display()
     );
+    let grpc_task = tokio::spawn(oxflow_serving::controller::serve_grpc(
+        serving.clone(),
+        grpc_listener,
+        shutdown.clone(),
+    ));
     oxflow_server::serve_on(listener, oxflow_server::router(state), shutdown.clone())
         .await
         .with_context(|| format!("serving on {bound}"))?;
@@ -660,6 +673,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     tuning_handle.abort();
     serving.shutdown();
     serving_handle.abort();
+    grpc_task.abort();
     drop(serving);
     drop(tuning_runtime);
     drop(runtime);

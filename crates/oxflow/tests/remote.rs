@@ -20,7 +20,7 @@ impl Server {
     fn start() -> Self {
         let home = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_oxflow"))
-            .args(["up", "--addr", "127.0.0.1:0"])
+            .args(["up", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
             .env("OXFLOW_HOME", home.path())
             .env("PATH", path_with_python())
             .env_remove("OXFLOW_DATABASE")

@@ -38,12 +38,14 @@ use crate::runtimes::RuntimeConfig;
 use crate::spec::{InferenceService, Predictor, PredictorSpec, SpecError};
 use crate::storage::Storage;
 
+mod grpc;
 mod policy;
 mod process;
 mod scale;
 mod status;
 mod traffic;
 
+pub use grpc::serve_grpc;
 use status::transitions_from;
 
 /// How the controller serves.
@@ -127,6 +129,8 @@ struct Revision {
     _process: Option<process::Process>,
     /// `minReplicas: 0` on a model predictor: unloaded when idle.
     scale: Option<Arc<scale::ScaleToZero>>,
+    /// The gRPC service of a model predictor's data plane.
+    grpc: Option<axum::Router>,
 }
 
 impl Revision {
@@ -812,11 +816,12 @@ impl ServingController {
                 name,
                 generation: record.generation,
                 predictor: json.clone(),
-                router: oxflow_inference::rest::router(plane),
+                router: oxflow_inference::rest::router(plane.clone()),
                 policy,
                 phase: Arc::new(RwLock::new(Phase::Loading)),
                 _process: None,
                 scale,
+                grpc: Some(oxflow_inference::grpc::router(plane.clone())),
             }),
             load: Some((loader, repository)),
         })
@@ -884,6 +889,7 @@ impl ServingController {
             phase,
             _process: Some(process),
             scale: None,
+            grpc: None,
         }))
     }
 
@@ -1031,15 +1037,9 @@ impl ServingController {
             };
             let explain = request.uri().path().ends_with(":explain");
             let chosen = match route {
-                Route::Latest => e.latest.as_ref(),
-                Route::Previous => e.rolled_out.as_ref(),
                 Route::Service if explain && e.explainer.is_some() => e.explainer.as_ref(),
                 Route::Service if e.transformer.is_some() => e.transformer.as_ref(),
-                Route::Service | Route::Predictor => {
-                    let split = traffic::split(&e.layout());
-                    let n = e.requests.fetch_add(1, Ordering::Relaxed);
-                    traffic::pick(&split, n).and_then(|t| e.target(t))
-                }
+                _ => self.choose(e, route),
             };
             match chosen {
                 Some(r) => r.clone(),
@@ -1072,6 +1072,20 @@ impl ServingController {
             .policy
             .handle(revision.router.clone(), request)
             .await
+    }
+
+    /// The predictor revision that takes the next request for `route`
+    /// (the traffic split, or a tag's revision).
+    fn choose<'e>(&self, e: &'e Entry, route: Route) -> Option<&'e Arc<Revision>> {
+        match route {
+            Route::Latest => e.latest.as_ref(),
+            Route::Previous => e.rolled_out.as_ref(),
+            Route::Service | Route::Predictor => {
+                let split = traffic::split(&e.layout());
+                let n = e.requests.fetch_add(1, Ordering::Relaxed);
+                traffic::pick(&split, n).and_then(|t| e.target(t))
+            }
+        }
     }
 
     /// Dispatches by `Host` when it names a service (see [`Self::resolve_host`]);
