@@ -5,6 +5,7 @@ still served after a restart."""
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -165,6 +166,81 @@ def test_a_failed_model_reports_why_and_delete_unloads(up, tmp_path):
         'inferenceservice.serving.kserve.io "broken-xgb" deleted'
     code, body = http('GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
     assert code == 404, body
+
+
+@pytest.fixture
+def moto(models):
+    """moto's S3-compatible server with an IAM user allowed s3:*, a bucket
+    holding the xgb-binary model, and authentication enforced."""
+    import socket
+    import boto3
+    from botocore.config import Config
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, 'moto did not start'
+                time.sleep(0.05)
+
+        def client(service, key=('testing', 'testing')):
+            return boto3.client(service, endpoint_url=endpoint, region_name='us-east-1',
+                                aws_access_key_id=key[0], aws_secret_access_key=key[1],
+                                config=Config(s3={'addressing_style': 'path'}))
+        iam = client('iam')
+        iam.create_user(UserName='oxflow')
+        iam.put_user_policy(UserName='oxflow', PolicyName='s3', PolicyDocument=json.dumps(
+            {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}]}))
+        k = iam.create_access_key(UserName='oxflow')['AccessKey']
+        key = (k['AccessKeyId'], k['SecretAccessKey'])
+        s3 = client('s3', key)
+        s3.create_bucket(Bucket='models')
+        s3.put_object(Bucket='models', Key='xgb/model.json',
+                      Body=(models / 'repo' / 'xgb-binary' / 'model.json').read_bytes())
+        urllib.request.urlopen(urllib.request.Request(
+            endpoint + '/moto-api/reset-auth', data=b'0', method='POST',
+            headers={'Content-Type': 'text/plain'})).read()
+        yield endpoint, key
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_s3_models_with_credentials_from_a_secret(up, fixtures, moto, tmp_path):
+    endpoint, (key_id, secret_key) = moto
+
+    def service(name, account):
+        return isvc_yaml(name, 's3://models/xgb', 'xgboost').replace(
+            '  predictor:\n', f'  predictor:\n    serviceAccountName: {account}\n')
+
+    # No such secret: the status says how to create it.
+    f = tmp_path / 'nosecret.yaml'
+    f.write_text(service('s3-missing', 'nobody'))
+    out = up.cli('apply', '-f', str(f), '--wait', '60', check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert 'oxflow secrets create nobody' in out.stderr, out.stderr
+
+    # KServe's S3 variables, held in a secret named like the service account.
+    up.cli('secrets', 'create', 's3creds', '--from-literal', f'AWS_ACCESS_KEY_ID={key_id}',
+           '--from-literal', f'AWS_SECRET_ACCESS_KEY={secret_key}',
+           '--from-literal', f'S3_ENDPOINT={endpoint}')
+    f = tmp_path / 's3.yaml'
+    f.write_text(service('s3-xgb', 's3creds'))
+    out = up.cli('apply', '-f', str(f), '--wait', '120', check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = fixtures['xgb-binary']['rows']
+    code, body = http('POST', up.url('/serving/default/s3-xgb/v1/models/s3-xgb:predict'),
+                      json.dumps({'instances': rows}), {'Content-Type': 'application/json'})
+    assert code == 200, body
+    assert body['predictions'] == fixtures['xgb-binary']['outputs']['predict']
 
 
 def test_services_survive_a_restart(up, fixtures):

@@ -471,6 +471,9 @@ impl ServingController {
                 _ => (Vec::new(), None),
             }
         };
+        // The secrets named by serviceAccountName (S3 credentials), read
+        // before planning (planning does no I/O).
+        let secrets = self.service_account_secrets(record).await;
         let reuse = |k: &str| {
             existing
                 .iter()
@@ -487,7 +490,7 @@ impl ServingController {
             if let Some(r) = reuse(&k) {
                 return Ok(r);
             }
-            let planned = self.plan(record, p, json, k, name, endpoint)?;
+            let planned = self.plan(record, p, json, k, name, endpoint, &secrets)?;
             let r = planned.revision.clone();
             to_load.push(planned);
             Ok::<_, Failure>(r)
@@ -720,6 +723,7 @@ impl ServingController {
 
     /// A revision for `predictor` and the loader of its model, or why it
     /// cannot be served.
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
         record: &InferenceServiceRecord,
@@ -728,6 +732,7 @@ impl ServingController {
         key: String,
         name: String,
         endpoint: &str,
+        secrets: &HashMap<String, Option<oxflow_store::SecretData>>,
     ) -> Result<Planned, Failure> {
         let url = self.url(&record.namespace, &record.name);
         let policy = policy::Policy::new(
@@ -779,8 +784,26 @@ impl ServingController {
             .workers
             .max(predictor.component.min_replicas as usize)
             .max(1);
+        let mut storage = self.inner.storage.clone();
+        if let Some(account) = &predictor.pod.service_account_name {
+            match secrets.get(account) {
+                Some(Some(data)) => {
+                    storage = storage.with_s3(crate::storage::S3Config::from_env_and(data));
+                }
+                _ if uri.as_str().starts_with("s3://") => {
+                    return Err(Failure::new(
+                        "InvalidPredictorSpec",
+                        format!(
+                            "serviceAccountName: no secret {account:?} in namespace {}; create it with `oxflow secrets create {account} --from-literal AWS_ACCESS_KEY_ID=… --from-literal AWS_SECRET_ACCESS_KEY=…` (and S3_ENDPOINT for an S3-compatible server)",
+                            record.namespace
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
         let mut loader = SourceLoader::new(
-            self.inner.storage.clone(),
+            storage,
             runtime,
             record.namespace.as_str(),
             vec![ModelSource {
@@ -825,6 +848,36 @@ impl ServingController {
             }),
             load: Some((loader, repository)),
         })
+    }
+
+    /// The secrets the service's predictors name as `serviceAccountName`
+    /// (Oxflow has no service accounts: the secret of that name stands for
+    /// the account's credentials), or `None` for missing ones.
+    async fn service_account_secrets(
+        &self,
+        record: &InferenceServiceRecord,
+    ) -> HashMap<String, Option<oxflow_store::SecretData>> {
+        let spec = &record.spec["spec"];
+        let mut names: Vec<&str> = Vec::new();
+        names.extend(spec["predictor"]["serviceAccountName"].as_str());
+        for c in spec["canary"].as_array().into_iter().flatten() {
+            names.extend(c["predictor"]["serviceAccountName"].as_str());
+        }
+        if let Some(prev) = &record.rolled_out {
+            names.extend(prev["predictor"]["serviceAccountName"].as_str());
+        }
+        let mut out = HashMap::new();
+        for name in names {
+            let secret = match self.inner.store.get_secret(&record.namespace, name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(secret = name, error = %e, "Could not read a service account's secret.");
+                    None
+                }
+            };
+            out.insert(name.to_owned(), secret);
+        }
+        out
     }
 
     /// A revision served by a command (a custom predictor, a transformer,

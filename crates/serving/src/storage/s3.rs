@@ -104,6 +104,18 @@ impl S3Config {
         S3Config::from_vars(|name| std::env::var(name).ok())
     }
 
+    /// [`S3Config::from_env`] with `overrides` (a secret's entries, named
+    /// like the variables) taking precedence over the environment: how an
+    /// InferenceService's `serviceAccountName` supplies credentials.
+    pub fn from_env_and(overrides: &std::collections::BTreeMap<String, String>) -> S3Config {
+        S3Config::from_vars(|name| {
+            overrides
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        })
+    }
+
     /// [`S3Config::from_env`] over any source of variables.
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> S3Config {
         let var = |name: &str| {
