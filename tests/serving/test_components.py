@@ -99,6 +99,18 @@ def test_status_has_every_component(up):
     assert got['components']['explainer']['latestReadyRevision'] == 'chained-explainer-00001'
 
 
+def test_logs_of_each_command(up):
+    # Through the API (--server) and from the data directory.
+    for remote in (True, False):
+        out = up.cli('isvc', 'logs', 'chained', '--component', 'transformer', remote=remote)
+        assert 'chained:predict' in out.stdout, out.stdout[-2000:]
+        out = up.cli('isvc', 'logs', 'doubler', remote=remote)
+        assert 'doubler:predict' in out.stdout, out.stdout[-2000:]
+    # A model predictor is not a command: no log, and the error says why.
+    out = up.cli('isvc', 'logs', 'chained', remote=True, check=False)
+    assert out.returncode != 0 and 'only commands' in out.stderr, out.stderr
+
+
 def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):
     [pid] = pids(str(HERE / 'doubler.py'))
     os.kill(pid, signal.SIGKILL)

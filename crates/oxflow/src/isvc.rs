@@ -43,6 +43,15 @@ pub enum IsvcCommand {
         /// The service's name.
         name: String,
     },
+    /// Print the output of a service's command (a custom predictor, a
+    /// transformer or an explainer).
+    Logs {
+        /// The service's name.
+        name: String,
+        /// Which component.
+        #[arg(short, long, value_parser = ["predictor", "transformer", "explainer"], default_value = "predictor")]
+        component: String,
+    },
 }
 
 /// Arguments of `oxflow apply`.
@@ -282,6 +291,40 @@ pub async fn isvc(cli: &Cli, cmd: &IsvcCommand) -> Result<ExitCode> {
                 _ => print_one(&v),
             }
         }
+        IsvcCommand::Logs { name, component } => match &backend {
+            Backend::Remote(server) => {
+                let text = server
+                    .text(
+                        "GET",
+                        &format!("{}/logs?component={component}", item_path(&ns, name)),
+                    )
+                    .await?;
+                print!("{text}");
+            }
+            Backend::Local(ctx) => {
+                let record = ctx.store.get_inference_service(&ns, name).await?;
+                let Some(revision) =
+                    record.status["components"][component.as_str()]["latestCreatedRevision"]
+                        .as_str()
+                else {
+                    bail!("{name} has no {component} (or `oxflow up` has not seen it yet)");
+                };
+                let path = ctx
+                    .home
+                    .join("logs")
+                    .join("serving")
+                    .join(ns.as_str())
+                    .join(name)
+                    .join(format!("{revision}.log"));
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "reading {} (only commands — custom containers — write a log)",
+                        path.display()
+                    )
+                })?;
+                print!("{text}");
+            }
+        },
         IsvcCommand::Delete { name } => {
             if !backend.delete(&ns, name).await? {
                 bail!("inference service {name:?} not found in namespace {ns}");

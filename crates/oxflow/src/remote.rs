@@ -145,6 +145,12 @@ impl Server {
             .with_context(|| format!("{method} {}{path}: the answer is not JSON", self.url))
     }
 
+    /// A request whose answer is text (logs).
+    pub(crate) async fn text(&self, method: &str, path: &str) -> Result<String> {
+        let r = self.ok(method, path, None).await?;
+        Ok(String::from_utf8_lossy(&r.body).into_owned())
+    }
+
     /// A request that must succeed (2xx).
     async fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response> {
         let r = self.send(method, path, body).await?;

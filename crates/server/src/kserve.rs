@@ -44,6 +44,57 @@ pub(crate) fn routes() -> Router<AppState> {
             "/namespaces/{ns}/inferenceservices/{name}",
             get(read).put(replace).delete(delete),
         )
+        .route("/namespaces/{ns}/inferenceservices/{name}/logs", get(logs))
+}
+
+/// `?component=predictor|transformer|explainer&tailBytes=N`.
+#[derive(serde::Deserialize)]
+struct LogQuery {
+    component: Option<String>,
+    #[serde(rename = "tailBytes")]
+    tail_bytes: Option<u64>,
+}
+
+/// The output of a service's command (custom predictor, transformer,
+/// explainer), as `kubectl logs` shows a pod's: the last `tailBytes`
+/// (default 256 KiB) as text.
+async fn logs(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<LogQuery>,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    let component = q.component.unwrap_or_else(|| "predictor".into());
+    if !matches!(
+        component.as_str(),
+        "predictor" | "transformer" | "explainer"
+    ) {
+        return Err(ApiError::bad_request(format!(
+            "component: {component:?} is not predictor, transformer or explainer"
+        )));
+    }
+    state.store().get_inference_service(&ns, &name).await?;
+    let Some(path) = serving(&state)?.log_path(&ns, &name, &component) else {
+        return Err(ApiError::not_found(format!(
+            "the {component} of {name} has no log: only commands (custom containers) write one"
+        )));
+    };
+    let tail = q.tail_bytes.unwrap_or(256 * 1024);
+    let text = read_tail(&path, tail)
+        .await
+        .map_err(|e| ApiError::not_found(format!("log {}: {e}", path.display())))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+async fn read_tail(path: &std::path::Path, tail: u64) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(path).await?;
+    let len = f.metadata().await?.len();
+    f.seek(std::io::SeekFrom::Start(len.saturating_sub(tail)))
+        .await?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).await?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl From<ServingError> for ApiError {

@@ -131,6 +131,8 @@ struct Revision {
     scale: Option<Arc<scale::ScaleToZero>>,
     /// The gRPC service of a model predictor's data plane.
     grpc: Option<axum::Router>,
+    /// Where a command's output goes.
+    log_path: Option<PathBuf>,
 }
 
 impl Revision {
@@ -845,6 +847,7 @@ impl ServingController {
                 _process: None,
                 scale,
                 grpc: Some(oxflow_inference::grpc::router(plane.clone())),
+                log_path: None,
             }),
             load: Some((loader, repository)),
         })
@@ -910,6 +913,12 @@ impl ServingController {
                 tokio::spawn(async move { this.settle(&key).await });
             }
         });
+        let log_path = home
+            .join("logs")
+            .join("serving")
+            .join(record.namespace.as_str())
+            .join(&record.name)
+            .join(format!("{name}.log"));
         let process = process::start(
             runtime,
             process::CommandSpec {
@@ -917,12 +926,7 @@ impl ServingController {
                 container: container.clone(),
                 kserve_flags,
                 port_flags: true,
-                log_path: home
-                    .join("logs")
-                    .join("serving")
-                    .join(record.namespace.as_str())
-                    .join(&record.name)
-                    .join(format!("{name}.log")),
+                log_path: log_path.clone(),
                 working_dir: home
                     .join("serving")
                     .join(record.namespace.as_str())
@@ -943,6 +947,7 @@ impl ServingController {
             _process: Some(process),
             scale: None,
             grpc: None,
+            log_path: Some(log_path),
         }))
     }
 
@@ -1194,6 +1199,25 @@ impl ServingController {
             }
         }
         None
+    }
+
+    /// The log of a service's command: `component` is `predictor` (the
+    /// latest revision), `transformer` or `explainer`. `None` when that
+    /// component is not a command (model predictors log nothing of their own).
+    pub fn log_path(&self, namespace: &Namespace, name: &str, component: &str) -> Option<PathBuf> {
+        let services = self
+            .inner
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let e = services.get(&(namespace.clone(), name.to_owned()))?;
+        let revision = match component {
+            "predictor" => e.latest.as_ref(),
+            "transformer" => e.transformer.as_ref(),
+            "explainer" => e.explainer.as_ref(),
+            _ => None,
+        }?;
+        revision.log_path.clone()
     }
 
     /// The service's URL in this server.
