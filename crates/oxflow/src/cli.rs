@@ -609,6 +609,8 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
                         .clone()
                         .unwrap_or_else(|| PathBuf::from("python3")),
                     workers: 1,
+                    runtime: runtime.clone(),
+                    logs_dir: ctx.home.join("logs").join("serving"),
                 },
                 max_batch_size: None,
             },

@@ -139,10 +139,21 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         Some(p) => p.clone(),
         None => PathBuf::from("python3"),
     };
+    // scikit-learn workers run as workloads of the local runtime (their
+    // own process groups, killed with this process, output in a log).
+    let runtime = Arc::new(oxflow_runtime::LocalRuntime::new(
+        oxflow_runtime::LocalConfig {
+            scratch_dir: home.join("scratch"),
+            warm_python: false,
+            ..Default::default()
+        },
+    ));
     let config = RuntimeConfig {
         python: PythonConfig {
             python,
             workers: args.workers.max(1),
+            runtime,
+            logs_dir: home.join("logs").join("serve"),
         },
         max_batch_size: None,
     };

@@ -786,6 +786,14 @@ impl ServingController {
             .workers
             .max(predictor.component.min_replicas as usize)
             .max(1);
+        runtime.python.logs_dir = self
+            .inner
+            .config
+            .home
+            .join("logs")
+            .join("serving")
+            .join(record.namespace.as_str())
+            .join(&record.name);
         let mut storage = self.inner.storage.clone();
         if let Some(account) = &predictor.pod.service_account_name {
             match secrets.get(account) {

@@ -39,6 +39,13 @@ fn controller(store: &Store, home: &Path) -> ServingController {
                 python: PythonConfig {
                     python: "python3".into(),
                     workers: 1,
+                    runtime: std::sync::Arc::new(oxflow_runtime::LocalRuntime::new(
+                        oxflow_runtime::LocalConfig {
+                            scratch_dir: home.join("scratch"),
+                            ..Default::default()
+                        },
+                    )),
+                    logs_dir: home.join("logs"),
                 },
                 max_batch_size: None,
             },

@@ -32,7 +32,7 @@ pub async fn app_state(dir: &Path) -> AppState {
     controller.start();
     let tuning = oxflow_tuning::TuningController::new(
         store.clone(),
-        runtime,
+        runtime.clone(),
         oxflow_tuning::TuningConfig {
             logs_dir: dir.join("logs").join("tuning"),
             work_dir: dir.join("tuning"),
@@ -55,6 +55,8 @@ pub async fn app_state(dir: &Path) -> AppState {
                     python: oxflow_serving::runtimes::PythonConfig {
                         python: "python3".into(),
                         workers: 1,
+                        runtime: runtime.clone(),
+                        logs_dir: dir.join("logs"),
                     },
                     max_batch_size: None,
                 },

@@ -3,39 +3,57 @@
 //!
 //! Unpickling runs arbitrary code and needs the very library versions the
 //! model was saved with, so this stays in Python, in the user's interpreter.
-//! Each worker is one long-lived process that loaded the model once; the
-//! server talks to it over pipes with the binary tensor layout, so a
-//! request costs one round trip and no JSON of the data. Several workers
-//! serve concurrent requests; a worker that dies is started again on the
-//! next request, and the request that was in flight gets a 500 naming the
-//! cause.
+//! Each worker is one long-lived process that loaded the model once, run
+//! as a workload of the runtime (its own process group, killed with
+//! Oxflow, its output in a log file); the server talks to it over a Unix
+//! socket with the binary tensor layout, so a request costs one round trip
+//! and no JSON of the data. Several workers serve concurrent requests; a
+//! worker that dies is started again on the next request, and the request
+//! that was in flight gets a 500 naming the cause.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use oxflow_core::Workload;
 use oxflow_inference::json::{decode_raw, encode_raw, raw_size};
 use oxflow_inference::{
     DataType, InferError, InferRequest, Model, ModelMetadata, Tensor, TensorMetadata,
 };
+use oxflow_runtime::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
 
 /// The worker program, passed to `python -c`.
 const WORKER: &str = include_str!("sklearn_worker.py");
-/// Lines of a worker's stderr kept for error messages.
-const STDERR_TAIL: usize = 20;
+/// How long a worker may take to import scikit-learn and load the model.
+const STARTUP: Duration = Duration::from_secs(300);
 
 /// How to start workers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PythonConfig {
     /// The interpreter that has scikit-learn (the user's).
     pub python: PathBuf,
     /// Worker processes per model (at least 1).
     pub workers: usize,
+    /// Runs the workers.
+    pub runtime: Arc<dyn Runtime>,
+    /// Where the workers' output goes (one file per worker).
+    pub logs_dir: PathBuf,
+}
+
+impl std::fmt::Debug for PythonConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonConfig")
+            .field("python", &self.python)
+            .field("workers", &self.workers)
+            .field("runtime", &self.runtime.name())
+            .field("logs_dir", &self.logs_dir)
+            .finish()
+    }
 }
 
 /// A scikit-learn model served by worker processes.
@@ -51,13 +69,26 @@ struct Spawn {
     name: String,
     python: PathBuf,
     model: PathBuf,
+    runtime: Arc<dyn Runtime>,
+    logs_dir: PathBuf,
+    /// Numbers the workers started (log files, socket names).
+    started: Arc<AtomicU64>,
 }
 
 struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    write: OwnedWriteHalf,
+    read: BufReader<OwnedReadHalf>,
+    /// How the process ended, once it has (`None` while it runs).
+    exit: tokio::sync::watch::Receiver<Option<String>>,
+    log_path: PathBuf,
+    /// Cancelled when the worker is dropped: the runtime kills it.
+    stop: CancellationToken,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -101,41 +132,83 @@ struct OutputSpec {
 
 impl Spawn {
     async fn start(&self) -> Result<(Worker, Ready), String> {
-        let mut child = Command::new(&self.python)
-            .arg("-c")
-            .arg(WORKER)
-            .arg(&self.model)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.python.display()))?;
-        let stdin = child.stdin.take().ok_or("worker has no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(err) = child.stderr.take() {
-            let tail = stderr.clone();
-            let name = self.name.clone();
+        let n = self.started.fetch_add(1, Ordering::Relaxed);
+        // Unix socket paths are short (108 bytes): the temp directory.
+        let socket = std::env::temp_dir().join(format!(
+            "oxflow-sk-{}-{}.sock",
+            std::process::id(),
+            SOCKETS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+        let _cleanup = RemoveOnDrop(socket.clone());
+        let name = format!("{}-sklearn-{n}", self.name);
+        let log_path = self.logs_dir.join(format!("{name}.log"));
+        let workload = Workload {
+            name: name.clone(),
+            program: self.python.display().to_string(),
+            args: vec![
+                "-c".into(),
+                WORKER.into(),
+                self.model.display().to_string(),
+                socket.display().to_string(),
+            ],
+            env: [("PYTHONUNBUFFERED".to_owned(), "1".to_owned())].into(),
+            log_path: log_path.clone(),
+            ..Default::default()
+        };
+        let stop = CancellationToken::new();
+        let (exit_tx, exit) = tokio::sync::watch::channel(None);
+        {
+            let runtime = self.runtime.clone();
+            let token = stop.clone();
             tokio::spawn(async move {
-                use tokio::io::AsyncBufReadExt;
-                let mut lines = tokio::io::BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(model = %name, "{line}");
-                    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if t.len() == STDERR_TAIL {
-                        t.pop_front();
-                    }
-                    t.push_back(line);
-                }
+                let how = match runtime.run(&workload, token).await {
+                    Ok(o) => match (o.exit_code, o.signal) {
+                        (Some(c), _) => format!("exit status: {c}"),
+                        (_, Some(s)) => format!("signal: {s}"),
+                        _ => "stopped".into(),
+                    },
+                    Err(e) => format!("could not run: {e}"),
+                };
+                let _ = exit_tx.send(Some(how));
             });
         }
+        let mut exited = exit.clone();
+        let accepted = tokio::select! {
+            a = tokio::time::timeout(STARTUP, listener.accept()) => a,
+            how = exited.wait_for(|e| e.is_some()) => {
+                let how = how.map(|h| h.clone().unwrap_or_default()).unwrap_or_default();
+                stop.cancel();
+                return Err(format!(
+                    "the scikit-learn worker exited before it started ({how}){}",
+                    log_tail(&log_path)
+                ));
+            }
+        };
+        let stream = match accepted {
+            Ok(Ok((stream, _))) => stream,
+            Ok(Err(e)) => {
+                stop.cancel();
+                return Err(format!("the scikit-learn worker did not connect: {e}"));
+            }
+            Err(_) => {
+                stop.cancel();
+                return Err(format!(
+                    "the scikit-learn worker did not start within {} s{}",
+                    STARTUP.as_secs(),
+                    log_tail(&log_path)
+                ));
+            }
+        };
+        let (read, write) = stream.into_split();
         let mut worker = Worker {
-            child,
-            stdin,
-            stdout,
-            stderr,
+            write,
+            read: BufReader::new(read),
+            exit,
+            log_path,
+            stop,
         };
         let (header, _) = match worker.read_frame(|_: &serde_json::Value| 0).await {
             Ok(frame) => frame,
@@ -150,6 +223,30 @@ impl Spawn {
     }
 }
 
+/// Numbers the sockets of this process.
+static SOCKETS: AtomicU64 = AtomicU64::new(0);
+
+/// Removes a socket file once the worker connected (or failed to).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The last lines of a worker's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.join("\n"))
+    }
+}
+
 impl Worker {
     /// Reads one frame: the header, then as many payload bytes as
     /// `payload_size(header)` says.
@@ -157,46 +254,31 @@ impl Worker {
         &mut self,
         payload_size: impl Fn(&serde_json::Value) -> usize,
     ) -> std::io::Result<(serde_json::Value, Vec<u8>)> {
-        let n = self.stdout.read_u32_le().await? as usize;
+        let n = self.read.read_u32_le().await? as usize;
         let mut head = vec![0; n];
-        self.stdout.read_exact(&mut head).await?;
+        self.read.read_exact(&mut head).await?;
         let header: serde_json::Value = serde_json::from_slice(&head)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let mut payload = vec![0; payload_size(&header)];
-        self.stdout.read_exact(&mut payload).await?;
+        self.read.read_exact(&mut payload).await?;
         Ok((header, payload))
     }
 
-    /// Explains a broken pipe: the exit status and the end of stderr.
+    /// Explains a broken connection: the exit status and the end of the log.
     async fn died(&mut self, error: &std::io::Error) -> String {
-        let status = match tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            self.child.wait(),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s.to_string(),
-            _ => {
-                let _ = self.child.start_kill();
-                format!("no exit status ({error})")
-            }
-        };
-        // Give the stderr reader a moment to drain the last lines.
-        tokio::task::yield_now().await;
-        let tail: Vec<String> = self
-            .stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let status =
+            match tokio::time::timeout(Duration::from_secs(2), self.exit.wait_for(|e| e.is_some()))
+                .await
+            {
+                Ok(Ok(how)) => how.clone().unwrap_or_default(),
+                _ => {
+                    self.stop.cancel();
+                    format!("no exit status ({error})")
+                }
+            };
         format!(
             "the scikit-learn worker exited ({status}){}",
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", tail.join("\n"))
-            }
+            log_tail(&self.log_path)
         )
     }
 }
@@ -225,10 +307,15 @@ impl SklearnModel {
         path: &Path,
         config: &PythonConfig,
     ) -> Result<SklearnModel, String> {
+        std::fs::create_dir_all(&config.logs_dir)
+            .map_err(|e| format!("creating {}: {e}", config.logs_dir.display()))?;
         let spawn = Spawn {
             name: name.into(),
             python: config.python.clone(),
             model: path.to_path_buf(),
+            runtime: config.runtime.clone(),
+            logs_dir: config.logs_dir.clone(),
+            started: Arc::new(AtomicU64::new(0)),
         };
         // Every worker loads the model now, in parallel, so the first
         // concurrent requests do not pay for interpreter start-up.
@@ -332,8 +419,8 @@ async fn exchange(
     frame.extend_from_slice(&(header.len() as u32).to_le_bytes());
     frame.extend_from_slice(&header);
     frame.extend_from_slice(&payload);
-    worker.stdin.write_all(&frame).await?;
-    worker.stdin.flush().await?;
+    worker.write.write_all(&frame).await?;
+    worker.write.flush().await?;
     let (header, payload) = worker
         .read_frame(|h| {
             h.get("outputs")

@@ -1,5 +1,5 @@
 """Oxflow's scikit-learn worker: loads one joblib/pickle model and answers
-inference requests framed on stdin/stdout.
+inference requests framed on a Unix socket (argv[2]).
 
 Frame: a 4-byte little-endian length, that many bytes of JSON header, then
 the raw tensor bytes the header's "size" fields add up to (the layout of
@@ -105,8 +105,13 @@ def encode_output(np, name, value):
 
 def main():
     path = sys.argv[1]
-    out = sys.stdout.buffer
-    inp = sys.stdin.buffer
+    # The server listens on a Unix socket and waits for this connection;
+    # stdout and stderr are the worker's log.
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(sys.argv[2])
+    out = sock.makefile("wb")
+    inp = sock.makefile("rb")
     sys.stdout = sys.stderr
     try:
         import numpy as np
