@@ -16,6 +16,8 @@ import * as recurring from './pages/recurring.js';
 import * as artifacts from './pages/artifacts.js';
 import * as katib from './pages/katib.js';
 import * as katibExperiment from './pages/katib-experiment.js';
+import * as models from './pages/models.js';
+import * as model from './pages/model.js';
 import * as coming from './pages/coming.js';
 
 const NAV = [
@@ -26,9 +28,9 @@ const NAV = [
   {path: '/recurring', label: 'Recurring runs', icon: 'M4 12 a8 8 0 1 1 2.3 5.7 M4 19 v-5 h5'},
   {path: '/artifacts', label: 'Artifacts', icon: 'M4 7 L12 3 L20 7 V17 L12 21 L4 17 Z M4 7 L12 11 L20 7 M12 11 V21'},
   {path: '/katib', label: 'Katib', icon: 'M4 20 V10 M10 20 V4 M16 20 V13 M22 20 H2'},
+  {path: '/models', label: 'Models', icon: 'M12 3 L21 8 L12 13 L3 8 Z M3 13 L12 18 L21 13'},
   {section: 'Coming'},
   {path: '/notebooks', label: 'Notebooks', coming: true, icon: 'M6 3 h11 a1 1 0 0 1 1 1 v16 a1 1 0 0 1 -1 1 h-11 z M9 3 v18'},
-  {path: '/models', label: 'Models', coming: true, icon: 'M12 3 L21 8 L12 13 L3 8 Z M3 13 L12 18 L21 13'},
   {path: '/contributors', label: 'Contributors', coming: true, icon: 'M9 11 a3.5 3.5 0 1 0 0 -7 a3.5 3.5 0 0 0 0 7 M2 21 a7 7 0 0 1 14 0 M17 11 a3 3 0 1 0 0 -6 M18 14 a6 6 0 0 1 4 6'},
 ];
 
@@ -46,7 +48,10 @@ const ROUTES = [
   [/^\/katib$/, katib],
   [/^\/katib\/new$/, katib, {mode: 'new'}],
   [/^\/katib\/experiments\/([^/]+)$/, katibExperiment],
-  [/^\/(notebooks|models|contributors)$/, coming],
+  [/^\/models$/, models],
+  [/^\/models\/new$/, models, {mode: 'new'}],
+  [/^\/models\/services\/([^/]+)$/, model],
+  [/^\/(notebooks|contributors)$/, coming],
 ];
 
 const NS_KEY = 'oxflow.namespace';

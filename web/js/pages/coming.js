@@ -4,7 +4,6 @@ import {h, pageHeader, add} from '../dom.js';
 
 const WHAT = {
   notebooks: ['Notebooks', 'Jupyter notebook servers started and stopped from here, with their own volumes.'],
-  models: ['Models', 'Model serving (KServe-style inference services) with their endpoints and traffic.'],
   contributors: ['Contributors', 'Who may use a namespace, and with which role.'],
 };
 
@@ -18,6 +17,6 @@ export function render(ctx) {
       h('span', {class: 'soon big'}, 'coming'),
       h('p', null, `${title} is not part of Oxflow yet.`),
       h('p', {class: 'muted'}, text),
-      h('p', null, 'Pipelines, runs, experiments, recurring runs and artifacts work today: ',
+      h('p', null, 'Pipelines, runs, experiments, recurring runs, artifacts, Katib and Models work today: ',
         h('a', {href: '#/pipelines'}, 'start with a pipeline'), '.')));
 }

@@ -40,5 +40,5 @@ export async function render(ctx) {
   }
   add(main, h('section', {class: 'coming-strip', 'aria-labelledby': 'coming-h'},
     h('h2', {id: 'coming-h'}, 'Coming to Oxflow'),
-    h('p', {class: 'muted'}, 'Notebooks, model serving and multi-user namespaces are on their way; their pages are in the menu, marked "coming".')));
+    h('p', {class: 'muted'}, 'Notebooks and multi-user namespaces are on their way; their pages are in the menu, marked "coming".')));
 }
