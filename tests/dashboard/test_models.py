@@ -361,23 +361,24 @@ def test_try_it_predicts_with_v1_and_v2_and_the_metrics_count_it(server, browser
     assert not js_errors(d)
 
 
-def test_a_predictor_that_scales_to_zero_is_sampled_only_on_request(server, browser, stump_dir):
+def test_a_predictor_that_scales_to_zero_is_sampled_without_waking_it(server, browser, stump_dir):
     d = browser
     server.api('POST', ISVCS, isvc('ui-zero', xgboost_predictor(stump_dir, minReplicas=0)))
     go(d, server, '/models/services/ui-zero')
     wait(d, lambda d: attr(d, '#isvc-state .badge', 'data-state') == 'Ready', what='the ready badge')
-    # Sampling its /metrics would count as traffic and keep the model loaded: off until asked for.
-    assert not one(d, '#metrics-sample').is_selected()
-    wait(d, lambda d: attr(d, '#isvc-metrics', 'data-state') == 'paused', what='the paused metrics')
-    assert 'minReplicas: 0' in text_of(d, '#metrics-summary')
-    assert attr(d, '#isvc-metrics', 'data-samples') == '0'
-    # The model's metadata (a request too) is asked for once the user turns to the form.
+    # Metrics come from the control plane, which is not a request to the
+    # service: sampled as for any other service, and nothing counted.
+    assert one(d, '#metrics-sample').is_selected()
+    wait(d, lambda d: attr(d, '#isvc-metrics', 'data-state') == 'ok'
+         and int(attr(d, '#isvc-metrics', 'data-samples') or 0) >= 2, what='two metrics samples')
+    assert attr(d, '#isvc-metrics', 'data-requests-window') == '0'
+    with urllib.request.urlopen(f'{server.url}{ISVCS}/ui-zero/metrics', timeout=30) as r:
+        metrics = r.read().decode()
+    assert 'oxflow_inference_requests_total' in metrics and 'model="ui-zero"' not in metrics, metrics
+    # The model's metadata (a request to it) is asked for once the user turns to the form.
     assert attr(d, '#try-metadata', 'data-loaded') is None
     click(d, '#try-body')
     wait(d, lambda d: attr(d, '#try-metadata', 'data-loaded') == 'true', what='the metadata on focus')
-    click(d, '#metrics-sample')
-    wait(d, lambda d: attr(d, '#isvc-metrics', 'data-state') == 'ok'
-         and int(attr(d, '#isvc-metrics', 'data-samples') or 0) >= 1, what='sampling on request')
     server.api('DELETE', f'{ISVCS}/ui-zero')
     assert not js_errors(d)
 
@@ -419,7 +420,7 @@ def test_custom_predictor_logs_are_named_and_shown(server, browser, shots):
     assert path == f'$OXFLOW_HOME/logs/serving/default/ui-custom/{rev}.log'
     # The path shown is where the server writes it.
     assert (Path(server.home) / path.removeprefix('$OXFLOW_HOME/')).is_file()
-    # Its /metrics is its own (an empty page here), so the panel says there are no Oxflow metrics.
+    # A command's requests are not Oxflow's to count: the panel says there are no Oxflow metrics.
     wait(d, lambda d: attr(d, '#isvc-metrics', 'data-state') == 'absent', what='the metrics panel to give up')
     # A request from the form, answered by the command; then its log shows the request.
     status, answer = send(d, {'instances': [[1.0, 2.0]]})

@@ -45,6 +45,33 @@ pub(crate) fn routes() -> Router<AppState> {
             get(read).put(replace).delete(delete),
         )
         .route("/namespaces/{ns}/inferenceservices/{name}/logs", get(logs))
+        .route(
+            "/namespaces/{ns}/inferenceservices/{name}/metrics",
+            get(metrics),
+        )
+}
+
+/// The service's request metrics (Prometheus text) as the control plane
+/// sees them: reading them is not a request to the service, so it does
+/// not wake a model scaled to zero or count as traffic. Empty for a
+/// service whose predictor is a command.
+async fn metrics(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    state.store().get_inference_service(&ns, &name).await?;
+    let text = serving(&state)?
+        .service_metrics(&ns, &name)
+        .unwrap_or_default();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// `?component=predictor|transformer|explainer&tailBytes=N`.

@@ -141,6 +141,34 @@ async fn inference_services_are_managed_and_served() {
         .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["predictions"][0], 1.5);
+    // The control plane's view of the service's metrics: one V2 and one V1
+    // request so far; reading them twice counts nothing.
+    for _ in 0..2 {
+        let resp = oxflow_server::router(h.state.clone())
+            .oneshot(
+                Request::get(format!("{BASE}/stump/metrics"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        for line in [
+            "oxflow_inference_requests_total{model=\"stump\",protocol=\"v2\",code=\"200\"} 1",
+            "oxflow_inference_requests_total{model=\"stump\",protocol=\"v1\",code=\"200\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
     // Without a matching Host the server's own routes answer.
     let (code, v) = h
         .call(

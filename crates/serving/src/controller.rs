@@ -253,7 +253,8 @@ struct Inner {
     store: Store,
     storage: Storage,
     config: ControllerConfig,
-    metrics: Arc<Metrics>,
+    /// Each service's request metrics (shared by its revisions).
+    metrics: RwLock<HashMap<Key, Arc<Metrics>>>,
     services: RwLock<HashMap<Key, Entry>>,
     stop: Notify,
     /// Bumped after every status write, so that callers can wait for a
@@ -287,7 +288,7 @@ impl ServingController {
                 storage: Storage::new(&config.home),
                 store,
                 config,
-                metrics: Arc::new(Metrics::default()),
+                metrics: RwLock::new(HashMap::new()),
                 services: RwLock::new(HashMap::new()),
                 stop: Notify::new(),
                 changes: tokio::sync::watch::channel(0).0,
@@ -373,6 +374,11 @@ impl ServingController {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| live.contains(k));
+        self.inner
+            .metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| live.contains(k));
         for record in records {
             self.reconcile(&record).await;
         }
@@ -438,6 +444,11 @@ impl ServingController {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(namespace.clone(), name.to_owned()));
+        self.inner
+            .metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.clone(), name.to_owned()));
         Ok(deleted)
     }
 
@@ -447,9 +458,39 @@ impl ServingController {
         self.inner.changes.subscribe()
     }
 
-    /// The metrics of every service's models.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.inner.metrics
+    /// The Prometheus text of one service's requests (every revision of
+    /// it), or `None` for an unknown service. Reading it is not a request
+    /// to the service: it neither wakes a scaled-to-zero model nor counts
+    /// as traffic.
+    pub fn service_metrics(&self, namespace: &Namespace, name: &str) -> Option<String> {
+        self.inner
+            .metrics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(namespace.clone(), name.to_owned()))
+            .map(|m| m.render())
+    }
+
+    /// The metrics registry of a service, created on first use: each
+    /// service has its own, so that same-named services of two namespaces
+    /// never share counters.
+    fn metrics_for(&self, key: &Key) -> Arc<Metrics> {
+        if let Some(m) = self
+            .inner
+            .metrics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return m.clone();
+        }
+        self.inner
+            .metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone()
     }
 
     /// Makes the record's generation servable, unless it already is:
@@ -780,6 +821,7 @@ impl ServingController {
             ));
         };
         let model_name = record.name.clone();
+        let metrics = self.metrics_for(&(record.namespace.clone(), record.name.clone()));
         let mut runtime = self.inner.config.runtime.clone();
         runtime.python.workers = runtime
             .python
@@ -828,7 +870,7 @@ impl ServingController {
                     max_batch_size: b.max_batch_size.get() as usize,
                     max_latency: Duration::from_millis(u64::from(b.max_latency_ms.get())),
                 },
-                self.inner.metrics.clone(),
+                metrics.clone(),
             );
         }
         let repository = Arc::new(Repository::new(
@@ -840,7 +882,7 @@ impl ServingController {
             .then(|| scale::ScaleToZero::new(repository.clone(), model_name.clone()));
         let plane = Arc::new(DataPlane {
             repository: repository.clone(),
-            metrics: self.inner.metrics.clone(),
+            metrics,
             config: PlaneConfig::default(),
         });
         Ok(Planned {

@@ -615,7 +615,9 @@ fn with_component(name: &str, uri: &str, component: &str) -> InferenceService {
 
 /// `oxflow_inference_batch_size_count{model="NAME"}`: model executions.
 fn executions(c: &ServingController, name: &str) -> u64 {
-    let text = c.metrics().render();
+    let text = c
+        .service_metrics(&Namespace::default(), name)
+        .unwrap_or_default();
     let prefix = format!("oxflow_inference_batch_size_count{{model=\"{name}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))

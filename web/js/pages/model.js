@@ -97,11 +97,14 @@ export async function render(ctx) {
   let metricsState = 'waiting';
   let metricsMessage = '';
   let polling = false;
-  // A request to the service, /metrics included, counts as use: sampling a
-  // predictor that scales to zero would keep its model loaded (or load it
-  // again), so for those sampling waits until the user asks for it.
+  // Metrics come from the control plane (…/inferenceservices/NAME/metrics):
+  // reading them is not a request to the service, so sampling neither
+  // counts as traffic nor wakes a predictor scaled to zero. A request to
+  // the model itself (its metadata, for "try it") does wake it, so that
+  // waits until the user turns to the form.
   const scalesToZero = () => Number(((isvc.spec && isvc.spec.predictor) || {}).minReplicas) === 0;
-  const sampleBox = h('input', {type: 'checkbox', id: 'metrics-sample', checked: !scalesToZero()});
+  const metricsUrl = `${isvcPath(namespace, name)}/metrics`;
+  const sampleBox = h('input', {type: 'checkbox', id: 'metrics-sample', checked: true});
   sampleBox.addEventListener('change', () => pollMetrics());
   const metricsSection = h('section', {id: 'isvc-metrics', 'aria-labelledby': 'metrics-h', 'data-state': 'waiting', 'data-samples': '0'});
   const metricsSummary = h('p', {id: 'metrics-summary', class: 'small'});
@@ -111,7 +114,7 @@ export async function render(ctx) {
     h('div', {class: 'section-head'}, h('h2', {id: 'metrics-h'}, 'Metrics'),
       h('label', {class: 'check small', for: 'metrics-sample'}, sampleBox, 'Sample while this page is open')),
     h('p', {class: 'muted small'}, `Sampled every ${METRICS_MS / 1000} s from `,
-      h('code', null, servingPath(namespace, name, 'metrics')), '.'),
+      h('code', null, metricsUrl), '.'),
     metricsSummary, metricsCharts, metricsCodes);
 
   const renderMetrics = () => {
@@ -128,9 +131,7 @@ export async function render(ctx) {
       errorsTotal: String(last ? last.errors : 0),
     });
     if (metricsState === 'paused') {
-      replace(metricsSummary, h('span', {class: 'muted'}, scalesToZero()
-        ? 'Not sampled: this predictor scales to zero (minReplicas: 0), and sampling its /metrics counts as traffic that keeps its model loaded. Tick "Sample" to sample anyway.'
-        : 'Not sampled. Tick "Sample" to sample.'));
+      replace(metricsSummary, h('span', {class: 'muted'}, 'Not sampled. Tick "Sample" to sample.'));
     } else if (metricsState === 'not-ready') {
       replace(metricsSummary, h('span', {class: 'muted'}, 'Metrics are sampled once the service is ready.'));
     } else if (metricsState === 'unavailable') {
@@ -183,7 +184,7 @@ export async function render(ctx) {
     }
     polling = true;
     try {
-      const resp = await fetch(servingPath(namespace, name, 'metrics'), {headers: {Accept: 'text/plain'}});
+      const resp = await fetch(metricsUrl, {headers: {Accept: 'text/plain'}});
       const text = await resp.text();
       if (disposed) return;
       if (resp.status === 404 && commandComponents(isvc).length) {
