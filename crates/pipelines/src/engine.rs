@@ -941,32 +941,15 @@ fn run_task(
                         value::kind(&other)
                     )),
                 });
-            match verdict {
-                Ok(true) => {}
-                Ok(false) => {
-                    return ctx
-                        .settle(
-                            &path,
-                            tspec,
-                            &name,
-                            kind,
-                            TaskState::Skipped,
-                            Some(format!("condition is false: {cond}")),
-                        )
-                        .await;
-                }
-                Err(msg) => {
-                    return ctx
-                        .settle(
-                            &path,
-                            tspec,
-                            &name,
-                            kind,
-                            TaskState::Failed,
-                            Some(format!("condition {cond:?}: {msg}")),
-                        )
-                        .await;
-                }
+            let settled = match verdict {
+                Ok(true) => None,
+                Ok(false) => Some((TaskState::Skipped, format!("condition is false: {cond}"))),
+                Err(msg) => Some((TaskState::Failed, format!("condition {cond:?}: {msg}"))),
+            };
+            if let Some((state, why)) = settled {
+                return ctx
+                    .settle(&path, tspec, &name, kind, state, Some(why))
+                    .await;
             }
         }
         if tspec.parameter_iterator.is_some() || tspec.artifact_iterator.is_some() {
