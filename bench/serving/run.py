@@ -12,7 +12,11 @@ is loaded. Results go to OUT/results.jsonl and a markdown table with the
 ratios is printed.
 
 Usage: run.py --oxflow BIN [--out DIR] [--duration S] [--cold-runs N]
-              [--servers mlserver,oxflow] [--models ...]
+              [--servers mlserver,oxflow] [--protocols json,binary,grpc]
+              [--models sklearn-logreg,...] [--batches 1,64] [--concurrency 1,32]
+
+The last four select a subset of the load cells (all by default); every
+model is still loaded and checked.
 """
 import argparse
 import json
@@ -208,7 +212,15 @@ def main():
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--servers", default="mlserver,oxflow")
     ap.add_argument("--protocols", default="json,binary,grpc")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--concurrency", default="1,32")
     a = ap.parse_args()
+    models = [m for m in a.models.split(",") if m]
+    assert set(models) <= set(MODELS), f"--models: choose among {MODELS}"
+    batches = [int(b) for b in a.batches.split(",")]
+    assert set(batches) <= {1, 64}, "--batches: 1 and/or 64"
+    concurrencies = [int(c) for c in a.concurrency.split(",")]
     out = os.path.abspath(a.out)
     if not os.path.exists(os.path.join(out, "models")):
         subprocess.run([sys.executable, os.path.join(HERE, "train.py"), out], check=True)
@@ -234,12 +246,12 @@ def main():
         if "grpc" in protocols:
             grpc_check(s, bodies)
         try:
-            for m in MODELS:
+            for m in models:
                 # Warm-up.
                 wrk(f"{s.url}/v2/models/{m}/infer", bodies[(m, 1)]["json"], None, 4, 2)
                 for proto in protocols:
-                    for b in (1, 64):
-                        for c in (1, 32):
+                    for b in batches:
+                        for c in concurrencies:
                             load = open("/proc/loadavg").read().split()[0]
                             if proto == "grpc":
                                 r = h2load(s.grpc, bodies[(m, b)]["grpc"], c, a.duration)

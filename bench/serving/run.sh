@@ -4,6 +4,7 @@
 # cold start and memory. See bench/serving/run.py for what is measured.
 #
 #   bench/serving/run.sh [--duration S] [--cold-runs N] [--servers mlserver,oxflow]
+#                        [--protocols ...] [--models ...] [--batches 1,64] [--concurrency 1,32]
 #
 # OXFLOW_SERVING_VENV: the anchor's venv (default .venv-serving, git-ignored),
 # created from bench/serving/requirements.txt when missing or stale. wrk and

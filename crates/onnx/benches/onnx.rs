@@ -43,7 +43,11 @@ fn main() {
             &OnnxOptions::default(),
         )
         .unwrap();
-        println!("{name}: loaded in {} ms", started.elapsed().as_millis());
+        println!(
+            "{name}: loaded in {} ms, engine {:?}",
+            started.elapsed().as_millis(),
+            model.engine()
+        );
         for rows in [1, 64] {
             let single = per_call(&model, rows, 1);
             let parallel = per_call(&model, rows, threads);

@@ -24,6 +24,12 @@
 //!   are implemented in `trees`; string-labelled `LinearClassifier`s,
 //!   which tract cannot type, get integer labels mapped back to strings by
 //!   a `CategoryMapper` (`rewrite`).
+//! * **Linear models without tract.** Graphs made only of linear ONNX-ML
+//!   operators (`LinearClassifier`, `LinearRegressor`, `Scaler`, an L1
+//!   `Normalizer`, no-op casts: what skl2onnx writes for linear models and
+//!   their scalers) are evaluated by `linear` instead of tract's plan, whose
+//!   per-call bookkeeping costs more than the arithmetic and than the HTTP
+//!   path around it. [`OnnxModel::engine`] says which path a model took.
 //! * **Protocol mapping.** Request tensors are matched to inputs by name
 //!   (a single-input model accepts a single tensor under any name), checked
 //!   against the declared ranks and fixed dimensions, and converted between
@@ -34,10 +40,16 @@
 //!
 //! Architecture Invariant: inference computes inline on the caller's thread
 //! (no thread pool of its own); concurrent requests each take a tract
-//! execution state from a small pool.
+//! execution state from a small pool (the linear path needs none).
+//!
+//! Architecture Invariant: which path evaluates a model is invisible on the
+//! wire: the same metadata, datatypes and shapes, and the same answers
+//! (`linear`'s docs list the few inputs where tract strayed from
+//! onnxruntime and the linear path follows onnxruntime).
 
 mod convert;
 mod error;
+mod linear;
 mod ops;
 mod rewrite;
 mod trees;
@@ -48,12 +60,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use oxflow_inference::{InferError, InferRequest, Model, ModelMetadata, Tensor, TensorMetadata};
+use oxflow_inference::{
+    DataType, InferError, InferRequest, Model, ModelMetadata, Tensor, TensorMetadata,
+};
 use tracing::{debug, info};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::{
-    DatumType, Framework, InferenceFact, InferenceModelExt, Symbol, TDim, TValue, TVec, TypedModel,
-    TypedSimplePlan, TypedSimpleState,
+    DatumType, Framework, InferenceFact, InferenceModelExt, Symbol, SymbolScope, TDim, TValue,
+    TVec, TypedModel, TypedSimplePlan, TypedSimpleState,
 };
 use tract_onnx::tract_hir::infer::Factoid;
 
@@ -74,10 +88,33 @@ pub struct OnnxOptions {
     pub max_batch_size: Option<usize>,
 }
 
+/// Which code evaluates a loaded model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// tract's optimised plan.
+    Tract,
+    /// Oxflow's own evaluator of linear ONNX-ML graphs (scikit-learn's
+    /// linear models and their scalers).
+    Linear,
+}
+
 /// A loaded, optimised ONNX model, ready to answer concurrent requests.
 pub struct OnnxModel {
     metadata: ModelMetadata,
     inputs: Vec<InputSpec>,
+    evaluator: Evaluator,
+    /// The dimension rows are counted along, when the model is batchable:
+    /// the first dimension of every input and output.
+    batch: Option<Symbol>,
+    max_batch_size: Option<usize>,
+}
+
+enum Evaluator {
+    Tract(TractPlan),
+    Linear(linear::LinearGraph),
+}
+
+struct TractPlan {
     output_names: Vec<String>,
     plan: Arc<TypedSimplePlan>,
     /// Idle execution states. A state holds per-run scratch (resolved
@@ -86,10 +123,6 @@ pub struct OnnxModel {
     states: Mutex<Vec<TypedSimpleState>>,
     /// How many idle states to keep; more are dropped after use.
     max_idle_states: usize,
-    /// The dimension rows are counted along, when the model is batchable:
-    /// the first dimension of every input and output.
-    batch: Option<Symbol>,
-    max_batch_size: Option<usize>,
 }
 
 /// One graph input as requests must provide it.
@@ -120,6 +153,7 @@ impl std::fmt::Debug for OnnxModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnnxModel")
             .field("metadata", &self.metadata)
+            .field("engine", &self.engine())
             .field("batch", &self.batch)
             .finish_non_exhaustive()
     }
@@ -156,7 +190,14 @@ impl OnnxModel {
         // user uploads: a panic deep inside it must fail this load, not the
         // server.
         match catch_unwind(AssertUnwindSafe(|| {
-            Self::build_inner(name, bytes, dir, options)
+            let started = std::time::Instant::now();
+            let proto = framework()
+                .proto_model_for_read(&mut &*bytes)
+                .map_err(|e| OnnxError::NotOnnx {
+                    name: name.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
+            Self::build_proto(name, proto, dir, options, true, started)
         })) {
             Ok(result) => result,
             Err(panic) => Err(OnnxError::Invalid {
@@ -166,21 +207,21 @@ impl OnnxModel {
         }
     }
 
-    fn build_inner(
+    /// Builds the model of a decoded file; `allow_linear: false` keeps the
+    /// graph on tract (tests compare the two paths on the same graph).
+    fn build_proto(
         name: &str,
-        bytes: &[u8],
+        mut proto: ModelProto,
         dir: Option<&str>,
         options: &OnnxOptions,
+        allow_linear: bool,
+        started: std::time::Instant,
     ) -> Result<OnnxModel, OnnxError> {
-        let started = std::time::Instant::now();
         let onnx = framework();
         let not_onnx = |reason: String| OnnxError::NotOnnx {
             name: name.to_owned(),
             reason,
         };
-        let mut proto: ModelProto = onnx
-            .proto_model_for_read(&mut &*bytes)
-            .map_err(|e| not_onnx(format!("{e:#}")))?;
         // Protobuf decoding is lenient (unknown fields are skipped), so some
         // non-ONNX files decode into an empty message.
         let Some(graph) = proto.graph.as_mut() else {
@@ -190,6 +231,14 @@ impl OnnxModel {
             return Err(not_onnx("its graph has no outputs".into()));
         }
         let stripped = rewrite::strip_zipmaps(name, graph)?;
+        if allow_linear {
+            match linear::LinearGraph::recognise(graph) {
+                Ok(linear) => {
+                    return Ok(Self::linear(name, linear, options, &stripped, started));
+                }
+                Err(why) => debug!(model = %name, why = %why, "Not a linear graph; using tract."),
+            }
+        }
         rewrite::index_string_labels(graph);
         let mut unsupported = Vec::new();
         rewrite::unsupported_operators(graph, &onnx.op_register, &mut unsupported);
@@ -327,22 +376,12 @@ impl OnnxModel {
                     .iter()
                     .all(|i| i.dims.first() == Some(&Dim::Symbol(b.clone())))
         });
-        let batchable = batch.is_some();
 
         let plan = TypedSimplePlan::new(typed).map_err(invalid)?;
         let max_idle_states = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .saturating_mul(2);
-        info!(
-            model = %name,
-            inputs = ?inputs_meta.iter().map(|i| (&i.name, i.datatype.as_str(), &i.shape)).collect::<Vec<_>>(),
-            outputs = ?outputs_meta.iter().map(|o| (&o.name, o.datatype.as_str(), &o.shape)).collect::<Vec<_>>(),
-            batchable,
-            stripped_zipmap = ?stripped,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "ONNX model loaded."
-        );
-        Ok(OnnxModel {
+        let model = OnnxModel {
             metadata: ModelMetadata {
                 name: name.to_owned(),
                 versions: Vec::new(),
@@ -351,13 +390,87 @@ impl OnnxModel {
                 outputs: outputs_meta,
             },
             inputs,
-            output_names,
-            plan,
-            states: Mutex::new(Vec::new()),
-            max_idle_states,
+            evaluator: Evaluator::Tract(TractPlan {
+                output_names,
+                plan,
+                states: Mutex::new(Vec::new()),
+                max_idle_states,
+            }),
             batch,
             max_batch_size: options.max_batch_size,
-        })
+        };
+        model.log_loaded(&stripped, started);
+        Ok(model)
+    }
+
+    /// A model evaluated by the linear path. Its metadata is what tract
+    /// reports for the same graph: the input's declared type, `[-1, F]`
+    /// with the first dimension the batch, labels `[-1]` and floats
+    /// `[-1, columns]`.
+    fn linear(
+        name: &str,
+        graph: linear::LinearGraph,
+        options: &OnnxOptions,
+        stripped: &[String],
+        started: std::time::Instant,
+    ) -> OnnxModel {
+        let batch = SymbolScope::default().sym(&graph.batch);
+        let input = InputSpec {
+            name: graph.input.clone(),
+            datum_type: graph.input_type,
+            dims: vec![Dim::Symbol(batch.clone()), Dim::Fixed(graph.features)],
+        };
+        let inputs_meta = vec![TensorMetadata {
+            name: input.name.clone(),
+            // Every input type `linear` accepts travels on the wire.
+            datatype: convert::wire_datatype(input.datum_type).unwrap_or(DataType::Fp32),
+            shape: input.dims.iter().map(Dim::wire).collect(),
+        }];
+        let outputs_meta = graph
+            .output_metadata()
+            .map(|(name, datatype, shape)| TensorMetadata {
+                name: name.to_owned(),
+                datatype,
+                shape,
+            })
+            .collect();
+        let model = OnnxModel {
+            metadata: ModelMetadata {
+                name: name.to_owned(),
+                versions: Vec::new(),
+                platform: PLATFORM.to_owned(),
+                inputs: inputs_meta,
+                outputs: outputs_meta,
+            },
+            inputs: vec![input],
+            evaluator: Evaluator::Linear(graph),
+            batch: Some(batch),
+            max_batch_size: options.max_batch_size,
+        };
+        model.log_loaded(stripped, started);
+        model
+    }
+
+    fn log_loaded(&self, stripped: &[String], started: std::time::Instant) {
+        let meta = &self.metadata;
+        info!(
+            model = %meta.name,
+            inputs = ?meta.inputs.iter().map(|i| (&i.name, i.datatype.as_str(), &i.shape)).collect::<Vec<_>>(),
+            outputs = ?meta.outputs.iter().map(|o| (&o.name, o.datatype.as_str(), &o.shape)).collect::<Vec<_>>(),
+            batchable = self.batch.is_some(),
+            engine = ?self.engine(),
+            stripped_zipmap = ?stripped,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ONNX model loaded."
+        );
+    }
+
+    /// Which code evaluates this model.
+    pub fn engine(&self) -> Engine {
+        match self.evaluator {
+            Evaluator::Tract(_) => Engine::Tract,
+            Evaluator::Linear(_) => Engine::Linear,
+        }
     }
 
     /// The largest batch a request may carry, when the model is batchable
@@ -371,9 +484,27 @@ impl OnnxModel {
     /// [`Model::infer`] wraps in a ready future).
     pub fn run(&self, request: InferRequest) -> Result<Vec<Tensor>, InferError> {
         let values = self.prepare(request)?;
-        let mut state = match self.states.lock().ok().and_then(|mut s| s.pop()) {
+        match &self.evaluator {
+            Evaluator::Tract(plan) => self.run_tract(plan, values),
+            Evaluator::Linear(graph) => {
+                let [x] = values.as_slice() else {
+                    return Err(InferError::internal("a linear graph has one input"));
+                };
+                let rows = x.shape().first().copied().unwrap_or(0);
+                let x = linear_input(x).map_err(InferError::internal)?;
+                graph.run(x, rows)
+            }
+        }
+    }
+
+    fn run_tract(
+        &self,
+        tract: &TractPlan,
+        values: TVec<TValue>,
+    ) -> Result<Vec<Tensor>, InferError> {
+        let mut state = match tract.states.lock().ok().and_then(|mut s| s.pop()) {
             Some(state) => state,
-            None => self
+            None => tract
                 .plan
                 .spawn()
                 .map_err(|e| InferError::internal(format!("{e:#}")))?,
@@ -382,8 +513,8 @@ impl OnnxModel {
             Ok(Ok(outputs)) => {
                 // Only a state whose run completed is clean enough to reuse:
                 // a failed run leaves its symbols bound.
-                if let Ok(mut idle) = self.states.lock()
-                    && idle.len() < self.max_idle_states
+                if let Ok(mut idle) = tract.states.lock()
+                    && idle.len() < tract.max_idle_states
                 {
                     idle.push(state);
                 }
@@ -405,7 +536,7 @@ impl OnnxModel {
         };
         outputs
             .into_iter()
-            .zip(&self.output_names)
+            .zip(&tract.output_names)
             .map(|(value, name)| convert::from_tract(name, value).map_err(InferError::internal))
             .collect()
     }
@@ -534,6 +665,35 @@ impl Model for OnnxModel {
     fn max_batch_size(&self) -> Option<usize> {
         OnnxModel::max_batch_size(self)
     }
+}
+
+/// A checked input of a linear graph as floats, converted as ONNX's `Cast`
+/// and the linear operators convert (`as`: round to nearest).
+fn linear_input(x: &TValue) -> Result<Vec<f32>, String> {
+    let plain = x.try_as_plain_ram().map_err(|e| format!("{e:#}"))?;
+    let err = |e: tract_onnx::prelude::TractError| format!("{e:#}");
+    Ok(match x.datum_type() {
+        DatumType::F32 => plain.as_slice::<f32>().map_err(err)?.to_vec(),
+        DatumType::F64 => plain
+            .as_slice::<f64>()
+            .map_err(err)?
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        DatumType::I64 => plain
+            .as_slice::<i64>()
+            .map_err(err)?
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        DatumType::I32 => plain
+            .as_slice::<i32>()
+            .map_err(err)?
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        other => return Err(format!("a linear graph cannot take {other:?}")),
+    })
 }
 
 /// tract's ONNX parser with Oxflow's extra operators.

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use futures::FutureExt;
 use oxflow_inference::{DataType, InferError, InferRequest, Model, Tensor, TensorData};
-use oxflow_onnx::{OnnxError, OnnxModel, OnnxOptions};
+use oxflow_onnx::{Engine, OnnxError, OnnxModel, OnnxOptions};
 use serde_json::Value;
 
 /// The test venv's Python (the test command sets OXFLOW_TEST_PYTHON).
@@ -149,6 +149,16 @@ fn recorded(data: &Value, full: &[usize], rows: usize) -> Values {
 /// scikit-learn's at batch sizes 1, 7 and 64, sending the inputs as FP32
 /// and, at batch 7, as FP64 (what JSON clients send).
 fn check(name: &str, batchable: bool) {
+    check_with(name, batchable, None, 1e-5);
+}
+
+/// [`check`] for a linear export, which the linear path must take: floats
+/// within 1e-6 of onnxruntime (relative above 1).
+fn check_linear(name: &str) {
+    check_with(name, true, Some(Engine::Linear), 1e-6);
+}
+
+fn check_with(name: &str, batchable: bool, engine: Option<Engine>, tolerance: f64) {
     let case = fixture().manifest["cases"]
         .as_array()
         .unwrap()
@@ -159,6 +169,9 @@ fn check(name: &str, batchable: bool) {
     let meta = model.metadata();
     assert_eq!(meta.platform, "onnx_onnxv1");
     assert_eq!(model.batchable(), batchable, "{name}: batchable");
+    if let Some(engine) = engine {
+        assert_eq!(model.engine(), engine, "{name}: engine");
+    }
     let expected = case["onnxruntime"].as_object().unwrap();
     assert_eq!(
         meta.outputs
@@ -218,15 +231,16 @@ fn check(name: &str, batchable: bool) {
             s[0] = rows;
             assert_eq!(out.shape, s, "{name}: {oname} at {rows} rows");
             let got = values(out);
-            // Labels exactly; floats within 1e-5 of onnxruntime (which also
-            // computes in float32) and 1e-4 of scikit-learn (float64).
+            // Labels exactly; floats within `tolerance` of onnxruntime
+            // (which also computes in float32) and 1e-4 of scikit-learn
+            // (float64).
             let exact = e["dtype"] != "float32";
             compare(
                 &format!("{name}: {oname} vs onnxruntime at {rows} rows"),
                 &got,
                 &recorded(&e["data"], &full, rows),
                 exact,
-                1e-5,
+                tolerance,
             );
             if let Some(sk) = case["sklearn"].get(oname) {
                 compare(
@@ -259,24 +273,49 @@ fn compare(what: &str, got: &Values, want: &Values, exact: bool, tolerance: f64)
 
 #[test]
 fn logistic_regression() {
-    check("logreg", true);
+    check_linear("logreg");
+    check_linear("logreg_ovr");
 }
 
 #[test]
 fn logistic_regression_with_zipmap_serves_the_probability_tensor() {
-    check("logreg_zipmap", true);
+    check_linear("logreg_zipmap");
+    check_linear("logreg_binary_zipmap_ints");
 }
 
 #[test]
 fn string_class_labels() {
-    check("logreg_strings", true);
-    check("logreg_strings_zipmap", true);
+    check_linear("logreg_strings");
+    check_linear("logreg_strings_zipmap");
+    check_linear("logreg_binary_strings");
+    check_linear("logreg_binary_strings_zipmap");
     check("rf_strings", true);
 }
 
 #[test]
 fn binary_logistic_regression() {
-    check("logreg_binary", true);
+    check_linear("logreg_binary");
+}
+
+#[test]
+fn linear_classifiers_scikit_learn_does_not_export() {
+    // One model for two classes, under each post-transform, and
+    // SOFTMAX_ZERO (which tract lacks): onnxruntime's answers.
+    for post in ["none", "logistic", "softmax", "softmax_zero"] {
+        check_linear(&format!("linear_one_model_{post}"));
+    }
+    check_linear("linear_one_model_strings");
+    check_linear("linear_softmax_zero");
+}
+
+#[test]
+fn ridge_classifier_scores() {
+    check_linear("ridge_classifier");
+}
+
+#[test]
+fn integer_features() {
+    check_linear("logreg_int64");
 }
 
 #[test]
@@ -311,12 +350,19 @@ fn mlp_classifier() {
 
 #[test]
 fn scaler_and_logistic_regression_pipeline() {
-    check("pipeline", true);
+    check_linear("pipeline");
+    check_linear("pipeline_binary");
+    check_linear("pipeline_strings");
+    check_linear("pipeline_strings_zipmap");
 }
 
 #[test]
 fn linear_regressor() {
-    check("linear_regressor", true);
+    // Scores are sums of 20 products: 1e-6 relative to the larger of the
+    // value and 1 (onnxruntime's GEMM sums in another order).
+    check_linear("linear_regressor");
+    check_linear("ridge");
+    check_linear("ridge_two_targets");
 }
 
 #[test]

@@ -23,12 +23,12 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from skl2onnx import to_onnx
-from skl2onnx.common.data_types import FloatTensorType
+from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor,
                               RandomForestClassifier, RandomForestRegressor)
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -83,19 +83,21 @@ def record(name, model_proto, inputs, sklearn=None):
     })
 
 
-def classifier(name, model, X, y, zipmap=False):
+def classifier(name, model, X, y, zipmap=False, input_type=FloatTensorType):
     """Exports `model` as case `name` and, with zipmap=True, also with
     skl2onnx's default ZipMap output as case `name`_zipmap."""
     model.fit(X[:-ROWS], y[:-ROWS])
     test = X[-ROWS:]
     for suffix, options in [("", {"zipmap": False})] + ([("_zipmap", None)] if zipmap else []):
-        proto = to_onnx(model, initial_types=[("input", FloatTensorType([None, FEATURES]))],
+        if not hasattr(model, "predict_proba"):
+            options = None  # RidgeClassifier: no probabilities, no ZipMap
+        proto = to_onnx(model, initial_types=[("input", input_type([None, FEATURES]))],
                         target_opset=OPSET, options=options)
-        label, proba = (o.name for o in proto.graph.output)
-        record(name + suffix, proto, {"input": test}, {
-            label: flat(model.predict(test)),
-            proba: flat(model.predict_proba(test)),
-        })
+        label, scores = (o.name for o in proto.graph.output)
+        expected = {label: flat(model.predict(test))}
+        if hasattr(model, "predict_proba"):
+            expected[scores] = flat(model.predict_proba(test))
+        record(name + suffix, proto, {"input": test}, expected)
 
 
 def regressor(name, model, X, y):
@@ -104,6 +106,28 @@ def regressor(name, model, X, y):
                     target_opset=OPSET)
     test = X[-ROWS:]
     record(name, proto, {"input": test}, {proto.graph.output[0].name: flat(model.predict(test))})
+
+
+def linear_classifier(name, labels, intercepts, post, features=3, coefficients=None, **attrs):
+    """A hand-written LinearClassifier: the cases skl2onnx does not write
+    (one binary model, SOFTMAX_ZERO), answered by onnxruntime."""
+    strings = isinstance(labels[0], str)
+    if coefficients is None:
+        coefficients = rng.standard_normal(len(intercepts) * features).astype(np.float32).tolist()
+    node = helper.make_node(
+        "LinearClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
+        coefficients=coefficients, intercepts=intercepts, post_transform=post,
+        **({"classlabels_strings": labels} if strings else {"classlabels_ints": labels}), **attrs)
+    graph = helper.make_graph(
+        [node], name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("label", TensorProto.STRING if strings else TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", max(2, len(intercepts))])])
+    proto = helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", 1)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    record(name, proto, {"x": rng.standard_normal((ROWS, features)).astype(np.float32) * 2})
 
 
 classifier("logreg", LogisticRegression(max_iter=1000), X3, y3, zipmap=True)
@@ -118,12 +142,35 @@ classifier("gb_classifier", GradientBoostingClassifier(n_estimators=30, max_dept
 classifier("gb_binary", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0), X2, y2)
 classifier("mlp", MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=300, random_state=0), X3, y3)
 classifier("pipeline", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), X3, y3)
+# More linear exports (the ONNX runtime evaluates them without tract).
+classifier("logreg_binary_strings", LogisticRegression(max_iter=1000), X2, np.array(["no", "yes"])[y2],
+           zipmap=True)
+classifier("logreg_binary_zipmap_ints", LogisticRegression(max_iter=1000), X2, y2 * 5 - 2, zipmap=True)
+classifier("pipeline_binary", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), X2, y2)
+classifier("pipeline_strings", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), X3,
+           names[y3], zipmap=True)
+classifier("logreg_ovr", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), X3, y3 + 10)
+classifier("ridge_classifier", RidgeClassifier(), X3, y3)
+# Integer features: skl2onnx feeds them to the LinearClassifier as they are.
+classifier("logreg_int64", LogisticRegression(max_iter=1000), np.round(X3 * 3).astype(np.int64), y3,
+           input_type=Int64TensorType)
 regressor("linear_regressor", LinearRegression(), XR, yr)
+regressor("ridge", Ridge(alpha=2.0), XR, yr)
+regressor("ridge_two_targets", Ridge(alpha=2.0), XR, np.stack([yr, yr * -0.5 + 3], axis=1))
 regressor("rf_regressor", RandomForestRegressor(n_estimators=50, max_depth=8, random_state=0), XR, yr)
 regressor("gb_regressor", GradientBoostingRegressor(n_estimators=100, max_depth=3, random_state=0), XR, yr)
 
-# A plain float network from the onnx helper API, batch dimension named N.
 rng = np.random.default_rng(3)
+# One binary model (one intercept, two labels) under every post-transform,
+# and SOFTMAX_ZERO, which tract lacks.
+for post in ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO"]:
+    linear_classifier("linear_one_model_" + post.lower(), [3, 7], [0.25], post)
+linear_classifier("linear_one_model_strings", ["off", "on"], [-0.5], "LOGISTIC")
+# The first class scores exactly zero: SOFTMAX_ZERO keeps it at zero.
+linear_classifier("linear_softmax_zero", [1, 2, 3, 4], [0.0, 0.5, 0.0, -0.5], "SOFTMAX_ZERO",
+                  coefficients=[0.0] * 3 + rng.standard_normal(9).astype(np.float32).tolist(), multi_class=1)
+
+# A plain float network from the onnx helper API, batch dimension named N.
 w = rng.standard_normal((FEATURES, 8)).astype(np.float32)
 b = rng.standard_normal(8).astype(np.float32)
 graph = helper.make_graph(
