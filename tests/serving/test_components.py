@@ -111,6 +111,29 @@ def test_logs_of_each_command(up):
     assert out.returncode != 0 and 'only commands' in out.stderr, out.stderr
 
 
+def test_min_replicas_runs_that_many_copies_of_a_command(up, tmp_path):
+    spec = {'apiVersion': 'serving.kserve.io/v1beta1', 'kind': 'InferenceService',
+            'metadata': {'name': 'twins'},
+            'spec': {'predictor': {'minReplicas': 2,
+                                   'containers': [container('doubler', '--model_name', 'twins')]}}}
+    f = tmp_path / 'twins.json'
+    f.write_text(json.dumps(spec))
+    up.cli('apply', '-f', str(f), '--wait', '120')
+    assert len(pids('model_name twins')) == 2
+    for _ in range(4):
+        code, body = post(up.url('/serving/default/twins/v1/models/twins:predict'), {'instances': [[1]]})
+        assert (code, body) == (200, {'predictions': [[2]]})
+    # Requests went to both copies: each one's log shows some.
+    logs = Path(up.home) / 'logs' / 'serving' / 'default' / 'twins'
+    for log in ['twins-predictor-00001.log', 'twins-predictor-00001-1.log']:
+        assert 'twins:predict' in (logs / log).read_text(), log
+    up.cli('isvc', 'delete', 'twins', remote=True)
+    deadline = time.time() + 30
+    while pids('model_name twins') and time.time() < deadline:
+        time.sleep(0.1)
+    assert pids('model_name twins') == []
+
+
 def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):
     [pid] = pids(str(HERE / 'doubler.py'))
     os.kill(pid, signal.SIGKILL)

@@ -124,9 +124,9 @@ struct Revision {
     policy: policy::Policy,
     /// Shared with the load task or the command's supervisor.
     phase: Arc<RwLock<Phase>>,
-    /// The command serving it (custom predictors, transformers,
-    /// explainers); dropping the revision stops it.
-    _process: Option<process::Process>,
+    /// The commands serving it (custom predictors, transformers,
+    /// explainers: `minReplicas` copies); dropping the revision stops them.
+    _processes: Vec<process::Process>,
     /// `minReplicas: 0` on a model predictor: unloaded when idle.
     scale: Option<Arc<scale::ScaleToZero>>,
     /// The gRPC service of a model predictor's data plane.
@@ -797,6 +797,7 @@ impl ServingController {
                     key,
                     name,
                     json.clone(),
+                    &predictor.component,
                     policy,
                 )?;
                 return Ok(Planned {
@@ -894,7 +895,7 @@ impl ServingController {
                 router: oxflow_inference::rest::router(plane.clone()),
                 policy,
                 phase: Arc::new(RwLock::new(Phase::Loading)),
-                _process: None,
+                _processes: Vec::new(),
                 scale,
                 grpc: Some(oxflow_inference::grpc::router(plane.clone())),
                 log_path: None,
@@ -944,6 +945,7 @@ impl ServingController {
         key: String,
         name: String,
         json: Value,
+        component: &crate::spec::ComponentExtension,
         policy: policy::Policy,
     ) -> Result<Arc<Revision>, Failure> {
         let Some(runtime) = self.inner.config.workloads.clone() else {
@@ -953,51 +955,103 @@ impl ServingController {
             ));
         };
         let home = &self.inner.config.home;
+        // minReplicas copies of the command, each on its own port; the
+        // proxy spreads requests over the ready ones.
+        let replicas = (component.min_replicas as usize).max(1);
+        let replica_phases: Vec<Arc<RwLock<Phase>>> = (0..replicas)
+            .map(|_| Arc::new(RwLock::new(Phase::Loading)))
+            .collect();
         let phase = Arc::new(RwLock::new(Phase::Loading));
         let weak = Arc::downgrade(&self.inner);
         let key_of = (record.namespace.clone(), record.name.clone());
-        let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-            if let Some(inner) = weak.upgrade() {
-                let this = ServingController { inner };
-                let key = key_of.clone();
-                tokio::spawn(async move { this.settle(&key).await });
-            }
-        });
-        let log_path = home
+        // Like a Deployment's rollout, the revision first becomes ready when
+        // every copy is; after that one ready copy keeps it serving while
+        // another restarts.
+        let rolled_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let changed: Arc<dyn Fn() + Send + Sync> = {
+            let (replica_phases, phase) = (replica_phases.clone(), phase.clone());
+            Arc::new(move || {
+                let each: Vec<Phase> = replica_phases
+                    .iter()
+                    .map(|p| p.read().unwrap_or_else(|e| e.into_inner()).clone())
+                    .collect();
+                if each.iter().all(|p| *p == Phase::Loaded) {
+                    rolled_out.store(true, Ordering::Release);
+                }
+                let serving = if rolled_out.load(Ordering::Acquire) {
+                    each.contains(&Phase::Loaded)
+                } else {
+                    each.iter().all(|p| *p == Phase::Loaded)
+                };
+                let overall = if serving {
+                    Phase::Loaded
+                } else if each.contains(&Phase::Loading) {
+                    Phase::Loading
+                } else {
+                    each.into_iter()
+                        .find(|p| matches!(p, Phase::Failed(_)))
+                        .unwrap_or(Phase::Loading)
+                };
+                *phase.write().unwrap_or_else(|e| e.into_inner()) = overall;
+                if let Some(inner) = weak.upgrade() {
+                    let this = ServingController { inner };
+                    let key = key_of.clone();
+                    tokio::spawn(async move { this.settle(&key).await });
+                }
+            })
+        };
+        let dir = home
             .join("logs")
             .join("serving")
             .join(record.namespace.as_str())
-            .join(&record.name)
-            .join(format!("{name}.log"));
-        let process = process::start(
-            runtime,
-            process::CommandSpec {
-                name: name.clone(),
-                container: container.clone(),
-                kserve_flags,
-                port_flags: true,
-                log_path: log_path.clone(),
-                working_dir: home
-                    .join("serving")
-                    .join(record.namespace.as_str())
-                    .join(&record.name),
-                python: self.inner.config.runtime.python.python.clone(),
-            },
-            phase.clone(),
-            changed,
-        )?;
+            .join(&record.name);
+        // The first replica's log is the revision's; others are numbered.
+        let replica_name = |i: usize| {
+            if i == 0 {
+                name.clone()
+            } else {
+                format!("{name}-{i}")
+            }
+        };
+        let mut processes = Vec::with_capacity(replicas);
+        for (i, replica_phase) in replica_phases.iter().enumerate() {
+            processes.push(process::start(
+                runtime.clone(),
+                process::CommandSpec {
+                    name: replica_name(i),
+                    container: container.clone(),
+                    kserve_flags: kserve_flags.clone(),
+                    port_flags: true,
+                    log_path: dir.join(format!("{}.log", replica_name(i))),
+                    working_dir: home
+                        .join("serving")
+                        .join(record.namespace.as_str())
+                        .join(&record.name),
+                    python: self.inner.config.runtime.python.python.clone(),
+                },
+                replica_phase.clone(),
+                changed.clone(),
+            )?);
+        }
+        let router = process::proxy(
+            processes
+                .iter()
+                .zip(&replica_phases)
+                .map(|(p, ph)| (p.port, ph.clone()))
+                .collect(),
+        );
         Ok(Arc::new(Revision {
             key,
-            name,
+            name: name.clone(),
             generation: record.generation,
             predictor: json,
-            router: process::proxy(process.port),
+            router,
             policy,
             phase,
-            _process: Some(process),
+            _processes: processes,
             scale: None,
             grpc: None,
-            log_path: Some(log_path),
+            log_path: Some(dir.join(format!("{name}.log"))),
         }))
     }
 
@@ -1062,6 +1116,7 @@ impl ServingController {
                 k,
                 format!("{}-{part}-{:05}", record.name, record.generation),
                 json,
+                ext,
                 policy,
             )
             .map_err(|f| Failure::new(f.reason, format!("spec.{part}: {}", f.message)))

@@ -59,6 +59,14 @@ fn controller(store: &Store, home: &Path) -> ServingController {
     )
 }
 
+/// A fresh data directory, its store and a controller over them.
+async fn setup() -> (tempfile::TempDir, Store, ServingController) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = controller(&store, dir.path());
+    (dir, store, c)
+}
+
 /// Waits (on the controller's change notifications, not a timer) until the
 /// stored status of `name` satisfies `done`, and returns the service.
 async fn wait_for(
@@ -143,9 +151,7 @@ fn prediction(v: &Value) -> f64 {
 
 #[tokio::test]
 async fn a_service_rolls_forward_only_to_revisions_that_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     let v1 = write_model(dir.path(), "v1", -1.0, 1.0);
 
@@ -235,9 +241,7 @@ async fn a_service_rolls_forward_only_to_revisions_that_load() {
 
 #[tokio::test]
 async fn services_that_cannot_be_served_say_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (_dir, store, c) = setup().await;
     let ns = Namespace::default();
     c.apply(&ns, &service("tf", "tensorflow", "/models/tf"))
         .await
@@ -353,9 +357,7 @@ fn counts(pairs: &[(&str, usize)]) -> std::collections::BTreeMap<String, usize> 
 
 #[tokio::test]
 async fn canary_traffic_percent_rolls_out_and_back_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     // v1 answers 1.5 for x0 = 1, v2 answers 2.5.
     let v1 = write_model(dir.path(), "v1", 0.0, 1.0);
@@ -469,9 +471,7 @@ fn standard_canary(
 
 #[tokio::test]
 async fn canary_variants_get_traffic_only_when_ready_and_promote_without_a_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     let stable = write_model(dir.path(), "stable", 0.0, 1.0);
     let next = write_model(dir.path(), "next", 0.0, 2.0);
@@ -552,9 +552,7 @@ async fn canary_variants_get_traffic_only_when_ready_and_promote_without_a_reloa
 
 #[tokio::test]
 async fn tag_routing_reaches_each_side_of_a_rollout() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     let v1 = write_model(dir.path(), "v1", 0.0, 1.0);
     let v2 = write_model(dir.path(), "v2", 0.0, 2.0);
@@ -626,9 +624,7 @@ fn executions(c: &ServingController, name: &str) -> u64 {
 
 #[tokio::test]
 async fn container_concurrency_queues_and_bounds_and_timeout_cuts_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     let uri = write_model(dir.path(), "m", 0.0, 1.0);
     // The batcher holds a lone request up to 200 ms for a partner: two
@@ -729,9 +725,7 @@ async fn the_logger_sends_request_and_response_as_cloudevents() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, sink).await });
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     let uri = write_model(dir.path(), "m", 0.0, 1.0);
     let logger = format!(
@@ -805,9 +799,7 @@ async fn the_logger_sends_request_and_response_as_cloudevents() {
 
 #[tokio::test]
 async fn min_replicas_zero_unloads_when_idle_and_the_next_request_waits_for_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let c = controller(&store, dir.path());
+    let (dir, store, c) = setup().await;
     let ns = Namespace::default();
     let uri = write_model(dir.path(), "m", 0.0, 1.0);
     c.apply(&ns, &with_component("sleepy", &uri, "    minReplicas: 0\n"))

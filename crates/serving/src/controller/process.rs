@@ -358,9 +358,25 @@ fn client() -> Result<&'static reqwest::Client, String> {
     Ok(CLIENT.get_or_init(|| c))
 }
 
-/// A router that forwards every request to `127.0.0.1:port`.
-pub(super) fn proxy(port: u16) -> axum::Router {
-    axum::Router::new().fallback(move |request: Request<Body>| forward(port, request))
+/// A router that forwards every request to one of the replicas (their
+/// ports on 127.0.0.1), in turn among those that are ready (the first when
+/// none is, so that the error says why).
+pub(super) fn proxy(replicas: Vec<(u16, Arc<RwLock<Phase>>)>) -> axum::Router {
+    let replicas = Arc::new(replicas);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    axum::Router::new().fallback(move |request: Request<Body>| {
+        let port = pick(&replicas, &next);
+        forward(port, request)
+    })
+}
+
+fn pick(replicas: &[(u16, Arc<RwLock<Phase>>)], next: &std::sync::atomic::AtomicUsize) -> u16 {
+    let n = replicas.len().max(1);
+    let start = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+    (0..n)
+        .map(|i| &replicas[(start + i) % n])
+        .find(|(_, phase)| *phase.read().unwrap_or_else(|e| e.into_inner()) == Phase::Loaded)
+        .map_or(replicas.first().map_or(0, |r| r.0), |r| r.0)
 }
 
 async fn forward(port: u16, request: Request<Body>) -> Response {
