@@ -22,36 +22,50 @@ def oxflow_bin() -> str:
     return str(Path(target) / 'debug' / 'oxflow')
 
 
-class Serve:
-    """`oxflow serve` on ephemeral ports; stderr is collected in `lines`."""
+class Process:
+    """A long-running oxflow command whose stderr is collected in `lines`."""
 
-    def __init__(self, home, models, extra=()):
-        env = dict(os.environ, OXFLOW_HOME=str(home))
-        self.proc = subprocess.Popen(
-            [oxflow_bin(), 'serve', *models, '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0',
-             '--python', sys.executable, *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def start(self, args, env, ready, what):
+        """Starts `oxflow ARGS` and waits (60 s at most) for the stderr line
+        that matches `ready`; returns its match."""
+        self.proc = subprocess.Popen([oxflow_bin(), *args], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
         self.lines = []
-        self.http = self.grpc = None
         deadline = time.time() + 60
         while time.time() < deadline:
             line = self.proc.stderr.readline()
             if not line:
                 break
             self.lines.append(line)
-            m = re.search(r'on http://(\S+) \(REST V1/V2\) and (\S+) \(gRPC V2\)', line)
+            m = re.search(ready, line)
             if m:
-                self.http, self.grpc = m.group(1), m.group(2)
-                break
-        if self.http is None:
-            self.proc.kill()
-            raise RuntimeError('oxflow serve did not report its addresses:\n' + ''.join(self.lines))
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
+                # Keep reading, so that a chatty server never blocks on a full pipe.
+                threading.Thread(target=self._drain, daemon=True).start()
+                return m
+        self.proc.kill()
+        raise RuntimeError(f'oxflow {what} did not report its address:\n' + ''.join(self.lines))
 
     def _drain(self):
         for line in self.proc.stderr:
             self.lines.append(line)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Serve(Process):
+    """`oxflow serve` on ephemeral ports."""
+
+    def __init__(self, home, models, extra=()):
+        env = dict(os.environ, OXFLOW_HOME=str(home))
+        m = self.start(['serve', *models, '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0',
+                        '--python', sys.executable, *extra],
+                       env, r'on http://(\S+) \(REST V1/V2\) and (\S+) \(gRPC V2\)', 'serve')
+        self.http, self.grpc = m.group(1), m.group(2)
 
     def url(self, path=''):
         return f'http://{self.http}{path}'
@@ -75,44 +89,17 @@ class Serve:
             time.sleep(0.05)
         raise RuntimeError('models not ready in time:\n' + ''.join(self.lines))
 
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
-
-class Up:
-    """`oxflow up` on an ephemeral port over the data directory `home`."""
+class Up(Process):
+    """`oxflow up` on ephemeral ports over the data directory `home`."""
 
     def __init__(self, home):
         self.home = home
         self.env = dict(os.environ, OXFLOW_HOME=str(home))
         self.env.pop('OXFLOW_SERVER', None)
-        self.proc = subprocess.Popen(
-            [oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0', '--python', sys.executable],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.addr = None
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r'oxflow is serving on http://(\S+) .*inference gRPC on ([^\s)]+)', line)
-            if m:
-                self.addr, self.grpc = m.group(1), m.group(2)
-                break
-        if self.addr is None:
-            self.proc.kill()
-            raise RuntimeError('oxflow up did not report its address:\n' + ''.join(self.lines))
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
+        m = self.start(['up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0', '--python', sys.executable],
+                       self.env, r'oxflow is serving on http://(\S+) .*inference gRPC on ([^\s)]+)', 'up')
+        self.addr, self.grpc = m.group(1), m.group(2)
 
     def url(self, path=''):
         return f'http://{self.addr}{path}'
@@ -126,13 +113,6 @@ class Up:
             raise AssertionError(f'oxflow {" ".join(args)} exited {out.returncode}:\n'
                                  f'{out.stdout}\n{out.stderr}\nserver:\n{"".join(self.lines[-30:])}')
         return out
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture(scope='session')
