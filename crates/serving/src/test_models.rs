@@ -1,6 +1,7 @@
 //! Tiny models for tests of crates that serve (this one, the server, the
 //! CLI): real model files, written from their documented formats, whose
-//! predictions follow from the model by hand.
+//! predictions follow from the model by hand; and the archives models are
+//! published in.
 
 use serde_json::json;
 
@@ -28,4 +29,38 @@ pub fn xgboost_stump(left: f64, right: f64) -> String {
         "objective": {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}}
     }, "version": [3, 2, 0]})
     .to_string()
+}
+
+/// A `.tar.gz` archive of `(path, bytes)` entries, as a model might be
+/// published behind a storage URI.
+pub fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        builder
+            .append_data(&mut h, name, *data)
+            .expect("writing to memory");
+    }
+    builder
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("writing to memory")
+}
+
+/// A `.zip` archive of `(path, bytes)` entries.
+pub fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("writing to memory");
+        w.write_all(data).expect("writing to memory");
+    }
+    w.finish().expect("writing to memory").into_inner()
 }

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oxflow_serving::storage::{Fetched, S3Config, Storage};
+use oxflow_serving::test_models::{tar_gz, zip_bytes};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -233,31 +234,6 @@ fn files(dir: &Path) -> Vec<String> {
 
 fn inode(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().ino()
-}
-
-fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (name, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        builder.append_data(&mut h, name, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in entries {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
 }
 
 #[tokio::test]

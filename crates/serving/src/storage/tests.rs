@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::*;
+use crate::test_models::{tar_gz, zip_bytes};
 
 /// A file server with ETags that counts full downloads.
 #[derive(Clone, Default)]
@@ -54,31 +54,6 @@ async fn file_server(files: Files) -> (String, tokio::sync::oneshot::Sender<()>)
             .unwrap();
     });
     (format!("http://{addr}"), tx)
-}
-
-fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (name, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        builder.append_data(&mut h, name, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in entries {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
 }
 
 #[tokio::test]
