@@ -624,7 +624,12 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let serving_handle = serving.start().await;
     let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
-        .with_context(|| format!("listening on {} (gRPC)", args.grpc_addr))?;
+        .with_context(|| {
+            format!(
+                "listening on {} for inference gRPC (choose another address with --grpc-addr)",
+                args.grpc_addr
+            )
+        })?;
     let grpc_bound = grpc_listener.local_addr()?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
