@@ -10,56 +10,31 @@ import json
 import re
 import shlex
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from page import wait, css, one, click, go, fragment, set_text, get_status, js_errors
 
 EXPERIMENTS = '/apis/kubeflow.org/v1beta1/namespaces/default/experiments'
 # What the form's and the test's trials print: the objective is smallest for lr closest to 0.05.
 LOSS_CODE = 'import sys; lr = float(sys.argv[1]); print(f"loss={(lr - 0.05) ** 2:.8f}")'
 
 
-def wait(driver, cond, timeout=30, what='condition'):
-    # Pages re-render as data arrives: an element found a moment ago may be gone.
-    return WebDriverWait(driver, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-                         ).until(cond, message=f'timed out waiting for {what}')
 
 
-def css(driver, selector):
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
-def one(driver, selector, timeout=30):
-    return wait(driver, lambda d: (css(d, selector) or [None])[0], timeout, selector)
 
 
-def click(driver, selector):
-    el = one(driver, selector)
-    driver.execute_script('arguments[0].scrollIntoView({block: "center"})', el)
-    el.click()
-    return el
 
 
-def go(driver, server, fragment):
-    # A fresh page load: a new hash alone would keep what an earlier test left in a form.
-    driver.get('about:blank')
-    driver.get(f'{server.url}/#{fragment}')
 
 
-def fragment(driver):
-    return driver.current_url.split('#', 1)[-1]
 
 
-def set_text(driver, el, text):
-    """Replaces a textarea's content (typing a whole file key by key is slow and adds nothing)."""
-    driver.execute_script(
-        "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}))", el, text)
 
 
 def fill(el, text):
@@ -80,18 +55,8 @@ def names(server):
     return [e['metadata']['name'] for e in server.api('GET', EXPERIMENTS)['items']]
 
 
-def get_status(server, path):
-    try:
-        with urllib.request.urlopen(server.url + path, timeout=10) as resp:
-            return resp.status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 
-def js_errors(driver):
-    """Errors from the page's scripts; a refused request (the 400 this test provokes) is not one."""
-    return [e['message'] for e in driver.get_log('browser')
-            if e['level'] == 'SEVERE' and 'favicon' not in e['message'] and 'Failed to load resource' not in e['message']]
 
 
 @pytest.fixture(scope='module', autouse=True)
