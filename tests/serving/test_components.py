@@ -161,3 +161,83 @@ def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):
     while pids(str(HERE / 'doubler.py')) and time.time() < deadline:
         time.sleep(0.1)
     assert pids(str(HERE / 'doubler.py')) == []
+
+
+def replica_metrics(up, name):
+    """The service's replica gauges: {metric: value} for its one revision."""
+    text = urllib.request.urlopen(up.url(
+        f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}/metrics'),
+        timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        for metric in ['oxflow_serving_replicas', 'oxflow_serving_ready_replicas',
+                       'oxflow_serving_desired_replicas']:
+            if line.startswith(metric + '{'):
+                out[metric] = int(line.rsplit(' ', 1)[1])
+    return out
+
+
+def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
+    # Knative's KPA with a 6 s window (its minimum): one request in flight
+    # per copy is the target, so four concurrent clients ask for more than
+    # maxReplicas allows.
+    spec = {'apiVersion': 'serving.kserve.io/v1beta1', 'kind': 'InferenceService',
+            'metadata': {'name': 'busy', 'annotations': {'autoscaling.knative.dev/window': '6s'}},
+            'spec': {'predictor': {
+                'scaleMetric': 'concurrency', 'scaleTarget': 1, 'maxReplicas': 3,
+                'containers': [{'name': 'kserve-container', 'image': 'example.com/busy:1',
+                                'command': ['python', str(HERE / 'busy.py'), '--port', '$(PORT)',
+                                            '--service', 'busy']}]}}}
+    f = tmp_path / 'busy.json'
+    f.write_text(json.dumps(spec))
+    up.cli('apply', '-f', str(f), '--wait', '120')
+    assert len(pids('busy.py --port')) == 1
+    assert replica_metrics(up, 'busy') == {'oxflow_serving_replicas': 1,
+                                           'oxflow_serving_ready_replicas': 1,
+                                           'oxflow_serving_desired_replicas': 1}
+
+    import threading
+    stop = threading.Event()
+    answered, failures = set(), []
+
+    def client():
+        while not stop.is_set():
+            code, body = post(up.url('/serving/default/busy/v1/models/busy:predict'),
+                              {'instances': [[1]]})
+            if code == 200:
+                answered.add(body['predictions'][0])
+            else:
+                failures.append((code, body))
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for c in clients:
+        c.start()
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (
+                replica_metrics(up, 'busy').get('oxflow_serving_ready_replicas') == 3
+                and len(answered) == 3):
+            time.sleep(0.2)
+        seen = replica_metrics(up, 'busy')
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    assert failures == []
+    assert seen == {'oxflow_serving_replicas': 3, 'oxflow_serving_ready_replicas': 3,
+                    'oxflow_serving_desired_replicas': 3}, seen
+    # Three processes, and every one of them served requests.
+    running = set(pids('busy.py --port'))
+    assert len(running) == 3 and answered == running, (running, answered)
+
+    # Idle: back to minReplicas once the panic and stable windows pass,
+    # and the copies scaled away are stopped.
+    deadline = time.time() + 90
+    while time.time() < deadline and (replica_metrics(up, 'busy').get('oxflow_serving_replicas') != 1
+                                      or len(pids('busy.py --port')) != 1):
+        time.sleep(0.2)
+    assert replica_metrics(up, 'busy')['oxflow_serving_replicas'] == 1
+    assert len(pids('busy.py --port')) == 1
+    code, body = post(up.url('/serving/default/busy/v1/models/busy:predict'), {'instances': [[1]]})
+    assert code == 200 and body['predictions'][0] in running
+    up.cli('isvc', 'delete', 'busy', remote=True)

@@ -619,6 +619,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             resync: std::time::Duration::from_secs(2),
             workloads: Some(runtime.clone() as Arc<dyn oxflow_runtime::Runtime>),
             scale_to_zero_after: std::time::Duration::from_secs(60),
+            autoscale: Default::default(),
         },
     );
     let serving_handle = serving.start().await;

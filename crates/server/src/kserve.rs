@@ -53,8 +53,8 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The service's request metrics (Prometheus text) as the control plane
 /// sees them: reading them is not a request to the service, so it does
-/// not wake a model scaled to zero or count as traffic. Empty for a
-/// service whose predictor is a command.
+/// not wake a model scaled to zero or count as traffic. For commands, the
+/// copies each revision runs (requests to commands are their own to count).
 async fn metrics(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,

@@ -38,6 +38,7 @@ use crate::runtimes::RuntimeConfig;
 use crate::spec::{InferenceService, Predictor, PredictorSpec, SpecError};
 use crate::storage::Storage;
 
+mod autoscale;
 mod grpc;
 mod policy;
 mod process;
@@ -45,6 +46,7 @@ mod scale;
 mod status;
 mod traffic;
 
+pub use autoscale::AutoscaleConfig;
 pub use grpc::serve_grpc;
 use status::transitions_from;
 
@@ -68,6 +70,8 @@ pub struct ControllerConfig {
     /// How long a model predictor with `minReplicas: 0` may go without a
     /// request before it is unloaded (Knative's stable window is 60 s).
     pub scale_to_zero_after: Duration,
+    /// The autoscaler of commands' copies (Knative's `config-autoscaler`).
+    pub autoscale: AutoscaleConfig,
 }
 
 /// Errors of the controller's API.
@@ -124,9 +128,11 @@ struct Revision {
     policy: policy::Policy,
     /// Shared with the load task or the command's supervisor.
     phase: Arc<RwLock<Phase>>,
-    /// The commands serving it (custom predictors, transformers,
-    /// explainers: `minReplicas` copies); dropping the revision stops them.
-    _processes: Vec<process::Process>,
+    /// The copies of the command serving it (custom predictors,
+    /// transformers, explainers); dropping the revision stops them.
+    replicas: Option<Arc<process::Replicas>>,
+    /// Counts its requests for the autoscaler, when it has one.
+    meter: Option<Arc<autoscale::Meter>>,
     /// `minReplicas: 0` on a model predictor: unloaded when idle.
     scale: Option<Arc<scale::ScaleToZero>>,
     /// The gRPC service of a model predictor's data plane.
@@ -463,12 +469,79 @@ impl ServingController {
     /// to the service: it neither wakes a scaled-to-zero model nor counts
     /// as traffic.
     pub fn service_metrics(&self, namespace: &Namespace, name: &str) -> Option<String> {
-        self.inner
+        let key = (namespace.clone(), name.to_owned());
+        let requests = self
+            .inner
             .metrics
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(namespace.clone(), name.to_owned()))
-            .map(|m| m.render())
+            .get(&key)
+            .map(|m| m.render());
+        let replicas = self.replica_metrics(&key);
+        match (requests, replicas) {
+            (None, None) => None,
+            (requests, replicas) => {
+                Some(requests.unwrap_or_default() + &replicas.unwrap_or_default())
+            }
+        }
+    }
+
+    /// The copies each command revision of a service runs, is ready with,
+    /// and was asked for (Knative's actual and desired replicas).
+    fn replica_metrics(&self, key: &Key) -> Option<String> {
+        let services = self
+            .inner
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let entry = services.get(key)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut lines = Vec::new();
+        for r in entry.revisions() {
+            let Some(replicas) = &r.replicas else {
+                continue;
+            };
+            if !seen.insert(r.name.clone()) {
+                continue;
+            }
+            let (running, ready) = replicas.counts();
+            let label = format!("revision=\"{}\"", r.name);
+            lines.push(("oxflow_serving_replicas", format!("{{{label}}} {running}")));
+            lines.push((
+                "oxflow_serving_ready_replicas",
+                format!("{{{label}}} {ready}"),
+            ));
+            lines.push((
+                "oxflow_serving_desired_replicas",
+                format!("{{{label}}} {}", replicas.wanted()),
+            ));
+        }
+        let mut out = String::new();
+        for (metric, help) in [
+            ("oxflow_serving_replicas", "Copies of the command running."),
+            (
+                "oxflow_serving_ready_replicas",
+                "Copies of the command answering.",
+            ),
+            (
+                "oxflow_serving_desired_replicas",
+                "Copies of the command the autoscaler asks for.",
+            ),
+        ] {
+            let mine: Vec<&String> = lines
+                .iter()
+                .filter(|(m, _)| *m == metric)
+                .map(|(_, l)| l)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
+            for l in mine {
+                out.push_str(&format!("{metric}{l}\n"));
+            }
+        }
+        Some(out)
     }
 
     /// The metrics registry of a service, created on first use: each
@@ -895,7 +968,8 @@ impl ServingController {
                 router: oxflow_inference::rest::router(plane.clone()),
                 policy,
                 phase: Arc::new(RwLock::new(Phase::Loading)),
-                _processes: Vec::new(),
+                replicas: None,
+                meter: None,
                 scale,
                 grpc: Some(oxflow_inference::grpc::router(plane.clone())),
                 log_path: None,
@@ -955,100 +1029,78 @@ impl ServingController {
             ));
         };
         let home = &self.inner.config.home;
-        // minReplicas copies of the command, each on its own port; the
-        // proxy spreads requests over the ready ones.
-        let replicas = (component.min_replicas as usize).max(1);
-        let replica_phases: Vec<Arc<RwLock<Phase>>> = (0..replicas)
-            .map(|_| Arc::new(RwLock::new(Phase::Loading)))
-            .collect();
+        // The autoscaler's bounds and target; a bad annotation is the
+        // spec's fault, named.
+        let service_annotations: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(record.spec["metadata"]["annotations"].clone())
+                .unwrap_or_default();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let scaling = autoscale::Scaling::new(
+            component,
+            &service_annotations,
+            &self.inner.config.autoscale,
+            cores,
+        )
+        .map_err(|e| Failure::new("InvalidPredictorSpec", e))?;
         let phase = Arc::new(RwLock::new(Phase::Loading));
         let weak = Arc::downgrade(&self.inner);
         let key_of = (record.namespace.clone(), record.name.clone());
-        // Like a Deployment's rollout, the revision first becomes ready when
-        // every copy is; after that one ready copy keeps it serving while
-        // another restarts.
-        let rolled_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let changed: Arc<dyn Fn() + Send + Sync> = {
-            let (replica_phases, phase) = (replica_phases.clone(), phase.clone());
-            Arc::new(move || {
-                let each: Vec<Phase> = replica_phases
-                    .iter()
-                    .map(|p| p.read().unwrap_or_else(|e| e.into_inner()).clone())
-                    .collect();
-                if each.iter().all(|p| *p == Phase::Loaded) {
-                    rolled_out.store(true, Ordering::Release);
-                }
-                let serving = if rolled_out.load(Ordering::Acquire) {
-                    each.contains(&Phase::Loaded)
-                } else {
-                    each.iter().all(|p| *p == Phase::Loaded)
-                };
-                let overall = if serving {
-                    Phase::Loaded
-                } else if each.contains(&Phase::Loading) {
-                    Phase::Loading
-                } else {
-                    each.into_iter()
-                        .find(|p| matches!(p, Phase::Failed(_)))
-                        .unwrap_or(Phase::Loading)
-                };
-                *phase.write().unwrap_or_else(|e| e.into_inner()) = overall;
-                if let Some(inner) = weak.upgrade() {
-                    let this = ServingController { inner };
-                    let key = key_of.clone();
-                    tokio::spawn(async move { this.settle(&key).await });
-                }
-            })
-        };
+        let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                let this = ServingController { inner };
+                let key = key_of.clone();
+                tokio::spawn(async move { this.settle(&key).await });
+            }
+        });
         let dir = home
             .join("logs")
             .join("serving")
             .join(record.namespace.as_str())
             .join(&record.name);
-        // The first replica's log is the revision's; others are numbered.
-        let replica_name = |i: usize| {
-            if i == 0 {
-                name.clone()
-            } else {
-                format!("{name}-{i}")
-            }
-        };
-        let mut processes = Vec::with_capacity(replicas);
-        for (i, replica_phase) in replica_phases.iter().enumerate() {
-            processes.push(process::start(
-                runtime.clone(),
-                process::CommandSpec {
-                    name: replica_name(i),
-                    container: container.clone(),
-                    kserve_flags: kserve_flags.clone(),
-                    port_flags: true,
-                    log_path: dir.join(format!("{}.log", replica_name(i))),
-                    working_dir: home
-                        .join("serving")
-                        .join(record.namespace.as_str())
-                        .join(&record.name),
-                    python: self.inner.config.runtime.python.python.clone(),
-                },
-                replica_phase.clone(),
-                changed.clone(),
-            )?);
-        }
-        let router = process::proxy(
-            processes
-                .iter()
-                .zip(&replica_phases)
-                .map(|(p, ph)| (p.port, ph.clone()))
-                .collect(),
-        );
+        // minReplicas copies of the command, each on its own port; the
+        // proxy spreads requests over the ready ones, and the autoscaler
+        // adds copies up to maxReplicas under load.
+        let replicas = process::Replicas::start(
+            runtime,
+            process::CommandSpec {
+                name: name.clone(),
+                container: container.clone(),
+                kserve_flags,
+                port_flags: true,
+                log_path: dir.join(format!("{name}.log")),
+                working_dir: home
+                    .join("serving")
+                    .join(record.namespace.as_str())
+                    .join(&record.name),
+                python: self.inner.config.runtime.python.python.clone(),
+            },
+            (component.min_replicas as usize).max(1),
+            phase.clone(),
+            changed,
+            policy.resizer(),
+        )?;
+        let meter = scaling.map(|scaling| {
+            let meter = Arc::new(autoscale::Meter::default());
+            let target: Arc<dyn autoscale::Scalable> = replicas.clone();
+            autoscale::spawn(
+                Arc::downgrade(&target),
+                meter.clone(),
+                autoscale::Decider::new(scaling),
+                self.inner.config.autoscale.tick,
+                name.clone(),
+            );
+            meter
+        });
         Ok(Arc::new(Revision {
             key,
             name: name.clone(),
             generation: record.generation,
             predictor: json,
-            router,
+            router: process::proxy(replicas.clone()),
             policy,
             phase,
-            _processes: processes,
+            replicas: Some(replicas),
+            meter,
             scale: None,
             grpc: None,
             log_path: Some(dir.join(format!("{name}.log"))),
@@ -1231,6 +1283,7 @@ impl ServingController {
             }
             guard
         });
+        let _metered = revision.meter.as_ref().map(|m| m.enter());
         revision
             .policy
             .handle(revision.router.clone(), request)

@@ -55,6 +55,7 @@ fn controller(store: &Store, home: &Path) -> ServingController {
             workloads: None,
             // Idle means "nothing in flight": scale_down_idle is called by hand.
             scale_to_zero_after: Duration::ZERO,
+            autoscale: Default::default(),
         },
     )
 }

@@ -65,6 +65,7 @@ pub async fn app_state(dir: &Path) -> AppState {
                 resync: std::time::Duration::from_secs(3600),
                 workloads: None,
                 scale_to_zero_after: std::time::Duration::from_secs(60),
+                autoscale: Default::default(),
             },
         )),
     }

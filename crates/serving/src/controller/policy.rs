@@ -29,15 +29,41 @@ const MAX_LOGGED_BYTES: usize = 16 << 20;
 #[derive(Default)]
 pub(super) struct Policy {
     timeout: Option<Duration>,
-    limit: Option<Limit>,
+    limit: Option<Arc<Limit>>,
     logger: Option<Arc<Logger>>,
 }
 
+/// `containerConcurrency` for every replica together.
 struct Limit {
     permits: Arc<Semaphore>,
-    in_flight: usize,
+    per_replica: usize,
+    /// Requests that may be in flight: `per_replica` times the replicas.
+    in_flight: AtomicUsize,
     waiting: AtomicUsize,
-    max_waiting: usize,
+}
+
+impl Limit {
+    fn max_waiting(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire) * QUEUE_PER_PERMIT
+    }
+
+    /// Follows the number of replicas: permits are added at once, and
+    /// taken away as requests in flight give them back.
+    fn set_replicas(&self, replicas: usize) {
+        let new = self.per_replica * replicas.max(1);
+        let old = self.in_flight.swap(new, Ordering::AcqRel);
+        if new > old {
+            self.permits.add_permits(new - old);
+        } else if new < old {
+            let permits = self.permits.clone();
+            let gone = u32::try_from(old - new).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(gone).await {
+                    p.forget();
+                }
+            });
+        }
+    }
 }
 
 struct Logger {
@@ -66,13 +92,14 @@ impl Policy {
     /// an error naming the field.
     pub(super) fn new(c: &ComponentExtension, id: Identity<'_>) -> Result<Policy, Failure> {
         let limit = c.container_concurrency.map(|n| {
-            let in_flight = n.get() as usize * (c.min_replicas.max(1) as usize);
-            Limit {
+            let per_replica = n.get() as usize;
+            let in_flight = per_replica * (c.min_replicas.max(1) as usize);
+            Arc::new(Limit {
                 permits: Arc::new(Semaphore::new(in_flight)),
-                in_flight,
+                per_replica,
+                in_flight: AtomicUsize::new(in_flight),
                 waiting: AtomicUsize::new(0),
-                max_waiting: in_flight * QUEUE_PER_PERMIT,
-            }
+            })
         });
         let logger = match &c.logger {
             None => None,
@@ -122,19 +149,31 @@ impl Policy {
         })
     }
 
+    /// What keeps `containerConcurrency` per replica as the replicas
+    /// change: called with their number.
+    pub(super) fn resizer(&self) -> Box<dyn Fn(usize) + Send + Sync> {
+        let limit = self.limit.clone();
+        Box::new(move |replicas| {
+            if let Some(l) = &limit {
+                l.set_replicas(replicas);
+            }
+        })
+    }
+
     /// Serves `request` with `router` under the policy.
     pub(super) async fn handle(&self, router: axum::Router, request: Request<Body>) -> Response {
         let _permit = match &self.limit {
             None => None,
             Some(limit) => {
                 let queued = limit.waiting.fetch_add(1, Ordering::AcqRel);
-                if queued >= limit.max_waiting && limit.permits.available_permits() == 0 {
+                let max_waiting = limit.max_waiting();
+                if queued >= max_waiting && limit.permits.available_permits() == 0 {
                     limit.waiting.fetch_sub(1, Ordering::AcqRel);
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
-                            "overloaded: {} requests in flight (containerConcurrency) and {} queued; try again later",
-                            limit.in_flight, limit.max_waiting
+                            "overloaded: {} requests in flight (containerConcurrency) and {max_waiting} queued; try again later",
+                            limit.in_flight.load(Ordering::Acquire)
                         ),
                     );
                 }
@@ -278,4 +317,48 @@ impl Logger {
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn policy(per_replica: u32, min_replicas: u32) -> Policy {
+        let c = ComponentExtension {
+            container_concurrency: NonZeroU32::new(per_replica),
+            min_replicas,
+            ..Default::default()
+        };
+        let id = Identity {
+            service: "s",
+            namespace: "default",
+            endpoint: "default",
+            url: "http://s",
+        };
+        Policy::new(&c, id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_limit_follows_the_replicas() {
+        let p = policy(2, 2);
+        let limit = p.limit.clone().unwrap();
+        assert_eq!(limit.permits.available_permits(), 4);
+        p.resizer()(3);
+        assert_eq!(limit.permits.available_permits(), 6);
+        assert_eq!(limit.max_waiting(), 60);
+        // Scaling in while a request holds a permit: the permits go as
+        // they come back, never below what the replicas allow.
+        let held = limit.permits.clone().acquire_owned().await.unwrap();
+        p.resizer()(1);
+        assert_eq!(limit.in_flight.load(Ordering::Acquire), 2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while limit.permits.available_permits() != 1 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limit.permits.available_permits(), 1);
+        drop(held);
+        assert_eq!(limit.permits.available_permits(), 2);
+    }
 }

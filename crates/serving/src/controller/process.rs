@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(300);
 const MAX_PROXY_BYTES: usize = 64 << 20;
 
 /// What to run.
+#[derive(Clone)]
 pub(super) struct CommandSpec {
     /// The workload's name (logs, process titles).
     pub name: String,
@@ -358,25 +360,245 @@ fn client() -> Result<&'static reqwest::Client, String> {
     Ok(CLIENT.get_or_init(|| c))
 }
 
-/// A router that forwards every request to one of the replicas (their
-/// ports on 127.0.0.1), in turn among those that are ready (the first when
-/// none is, so that the error says why).
-pub(super) fn proxy(replicas: Vec<(u16, Arc<RwLock<Phase>>)>) -> axum::Router {
-    let replicas = Arc::new(replicas);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    axum::Router::new().fallback(move |request: Request<Body>| {
-        let port = pick(&replicas, &next);
-        forward(port, request)
-    })
+/// The copies of one command (`minReplicas` of them, more while the
+/// autoscaler asks for more): started, stopped, and chosen per request.
+pub(super) struct Replicas {
+    runtime: Arc<dyn Runtime>,
+    /// The first copy's spec; the others are numbered after it.
+    template: CommandSpec,
+    list: RwLock<Vec<Arc<Replica>>>,
+    next: AtomicUsize,
+    /// What the autoscaler last asked for.
+    wanted: AtomicUsize,
+    /// The revision's phase, derived from its copies'.
+    phase: Arc<RwLock<Phase>>,
+    /// Whether every copy was once ready at the same time: a revision
+    /// first becomes ready when all its copies are (a Deployment's
+    /// rollout); after that one ready copy keeps it serving.
+    rolled_out: AtomicBool,
+    /// Called after the revision's phase may have changed.
+    on_change: Arc<dyn Fn() + Send + Sync>,
+    /// Called with the new number of copies.
+    on_resize: Box<dyn Fn(usize) + Send + Sync>,
 }
 
-fn pick(replicas: &[(u16, Arc<RwLock<Phase>>)], next: &std::sync::atomic::AtomicUsize) -> u16 {
-    let n = replicas.len().max(1);
-    let start = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
-    (0..n)
-        .map(|i| &replicas[(start + i) % n])
-        .find(|(_, phase)| *phase.read().unwrap_or_else(|e| e.into_inner()) == Phase::Loaded)
-        .map_or(replicas.first().map_or(0, |r| r.0), |r| r.0)
+/// One running copy.
+struct Replica {
+    index: usize,
+    port: u16,
+    phase: Arc<RwLock<Phase>>,
+    in_flight: AtomicUsize,
+    _process: Process,
+}
+
+/// How long a copy being scaled down may finish its requests.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Replicas {
+    /// Starts `count` copies of `template`; `phase` follows them.
+    pub(super) fn start(
+        runtime: Arc<dyn Runtime>,
+        template: CommandSpec,
+        count: usize,
+        phase: Arc<RwLock<Phase>>,
+        on_change: Arc<dyn Fn() + Send + Sync>,
+        on_resize: Box<dyn Fn(usize) + Send + Sync>,
+    ) -> Result<Arc<Replicas>, Failure> {
+        let replicas = Arc::new(Replicas {
+            runtime,
+            template,
+            list: RwLock::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(count),
+            phase,
+            rolled_out: AtomicBool::new(false),
+            on_change,
+            on_resize,
+        });
+        replicas.grow(count)?;
+        Ok(replicas)
+    }
+
+    /// The name of copy `index`: the revision's for the first, numbered
+    /// for the others (their logs sit next to the first's).
+    fn spec(&self, index: usize) -> CommandSpec {
+        let mut spec = self.template.clone();
+        if index > 0 {
+            spec.name = format!("{}-{index}", self.template.name);
+            spec.log_path = self
+                .template
+                .log_path
+                .with_file_name(format!("{}.log", spec.name));
+        }
+        spec
+    }
+
+    /// Starts copies until there are `count`.
+    fn grow(self: &Arc<Self>, count: usize) -> Result<(), Failure> {
+        let weak = Arc::downgrade(self);
+        let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if let Some(r) = weak.upgrade() {
+                r.recompute();
+            }
+        });
+        {
+            let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
+            while list.len() < count {
+                let index = (0..)
+                    .find(|i| !list.iter().any(|r| r.index == *i))
+                    .unwrap_or(0);
+                let phase = Arc::new(RwLock::new(Phase::Loading));
+                let process = start(
+                    self.runtime.clone(),
+                    self.spec(index),
+                    phase.clone(),
+                    changed.clone(),
+                )?;
+                list.push(Arc::new(Replica {
+                    index,
+                    port: process.port,
+                    phase,
+                    in_flight: AtomicUsize::new(0),
+                    _process: process,
+                }));
+            }
+        }
+        self.recompute();
+        Ok(())
+    }
+
+    /// Stops copies until there are `count`: those not ready first, then
+    /// the newest. A stopped copy takes no new requests and is killed once
+    /// its requests in flight are answered.
+    fn shrink(&self, count: usize) {
+        let gone: Vec<Arc<Replica>> = {
+            let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
+            let mut order: Vec<usize> = (0..list.len()).collect();
+            order.sort_by_key(|&i| (list[i].is_ready(), std::cmp::Reverse(list[i].index)));
+            let mut victims: Vec<usize> = order
+                .into_iter()
+                .take(list.len().saturating_sub(count))
+                .collect();
+            victims.sort_unstable_by(|a, b| b.cmp(a));
+            victims.into_iter().map(|i| list.remove(i)).collect()
+        };
+        for replica in gone {
+            tokio::spawn(async move {
+                let deadline = Instant::now() + DRAIN_DEADLINE;
+                while replica.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // Dropping the last reference stops the process.
+            });
+        }
+        self.recompute();
+    }
+
+    fn recompute(&self) {
+        let each: Vec<Phase> = self
+            .list
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|r| r.phase())
+            .collect();
+        if !each.is_empty() && each.iter().all(|p| *p == Phase::Loaded) {
+            self.rolled_out.store(true, Ordering::Release);
+        }
+        let serving = if self.rolled_out.load(Ordering::Acquire) {
+            each.contains(&Phase::Loaded)
+        } else {
+            !each.is_empty() && each.iter().all(|p| *p == Phase::Loaded)
+        };
+        let overall = if serving {
+            Phase::Loaded
+        } else if each.contains(&Phase::Loading) {
+            Phase::Loading
+        } else {
+            each.into_iter()
+                .find(|p| matches!(p, Phase::Failed(_)))
+                .unwrap_or(Phase::Loading)
+        };
+        *self.phase.write().unwrap_or_else(|e| e.into_inner()) = overall;
+        (self.on_change)();
+    }
+
+    /// The copies running now and how many of them are ready.
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        (list.len(), list.iter().filter(|r| r.is_ready()).count())
+    }
+
+    /// What the autoscaler last asked for.
+    pub(super) fn wanted(&self) -> usize {
+        self.wanted.load(Ordering::Acquire)
+    }
+
+    /// The copy that takes the next request: among the ready ones, the
+    /// one with the fewest requests in flight, in turn when several tie
+    /// (the first copy when none is ready, so that the error says why).
+    fn pick(&self) -> Option<Arc<Replica>> {
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        let n = list.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        (0..n)
+            .map(|i| &list[(start + i) % n])
+            .filter(|r| r.is_ready())
+            .min_by_key(|r| r.in_flight.load(Ordering::Acquire))
+            .or_else(|| list.first())
+            .cloned()
+    }
+}
+
+impl super::autoscale::Scalable for Replicas {
+    fn counts(&self) -> (usize, usize) {
+        Replicas::counts(self)
+    }
+
+    fn scale_to(self: Arc<Self>, count: usize) {
+        self.wanted.store(count, Ordering::Release);
+        let (now, _) = self.counts();
+        if count > now {
+            if let Err(f) = self.grow(count) {
+                tracing::warn!(command = %self.template.name, reason = f.reason, message = %f.message, "Could not scale up.");
+            }
+        } else if count < now {
+            self.shrink(count);
+        }
+        (self.on_resize)(self.counts().0);
+    }
+}
+
+impl Replica {
+    fn phase(&self) -> Phase {
+        self.phase.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.phase() == Phase::Loaded
+    }
+}
+
+/// A router that forwards every request to one of the copies.
+pub(super) fn proxy(replicas: Arc<Replicas>) -> axum::Router {
+    axum::Router::new().fallback(move |request: Request<Body>| {
+        let replica = replicas.pick();
+        async move {
+            let Some(replica) = replica else {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no copy of the command is running".into(),
+                );
+            };
+            replica.in_flight.fetch_add(1, Ordering::AcqRel);
+            let response = forward(replica.port, request).await;
+            replica.in_flight.fetch_sub(1, Ordering::AcqRel);
+            response
+        }
+    })
 }
 
 async fn forward(port: u16, request: Request<Body>) -> Response {
