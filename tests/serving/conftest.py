@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,20 @@ class Up(Process):
 
     def url(self, path=''):
         return f'http://{self.addr}{path}'
+
+    def replica_metrics(self, name):
+        """A service's replica gauges, {metric: value}, for its one revision
+        with processes (a command's copies or a scikit-learn model's workers)."""
+        text = urllib.request.urlopen(self.url(
+            f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}/metrics'),
+            timeout=10).read().decode()
+        out = {}
+        for line in text.splitlines():
+            for metric in ['oxflow_serving_replicas', 'oxflow_serving_ready_replicas',
+                           'oxflow_serving_desired_replicas']:
+                if line.startswith(metric + '{'):
+                    out[metric] = int(line.rsplit(' ', 1)[1])
+        return out
 
     def cli(self, *args, remote=False, check=True, timeout=180):
         """Runs the oxflow CLI on this data directory (or through the server's API)."""

@@ -163,20 +163,6 @@ def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):
     assert pids(str(HERE / 'doubler.py')) == []
 
 
-def replica_metrics(up, name):
-    """The service's replica gauges: {metric: value} for its one revision."""
-    text = urllib.request.urlopen(up.url(
-        f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}/metrics'),
-        timeout=10).read().decode()
-    out = {}
-    for line in text.splitlines():
-        for metric in ['oxflow_serving_replicas', 'oxflow_serving_ready_replicas',
-                       'oxflow_serving_desired_replicas']:
-            if line.startswith(metric + '{'):
-                out[metric] = int(line.rsplit(' ', 1)[1])
-    return out
-
-
 def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
     # Knative's KPA with a 6 s window (its minimum): one request in flight
     # per copy is the target, so four concurrent clients ask for more than
@@ -192,7 +178,7 @@ def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
     f.write_text(json.dumps(spec))
     up.cli('apply', '-f', str(f), '--wait', '120')
     assert len(pids('busy.py --port')) == 1
-    assert replica_metrics(up, 'busy') == {'oxflow_serving_replicas': 1,
+    assert up.replica_metrics('busy') == {'oxflow_serving_replicas': 1,
                                            'oxflow_serving_ready_replicas': 1,
                                            'oxflow_serving_desired_replicas': 1}
 
@@ -215,10 +201,10 @@ def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
     try:
         deadline = time.time() + 90
         while time.time() < deadline and not (
-                replica_metrics(up, 'busy').get('oxflow_serving_ready_replicas') == 3
+                up.replica_metrics('busy').get('oxflow_serving_ready_replicas') == 3
                 and len(answered) == 3):
             time.sleep(0.2)
-        seen = replica_metrics(up, 'busy')
+        seen = up.replica_metrics('busy')
     finally:
         stop.set()
         for c in clients:
@@ -233,10 +219,10 @@ def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
     # Idle: back to minReplicas once the panic and stable windows pass,
     # and the copies scaled away are stopped.
     deadline = time.time() + 90
-    while time.time() < deadline and (replica_metrics(up, 'busy').get('oxflow_serving_replicas') != 1
+    while time.time() < deadline and (up.replica_metrics('busy').get('oxflow_serving_replicas') != 1
                                       or len(pids('busy.py --port')) != 1):
         time.sleep(0.2)
-    assert replica_metrics(up, 'busy')['oxflow_serving_replicas'] == 1
+    assert up.replica_metrics('busy')['oxflow_serving_replicas'] == 1
     assert len(pids('busy.py --port')) == 1
     code, body = post(up.url('/serving/default/busy/v1/models/busy:predict'), {'instances': [[1]]})
     assert code == 200 and body['predictions'][0] in running

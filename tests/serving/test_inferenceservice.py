@@ -243,6 +243,69 @@ def test_s3_models_with_credentials_from_a_secret(up, fixtures, moto, tmp_path):
     assert body['predictions'] == fixtures['xgb-binary']['outputs']['predict']
 
 
+def sklearn_workers():
+    """The scikit-learn worker processes running on this machine."""
+    out = subprocess.run(['pgrep', '-f', "Oxflow's scikit-learn worker"], capture_output=True, text=True)
+    return len(out.stdout.split())
+
+
+def test_sklearn_workers_scale_with_requests_per_second(up, models, fixtures, tmp_path):
+    # rps with a target of 1 per worker: any steady stream of requests asks
+    # for the maximum; a 6 s window (Knative's minimum) keeps the test short.
+    name = 'sk-scaled'
+    doc = isvc_yaml(name, models / 'repo' / 'sk-logreg', 'sklearn').replace(
+        '  name: sk-scaled\n',
+        '  name: sk-scaled\n  annotations:\n    autoscaling.knative.dev/window: 6s\n').replace(
+        '  predictor:\n', '  predictor:\n    scaleMetric: rps\n    scaleTarget: 1\n    maxReplicas: 3\n')
+    (tmp_path / 'scaled.yaml').write_text(doc)
+    up.cli('apply', '-f', str(tmp_path / 'scaled.yaml'), '--wait', '120')
+    assert up.replica_metrics(name) == {'oxflow_serving_replicas': 1,
+                                        'oxflow_serving_ready_replicas': 1,
+                                        'oxflow_serving_desired_replicas': 1}
+    before = sklearn_workers()
+
+    import threading
+    stop = threading.Event()
+    wrong = []
+    body = json.dumps({'instances': fixtures['sk-logreg']['rows'][:1]})
+    want = {'predictions': fixtures['sk-logreg']['outputs']['predict'][:1]}
+
+    def client():
+        while not stop.is_set():
+            got = http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
+                       {'Content-Type': 'application/json'})
+            if got != (200, want):
+                wrong.append(got)
+
+    clients = [threading.Thread(target=client) for _ in range(2)]
+    for c in clients:
+        c.start()
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and up.replica_metrics(name).get('oxflow_serving_ready_replicas') != 3:
+            time.sleep(0.2)
+        seen, during = up.replica_metrics(name), sklearn_workers()
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    assert wrong == [], wrong[:3]
+    assert seen == {'oxflow_serving_replicas': 3, 'oxflow_serving_ready_replicas': 3,
+                    'oxflow_serving_desired_replicas': 3}, seen
+    assert during == before + 2
+
+    # Idle again: back to one worker, and the others are stopped.
+    deadline = time.time() + 90
+    while time.time() < deadline and (up.replica_metrics(name).get('oxflow_serving_replicas') != 1
+                                      or sklearn_workers() != before):
+        time.sleep(0.2)
+    assert up.replica_metrics(name)['oxflow_serving_replicas'] == 1
+    assert sklearn_workers() == before
+    assert http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
+                {'Content-Type': 'application/json'}) == (200, want)
+    up.cli('isvc', 'delete', name, remote=True)
+
+
 def test_services_survive_a_restart(up, fixtures):
     # Last in this module: the server is replaced by a new one on the same data.
     up.stop()

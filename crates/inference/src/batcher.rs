@@ -271,6 +271,10 @@ impl Model for Batched {
         true
     }
 
+    fn workers(&self) -> Option<&dyn crate::model::Workers> {
+        self.inner.workers()
+    }
+
     fn max_batch_size(&self) -> Option<usize> {
         self.inner.max_batch_size()
     }

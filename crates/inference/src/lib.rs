@@ -22,7 +22,7 @@ pub mod types;
 pub mod v1;
 
 pub use error::InferError;
-pub use model::Model;
+pub use model::{Model, WorkerCounts, Workers};
 pub use repository::{Loader, ModelState, Repository};
 pub use rest::{DataPlane, PlaneConfig};
 pub use tensor::{DataType, Parameters, Tensor, TensorData};

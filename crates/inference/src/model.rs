@@ -35,6 +35,13 @@ pub trait Model: Send + Sync + 'static {
         None
     }
 
+    /// The worker processes behind the model, when it runs in several
+    /// that can be added or stopped (an autoscaler resizes them); `None`
+    /// for models computed in this process.
+    fn workers(&self) -> Option<&dyn Workers> {
+        None
+    }
+
     /// Answers V1 `:explain` with the explainer's JSON. Models without an
     /// explainer refuse.
     fn explain(&self, body: Bytes) -> BoxFuture<'_, Result<Bytes, InferError>> {
@@ -54,4 +61,24 @@ pub trait Model: Send + Sync + 'static {
         let _ = body;
         None
     }
+}
+
+/// A resizable set of worker processes serving one model.
+pub trait Workers: Send + Sync {
+    /// The workers serving now and those still starting.
+    fn counts(&self) -> WorkerCounts;
+
+    /// Starts or stops workers until there are `count` (at least one).
+    /// Returns at once: new workers join as they become ready, and a
+    /// stopped worker first answers the request it is serving.
+    fn resize(&self, count: usize);
+}
+
+/// How many workers a model has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerCounts {
+    /// Serving requests.
+    pub ready: usize,
+    /// Started and loading the model.
+    pub starting: usize,
 }

@@ -128,9 +128,10 @@ struct Revision {
     policy: policy::Policy,
     /// Shared with the load task or the command's supervisor.
     phase: Arc<RwLock<Phase>>,
-    /// The copies of the command serving it (custom predictors,
-    /// transformers, explainers); dropping the revision stops them.
-    replicas: Option<Arc<process::Replicas>>,
+    /// The processes serving it: the copies of a command (custom
+    /// predictors, transformers, explainers; dropping the revision stops
+    /// them) or a scikit-learn model's workers.
+    replicas: Option<Arc<dyn autoscale::Scalable>>,
     /// Counts its requests for the autoscaler, when it has one.
     meter: Option<Arc<autoscale::Meter>>,
     /// `minReplicas: 0` on a model predictor: unloaded when idle.
@@ -897,11 +898,12 @@ impl ServingController {
         let model_name = record.name.clone();
         let metrics = self.metrics_for(&(record.namespace.clone(), record.name.clone()));
         let mut runtime = self.inner.config.runtime.clone();
-        runtime.python.workers = runtime
+        let worker_count = runtime
             .python
             .workers
             .max(predictor.component.min_replicas as usize)
             .max(1);
+        runtime.python.workers = worker_count;
         runtime.python.logs_dir = self
             .inner
             .config
@@ -954,6 +956,25 @@ impl ServingController {
         repository.set(&model_name, ModelState::Loading);
         let scale = (predictor.component.min_replicas == 0)
             .then(|| scale::ScaleToZero::new(repository.clone(), model_name.clone()));
+        // scikit-learn's worker processes are its replicas.
+        let (workers, meter) = if model.format.name.as_str() == "sklearn" {
+            let workers: Arc<dyn autoscale::Scalable> = Arc::new(autoscale::ModelWorkers::new(
+                repository.clone(),
+                model_name.clone(),
+                worker_count,
+            ));
+            let scaling = autoscale::Scaling::new(
+                &predictor.component,
+                &annotations_of(record),
+                &self.inner.config.autoscale,
+                cores(),
+            )
+            .map_err(|e| Failure::new("InvalidPredictorSpec", e))?;
+            let meter = scaling.map(|s| self.autoscale(&workers, s, &name));
+            (Some(workers), meter)
+        } else {
+            (None, None)
+        };
         let plane = Arc::new(DataPlane {
             repository: repository.clone(),
             metrics,
@@ -968,8 +989,8 @@ impl ServingController {
                 router: oxflow_inference::rest::router(plane.clone()),
                 policy,
                 phase: Arc::new(RwLock::new(Phase::Loading)),
-                replicas: None,
-                meter: None,
+                replicas: workers,
+                meter,
                 scale,
                 grpc: Some(oxflow_inference::grpc::router(plane.clone())),
                 log_path: None,
@@ -1031,15 +1052,11 @@ impl ServingController {
         let home = &self.inner.config.home;
         // The autoscaler's bounds and target; a bad annotation is the
         // spec's fault, named.
-        let service_annotations: std::collections::BTreeMap<String, String> =
-            serde_json::from_value(record.spec["metadata"]["annotations"].clone())
-                .unwrap_or_default();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let scaling = autoscale::Scaling::new(
             component,
-            &service_annotations,
+            &annotations_of(record),
             &self.inner.config.autoscale,
-            cores,
+            cores(),
         )
         .map_err(|e| Failure::new("InvalidPredictorSpec", e))?;
         let phase = Arc::new(RwLock::new(Phase::Loading));
@@ -1079,24 +1096,15 @@ impl ServingController {
             changed,
             policy.resizer(),
         )?;
-        let meter = scaling.map(|scaling| {
-            let meter = Arc::new(autoscale::Meter::default());
-            let target: Arc<dyn autoscale::Scalable> = replicas.clone();
-            autoscale::spawn(
-                Arc::downgrade(&target),
-                meter.clone(),
-                autoscale::Decider::new(scaling),
-                self.inner.config.autoscale.tick,
-                name.clone(),
-            );
-            meter
-        });
+        let router = process::proxy(replicas.clone());
+        let replicas: Arc<dyn autoscale::Scalable> = replicas;
+        let meter = scaling.map(|s| self.autoscale(&replicas, s, &name));
         Ok(Arc::new(Revision {
             key,
             name: name.clone(),
             generation: record.generation,
             predictor: json,
-            router: process::proxy(replicas.clone()),
+            router,
             policy,
             phase,
             replicas: Some(replicas),
@@ -1105,6 +1113,25 @@ impl ServingController {
             grpc: None,
             log_path: Some(dir.join(format!("{name}.log"))),
         }))
+    }
+
+    /// Starts the autoscaler of `target`; returns the meter its requests
+    /// must go through.
+    fn autoscale(
+        &self,
+        target: &Arc<dyn autoscale::Scalable>,
+        scaling: autoscale::Scaling,
+        name: &str,
+    ) -> Arc<autoscale::Meter> {
+        let meter = Arc::new(autoscale::Meter::default());
+        autoscale::spawn(
+            Arc::downgrade(target),
+            meter.clone(),
+            autoscale::Decider::new(scaling),
+            self.inner.config.autoscale.tick,
+            name.to_owned(),
+        );
+        meter
     }
 
     /// The transformer and explainer of `service` (reused when unchanged)
@@ -1429,6 +1456,17 @@ fn unsupported(service: &InferenceService) -> Option<Failure> {
 
 /// A predictor's identity: its JSON without the traffic share, so that
 /// changing only `canaryTrafficPercent` keeps the loaded revision.
+/// The service's `metadata.annotations`.
+fn annotations_of(record: &InferenceServiceRecord) -> std::collections::BTreeMap<String, String> {
+    serde_json::from_value(record.spec["metadata"]["annotations"].clone()).unwrap_or_default()
+}
+
+/// The cores of this machine: the most replicas worth running when
+/// `maxReplicas` leaves it open.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn predictor_key(predictor: &Value) -> String {
     let mut p = predictor.clone();
     if let Some(o) = p.as_object_mut() {

@@ -1,6 +1,8 @@
 //! Knative's autoscaler (the KPA that KServe's Knative mode uses), for the
 //! replicas Oxflow runs itself: the copies of a command (custom predictors,
-//! transformers, explainers).
+//! transformers, explainers) and the worker processes of a scikit-learn
+//! model. (ONNX, XGBoost and LightGBM models run in this process, on every
+//! core already: for them there is nothing to scale.)
 //!
 //! It follows Knative's algorithm so that a KServe spec scales here as it
 //! would there: the observed concurrency (or requests per second) is
@@ -27,6 +29,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use oxflow_inference::{ModelState, Repository, Workers};
 
 use crate::spec::{ComponentExtension, ScaleMetric};
 
@@ -367,8 +371,55 @@ impl Decider {
 pub(super) trait Scalable: Send + Sync {
     /// The replicas running now and how many of them are ready.
     fn counts(&self) -> (usize, usize);
+    /// What the autoscaler last asked for.
+    fn wanted(&self) -> usize;
     /// Starts or stops replicas until there are `count`.
     fn scale_to(self: Arc<Self>, count: usize);
+}
+
+/// The worker processes of a model revision (scikit-learn), reached
+/// through its repository: the model in it may be reloaded or scaled to
+/// zero, and then has no workers to count or resize.
+pub(super) struct ModelWorkers {
+    repository: Arc<Repository>,
+    model: String,
+    wanted: AtomicUsize,
+}
+
+impl ModelWorkers {
+    pub(super) fn new(repository: Arc<Repository>, model: String, initial: usize) -> ModelWorkers {
+        ModelWorkers {
+            repository,
+            model,
+            wanted: AtomicUsize::new(initial),
+        }
+    }
+
+    fn with_workers<T>(&self, f: impl FnOnce(&dyn Workers) -> T) -> Option<T> {
+        match self.repository.state(&self.model) {
+            Some(ModelState::Ready(m)) => m.workers().map(f),
+            _ => None,
+        }
+    }
+}
+
+impl Scalable for ModelWorkers {
+    fn counts(&self) -> (usize, usize) {
+        self.with_workers(|w| {
+            let c = w.counts();
+            (c.ready + c.starting, c.ready)
+        })
+        .unwrap_or((0, 0))
+    }
+
+    fn wanted(&self) -> usize {
+        self.wanted.load(Ordering::Acquire)
+    }
+
+    fn scale_to(self: Arc<Self>, count: usize) {
+        self.wanted.store(count, Ordering::Release);
+        self.with_workers(|w| w.resize(count));
+    }
 }
 
 /// Runs the autoscaler of `target` every `tick` until `target` is gone

@@ -558,6 +558,10 @@ impl super::autoscale::Scalable for Replicas {
         Replicas::counts(self)
     }
 
+    fn wanted(&self) -> usize {
+        Replicas::wanted(self)
+    }
+
     fn scale_to(self: Arc<Self>, count: usize) {
         self.wanted.store(count, Ordering::Release);
         let (now, _) = self.counts();

@@ -20,7 +20,8 @@ use futures::future::BoxFuture;
 use oxflow_core::Workload;
 use oxflow_inference::json::{decode_raw, encode_raw, raw_size};
 use oxflow_inference::{
-    DataType, InferError, InferRequest, Model, ModelMetadata, Tensor, TensorMetadata,
+    DataType, InferError, InferRequest, Model, ModelMetadata, Tensor, TensorMetadata, WorkerCounts,
+    Workers,
 };
 use oxflow_runtime::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -59,9 +60,25 @@ impl std::fmt::Debug for PythonConfig {
 /// A scikit-learn model served by worker processes.
 pub struct SklearnModel {
     meta: ModelMetadata,
+    pool: Arc<Pool>,
+}
+
+/// One worker's place: empty after its worker died, until a request
+/// starts another.
+type Slot = Arc<tokio::sync::Mutex<Option<Worker>>>;
+
+/// The workers of one model; an autoscaler may resize it.
+struct Pool {
     spawn: Spawn,
-    workers: Vec<tokio::sync::Mutex<Option<Worker>>>,
+    /// Replaced whole on a resize, so that a request picks from one
+    /// consistent list; a slot taken out stops its worker once the
+    /// request it serves is answered (the last reference goes).
+    workers: std::sync::RwLock<Arc<[Slot]>>,
     next: AtomicUsize,
+    /// Workers started and still loading the model.
+    starting: AtomicUsize,
+    /// The size last asked for.
+    wanted: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -321,41 +338,52 @@ impl SklearnModel {
         // concurrent requests do not pay for interpreter start-up.
         let started =
             futures::future::join_all((0..config.workers.max(1)).map(|_| spawn.start())).await;
-        let mut workers = Vec::with_capacity(started.len());
+        let mut workers: Vec<Slot> = Vec::with_capacity(started.len());
         let mut ready = None;
         for result in started {
             let (worker, info) = result?;
             ready.get_or_insert(info);
-            workers.push(tokio::sync::Mutex::new(Some(worker)));
+            workers.push(Arc::new(tokio::sync::Mutex::new(Some(worker))));
         }
         let ready = ready.ok_or("no worker started")?;
         let meta = metadata(name, &ready);
         tracing::info!(model = %name, kind = %ready.kind, workers = workers.len(), "scikit-learn model loaded.");
         Ok(SklearnModel {
             meta,
-            spawn,
-            workers,
-            next: AtomicUsize::new(0),
+            pool: Arc::new(Pool {
+                spawn,
+                wanted: AtomicUsize::new(workers.len()),
+                workers: std::sync::RwLock::new(workers.into()),
+                next: AtomicUsize::new(0),
+                starting: AtomicUsize::new(0),
+            }),
         })
     }
 
     async fn call(&self, request: InferRequest) -> Result<Vec<Tensor>, InferError> {
-        let n = self.workers.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let workers = self
+            .pool
+            .workers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let n = workers.len();
+        let start = self.pool.next.fetch_add(1, Ordering::Relaxed) % n;
         // A free worker if there is one, else wait for ours in turn.
         let mut guard = None;
         for i in 0..n {
-            if let Ok(g) = self.workers[(start + i) % n].try_lock() {
+            if let Ok(g) = workers[(start + i) % n].clone().try_lock_owned() {
                 guard = Some(g);
                 break;
             }
         }
         let mut guard = match guard {
             Some(g) => g,
-            None => self.workers[start].lock().await,
+            None => workers[start].clone().lock_owned().await,
         };
+        drop(workers);
         if guard.is_none() {
-            let (worker, _) = self.spawn.start().await.map_err(|e| {
+            let (worker, _) = self.pool.spawn.start().await.map_err(|e| {
                 InferError::internal(format!(
                     "model {}: restarting the worker failed: {e}",
                     self.meta.name
@@ -514,5 +542,64 @@ impl Model for SklearnModel {
 
     fn batchable(&self) -> bool {
         true
+    }
+
+    fn workers(&self) -> Option<&dyn Workers> {
+        Some(self)
+    }
+}
+
+impl Workers for SklearnModel {
+    fn counts(&self) -> WorkerCounts {
+        WorkerCounts {
+            ready: self
+                .pool
+                .workers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+            starting: self.pool.starting.load(Ordering::Acquire),
+        }
+    }
+
+    fn resize(&self, count: usize) {
+        let count = count.max(1);
+        let pool = &self.pool;
+        pool.wanted.store(count, Ordering::Release);
+        let ready = {
+            let mut workers = pool.workers.write().unwrap_or_else(|e| e.into_inner());
+            if count < workers.len() {
+                *workers = workers[..count].to_vec().into();
+            }
+            workers.len()
+        };
+        let starting = pool.starting.load(Ordering::Acquire);
+        if count <= ready + starting {
+            return;
+        }
+        let more = count - ready - starting;
+        pool.starting.fetch_add(more, Ordering::AcqRel);
+        let pool = pool.clone();
+        let name = self.meta.name.clone();
+        tokio::spawn(async move {
+            let started = futures::future::join_all((0..more).map(|_| pool.spawn.start())).await;
+            for result in started {
+                pool.starting.fetch_sub(1, Ordering::AcqRel);
+                match result {
+                    Ok((worker, _)) => {
+                        let mut workers = pool.workers.write().unwrap_or_else(|e| e.into_inner());
+                        // Not wanted any more (scaled in meanwhile): dropped, so stopped.
+                        if workers.len() < pool.wanted.load(Ordering::Acquire) {
+                            let mut grown = workers.to_vec();
+                            grown.push(Arc::new(tokio::sync::Mutex::new(Some(worker))));
+                            *workers = grown.into();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(model = %name, error = %e, "Could not start another scikit-learn worker.");
+                    }
+                }
+            }
+        });
     }
 }
