@@ -366,6 +366,27 @@ async fn conditions_say_why_a_trained_model_cannot_serve() {
     let (code, _) = infer_v2(&c, "single", "stray", 0.0).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
+    // A service that cannot serve at all: its reason reaches the model.
+    let tf = isvc(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: tf}\n\
+         spec:\n  predictor:\n    model:\n      modelFormat: {name: tensorflow}\n",
+    );
+    c.apply(&ns, &tf).await.unwrap();
+    c.apply_trained_model(&ns, &trained("tf-model", "tf", "tensorflow", &a))
+        .await
+        .unwrap();
+    let v = wait_tm(&c, &store, "tf-model", |v| {
+        condition(v, "InferenceServiceReady")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no runtime for \"tensorflow\""))
+    })
+    .await;
+    assert_eq!(
+        condition(&v, "Ready")["reason"],
+        "InferenceServiceNotReady",
+        "{v}"
+    );
+
     // A model that does not load: Ready says why; the others still serve.
     let missing = dir.path().join("nowhere").display().to_string();
     c.apply_trained_model(&ns, &trained("broken", "later", "xgboost", &missing))

@@ -878,11 +878,21 @@ impl ServingController {
                 conditions.push(if service_ready(e) {
                     Condition::ok("InferenceServiceReady")
                 } else {
+                    // Why the service cannot serve, when it cannot at all.
+                    let why = e
+                        .failure
+                        .as_ref()
+                        .or(match e.latest.as_ref().map(|r| r.phase()) {
+                            Some(Phase::Failed(f)) => Some(f),
+                            _ => None,
+                        }.as_ref())
+                        .map(|f| format!(": {}", f.message))
+                        .unwrap_or_default();
                     Condition::not(
                         "InferenceServiceReady",
                         "InferenceServiceNotReady",
                         format!(
-                            "InferenceService {isvc} needs to be ready before TrainedModel {name} can be ready"
+                            "InferenceService {isvc} needs to be ready before TrainedModel {name} can be ready{why}"
                         ),
                     )
                 });
