@@ -163,3 +163,21 @@ def test_a_deleted_trained_model_404s_while_the_other_answers(up, trained):
     assert body['predictions'] == trained['tree'].predict(rows).tolist()
     out = up.cli('tm', 'get', 'iris-logreg', check=False)
     assert out.returncode != 0 and 'iris-logreg' in out.stderr, out.stderr
+
+
+def test_trained_models_survive_a_restart(up, trained):
+    # Last in this module: the server is replaced by a new one on the same data.
+    up.stop()
+    again = Up(up.home)
+    try:
+        rows = trained['rows']
+        # The request waits while the model loads again.
+        code, body = http('POST', again.url('/serving/default/sklearn-mms/v1/models/iris-tree:predict'),
+                          {'instances': rows.tolist()})
+        assert code == 200, body
+        assert body['predictions'] == trained['tree'].predict(rows).tolist()
+        code, body = http('POST', again.url('/serving/default/sklearn-mms/v1/models/iris-logreg:predict'),
+                          {'instances': rows.tolist()})
+        assert code == 404, body
+    finally:
+        again.stop()
