@@ -76,11 +76,15 @@ pub enum Command {
     Experiments(crate::tune::ExperimentsCommand),
     /// Serve models over KServe's V1 and the Open Inference Protocol (V2 REST and gRPC).
     Serve(crate::serve::ServeArgs),
-    /// Create or update KServe resources (InferenceService YAML) from a file.
+    /// Create or update KServe resources (InferenceService and TrainedModel YAML) from a file.
     Apply(crate::isvc::ApplyArgs),
     /// Inspect and manage KServe InferenceServices.
     #[command(subcommand, visible_alias = "inferenceservices")]
     Isvc(crate::isvc::IsvcCommand),
+    /// Inspect and manage KServe TrainedModels (models loaded into a
+    /// multi-model InferenceService).
+    #[command(subcommand, name = "trainedmodel", visible_aliases = ["tm", "trainedmodels"])]
+    TrainedModel(crate::trainedmodel::TrainedModelCommand),
 }
 
 #[derive(Debug, Args)]
@@ -273,7 +277,11 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
     if let Some(url) = cli.server.as_deref().filter(|u| !u.trim().is_empty())
         && !matches!(
             cli.command,
-            Command::Validate { .. } | Command::Serve(_) | Command::Apply(_) | Command::Isvc(_)
+            Command::Validate { .. }
+                | Command::Serve(_)
+                | Command::Apply(_)
+                | Command::Isvc(_)
+                | Command::TrainedModel(_)
         )
     {
         return crate::remote::main(&cli, url).await;
@@ -297,6 +305,7 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => crate::serve::serve(&cli, args).await,
         Command::Apply(args) => crate::isvc::apply(&cli, args).await,
         Command::Isvc(cmd) => crate::isvc::isvc(&cli, cmd).await,
+        Command::TrainedModel(cmd) => crate::trainedmodel::trained_model(&cli, cmd).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
         Command::Logs { run, task } => {
             let ctx = Ctx::open(&cli).await?;

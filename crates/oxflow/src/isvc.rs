@@ -1,4 +1,5 @@
-//! `oxflow apply` and `oxflow isvc`: KServe InferenceServices.
+//! `oxflow apply` and `oxflow isvc`: KServe InferenceServices (and, through
+//! `apply`, TrainedModels; see `trainedmodel`).
 //!
 //! Without `--server` they work on the local data directory: `apply` stores
 //! the service and a running `oxflow up` on the same data directory serves
@@ -67,13 +68,13 @@ pub struct ApplyArgs {
 }
 
 /// Where services are: the local store, or a server's API.
-enum Backend {
+pub(crate) enum Backend {
     Local(Ctx),
     Remote(Server),
 }
 
 impl Backend {
-    async fn open(cli: &Cli) -> Result<Backend> {
+    pub(crate) async fn open(cli: &Cli) -> Result<Backend> {
         Ok(
             match cli.server.as_deref().filter(|u| !u.trim().is_empty()) {
                 Some(url) => Backend::Remote(Server::parse(url)?),
@@ -167,11 +168,13 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
         parse_documents(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let default_ns = Namespace::new(cli.namespace.clone())?;
     let mut services = Vec::new();
+    let mut models = Vec::new();
     for (i, r) in resources.into_iter().enumerate() {
         match r {
             Resource::InferenceService(s) => services.push(*s),
+            Resource::TrainedModel(m) => models.push(m),
             other => bail!(
-                "{}: document {}: {} {:?}: only InferenceServices can be applied yet",
+                "{}: document {}: {} {:?}: Oxflow picks the runtime for each model format itself (onnx, xgboost, lightgbm, sklearn) and applies no ServingRuntimes; remove this document",
                 args.file.display(),
                 i + 1,
                 other.kind(),
@@ -189,6 +192,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
             s.name.as_str()
         );
         applied.push((ns, s.name.as_str().to_owned()));
+    }
+    // After the services, so that a file with both serves its models at once.
+    let mut applied_models = Vec::new();
+    for m in &models {
+        let ns = m.namespace.clone().unwrap_or_else(|| default_ns.clone());
+        let what = backend.apply_trained_model(&ns, m).await?;
+        println!("trainedmodel.serving.kserve.io/{} {what}", m.name.as_str());
+        applied_models.push((ns, m.name.as_str().to_owned()));
     }
     if args.wait == 0 {
         return Ok(ExitCode::SUCCESS);
@@ -223,6 +234,11 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for (ns, name) in &applied_models {
+        if !crate::trainedmodel::wait_ready(&backend, ns, name, deadline, args.wait).await? {
+            failed = true;
         }
     }
     Ok(if failed {

@@ -6,6 +6,7 @@ mod isvc;
 mod output;
 mod remote;
 mod serve;
+mod trainedmodel;
 mod tune;
 
 use clap::Parser;

@@ -447,7 +447,9 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
         Command::Logs { run, task } => logs(&server, run, task).await,
         Command::Validate { .. } => unreachable!("validate runs locally"),
         Command::Serve(_) => unreachable!("serve runs locally"),
-        Command::Apply(_) | Command::Isvc(_) => unreachable!("isvc commands choose their backend"),
+        Command::Apply(_) | Command::Isvc(_) | Command::TrainedModel(_) => {
+            unreachable!("isvc and trainedmodel commands choose their backend")
+        }
         Command::Up(_) => {
             bail!("`oxflow up` starts a server; it does not take --server (unset OXFLOW_SERVER)")
         }

@@ -133,11 +133,11 @@ impl From<ServingError> for ApiError {
     }
 }
 
-fn namespace(ns: &str) -> ApiResult<Namespace> {
+pub(crate) fn namespace(ns: &str) -> ApiResult<Namespace> {
     Namespace::new(ns.to_owned()).map_err(|e| ApiError::bad_request(format!("namespace: {e}")))
 }
 
-fn serving(state: &AppState) -> ApiResult<&ServingController> {
+pub(crate) fn serving(state: &AppState) -> ApiResult<&ServingController> {
     state
         .serving
         .as_ref()

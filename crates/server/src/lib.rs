@@ -10,6 +10,7 @@ mod error;
 mod katib;
 mod kfp;
 mod kserve;
+mod kserve_trained;
 mod openapi;
 
 use std::net::SocketAddr;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes())
         .nest("/apis/kubeflow.org/v1beta1", katib::routes())
         .nest("/apis/serving.kserve.io/v1beta1", kserve::routes())
+        .nest("/apis/serving.kserve.io/v1alpha1", kserve_trained::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {

@@ -289,3 +289,228 @@ async fn bad_requests_name_the_field_and_store_nothing() {
         .await;
     assert_eq!(v["items"], json!([]), "nothing was stored");
 }
+
+const TM_BASE: &str = "/apis/serving.kserve.io/v1alpha1/namespaces/default/trainedmodels";
+
+fn tm_yaml(name: &str, service: &str, uri: &str) -> String {
+    format!(
+        "apiVersion: serving.kserve.io/v1alpha1\nkind: TrainedModel\nmetadata:\n  name: {name}\n\
+         spec:\n  inferenceService: {service}\n  model:\n    storageUri: {uri}\n    framework: xgboost\n    memory: 64Mi\n"
+    )
+}
+
+impl Harness {
+    /// Waits on the controller's notifications until the TrainedModel's
+    /// current generation has a Ready condition with `status`.
+    async fn tm_ready(&self, name: &str, status: &str) -> Value {
+        let serving = self.state.serving.as_ref().unwrap();
+        let mut changes = serving.changes();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                let (code, v) = self
+                    .call("GET", &format!("{TM_BASE}/{name}"), None, "")
+                    .await;
+                assert_eq!(code, StatusCode::OK, "{v}");
+                let ready = v["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == status);
+                if v["status"]["observedGeneration"] == v["metadata"]["generation"] && ready {
+                    return v;
+                }
+                changes.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{name} never had Ready {status}"))
+    }
+}
+
+#[tokio::test]
+async fn trained_models_are_managed_and_served_under_their_service() {
+    let h = Harness::new().await;
+    let a = h.model("a", -1.0, 1.0);
+    let b = h.model("b", 10.0, 20.0);
+    let mms = "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: mms\n\
+               spec:\n  predictor:\n    xgboost:\n      protocolVersion: v2\n";
+    let (code, v) = h.call("POST", BASE, None, mms).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+
+    let (code, v) = h
+        .call("POST", TM_BASE, None, &tm_yaml("ma", "mms", &a))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    assert_eq!(v["kind"], "TrainedModel");
+    assert_eq!(v["apiVersion"], "serving.kserve.io/v1alpha1");
+    assert_eq!(v["metadata"]["namespace"], "default");
+    assert_eq!(v["metadata"]["generation"], 1);
+    assert_eq!(v["spec"]["inferenceService"], "mms");
+    let (code, v) = h
+        .call("POST", TM_BASE, None, &tm_yaml("ma", "mms", &a))
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    // PUT creates (201) and replaces (200, a new generation).
+    let (code, v) = h
+        .call(
+            "PUT",
+            &format!("{TM_BASE}/mb"),
+            None,
+            &tm_yaml("mb", "mms", &a),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, v) = h
+        .call(
+            "PUT",
+            &format!("{TM_BASE}/mb"),
+            None,
+            &tm_yaml("mb", "mms", &b),
+        )
+        .await;
+    assert_eq!(
+        (code, &v["metadata"]["generation"]),
+        (StatusCode::OK, &json!(2)),
+        "{v}"
+    );
+
+    let v = h.tm_ready("ma", "True").await;
+    assert_eq!(
+        v["status"]["url"],
+        "http://oxflow.test/serving/default/mms/v2/models/ma/infer"
+    );
+    let v = h.tm_ready("mb", "True").await;
+    assert_eq!(v["status"]["observedGeneration"], 2);
+    for (model, x0, expected) in [("ma", 0.0, -0.5), ("mb", 1.0, 20.5)] {
+        let (code, v) = h
+            .call(
+                "POST",
+                &format!("/serving/default/mms/v2/models/{model}/infer"),
+                None,
+                &infer_body(x0),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{model}: {v}");
+        assert_eq!(v["outputs"][0]["data"][0], expected, "{model}: {v}");
+    }
+    // By Host, as KServe's docs call a TrainedModel.
+    let (code, v) = h
+        .call(
+            "POST",
+            "/v2/models/mb/infer",
+            Some("mms.default.example.com"),
+            &infer_body(0.0),
+        )
+        .await;
+    assert_eq!(
+        (code, &v["outputs"][0]["data"][0]),
+        (StatusCode::OK, &json!(10.5)),
+        "{v}"
+    );
+
+    // Lists: per namespace and across namespaces.
+    let (_, v) = h.call("GET", TM_BASE, None, "").await;
+    assert_eq!(v["kind"], "TrainedModelList");
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ma", "mb"]);
+    let (_, v) = h
+        .call(
+            "GET",
+            "/apis/serving.kserve.io/v1alpha1/trainedmodels",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+
+    // Delete: 404 for its URL and for a second delete; the other answers.
+    let (code, v) = h.call("DELETE", &format!("{TM_BASE}/ma"), None, "").await;
+    assert_eq!(
+        (code, &v["status"]),
+        (StatusCode::OK, &json!("Success")),
+        "{v}"
+    );
+    let (code, _) = h.call("DELETE", &format!("{TM_BASE}/ma"), None, "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = h.call("GET", &format!("{TM_BASE}/ma"), None, "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, v) = h
+        .call(
+            "POST",
+            "/serving/default/mms/v2/models/ma/infer",
+            None,
+            &infer_body(0.0),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{v}");
+    let (code, _) = h
+        .call(
+            "POST",
+            "/serving/default/mms/v2/models/mb/infer",
+            None,
+            &infer_body(0.0),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_trained_models_name_the_field_and_store_nothing() {
+    let h = Harness::new().await;
+    let uri = h.model("a", -1.0, 1.0);
+    let good = tm_yaml("m", "mms", &uri);
+    let cases = [
+        (
+            good.replace("metadata:\n", "metadata:\n  namespace: team-b\n"),
+            "metadata.namespace",
+        ),
+        (
+            good.replace("name: m\n", "name: Bad_Name\n"),
+            "metadata.name",
+        ),
+        (good.replace("    memory: 64Mi\n", ""), "spec.model.memory"),
+        (
+            good.replace("framework", "frameworks"),
+            "spec.model.frameworks",
+        ),
+        (
+            good.replace("inferenceService: mms", "inferenceService: \"\""),
+            "spec.inferenceService",
+        ),
+        (yaml("stump", &uri, ""), "kind"),
+        (format!("{good}---\n{good}"), "exactly one"),
+        ("not: [yaml".to_owned(), ""),
+    ];
+    for (body, field) in cases {
+        let (code, v) = h.call("POST", TM_BASE, None, &body).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or_default().contains(field),
+            "{field} in {v}"
+        );
+    }
+    let (code, v) = h
+        .call("PUT", &format!("{TM_BASE}/other"), None, &good)
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("metadata.name"),
+        "{v}"
+    );
+    let (_, v) = h
+        .call(
+            "GET",
+            "/apis/serving.kserve.io/v1alpha1/trainedmodels",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(v["items"], json!([]), "nothing was stored");
+}

@@ -45,10 +45,12 @@ mod process;
 mod scale;
 mod status;
 mod traffic;
+mod trained;
 
 pub use autoscale::AutoscaleConfig;
 pub use grpc::serve_grpc;
 use status::transitions_from;
+pub use trained::{stored_trained_model_spec, trained_model_json};
 
 /// How the controller serves.
 #[derive(Clone)]
@@ -271,6 +273,8 @@ struct Inner {
     /// both are stored, so that two changes finishing together cannot
     /// store them in the wrong order (the older one last).
     status_writes: tokio::sync::Mutex<()>,
+    /// TrainedModels and the multi-model servers that load them.
+    trained: trained::TrainedModels,
 }
 
 /// Serves the stored InferenceServices; cheap to clone.
@@ -300,6 +304,7 @@ impl ServingController {
                 stop: Notify::new(),
                 changes: tokio::sync::watch::channel(0).0,
                 status_writes: tokio::sync::Mutex::new(()),
+                trained: trained::TrainedModels::default(),
             }),
         }
     }
@@ -389,6 +394,7 @@ impl ServingController {
         for record in records {
             self.reconcile(&record).await;
         }
+        self.resync_trained().await;
         Ok(())
     }
 
@@ -456,6 +462,9 @@ impl ServingController {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(namespace.clone(), name.to_owned()));
+        // Its TrainedModels stay, saying that their service is gone.
+        self.settle_trained(Some(&(namespace.clone(), name.to_owned())))
+            .await;
         Ok(deleted)
     }
 
@@ -763,6 +772,11 @@ impl ServingController {
             let Some((loader, repository)) = planned.load else {
                 continue;
             };
+            if let Some(server) = self.inner.trained.server_of(&key, &planned.revision) {
+                self.load_multi_model(key.clone(), planned.revision, server)
+                    .await;
+                continue;
+            }
             let this = self.clone();
             let key = key.clone();
             tokio::spawn(async move {
@@ -836,6 +850,7 @@ impl ServingController {
             tracing::warn!(error = %e, "Could not record a rolled-out revision.");
         }
         self.write_status(key).await;
+        self.write_trained_statuses(Some(key)).await;
     }
 
     /// A revision for `predictor` and the loader of its model, or why it
@@ -889,11 +904,18 @@ impl ServingController {
                 ),
             ));
         }
-        let Some(uri) = &model.storage_uri else {
-            return Err(Failure::new(
-                "InvalidPredictorSpec",
-                "spec.predictor.model.storageUri: required; give the model's location",
-            ));
+        // No model location at all: a multi-model server, which serves
+        // the TrainedModels that name the service.
+        let multi_model = trained::is_multi_model(predictor);
+        let uri = match &model.storage_uri {
+            Some(uri) => Some(uri),
+            None if multi_model => None,
+            None => {
+                return Err(Failure::new(
+                    "InvalidPredictorSpec",
+                    "spec.predictor.model.storageUri: required; give the model's location",
+                ));
+            }
         };
         let model_name = record.name.clone();
         let metrics = self.metrics_for(&(record.namespace.clone(), record.name.clone()));
@@ -918,7 +940,7 @@ impl ServingController {
                 Some(Some(data)) => {
                     storage = storage.with_s3(crate::storage::S3Config::from_env_and(data));
                 }
-                _ if uri.as_str().starts_with("s3://") => {
+                _ if uri.is_some_and(|u| u.as_str().starts_with("s3://")) => {
                     return Err(Failure::new(
                         "InvalidPredictorSpec",
                         format!(
@@ -934,11 +956,13 @@ impl ServingController {
             storage,
             runtime,
             record.namespace.as_str(),
-            vec![ModelSource {
+            uri.map(|uri| ModelSource {
                 name: model_name.clone(),
                 uri: uri.as_str().to_owned(),
                 format: Some(model.format.name.clone()),
-            }],
+            })
+            .into_iter()
+            .collect(),
         );
         if let Some(b) = &predictor.component.batcher {
             loader = loader.with_batching(
@@ -949,15 +973,29 @@ impl ServingController {
                 metrics.clone(),
             );
         }
-        let repository = Arc::new(Repository::new(
-            Some(Arc::new(loader.clone()) as Arc<dyn Loader>),
-            self.inner.config.hold,
-        ));
-        repository.set(&model_name, ModelState::Loading);
-        let scale = (predictor.component.min_replicas == 0)
+        let (server, repository) = if multi_model {
+            let (server, repository) = trained::ModelServer::new(
+                loader.clone(),
+                model.format.name.clone(),
+                name.clone(),
+                self.inner.config.hold,
+            );
+            (Some(server), repository)
+        } else {
+            let repository = Arc::new(Repository::new(
+                Some(Arc::new(loader.clone()) as Arc<dyn Loader>),
+                self.inner.config.hold,
+            ));
+            repository.set(&model_name, ModelState::Loading);
+            (None, repository)
+        };
+        // A multi-model server is not scaled to zero: its models come and
+        // go with their TrainedModels.
+        let scale = (predictor.component.min_replicas == 0 && server.is_none())
             .then(|| scale::ScaleToZero::new(repository.clone(), model_name.clone()));
-        // scikit-learn's worker processes are its replicas.
-        let (workers, meter) = if model.format.name.as_str() == "sklearn" {
+        // scikit-learn's worker processes are its replicas (a multi-model
+        // server's models each have their own workers, not scaled).
+        let (workers, meter) = if model.format.name.as_str() == "sklearn" && server.is_none() {
             let workers: Arc<dyn autoscale::Scalable> = Arc::new(autoscale::ModelWorkers::new(
                 repository.clone(),
                 model_name.clone(),
@@ -980,21 +1018,26 @@ impl ServingController {
             metrics,
             config: PlaneConfig::default(),
         });
+        let revision = Arc::new(Revision {
+            key,
+            name,
+            generation: record.generation,
+            predictor: json.clone(),
+            router: oxflow_inference::rest::router(plane.clone()),
+            policy,
+            phase: Arc::new(RwLock::new(Phase::Loading)),
+            replicas: workers,
+            meter,
+            scale,
+            grpc: Some(oxflow_inference::grpc::router(plane.clone())),
+            log_path: None,
+        });
+        if let Some(server) = &server {
+            let service = (record.namespace.clone(), record.name.clone());
+            self.inner.trained.register(&service, &revision, server);
+        }
         Ok(Planned {
-            revision: Arc::new(Revision {
-                key,
-                name,
-                generation: record.generation,
-                predictor: json.clone(),
-                router: oxflow_inference::rest::router(plane.clone()),
-                policy,
-                phase: Arc::new(RwLock::new(Phase::Loading)),
-                replicas: workers,
-                meter,
-                scale,
-                grpc: Some(oxflow_inference::grpc::router(plane.clone())),
-                log_path: None,
-            }),
+            revision,
             load: Some((loader, repository)),
         })
     }

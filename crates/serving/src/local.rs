@@ -61,6 +61,15 @@ impl SourceLoader {
         self
     }
 
+    /// This loader with `source` added (replacing one of the same name):
+    /// a multi-model server gains its models one at a time, each fetched
+    /// and run like a single model.
+    pub fn with_source(&self, source: ModelSource) -> SourceLoader {
+        let mut out = self.clone();
+        out.sources.insert(source.name.clone(), source);
+        out
+    }
+
     /// Names of the sources, in order.
     pub fn names(&self) -> Vec<String> {
         self.sources.keys().cloned().collect()

@@ -64,3 +64,37 @@ pub fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
     }
     w.finish().expect("writing to memory").into_inner()
 }
+
+/// A controller configuration for tests: everything under `home`, the
+/// local runtime, `python3`, one worker, a resync that never comes by
+/// itself (tests call it), and the given base URL. Callers change the
+/// fields their test is about.
+pub fn controller_config(
+    home: &std::path::Path,
+    base_url: &str,
+) -> crate::controller::ControllerConfig {
+    use std::time::Duration;
+    crate::controller::ControllerConfig {
+        home: home.to_path_buf(),
+        runtime: crate::runtimes::RuntimeConfig {
+            python: crate::runtimes::PythonConfig {
+                python: "python3".into(),
+                workers: 1,
+                runtime: std::sync::Arc::new(oxflow_runtime::LocalRuntime::new(
+                    oxflow_runtime::LocalConfig {
+                        scratch_dir: home.join("scratch"),
+                        ..Default::default()
+                    },
+                )),
+                logs_dir: home.join("logs"),
+            },
+            max_batch_size: None,
+        },
+        base_url: base_url.into(),
+        hold: Duration::from_secs(10),
+        resync: Duration::from_secs(3600),
+        workloads: None,
+        scale_to_zero_after: Duration::from_secs(3600),
+        autoscale: Default::default(),
+    }
+}

@@ -8,8 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use oxflow_core::Namespace;
-use oxflow_serving::controller::{ControllerConfig, ServingController, is_ready, isvc_json};
-use oxflow_serving::runtimes::{PythonConfig, RuntimeConfig};
+use oxflow_serving::controller::{ServingController, is_ready, isvc_json};
 use oxflow_serving::spec::InferenceService;
 use oxflow_serving::test_models::xgboost_stump;
 use oxflow_store::{Applied, Store};
@@ -31,33 +30,10 @@ fn service(name: &str, format: &str, uri: &str) -> InferenceService {
 }
 
 fn controller(store: &Store, home: &Path) -> ServingController {
-    ServingController::new(
-        store.clone(),
-        ControllerConfig {
-            home: home.to_path_buf(),
-            runtime: RuntimeConfig {
-                python: PythonConfig {
-                    python: "python3".into(),
-                    workers: 1,
-                    runtime: std::sync::Arc::new(oxflow_runtime::LocalRuntime::new(
-                        oxflow_runtime::LocalConfig {
-                            scratch_dir: home.join("scratch"),
-                            ..Default::default()
-                        },
-                    )),
-                    logs_dir: home.join("logs"),
-                },
-                max_batch_size: None,
-            },
-            base_url: "http://127.0.0.1:9".into(),
-            hold: Duration::from_secs(10),
-            resync: Duration::from_secs(3600),
-            workloads: None,
-            // Idle means "nothing in flight": scale_down_idle is called by hand.
-            scale_to_zero_after: Duration::ZERO,
-            autoscale: Default::default(),
-        },
-    )
+    let mut config = oxflow_serving::test_models::controller_config(home, "http://127.0.0.1:9");
+    // Idle means "nothing in flight": scale_down_idle is called by hand.
+    config.scale_to_zero_after = Duration::ZERO;
+    ServingController::new(store.clone(), config)
 }
 
 /// A fresh data directory, its store and a controller over them.

@@ -18,8 +18,8 @@ pub use query::{
 pub use records::{
     ArtifactRecord, CacheEntry, ExperimentRecord, InferenceServiceRecord, ObservationLogRecord,
     PipelineRecord, PipelineVersionRecord, RecurringRunRecord, RunQuery, RunRecord, StateChange,
-    StorageState, TaskRecord, TaskSummary, TuningExperimentRecord, TuningTrialRecord,
-    UnknownStorageState,
+    StorageState, TaskRecord, TaskSummary, TrainedModelRecord, TuningExperimentRecord,
+    TuningTrialRecord, UnknownStorageState,
 };
 pub use store_impl::{Applied, DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
 

@@ -506,3 +506,31 @@ pub struct InferenceServiceRecord {
     /// When its spec or status last changed.
     pub updated_at: Timestamp,
 }
+
+/// A KServe TrainedModel: one more model for a multi-model
+/// InferenceService's predictor, with the status the serving controller
+/// last observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedModelRecord {
+    /// Primary key (UUID text); stable across applies.
+    pub id: String,
+    /// Owning namespace (also the service's).
+    pub namespace: Namespace,
+    /// `metadata.name`, unique within the namespace; the model's name in
+    /// inference URLs.
+    pub name: String,
+    /// `spec.inferenceService`: the service whose predictor loads it.
+    pub inference_service: String,
+    /// The model in KServe's shape.
+    pub spec: serde_json::Value,
+    /// 1 when created, bumped by every apply that changes `spec`.
+    pub generation: i64,
+    /// KServe's `status` object (`{}` until the controller first reports).
+    pub status: serde_json::Value,
+    /// The generation `status` describes (0: none yet).
+    pub observed_generation: i64,
+    /// When it was first applied.
+    pub created_at: Timestamp,
+    /// When its spec or status last changed.
+    pub updated_at: Timestamp,
+}

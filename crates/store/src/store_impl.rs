@@ -21,6 +21,7 @@ mod recurring_runs;
 mod runs;
 mod secrets;
 mod tasks;
+mod trained_models;
 mod tuning;
 
 pub use runs::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
@@ -73,6 +74,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "inference services",
         include_str!("../migrations/sqlite/0005_inference_services.sql"),
         include_str!("../migrations/postgres/0005_inference_services.sql"),
+    ),
+    (
+        6,
+        "trained models",
+        include_str!("../migrations/sqlite/0006_trained_models.sql"),
+        include_str!("../migrations/postgres/0006_trained_models.sql"),
     ),
 ];
 

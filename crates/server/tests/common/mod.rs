@@ -49,23 +49,12 @@ pub async fn app_state(dir: &Path) -> AppState {
         tuning: Some(tuning),
         serving: Some(oxflow_serving::controller::ServingController::new(
             store.clone(),
-            oxflow_serving::controller::ControllerConfig {
-                home: dir.to_path_buf(),
-                runtime: oxflow_serving::runtimes::RuntimeConfig {
-                    python: oxflow_serving::runtimes::PythonConfig {
-                        python: "python3".into(),
-                        workers: 1,
-                        runtime: runtime.clone(),
-                        logs_dir: dir.join("logs"),
-                    },
-                    max_batch_size: None,
-                },
-                base_url: "http://oxflow.test".into(),
-                hold: std::time::Duration::from_secs(10),
-                resync: std::time::Duration::from_secs(3600),
-                workloads: None,
-                scale_to_zero_after: std::time::Duration::from_secs(60),
-                autoscale: Default::default(),
+            {
+                let mut config =
+                    oxflow_serving::test_models::controller_config(dir, "http://oxflow.test");
+                config.runtime.python.runtime = runtime.clone();
+                config.scale_to_zero_after = std::time::Duration::from_secs(60);
+                config
             },
         )),
     }

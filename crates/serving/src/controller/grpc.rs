@@ -5,7 +5,8 @@
 //! `:authority`, `grpcurl -authority NAME.NS.example.com`). That works
 //! here too; a client that sets none (tritonclient's default authority is
 //! the address it dials) is routed by the model name in the request
-//! instead: the service of that name in the default namespace. Requests
+//! instead: the service of that name in the default namespace, or the
+//! service of the TrainedModel of that name. Requests
 //! that name no model (server live/ready/metadata) answer for the server.
 
 use std::sync::Arc;
@@ -118,7 +119,11 @@ impl ServingController {
         let request = Request::from_parts(parts, Body::from(bytes));
         let (ns, name, route) = match (by_host, named) {
             (Some((name, ns, route)), _) => (ns, name, route),
-            (None, Some(model)) => (Namespace::DEFAULT.to_owned(), model, Route::Predictor),
+            (None, Some(model)) => (
+                Namespace::DEFAULT.to_owned(),
+                self.service_serving(Namespace::DEFAULT, model),
+                Route::Predictor,
+            ),
             // Server-level calls: answered by an empty plane (live, and
             // ready when nothing is loading).
             (None, None) => return self.server_grpc(request).await,

@@ -1,0 +1,314 @@
+//! `oxflow trainedmodel` (alias `tm`): KServe TrainedModels, the models a
+//! multi-model InferenceService (a predictor with a model format and no
+//! storageUri) loads by name. `oxflow apply -f` stores them.
+//!
+//! Like `oxflow isvc`, without `--server` this works on the local data
+//! directory (a running `oxflow up` on it loads what is stored within its
+//! resync interval); with `--server` it goes through the server's API.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use oxflow_core::{Namespace, Timestamp};
+use oxflow_serving::controller::{stored_trained_model_spec, trained_model_json};
+use oxflow_serving::spec::TrainedModel;
+use serde_json::Value;
+
+use crate::cli::Cli;
+use crate::isvc::Backend;
+use crate::remote::encode_path;
+
+#[derive(Debug, Subcommand)]
+pub enum TrainedModelCommand {
+    /// List trained models with their service, URL and readiness.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+        output: String,
+        /// Every namespace, not only --namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Show one trained model in KServe's shape, with its status.
+    Get {
+        /// The model's name.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_parser = ["text", "json", "yaml"], default_value = "text")]
+        output: String,
+    },
+    /// Delete a trained model (its service unloads it).
+    Delete {
+        /// The model's name.
+        name: String,
+    },
+}
+
+const API: &str = "/apis/serving.kserve.io/v1alpha1";
+
+fn item_path(ns: &Namespace, name: &str) -> String {
+    format!(
+        "{API}/namespaces/{}/trainedmodels/{}",
+        encode_path(ns.as_str()),
+        encode_path(name)
+    )
+}
+
+impl Backend {
+    async fn get_trained_model(&self, ns: &Namespace, name: &str) -> Result<Value> {
+        match self {
+            Backend::Local(ctx) => Ok(trained_model_json(
+                &ctx.store.get_trained_model(ns, name).await?,
+            )),
+            Backend::Remote(s) => s.json("GET", &item_path(ns, name), None).await,
+        }
+    }
+
+    async fn list_trained_models(&self, ns: Option<&Namespace>) -> Result<Vec<Value>> {
+        match self {
+            Backend::Local(ctx) => Ok(ctx
+                .store
+                .list_trained_models(ns)
+                .await?
+                .iter()
+                .map(trained_model_json)
+                .collect()),
+            Backend::Remote(s) => {
+                let path = match ns {
+                    Some(ns) => format!(
+                        "{API}/namespaces/{}/trainedmodels",
+                        encode_path(ns.as_str())
+                    ),
+                    None => format!("{API}/trainedmodels"),
+                };
+                let list = s.json("GET", &path, None).await?;
+                Ok(list["items"].as_array().cloned().unwrap_or_default())
+            }
+        }
+    }
+
+    /// Stores the model; returns `created`, `configured` or `unchanged`.
+    pub(crate) async fn apply_trained_model(
+        &self,
+        ns: &Namespace,
+        model: &TrainedModel,
+    ) -> Result<&'static str> {
+        let name = model.name.as_str();
+        let spec = stored_trained_model_spec(model, ns);
+        match self {
+            Backend::Local(ctx) => {
+                let (_, applied) = ctx
+                    .store
+                    .apply_trained_model(ns, name, model.spec.inference_service.as_str(), &spec)
+                    .await?;
+                Ok(applied.as_str())
+            }
+            Backend::Remote(s) => {
+                let before = s.json("GET", &item_path(ns, name), None).await.ok();
+                let after = s.json("PUT", &item_path(ns, name), Some(&spec)).await?;
+                let generation = |v: &Value| v["metadata"]["generation"].as_i64();
+                Ok(match before {
+                    None => "created",
+                    Some(b) if generation(&b) == generation(&after) => "unchanged",
+                    Some(_) => "configured",
+                })
+            }
+        }
+    }
+
+    async fn delete_trained_model(&self, ns: &Namespace, name: &str) -> Result<bool> {
+        match self {
+            Backend::Local(ctx) => Ok(ctx.store.delete_trained_model(ns, name).await?),
+            Backend::Remote(s) => {
+                s.json("DELETE", &item_path(ns, name), None).await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// A TrainedModel condition by type.
+fn condition<'v>(status: &'v Value, kind: &str) -> Option<&'v Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+/// Why the model cannot serve, when waiting longer would not help: a
+/// failed load, a framework or a service that cannot take it. A missing
+/// or not-ready service may still come (`oxflow up` picks it up).
+fn failure(status: &Value) -> Option<String> {
+    let ready = condition(status, "Ready")?;
+    let reason = ready["reason"].as_str()?;
+    matches!(
+        reason,
+        "ModelLoadFailed" | "FrameworkNotSupported" | "IsNotMMSPredictor" | "InvalidSpec"
+    )
+    .then(|| format!("{reason}: {}", ready["message"].as_str().unwrap_or("")))
+}
+
+fn is_ready(status: &Value) -> bool {
+    condition(status, "Ready").is_some_and(|c| c["status"] == "True")
+}
+
+/// Waits until the model's current generation is Ready (true) or has
+/// failed (false, the reason printed); an error once `deadline` passes.
+pub(crate) async fn wait_ready(
+    backend: &Backend,
+    ns: &Namespace,
+    name: &str,
+    deadline: Instant,
+    wait_s: u64,
+) -> Result<bool> {
+    loop {
+        let v = backend.get_trained_model(ns, name).await?;
+        let status = &v["status"];
+        let current = status["observedGeneration"].as_i64() == v["metadata"]["generation"].as_i64();
+        if current && is_ready(status) {
+            println!(
+                "trained model {name} is ready at {}",
+                status["url"].as_str().unwrap_or("-")
+            );
+            return Ok(true);
+        }
+        if current && let Some(why) = failure(status) {
+            eprintln!("trained model {name} failed: {why}");
+            return Ok(false);
+        }
+        if Instant::now() >= deadline {
+            let why = condition(status, "Ready")
+                .and_then(|c| c["message"].as_str())
+                .unwrap_or("no status yet; is `oxflow up` running on this data directory?");
+            bail!("trained model {name} is not ready after {wait_s}s: {why}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `oxflow trainedmodel ...`.
+pub async fn trained_model(cli: &Cli, cmd: &TrainedModelCommand) -> Result<ExitCode> {
+    let backend = Backend::open(cli).await?;
+    let ns = Namespace::new(cli.namespace.clone())?;
+    match cmd {
+        TrainedModelCommand::List {
+            output,
+            all_namespaces,
+        } => {
+            let items = backend
+                .list_trained_models((!*all_namespaces).then_some(&ns))
+                .await?;
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print_table(&items, *all_namespaces);
+            }
+        }
+        TrainedModelCommand::Get { name, output } => {
+            let v = backend.get_trained_model(&ns, name).await?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&v)?),
+                "yaml" => print!("{}", serde_saphyr::to_string(&v)?),
+                _ => print_one(&v),
+            }
+        }
+        TrainedModelCommand::Delete { name } => {
+            if !backend.delete_trained_model(&ns, name).await? {
+                bail!("trained model {name:?} not found in namespace {ns}");
+            }
+            println!("trainedmodel.serving.kserve.io \"{name}\" deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ready_word(status: &Value) -> &'static str {
+    match condition(status, "Ready").and_then(|c| c["status"].as_str()) {
+        Some("True") => "True",
+        Some("False") => "False",
+        _ => "Unknown",
+    }
+}
+
+fn age(v: &Value) -> String {
+    let Some(created) = v["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(Timestamp::parse_rfc3339)
+    else {
+        return "-".into();
+    };
+    let s = created.millis_until(Timestamp::now()).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn print_table(items: &[Value], with_ns: bool) {
+    if with_ns {
+        print!("{:<16} ", "NAMESPACE");
+    }
+    println!(
+        "{:<24} {:<24} {:<64} {:<7} AGE",
+        "NAME", "INFERENCESERVICE", "URL", "READY"
+    );
+    for v in items {
+        let status = &v["status"];
+        if with_ns {
+            print!(
+                "{:<16} ",
+                v["metadata"]["namespace"].as_str().unwrap_or("-")
+            );
+        }
+        println!(
+            "{:<24} {:<24} {:<64} {:<7} {}",
+            v["metadata"]["name"].as_str().unwrap_or("-"),
+            v["spec"]["inferenceService"].as_str().unwrap_or("-"),
+            status["url"].as_str().unwrap_or("-"),
+            ready_word(status),
+            age(v)
+        );
+    }
+}
+
+fn print_one(v: &Value) {
+    let status = &v["status"];
+    let meta = &v["metadata"];
+    let model = &v["spec"]["model"];
+    println!("name              {}", meta["name"].as_str().unwrap_or("-"));
+    println!(
+        "namespace         {}",
+        meta["namespace"].as_str().unwrap_or("-")
+    );
+    println!("generation        {}", meta["generation"]);
+    println!(
+        "inferenceService  {}",
+        v["spec"]["inferenceService"].as_str().unwrap_or("-")
+    );
+    println!(
+        "model             {} from {} ({})",
+        model["framework"].as_str().unwrap_or("-"),
+        model["storageUri"].as_str().unwrap_or("-"),
+        model["memory"].as_str().unwrap_or("-")
+    );
+    println!(
+        "url               {}",
+        status["url"].as_str().unwrap_or("-")
+    );
+    println!("ready             {}", ready_word(status));
+    for c in status["conditions"].as_array().into_iter().flatten() {
+        let mut line = format!(
+            "condition         {:<24} {:<7}",
+            c["type"].as_str().unwrap_or("-"),
+            c["status"].as_str().unwrap_or("-")
+        );
+        if let Some(m) = c["message"].as_str() {
+            line.push_str(&format!(" {m}"));
+        }
+        println!("{}", line.trim_end());
+    }
+}

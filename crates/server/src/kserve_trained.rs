@@ -1,0 +1,152 @@
+//! KServe's TrainedModels over HTTP (`serving.kserve.io/v1alpha1`), at the
+//! Kubernetes-style paths `kubectl get trainedmodels` uses:
+//!
+//! - `GET  /apis/serving.kserve.io/v1alpha1/namespaces/{ns}/trainedmodels`
+//!   — a `TrainedModelList`; `POST` creates one from KServe YAML or JSON
+//!   (201; 409 when the name is taken; 400 names the field at fault).
+//! - `GET | PUT | DELETE …/trainedmodels/{name}` — one model in KServe's
+//!   shape with its status; `PUT` creates or replaces it.
+//! - `GET /apis/serving.kserve.io/v1alpha1/trainedmodels` — every namespace.
+//!
+//! The models themselves answer under their service's URL
+//! (`/serving/{ns}/{service}/v1/models/{name}:predict`), see `kserve`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use oxflow_core::Namespace;
+use oxflow_serving::controller::trained_model_json;
+use oxflow_serving::spec::{Resource, TrainedModel, parse_documents};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::kserve::{namespace, serving};
+
+const API_VERSION: &str = "serving.kserve.io/v1alpha1";
+
+/// The routes under `/apis/serving.kserve.io/v1alpha1`.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/trainedmodels", get(list_all))
+        .route("/namespaces/{ns}/trainedmodels", get(list).post(create))
+        .route(
+            "/namespaces/{ns}/trainedmodels/{name}",
+            get(read).put(replace).delete(delete),
+        )
+}
+
+/// The body as one TrainedModel whose namespace, if it names one, is `ns`.
+fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<TrainedModel> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        ApiError::bad_request("the body is not UTF-8 text (send KServe YAML or JSON)")
+    })?;
+    let mut resources = parse_documents(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if resources.len() != 1 {
+        return Err(ApiError::bad_request(format!(
+            "the body holds {} documents; send exactly one TrainedModel",
+            resources.len()
+        )));
+    }
+    let model = match resources.remove(0) {
+        Resource::TrainedModel(m) => m,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "kind: {:?} is not a TrainedModel; send it to its own API, or set kind: TrainedModel",
+                other.kind()
+            )));
+        }
+    };
+    if let Some(own) = &model.namespace
+        && own != ns
+    {
+        return Err(ApiError::bad_request(format!(
+            "metadata.namespace: {own} does not match the namespace in the URL ({ns})"
+        )));
+    }
+    Ok(model)
+}
+
+fn list_json(items: Vec<Value>) -> Json<Value> {
+    Json(json!({
+        "apiVersion": API_VERSION,
+        "kind": "TrainedModelList",
+        "metadata": {},
+        "items": items,
+    }))
+}
+
+async fn list_all(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let records = state.store().list_trained_models(None).await?;
+    Ok(list_json(records.iter().map(trained_model_json).collect()))
+}
+
+async fn list(State(state): State<AppState>, Path(ns): Path<String>) -> ApiResult<Json<Value>> {
+    let ns = namespace(&ns)?;
+    let records = state.store().list_trained_models(Some(&ns)).await?;
+    Ok(list_json(records.iter().map(trained_model_json).collect()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    let model = parse(&body, &ns)?;
+    let record = serving(&state)?.create_trained_model(&ns, &model).await?;
+    Ok((StatusCode::CREATED, Json(trained_model_json(&record))).into_response())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let ns = namespace(&ns)?;
+    let record = state.store().get_trained_model(&ns, &name).await?;
+    Ok(Json(trained_model_json(&record)))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    let model = parse(&body, &ns)?;
+    if model.name.as_str() != name {
+        return Err(ApiError::bad_request(format!(
+            "metadata.name: {} does not match the name in the URL ({name})",
+            model.name.as_str()
+        )));
+    }
+    let (record, applied) = serving(&state)?.apply_trained_model(&ns, &model).await?;
+    let status = if applied == oxflow_store::Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(trained_model_json(&record))).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let ns = namespace(&ns)?;
+    if !serving(&state)?.delete_trained_model(&ns, &name).await? {
+        return Err(ApiError::not_found(format!(
+            "trained model {name:?} not found in namespace {ns}"
+        )));
+    }
+    Ok(Json(json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Success",
+        "details": {"name": name, "group": "serving.kserve.io", "kind": "trainedmodels"},
+    })))
+}
