@@ -4,7 +4,9 @@ traffic; creating a service from the YAML form (and the inline error for a
 refused field); the detail page's conditions, model status and traffic;
 "try it" with V1 and V2 answered by a real XGBoost model; the metrics
 sampled from the service's Prometheus endpoint; where command components
-log; deleting from the list and from the detail page.
+log; deleting from the list and from the detail page; a service of another
+namespace picked from the selector; the TrainedModels of a multi-model
+service on its detail page.
 
 The model is a one-split XGBoost regression stump written from XGBoost's
 JSON layout (the same file as `xgboost_stump` in
@@ -423,4 +425,63 @@ def test_delete_from_the_list_and_from_the_detail_page(server, browser, stump_di
     wait(d, lambda d: css(d, 'table.isvc-table') and not css(d, 'tr[data-isvc="ui-doomed-2"]'),
          what='the list without the second deleted service')
     assert get_status(server, f'{ISVCS}/ui-doomed-2') == 404
+    assert not js_errors(d)
+
+
+def test_services_of_another_namespace_are_picked_from_the_selector(server, browser, services, stump_dir):
+    d = browser
+    team = '/apis/serving.kserve.io/v1beta1/namespaces/team-models/inferenceservices'
+    server.api('POST', team, isvc('ui-team', xgboost_predictor(stump_dir)))
+    go(d, server, '/models')
+    select = '#namespace-select'
+    wait(d, lambda d: 'team-models' in [o.get_attribute('value') for o in css(d, f'{select} option')],
+         what='the new namespace in the selector')
+    assert one(d, select).is_enabled()
+    try:
+        Select(one(d, select)).select_by_value('team-models')
+        wait(d, lambda d: attr(d, 'tr[data-isvc="ui-team"]', 'data-state') == 'Ready',
+             what="the other namespace's service, ready")
+        assert not css(d, 'tr[data-isvc="ui-stump"]')
+        assert text_of(d, 'tr[data-isvc="ui-team"] .isvc-url').endswith('/serving/team-models/ui-team')
+    finally:
+        Select(one(d, select)).select_by_value('default')
+    wait(d, lambda d: css(d, 'tr[data-isvc="ui-stump"]') and not css(d, 'tr[data-isvc="ui-team"]'),
+         what='the default namespace again')
+    server.api('DELETE', f'{team}/ui-team')
+    assert not js_errors(d)
+
+
+def test_the_detail_page_lists_the_trained_models_of_a_multi_model_service(server, browser, services, stump_dir):
+    d = browser
+    tms = '/apis/serving.kserve.io/v1alpha1/namespaces/default/trainedmodels'
+
+    def trained(name, framework):
+        return {'apiVersion': 'serving.kserve.io/v1alpha1', 'kind': 'TrainedModel', 'metadata': {'name': name},
+                'spec': {'inferenceService': 'ui-multi',
+                         'model': {'storageUri': str(stump_dir), 'framework': framework, 'memory': '64Mi'}}}
+
+    server.api('POST', ISVCS, isvc('ui-multi', {'model': {'modelFormat': {'name': 'xgboost'}}}))
+    server.api('POST', tms, trained('ui-tm', 'xgboost'))
+    server.api('POST', tms, trained('ui-tm-wrong', 'lightgbm'))
+    go(d, server, '/models/services/ui-multi')
+    row = 'tr[data-trained="{}"]'.format
+    wait(d, lambda d: attr(d, row('ui-tm'), 'data-ready') == 'True'
+         and attr(d, row('ui-tm-wrong'), 'data-ready') == 'False', what='one trained model ready, one refused')
+    status = server.api('GET', f'{tms}/ui-tm')['status']
+    assert text_of(d, f'{row("ui-tm")} .tm-url') == status['url']
+    assert status['url'].endswith('/serving/default/ui-multi/v1/models/ui-tm:predict')
+    assert text_of(d, f'{row("ui-tm")} .tm-framework') == 'xgboost'
+    wrong = next(c for c in server.api('GET', f'{tms}/ui-tm-wrong')['status']['conditions'] if c['type'] == 'Ready')
+    assert wrong['reason'] and wrong['reason'] in text_of(d, f'{row("ui-tm-wrong")} .tm-reason')
+    # The model answers at its URL, as the stump predicts.
+    req = urllib.request.Request(status['url'], data=json.dumps({'instances': [[0.0, 0.0]]}).encode(),
+                                 headers={'Content-Type': 'application/json'}, method='POST')
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert json.loads(r.read())['predictions'] == [stump_prediction(0.0)]
+    # A service with no trained models says how to add them.
+    go(d, server, '/models/services/ui-stump')
+    wait(d, lambda d: 'TrainedModels' in text_of(d, '#isvc-trained-box'), what='the empty trained-models note')
+    for name in ('ui-tm', 'ui-tm-wrong'):
+        server.api('DELETE', f'{tms}/{name}')
+    server.api('DELETE', f'{ISVCS}/ui-multi')
     assert not js_errors(d)

@@ -243,9 +243,10 @@ def test_s3_models_with_credentials_from_a_secret(up, fixtures, moto, tmp_path):
     assert body['predictions'] == fixtures['xgb-binary']['outputs']['predict']
 
 
-def sklearn_workers():
-    """The scikit-learn worker processes running on this machine."""
-    out = subprocess.run(['pgrep', '-f', "Oxflow's scikit-learn worker"], capture_output=True, text=True)
+def sklearn_workers(up):
+    """The scikit-learn worker processes of this server (their sockets are
+    named after its process id)."""
+    out = subprocess.run(['pgrep', '-f', f'oxflow-sk-{up.proc.pid}-'], capture_output=True, text=True)
     return len(out.stdout.split())
 
 
@@ -262,7 +263,7 @@ def test_sklearn_workers_scale_with_requests_per_second(up, models, fixtures, tm
     assert up.replica_metrics(name) == {'oxflow_serving_replicas': 1,
                                         'oxflow_serving_ready_replicas': 1,
                                         'oxflow_serving_desired_replicas': 1}
-    before = sklearn_workers()
+    before = sklearn_workers(up)
 
     import threading
     stop = threading.Event()
@@ -284,7 +285,7 @@ def test_sklearn_workers_scale_with_requests_per_second(up, models, fixtures, tm
         deadline = time.time() + 90
         while time.time() < deadline and up.replica_metrics(name).get('oxflow_serving_ready_replicas') != 3:
             time.sleep(0.2)
-        seen, during = up.replica_metrics(name), sklearn_workers()
+        seen, during = up.replica_metrics(name), sklearn_workers(up)
     finally:
         stop.set()
         for c in clients:
@@ -297,10 +298,10 @@ def test_sklearn_workers_scale_with_requests_per_second(up, models, fixtures, tm
     # Idle again: back to one worker, and the others are stopped.
     deadline = time.time() + 90
     while time.time() < deadline and (up.replica_metrics(name).get('oxflow_serving_replicas') != 1
-                                      or sklearn_workers() != before):
+                                      or sklearn_workers(up) != before):
         time.sleep(0.2)
     assert up.replica_metrics(name)['oxflow_serving_replicas'] == 1
-    assert sklearn_workers() == before
+    assert sklearn_workers(up) == before
     assert http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
                 {'Content-Type': 'application/json'}) == (200, want)
     up.cli('isvc', 'delete', name, remote=True)

@@ -78,13 +78,20 @@ fn ms(t: Option<Timestamp>) -> Value {
     tag = "namespaces",
     responses((status = 200, description = "The namespaces the dashboard offers.", body = NamespaceList)),
 )]
-pub(crate) async fn namespaces(State(state): State<AppState>) -> Json<Value> {
-    // One namespace until multi-user mode exists; the dashboard already
-    // renders whatever list it gets.
-    Json(json!({
-        "namespaces": [{"name": state.default_namespace.as_str()}],
+pub(crate) async fn namespaces(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    // Until profiles exist, a namespace is one that holds something (the
+    // default one always): what `oxflow apply` or the API created in
+    // `team-a` can be picked in the dashboard.
+    let mut names = vec![state.default_namespace.clone()];
+    for ns in state.store.namespaces_in_use().await? {
+        if !names.contains(&ns) {
+            names.push(ns);
+        }
+    }
+    Ok(Json(json!({
+        "namespaces": names.iter().map(|n| json!({"name": n.as_str()})).collect::<Vec<_>>(),
         "default": state.default_namespace.as_str(),
-    }))
+    })))
 }
 
 // ------------------------------------------------------------------- runs

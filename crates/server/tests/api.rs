@@ -463,4 +463,22 @@ async fn the_dashboard_is_served_with_its_assets() {
     }
     let v = body_json(h.get("/api/v1/namespaces").await).await;
     assert_eq!(v["default"], "default");
+    assert_eq!(v["namespaces"], serde_json::json!([{"name": "default"}]));
+}
+
+#[tokio::test]
+async fn namespaces_holding_something_are_offered() {
+    let h = Harness::new().await;
+    let team = oxflow_core::Namespace::new("team-a".to_owned()).unwrap();
+    h.state
+        .store
+        .put_secret(&team, "creds", &Default::default())
+        .await
+        .unwrap();
+    let v = body_json(h.get("/api/v1/namespaces").await).await;
+    assert_eq!(
+        v["namespaces"],
+        serde_json::json!([{"name": "default"}, {"name": "team-a"}])
+    );
+    assert_eq!(v["default"], "default");
 }

@@ -16,6 +16,7 @@ mod experiments;
 mod inference_services;
 pub use inference_services::Applied;
 mod listing;
+mod namespaces;
 mod pipelines;
 mod recurring_runs;
 mod runs;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Backend, artifact, cache_entry, each_backend, ns, run, task};
-use oxflow_core::{RunState, TaskState, Timestamp};
+use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
 use oxflow_store::{Dialect, RunQuery, RunRecord, SecretData, Store, StoreError};
 use serde_json::json;
 use sqlx::Row;
@@ -1429,6 +1429,45 @@ async fn trained_models_apply_with_generations_and_list_by_service() {
                 .set_trained_model_status(&first.id, 3, &json!({}))
                 .await
                 .unwrap()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn namespaces_in_use_are_those_holding_something() {
+    each_backend(|b: Backend| async move {
+        assert_eq!(
+            b.store.namespaces_in_use().await.unwrap(),
+            Vec::<Namespace>::new()
+        );
+        b.store
+            .put_secret(&ns("team-b"), "creds", &SecretData::new())
+            .await
+            .unwrap();
+        b.store
+            .apply_inference_service(&ns("team-a"), "iris", &serde_json::json!({"spec": {}}))
+            .await
+            .unwrap();
+        b.store
+            .apply_inference_service(&ns("team-b"), "wine", &serde_json::json!({"spec": {}}))
+            .await
+            .unwrap();
+        assert_eq!(
+            b.store.namespaces_in_use().await.unwrap(),
+            [ns("team-a"), ns("team-b")],
+            "{}",
+            b.name
+        );
+        b.store
+            .delete_inference_service(&ns("team-a"), "iris")
+            .await
+            .unwrap();
+        assert_eq!(
+            b.store.namespaces_in_use().await.unwrap(),
+            [ns("team-b")],
+            "{}",
+            b.name
         );
     })
     .await;

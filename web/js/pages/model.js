@@ -13,6 +13,8 @@ import {
 } from '../models.js';
 import {trafficCell} from './models.js';
 
+const TRAINED = '/apis/serving.kserve.io/v1alpha1';
+
 /** The resource is polled on these intervals: faster while it is loading. */
 const LOADING_REFRESH_MS = 2000;
 const IDLE_REFRESH_MS = 5000;
@@ -71,6 +73,8 @@ export async function render(ctx) {
   const conditionsBox = h('div', {id: 'isvc-conditions-box'});
   const modelStatusBox = h('div', {id: 'isvc-model-status-box'});
   const componentsBox = h('div', {id: 'isvc-components-box'});
+  const trainedBox = h('div', {id: 'isvc-trained-box'});
+  let trainedKey = null;
   const trafficBox = h('div', {id: 'isvc-traffic-box'});
   const logsBox = h('div', {id: 'isvc-logs-box'});
   const logTitle = h('h3', {id: 'isvc-log-h'});
@@ -334,6 +338,7 @@ export async function render(ctx) {
       h('section', {'aria-labelledby': 'model-status-h'}, h('h2', {id: 'model-status-h'}, 'Model status'), modelStatusBox),
       h('section', {'aria-labelledby': 'traffic-h'}, h('h2', {id: 'traffic-h'}, 'Traffic'), trafficBox)),
     h('section', {'aria-labelledby': 'components-h'}, h('h2', {id: 'components-h'}, 'Components'), componentsBox),
+    h('section', {id: 'isvc-trained', 'aria-labelledby': 'trained-h'}, h('h2', {id: 'trained-h'}, 'Trained models'), trainedBox),
     metricsSection,
     h('section', {id: 'try-it', 'aria-labelledby': 'try-h'}, h('h2', {id: 'try-h'}, 'Try it'), tryForm),
     h('section', {id: 'isvc-logs', 'aria-labelledby': 'logs-h'}, h('h2', {id: 'logs-h'}, 'Logs'), logsBox, logPanel),
@@ -548,8 +553,39 @@ export async function render(ctx) {
     if (metricsState === 'absent') pollMetrics();
   };
 
+  /** The TrainedModels that name this service, with their readiness and URLs. */
+  const loadTrained = async () => {
+    let models;
+    try {
+      const list = await api(`${TRAINED}/namespaces/${encodeURIComponent(namespace)}/trainedmodels`);
+      models = (list.items || []).filter((m) => m.spec && m.spec.inferenceService === name);
+    } catch (err) {
+      if (!disposed) replace(trainedBox, errorBox(err));
+      return;
+    }
+    const key = JSON.stringify(models.map((m) => [m.metadata, m.spec, m.status]));
+    if (disposed || key === trainedKey) return;
+    trainedKey = key;
+    if (!models.length) {
+      replace(trainedBox, empty('None. A model predictor without a storageUri serves the TrainedModels (serving.kserve.io/v1alpha1) that name this service.'));
+      return;
+    }
+    replace(trainedBox, table(['Name', 'Ready', 'Framework', 'Storage URI', 'URL', 'Reason'], models.map((m) => {
+      const ready = ((m.status && m.status.conditions) || []).find((c) => c.type === 'Ready') || {};
+      const model = m.spec.model || {};
+      return h('tr', {'data-trained': m.metadata.name, 'data-ready': ready.status || 'Unknown'},
+        h('td', {class: 'tm-name'}, m.metadata.name),
+        h('td', null, conditionBadge(ready.status || 'Unknown')),
+        h('td', {class: 'tm-framework'}, model.framework || '—'),
+        h('td', null, h('code', {class: 'value'}, model.storageUri || '—')),
+        h('td', {class: 'tm-url'}, m.status && m.status.url ? h('code', {class: 'value'}, m.status.url) : '—'),
+        h('td', {class: 'tm-reason', title: ready.message || ''}, ready.status === 'True' ? '' : [ready.reason || '', ready.message ? ` — ${ready.message}` : '']));
+    }), {class: 'table compact', id: 'isvc-trained-models', 'aria-label': 'Trained models'}));
+  };
+
   async function refresh() {
     clearTimeout(timer);
+    loadTrained();
     try {
       const next = await api(isvcPath(namespace, name));
       if (disposed) return;
@@ -574,6 +610,7 @@ export async function render(ctx) {
   renderAll();
   renderMetrics();
   pollMetrics();
+  loadTrained();
   timer = setTimeout(refresh, readiness(isvc).state === 'Loading' ? LOADING_REFRESH_MS : IDLE_REFRESH_MS);
   return () => {
     disposed = true;
