@@ -109,6 +109,17 @@ def test_logs_of_each_command(up):
     # A model predictor is not a command: no log, and the error says why.
     out = up.cli('isvc', 'logs', 'chained', remote=True, check=False)
     assert out.returncode != 0 and 'only commands' in out.stderr, out.stderr
+    # One revision by name; an unknown one lists the revisions with a log.
+    for remote in (True, False):
+        out = up.cli('isvc', 'logs', 'chained', '--revision', 'chained-transformer-00001', remote=remote)
+        assert 'chained:predict' in out.stdout, out.stdout[-2000:]
+        out = up.cli('isvc', 'logs', 'chained', '--revision', 'chained-predictor-00009', remote=remote,
+                     check=False)
+        assert out.returncode != 0, out.stdout
+        assert 'logs exist for: chained-explainer-00001, chained-transformer-00001' in out.stderr, out.stderr
+    out = up.cli('isvc', 'logs', 'chained', '--revision', '../doubler/doubler-predictor-00001', remote=True,
+                 check=False)
+    assert out.returncode != 0 and 'not a revision name' in out.stderr, out.stderr
 
 
 def test_min_replicas_runs_that_many_copies_of_a_command(up, tmp_path):

@@ -52,6 +52,10 @@ pub enum IsvcCommand {
         /// Which component.
         #[arg(short, long, value_parser = ["predictor", "transformer", "explainer"], default_value = "predictor")]
         component: String,
+        /// One revision's log instead (`NAME-predictor-00001`, or a
+        /// further copy `…-00001-1`), also of a revision no longer in use.
+        #[arg(long, conflicts_with = "component")]
+        revision: Option<String>,
     },
 }
 
@@ -307,40 +311,46 @@ pub async fn isvc(cli: &Cli, cmd: &IsvcCommand) -> Result<ExitCode> {
                 _ => print_one(&v),
             }
         }
-        IsvcCommand::Logs { name, component } => match &backend {
-            Backend::Remote(server) => {
-                let text = server
-                    .text(
-                        "GET",
-                        &format!("{}/logs?component={component}", item_path(&ns, name)),
-                    )
-                    .await?;
-                print!("{text}");
-            }
-            Backend::Local(ctx) => {
-                let record = ctx.store.get_inference_service(&ns, name).await?;
-                let Some(revision) =
-                    record.status["components"][component.as_str()]["latestCreatedRevision"]
+        IsvcCommand::Logs {
+            name,
+            component,
+            revision,
+        } => {
+            match &backend {
+                Backend::Remote(server) => {
+                    let query = match revision {
+                        Some(r) => format!("revision={}", encode_path(r)),
+                        None => format!("component={component}"),
+                    };
+                    let text = server
+                        .text("GET", &format!("{}/logs?{query}", item_path(&ns, name)))
+                        .await?;
+                    print!("{text}");
+                }
+                Backend::Local(ctx) => {
+                    let record = ctx.store.get_inference_service(&ns, name).await?;
+                    let revision = match revision {
+                    Some(r) => r.clone(),
+                    None => record.status["components"][component.as_str()]
+                        ["latestCreatedRevision"]
                         .as_str()
-                else {
-                    bail!("{name} has no {component} (or `oxflow up` has not seen it yet)");
+                        .map(str::to_owned)
+                        .with_context(|| {
+                            format!("{name} has no {component} (or `oxflow up` has not seen it yet)")
+                        })?,
                 };
-                let path = ctx
-                    .home
-                    .join("logs")
-                    .join("serving")
-                    .join(ns.as_str())
-                    .join(name)
-                    .join(format!("{revision}.log"));
-                let text = std::fs::read_to_string(&path).with_context(|| {
-                    format!(
-                        "reading {} (only commands — custom containers — write a log)",
-                        path.display()
-                    )
-                })?;
-                print!("{text}");
+                    let path = oxflow_serving::logs::revision_log(&ctx.home, &ns, name, &revision)
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "{name}: {e} (only commands — custom containers — write a log)"
+                            )
+                        })?;
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    print!("{text}");
+                }
             }
-        },
+        }
         IsvcCommand::Delete { name } => {
             if !backend.delete(&ns, name).await? {
                 bail!("inference service {name:?} not found in namespace {ns}");

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use oxflow_core::Namespace;
 use oxflow_serving::controller::{ServingController, ServingError, isvc_json};
+use oxflow_serving::logs::RevisionLogError;
 use oxflow_serving::spec::InferenceService;
 use serde_json::{Value, json};
 
@@ -74,10 +75,12 @@ async fn metrics(
         .into_response())
 }
 
-/// `?component=predictor|transformer|explainer&tailBytes=N`.
+/// `?component=predictor|transformer|explainer&tailBytes=N`, or
+/// `?revision=NAME` for one revision (or copy), current or past.
 #[derive(serde::Deserialize)]
 struct LogQuery {
     component: Option<String>,
+    revision: Option<String>,
     #[serde(rename = "tailBytes")]
     tail_bytes: Option<u64>,
 }
@@ -101,10 +104,20 @@ async fn logs(
         )));
     }
     state.store().get_inference_service(&ns, &name).await?;
-    let Some(path) = serving(&state)?.log_path(&ns, &name, &component) else {
-        return Err(ApiError::not_found(format!(
-            "the {component} of {name} has no log: only commands (custom containers) write one"
-        )));
+    let path = match &q.revision {
+        Some(revision) => serving(&state)?
+            .revision_log_path(&ns, &name, revision)
+            .map_err(|e| match e {
+                RevisionLogError::BadName(_) => ApiError::bad_request(format!("revision: {e}")),
+                RevisionLogError::Missing { .. } => ApiError::not_found(e.to_string()),
+            })?,
+        None => serving(&state)?
+            .log_path(&ns, &name, &component)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "the {component} of {name} has no log: only commands (custom containers) write one"
+                ))
+            })?,
     };
     let tail = q.tail_bytes.unwrap_or(256 * 1024);
     let text = read_tail(&path, tail)

@@ -926,14 +926,8 @@ impl ServingController {
             .max(predictor.component.min_replicas as usize)
             .max(1);
         runtime.python.workers = worker_count;
-        runtime.python.logs_dir = self
-            .inner
-            .config
-            .home
-            .join("logs")
-            .join("serving")
-            .join(record.namespace.as_str())
-            .join(&record.name);
+        runtime.python.logs_dir =
+            crate::logs::service_log_dir(&self.inner.config.home, &record.namespace, &record.name);
         let mut storage = self.inner.storage.clone();
         if let Some(account) = &predictor.pod.service_account_name {
             match secrets.get(account) {
@@ -1112,11 +1106,7 @@ impl ServingController {
                 tokio::spawn(async move { this.settle(&key).await });
             }
         });
-        let dir = home
-            .join("logs")
-            .join("serving")
-            .join(record.namespace.as_str())
-            .join(&record.name);
+        let dir = crate::logs::service_log_dir(home, &record.namespace, &record.name);
         // minReplicas copies of the command, each on its own port; the
         // proxy spreads requests over the ready ones, and the autoscaler
         // adds copies up to maxReplicas under load.
@@ -1427,6 +1417,17 @@ impl ServingController {
             }
         }
         None
+    }
+
+    /// The log of one revision (or a numbered copy of it) of a service's
+    /// commands, current or past.
+    pub fn revision_log_path(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+        revision: &str,
+    ) -> Result<PathBuf, crate::logs::RevisionLogError> {
+        crate::logs::revision_log(&self.inner.config.home, namespace, name, revision)
     }
 
     /// The log of a service's command: `component` is `predictor` (the

@@ -17,6 +17,7 @@
 
 pub mod controller;
 pub mod local;
+pub mod logs;
 pub mod runtimes;
 pub mod spec;
 pub mod storage;

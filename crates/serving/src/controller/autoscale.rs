@@ -442,6 +442,11 @@ pub(super) fn spawn(
             let now = Instant::now();
             decider.observe(now, &meter);
             let (running, ready) = target.counts();
+            // Nothing runs while a model loads or is scaled to zero: there
+            // is nothing to resize until it is back.
+            if running == 0 {
+                continue;
+            }
             let wanted = decider.decide(now, ready);
             if wanted != running {
                 tracing::info!(revision = %name, from = running, to = wanted, ready, "Autoscaling.");
