@@ -507,3 +507,59 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
     c.shutdown();
     resync.await.unwrap();
 }
+
+/// KServe's memory check: models are allocated in creation order while
+/// their memory together fits the predictor's limit; the rest are not
+/// loaded, and say why, until memory is freed.
+#[tokio::test]
+async fn trained_models_beyond_the_predictor_memory_limit_wait_for_room() {
+    let (dir, store, c) = setup().await;
+    let ns = Namespace::default();
+    let uri = write_model(dir.path(), "m", 1.0, 2.0);
+    c.apply(
+        &ns,
+        &isvc(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: tight}\n\
+             spec:\n  predictor:\n    model:\n      modelFormat: {name: xgboost}\n      protocolVersion: v2\n\
+             \x20     resources: {limits: {memory: 100Mi}}\n",
+        ),
+    )
+    .await
+    .unwrap();
+    wait_isvc(&c, &store, "tight", |v| is_ready(&v["status"])).await;
+    let sized = |name: &str, memory: &str| {
+        let mut m = trained(name, "tight", "xgboost", &uri);
+        m.spec.model.memory = oxflow_serving::spec::Quantity::parse(memory).unwrap();
+        m
+    };
+    for (name, memory) in [("t1", "64Mi"), ("t2", "32Mi"), ("t3", "64Mi")] {
+        c.apply_trained_model(&ns, &sized(name, memory))
+            .await
+            .unwrap();
+    }
+    wait_tm(&c, &store, "t1", holds("Ready", "True")).await;
+    wait_tm(&c, &store, "t2", holds("Ready", "True")).await;
+    let v = wait_tm(&c, &store, "t3", holds("MemoryResourceAvailable", "False")).await;
+    let memory = condition(&v, "MemoryResourceAvailable");
+    assert_eq!(memory["reason"], "MemoryResourceNotAvailable", "{v}");
+    let message = memory["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.model.memory: 64Mi does not fit")
+            && message.contains("memory limit of 100Mi and 96Mi of it is taken"),
+        "{message}"
+    );
+    assert_eq!(condition(&v, "Ready")["status"], "False");
+    assert_eq!(
+        condition(&v, "Ready")["reason"],
+        "MemoryResourceNotAvailable"
+    );
+    let (code, _) = infer_v2(&c, "tight", "t3", 0.0).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    answers(&c, "tight", "t2", 0.0, 1.5).await;
+
+    // Deleting the first model makes room for the third.
+    assert!(c.delete_trained_model(&ns, "t1").await.unwrap());
+    let v = wait_tm(&c, &store, "t3", holds("Ready", "True")).await;
+    assert_eq!(condition(&v, "MemoryResourceAvailable")["status"], "True");
+    answers(&c, "tight", "t3", 1.0, 2.5).await;
+}

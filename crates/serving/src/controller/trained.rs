@@ -21,9 +21,12 @@
 //! FrameworkSupported, InferenceServiceReady, IsMMSPredictor,
 //! MemoryResourceAvailable and Ready. KServe's model agent reports load
 //! failures only in its log; here Ready also says whether the model loaded,
-//! and why not. Unlike KServe, a TrainedModel whose service does not exist
-//! is kept (with InferenceServiceReady False) rather than deleted, so
-//! applying the models before their service works.
+//! and why not. MemoryResourceAvailable is KServe's allocation: models
+//! fit in the predictor's memory limit in creation order, and one that
+//! does not is not loaded until room is made. Unlike KServe, a
+//! TrainedModel whose service does not exist is kept (with
+//! InferenceServiceReady False) rather than deleted, so applying the
+//! models before their service works.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -403,6 +406,77 @@ impl TrainedModels {
 }
 
 /// The condition times of a stored status, so that a restart keeps them.
+/// KServe's default memory limit for a predictor container that sets none
+/// (the resource defaults of its `inferenceservice-config`).
+const DEFAULT_MEMORY_LIMIT: &str = "2Gi";
+
+/// The predictor memory limit of the service whose stored spec is `spec`
+/// and its spelling, in bytes; `None` when the spec does not parse.
+fn memory_limit(spec: &Value) -> Option<(u64, String)> {
+    let service = InferenceService::from_json_value(spec.clone()).ok()?;
+    let limit = match &service.spec.predictor.implementation {
+        Predictor::Model(m) => m.container.resources.limits.get("memory").cloned(),
+        Predictor::Custom(_) => None,
+    };
+    let limit = match limit {
+        Some(q) => q,
+        None => crate::spec::Quantity::parse(DEFAULT_MEMORY_LIMIT).ok()?,
+    };
+    Some((limit.value()?, limit.as_str().to_owned()))
+}
+
+/// KServe's memory check: a service's TrainedModels are allocated to its
+/// predictor in the order they were created, each while the memory they
+/// ask for together stays within the predictor's memory limit. Returns
+/// the models that do not fit, with why; those are not loaded.
+fn memory_misfits<'a>(
+    service_spec: &Value,
+    records: impl IntoIterator<Item = &'a TrainedModelRecord>,
+) -> HashMap<String, String> {
+    let Some((limit, spelled)) = memory_limit(service_spec) else {
+        return HashMap::new();
+    };
+    let mut records: Vec<&TrainedModelRecord> = records.into_iter().collect();
+    records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    let mut used: u128 = 0;
+    let mut misfits = HashMap::new();
+    for r in records {
+        let Ok(m) = parse_stored(&r.spec) else {
+            continue;
+        };
+        let memory = &m.spec.model.memory;
+        let asked = u128::from(memory.value().unwrap_or(u64::MAX));
+        if used + asked <= u128::from(limit) {
+            used += asked;
+        } else {
+            misfits.insert(
+                r.name.clone(),
+                format!(
+                    "spec.model.memory: {memory} does not fit: the predictor of InferenceService {} has a memory limit of {spelled} and {} of it is taken by the TrainedModels created before this one; raise spec.predictor.model.resources.limits.memory or lower spec.model.memory",
+                    r.inference_service,
+                    human_bytes(used)
+                ),
+            );
+        }
+    }
+    misfits
+}
+
+fn human_bytes(n: u128) -> String {
+    const UNITS: [(&str, u128); 4] = [
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    n.to_string()
+}
+
 fn transitions_from(status: &Value) -> HashMap<&'static str, (&'static str, Timestamp)> {
     let mut out = HashMap::new();
     for c in status["conditions"].as_array().into_iter().flatten() {
@@ -671,8 +745,19 @@ impl ServingController {
             }
         };
         self.inner.trained.remember(service, &records);
+        let service_spec = self
+            .inner
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+            .map(|e| e.spec.clone());
+        let misfits = service_spec
+            .map(|spec| memory_misfits(&spec, &records))
+            .unwrap_or_default();
         let wanted: Vec<Wanted> = records
             .iter()
+            .filter(|r| !misfits.contains_key(&r.name))
             .filter_map(|r| {
                 let m = parse_stored(&r.spec).ok()?;
                 Some(Wanted {
@@ -787,6 +872,32 @@ impl ServingController {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let mut updates = Vec::new();
+            let mut misfits: HashMap<Key, HashMap<String, String>> = HashMap::new();
+            for k in known.values() {
+                let service_key = (
+                    k.record.namespace.clone(),
+                    k.record.inference_service.clone(),
+                );
+                if misfits.contains_key(&service_key) {
+                    continue;
+                }
+                let found = services
+                    .get(&service_key)
+                    .map(|e| {
+                        memory_misfits(
+                            &e.spec,
+                            known
+                                .values()
+                                .filter(|o| {
+                                    o.record.namespace == service_key.0
+                                        && o.record.inference_service == service_key.1
+                                })
+                                .map(|o| &o.record),
+                        )
+                    })
+                    .unwrap_or_default();
+                misfits.insert(service_key, found);
+            }
             for k in known.values_mut() {
                 let service_key = (
                     k.record.namespace.clone(),
@@ -795,7 +906,11 @@ impl ServingController {
                 if service.is_some_and(|s| *s != service_key) {
                     continue;
                 }
-                let status = self.trained_status(services.get(&service_key), k);
+                let misfit = misfits
+                    .get(&service_key)
+                    .and_then(|m| m.get(&k.record.name))
+                    .cloned();
+                let status = self.trained_status(services.get(&service_key), k, misfit);
                 if status != k.written {
                     k.written = status.clone();
                     updates.push((k.record.id.clone(), k.record.generation, status));
@@ -820,7 +935,12 @@ impl ServingController {
     }
 
     /// KServe's status of one TrainedModel, given its service's entry.
-    fn trained_status(&self, entry: Option<&Entry>, k: &mut Known) -> Value {
+    fn trained_status(
+        &self,
+        entry: Option<&Entry>,
+        k: &mut Known,
+        misfit: Option<String>,
+    ) -> Value {
         let record = &k.record;
         let name = record.name.as_str();
         let isvc = record.inference_service.as_str();
@@ -933,7 +1053,12 @@ impl ServingController {
                 });
             }
         }
-        conditions.push(Condition::ok("MemoryResourceAvailable"));
+        conditions.push(match misfit {
+            None => Condition::ok("MemoryResourceAvailable"),
+            Some(why) => {
+                Condition::not("MemoryResourceAvailable", "MemoryResourceNotAvailable", why)
+            }
+        });
 
         // Ready: every other condition holds and the model is loaded where
         // the service serves.
