@@ -383,8 +383,12 @@ def test_custom_predictor_logs_are_named_and_shown(server, browser, shots):
     assert path == f'$OXFLOW_HOME/logs/serving/default/ui-custom/{rev}.log'
     # The path shown is where the server writes it.
     assert (Path(server.home) / path.removeprefix('$OXFLOW_HOME/')).is_file()
-    # A command's requests are not Oxflow's to count: the panel says there are no Oxflow metrics.
+    # A command's requests are not Oxflow's to count: the panel says so, and
+    # shows the copies of the command instead.
     wait(d, lambda d: attr(d, '#isvc-metrics', 'data-state') == 'absent', what='the metrics panel to give up')
+    replicas = f'table#isvc-replicas tr[data-revision="{rev}"]'
+    wait(d, lambda d: [attr(d, replicas, f'data-{k}') for k in ('running', 'ready', 'wanted')] == ['1', '1', '1'],
+         what="the command's one copy")
     # A request from the form, answered by the command; then its log shows the request.
     status, answer = send(d, {'instances': [[1.0, 2.0]]})
     assert (status, answer) == (200, {'predictions': [42]})

@@ -208,6 +208,27 @@ export function modelCounters(text, model) {
   return out;
 }
 
+/**
+ * The processes behind each revision of a service, from its metrics: the
+ * copies of a command or a scikit-learn model's workers running, ready and
+ * wanted by the autoscaler. Sorted by revision.
+ */
+export function replicaGauges(text) {
+  const by = {};
+  const field = {
+    oxflow_serving_replicas: 'running',
+    oxflow_serving_ready_replicas: 'ready',
+    oxflow_serving_desired_replicas: 'wanted',
+  };
+  for (const x of parsePrometheus(text)) {
+    const f = field[x.name];
+    if (!f || !x.labels.revision) continue;
+    const r = by[x.labels.revision] || (by[x.labels.revision] = {revision: x.labels.revision});
+    r[f] = x.value;
+  }
+  return Object.values(by).sort((a, b) => a.revision.localeCompare(b.revision));
+}
+
 /** A counter's increase between two samples; a reset (restart) counts from zero, as Prometheus does. */
 function increase(before, after) {
   return after >= before ? after - before : after;

@@ -10,6 +10,7 @@ import {fmtNumber, toYaml} from '../katib.js';
 import {
   isvcPath, servingPath, readiness, readinessBadge, conditionBadge, modelOf, age, commandComponents,
   modelCounters, intervals, fmtLatency, lineChart, chartWindow, exampleBodies, predictionsOf, prettyJson,
+  replicaGauges,
 } from '../models.js';
 import {trafficCell} from './models.js';
 
@@ -114,12 +115,15 @@ export async function render(ctx) {
   const metricsSummary = h('p', {id: 'metrics-summary', class: 'small'});
   const metricsCharts = h('div', {class: 'viz-row models-charts', id: 'metrics-charts'});
   const metricsCodes = h('div', {id: 'metrics-codes'});
+  /** The processes of each revision (commands' copies, scikit-learn workers), from the last sample. */
+  const metricsReplicas = h('div', {id: 'metrics-replicas'});
+  let replicas = [];
   add(metricsSection,
     h('div', {class: 'section-head'}, h('h2', {id: 'metrics-h'}, 'Metrics'),
       h('label', {class: 'check small', for: 'metrics-sample'}, sampleBox, 'Sample while this page is open')),
     h('p', {class: 'muted small'}, `Sampled every ${METRICS_MS / 1000} s from `,
       h('code', null, metricsUrl), '.'),
-    metricsSummary, metricsCharts, metricsCodes);
+    metricsSummary, metricsReplicas, metricsCharts, metricsCodes);
 
   const renderMetrics = () => {
     const iv = intervals(samples);
@@ -141,7 +145,7 @@ export async function render(ctx) {
     } else if (metricsState === 'unavailable') {
       replace(metricsSummary, notice(`No metrics right now: ${metricsMessage}`, 'warning'));
     } else if (metricsState === 'absent') {
-      replace(metricsSummary, notice('This service has no Oxflow inference metrics: its /metrics is answered by its own command (a custom predictor or a transformer).', 'info'));
+      replace(metricsSummary, notice('Requests to a command (a custom predictor or a transformer) are its own to count: Oxflow shows the processes it runs.', 'info'));
     } else if (!last) {
       replace(metricsSummary, h('span', {class: 'muted'}, 'Waiting for the first sample…'));
     } else {
@@ -160,6 +164,15 @@ export async function render(ctx) {
       chart('chart-rate', 'Requests per second', 'rate', iv.map((x) => ({t: x.t, v: x.rate})), fmtNumber),
       chart('chart-latency', 'Mean latency', 'latency', iv.map((x) => ({t: x.t, v: x.latency})), fmtLatency),
       chart('chart-errors', 'Errors (code ≥ 400) per interval', 'errors', iv.map((x) => ({t: x.t, v: x.errors})), fmtNumber));
+    replace(metricsReplicas, replicas.length
+      ? table(['Revision', 'Processes running', 'Ready', 'Wanted by the autoscaler'], replicas.map((r) => h('tr', {
+        'data-revision': r.revision, 'data-running': String(r.running ?? ''), 'data-ready': String(r.ready ?? ''), 'data-wanted': String(r.wanted ?? ''),
+      },
+      h('td', null, h('code', null, r.revision)),
+      h('td', {class: 'num'}, String(r.running ?? '—')),
+      h('td', {class: 'num'}, String(r.ready ?? '—')),
+      h('td', {class: 'num'}, String(r.wanted ?? '—')))), {class: 'table compact', id: 'isvc-replicas', 'aria-label': 'Processes per revision'})
+      : null);
     const codes = last ? Object.entries(last.byCode).sort() : [];
     replace(metricsCodes, codes.length
       ? table(['Code', 'Requests since the server started'], codes.map(([code, n]) => h('tr', {'data-code': code},
@@ -204,6 +217,7 @@ export async function render(ctx) {
         metricsMessage = why;
       } else {
         const c = modelCounters(text, name);
+        replicas = replicaGauges(text);
         metricsState = c.reports ? 'ok' : 'absent';
         samples.push({t: Date.now(), ...c});
         if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
@@ -216,8 +230,9 @@ export async function render(ctx) {
       polling = false;
     }
     renderMetrics();
-    // A command's own /metrics will not start to carry Oxflow's series.
-    if (!disposed && metricsState !== 'absent') metricsTimer = setTimeout(pollMetrics, METRICS_MS);
+    // A command's requests will not start to carry Oxflow's series, but its
+    // copies come and go with the autoscaler.
+    if (!disposed && (metricsState !== 'absent' || replicas.length)) metricsTimer = setTimeout(pollMetrics, METRICS_MS);
   };
 
   // ------------------------------------------------------------- try it
