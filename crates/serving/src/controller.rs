@@ -932,7 +932,9 @@ impl ServingController {
         if let Some(account) = &predictor.pod.service_account_name {
             match secrets.get(account) {
                 Some(Some(data)) => {
-                    storage = storage.with_s3(crate::storage::S3Config::from_env_and(data));
+                    storage = storage
+                        .with_s3(crate::storage::S3Config::from_env_and(data))
+                        .with_gcs(crate::storage::GcsConfig::from_env_and(data));
                 }
                 _ if uri.is_some_and(|u| u.as_str().starts_with("s3://")) => {
                     return Err(Failure::new(
@@ -940,6 +942,16 @@ impl ServingController {
                         format!(
                             "serviceAccountName: no secret {account:?} in namespace {}; create it with `oxflow secrets create {account} --from-literal AWS_ACCESS_KEY_ID=… --from-literal AWS_SECRET_ACCESS_KEY=…` (and S3_ENDPOINT for an S3-compatible server)",
                             record.namespace
+                        ),
+                    ));
+                }
+                _ if uri.is_some_and(|u| u.as_str().starts_with("gs://")) => {
+                    return Err(Failure::new(
+                        "InvalidPredictorSpec",
+                        format!(
+                            "serviceAccountName: no secret {account:?} in namespace {}; create it with `oxflow secrets create {account} --from-literal {}=\"$(cat KEY.json)\"` (a service account key)",
+                            record.namespace,
+                            crate::storage::gcs::SECRET_KEY
                         ),
                     ));
                 }

@@ -12,14 +12,18 @@
 //! the key names one, else every object under `KEY/`, a lone archive
 //! unpacked; the cache entry records each object's ETag and size, and a
 //! later fetch lists again and downloads only what changed (see [`s3`]).
+//! `gs://BUCKET/KEY` reads the same way from Google Cloud Storage (see
+//! [`gcs`]).
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub mod gcs;
 pub mod s3;
 
+pub use gcs::GcsConfig;
 pub use s3::S3Config;
 
 /// Why a model could not be fetched; the message names the URI.
@@ -27,7 +31,7 @@ pub use s3::S3Config;
 pub enum StorageError {
     /// The URI's scheme is not one Oxflow can read.
     #[error(
-        "storageUri {uri}: the {scheme}:// scheme is not supported here; use a local path, file://, pvc://, http(s)://, s3://"
+        "storageUri {uri}: the {scheme}:// scheme is not supported here; use a local path, file://, pvc://, http(s)://, s3://, gs://"
     )]
     Unsupported {
         /// The URI as given.
@@ -90,6 +94,9 @@ pub struct Storage {
     /// How to reach S3; `None` reads KServe's environment variables at each
     /// s3:// fetch.
     s3: Option<S3Config>,
+    /// How to reach GCS; `None` reads Google's environment variables at
+    /// each gs:// fetch.
+    gcs: Option<GcsConfig>,
 }
 
 /// A resolved model location.
@@ -121,6 +128,7 @@ impl Storage {
             data_dir: data_dir.into(),
             client: Default::default(),
             s3: None,
+            gcs: None,
         }
     }
 
@@ -128,6 +136,12 @@ impl Storage {
     /// controller passes credentials from a secret this way).
     pub fn with_s3(mut self, config: S3Config) -> Storage {
         self.s3 = Some(config);
+        self
+    }
+
+    /// Uses `config` for gs:// URIs instead of the environment.
+    pub fn with_gcs(mut self, config: GcsConfig) -> Storage {
+        self.gcs = Some(config);
         self
     }
 
@@ -175,6 +189,7 @@ impl Storage {
             }
             "http" | "https" => self.download(uri).await,
             "s3" => self.fetch_s3(uri, rest).await,
+            "gs" => self.fetch_gs(uri, rest).await,
             other => Err(StorageError::Unsupported {
                 uri: uri.into(),
                 scheme: other.into(),

@@ -251,6 +251,20 @@ async fn services_that_cannot_be_served_say_why() {
         out["error"].as_str().unwrap().contains("tensorflow"),
         "{out}"
     );
+
+    // A gs:// model whose serviceAccountName names no secret: the status
+    // says how to create one with a service account key.
+    let mut gs = service("gs", "xgboost", "gs://bucket/model");
+    gs.spec.predictor.pod.service_account_name = Some("gcs-reader".into());
+    c.apply(&ns, &gs).await.unwrap();
+    let v = wait_for(&c, &store, "gs", blocked).await;
+    let failure = &v["status"]["modelStatus"]["lastFailureInfo"];
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.contains("no secret \"gcs-reader\"")
+            && message.contains("gcloud-application-credentials.json"),
+        "{failure}"
+    );
 }
 
 #[tokio::test]

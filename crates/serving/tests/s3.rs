@@ -1,4 +1,5 @@
-//! `s3://` storage URIs against a real S3 implementation: moto's server
+//! `s3://` (and `gs://`, through GCS's S3-like XML API) storage URIs
+//! against a real S3 implementation: moto's server
 //! (from the test venv), started on loopback per test, with IAM
 //! authentication switched on once the fixtures are in place, so wrong
 //! credentials are refused as S3 refuses them. Fixtures are written with
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oxflow_serving::storage::{Fetched, S3Config, Storage};
+use oxflow_serving::storage::{Fetched, GcsConfig, S3Config, Storage};
 use oxflow_serving::test_models::{tar_gz, zip_bytes};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -486,4 +487,86 @@ async fn cached_objects_are_revalidated_and_used_offline() {
         e.contains(&format!("cannot reach the S3 endpoint {endpoint}")),
         "{e}"
     );
+}
+
+/// `gs://` reads through GCS's XML API, which lists and reads objects as
+/// S3 does; moto stands at the endpoint STORAGE_EMULATOR_HOST names.
+/// Without credentials the requests are anonymous, as KServe falls back to
+/// for public buckets (`gs://kfserving-examples`).
+#[tokio::test]
+async fn gs_uris_read_public_buckets_anonymously() {
+    let moto = Moto::start(
+        &["public", "private"],
+        &[
+            ("public", "models/iris/model.joblib", b"gcs joblib"),
+            ("public", "models/iris/meta/info.txt", b"info"),
+            ("private", "m/model.bst", b"secret"),
+        ],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let storage = Storage::new(home.path()).with_gcs(GcsConfig {
+        endpoint: Some(moto.endpoint.clone()),
+        ..GcsConfig::default()
+    });
+    // One object.
+    let one = storage
+        .fetch("gs://public/models/iris/model.joblib", "default")
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&one.path).unwrap(), b"gcs joblib");
+    assert_eq!(one.digest, Some(sha256(b"gcs joblib")));
+    // A prefix: every object at its path under it.
+    let all = storage
+        .fetch("gs://public/models/iris", "default")
+        .await
+        .unwrap();
+    assert_eq!(files(&all.path), ["meta/info.txt", "model.joblib"]);
+    assert_eq!(
+        all.digest,
+        Some(manifest_digest(&[
+            ("model.joblib", b"gcs joblib"),
+            ("meta/info.txt", b"info")
+        ]))
+    );
+    // Fetched again, unchanged: the same entry.
+    let again = storage
+        .fetch("gs://public/models/iris", "default")
+        .await
+        .unwrap();
+    assert_eq!(again, all);
+    // A private bucket refuses anonymous requests; the error says how to
+    // give credentials.
+    let e = storage
+        .fetch("gs://private/m/model.bst", "default")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("access denied"), "{e}");
+    assert!(e.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{e}");
+    // Nothing there: named as a gs:// location.
+    let e = storage
+        .fetch("gs://public/nothing/", "default")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no objects under gs://public/nothing"), "{e}");
+    // A credentials file that is not there is named.
+    let e = Storage::new(home.path())
+        .with_gcs(GcsConfig {
+            endpoint: Some(moto.endpoint.clone()),
+            credentials_file: Some(home.path().join("missing.json")),
+            ..GcsConfig::default()
+        })
+        .fetch("gs://public/models/iris", "default")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.json, which is not a file"), "{e}");
+    // Unreachable: the cached copy serves.
+    drop(moto);
+    let offline = storage
+        .fetch("gs://public/models/iris", "default")
+        .await
+        .unwrap();
+    assert_eq!(offline, all);
 }

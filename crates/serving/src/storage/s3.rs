@@ -263,8 +263,8 @@ pub(super) struct CachedObject {
 }
 
 /// `s3://BUCKET/KEY`, split.
-struct Location {
-    bucket: String,
+pub(super) struct Location {
+    pub(super) bucket: String,
     /// The key without leading or trailing slashes; empty for the bucket.
     key: ObjectPath,
     /// A trailing slash: a prefix, never one object.
@@ -272,14 +272,15 @@ struct Location {
 }
 
 impl Location {
-    fn parse(uri: &str, rest: &str) -> Result<Location, StorageError> {
+    pub(super) fn parse(uri: &str, rest: &str) -> Result<Location, StorageError> {
         let invalid = |message: String| StorageError::Invalid {
             uri: uri.into(),
             message,
         };
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(invalid("expected s3://BUCKET/KEY-OR-PREFIX".into()));
+            let scheme = uri.split_once("://").map_or("s3", |(s, _)| s);
+            return Err(invalid(format!("expected {scheme}://BUCKET/KEY-OR-PREFIX")));
         }
         if !bucket
             .chars()
@@ -330,11 +331,54 @@ impl From<StorageError> for Failure {
 }
 
 /// What messages need to know about the request.
-struct Context<'a> {
-    uri: &'a str,
-    bucket: &'a str,
-    endpoint: String,
-    anonymous: bool,
+pub(super) struct Context<'a> {
+    pub(super) uri: &'a str,
+    pub(super) bucket: &'a str,
+    pub(super) endpoint: String,
+    pub(super) anonymous: bool,
+    pub(super) cloud: Cloud,
+}
+
+/// Which object store a URI names: both are read through object_store,
+/// and the GCS XML API lists and reads as S3 does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Cloud {
+    S3,
+    Gcs,
+}
+
+impl Cloud {
+    fn scheme(self) -> &'static str {
+        match self {
+            Cloud::S3 => "s3",
+            Cloud::Gcs => "gs",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Cloud::S3 => "S3",
+            Cloud::Gcs => "GCS",
+        }
+    }
+
+    /// What to do about a refused request.
+    fn access_hint(self, anonymous: bool) -> &'static str {
+        match (self, anonymous) {
+            (Cloud::S3, true) => {
+                "no credentials were given, so the request was anonymous; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            }
+            (Cloud::S3, false) => {
+                "check the access key (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy"
+            }
+            (Cloud::Gcs, true) => {
+                "no credentials were given, so the request was anonymous (only public buckets answer); set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or name a secret with gcloud-application-credentials.json in serviceAccountName"
+            }
+            (Cloud::Gcs, false) => {
+                "check that the service account may read the bucket (roles/storage.objectViewer)"
+            }
+        }
+    }
 }
 
 impl Context<'_> {
@@ -352,7 +396,8 @@ impl Context<'_> {
         while let Some(s) = source {
             if s.downcast_ref::<HttpError>().is_some() {
                 return Failure::Unreachable(format!(
-                    "cannot reach the S3 endpoint {} ({what}): {text}",
+                    "cannot reach the {} endpoint {} ({what}): {text}",
+                    self.cloud.name(),
                     self.endpoint
                 ));
             }
@@ -399,11 +444,7 @@ impl Context<'_> {
                 message: format!("{what}: not found ({})", status_text.unwrap_or_default()),
             }),
             (Some(401 | 403), _) => {
-                let hint = if self.anonymous {
-                    "no credentials were given, so the request was anonymous; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                } else {
-                    "check the access key (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy"
-                };
+                let hint = self.cloud.access_hint(self.anonymous);
                 download(format!(
                     "access denied {what} at {} ({}); {hint}",
                     self.endpoint,
@@ -453,7 +494,7 @@ fn xml_field(text: &str, name: &str) -> Option<String> {
 /// Lends object_store the storage's one HTTP client (one TLS setup, one
 /// connection pool) instead of letting it build its own per bucket.
 #[derive(Debug)]
-struct SharedClient(reqwest::Client);
+pub(super) struct SharedClient(pub(super) reqwest::Client);
 
 impl HttpConnector for SharedClient {
     fn connect(&self, _: &ClientOptions) -> object_store::Result<HttpClient> {
@@ -475,16 +516,29 @@ impl Storage {
             bucket: &location.bucket,
             endpoint: config.describe(&location.bucket),
             anonymous: matches!(config.credentials(), Credentials::Anonymous),
+            cloud: Cloud::S3,
         };
+        self.fetch_objects(&store, &context, &location).await
+    }
+
+    /// Lists and downloads what `location` names (or, when the store
+    /// cannot be reached, uses a complete cached copy).
+    pub(super) async fn fetch_objects(
+        &self,
+        store: &dyn ObjectStore,
+        context: &Context<'_>,
+        location: &Location,
+    ) -> Result<Fetched, StorageError> {
+        let uri = context.uri;
         let dir = self.cache_dir(uri);
         // Only a committed entry has a record, so one whose files are there
         // is complete.
         let cached = read_meta(&dir).filter(|meta| dir.join(&meta.entry).exists());
-        match sync(&store, &context, &location, &dir, cached.as_ref()).await {
+        match sync(store, context, location, &dir, cached.as_ref()).await {
             Ok(fetched) => Ok(fetched),
             Err(Failure::Unreachable(message)) => match cached {
                 Some(meta) => {
-                    tracing::warn!(uri, error = %message, "S3 endpoint unreachable; using the cached copy.");
+                    tracing::warn!(uri, error = %message, "Object store unreachable; using the cached copy.");
                     Ok(Fetched {
                         path: dir.join(&meta.entry),
                         digest: Some(meta.sha256),
@@ -517,17 +571,7 @@ impl Storage {
             // Checked above; the shared client speaks both.
             .with_allow_http(true)
             .with_http_connector(SharedClient(self.client(uri)?.clone()))
-            // Short: an unreachable endpoint should fall back to the cache
-            // in seconds, not after object_store's default three minutes.
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(2),
-                    base: 2.0,
-                },
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(30),
-            });
+            .with_retry(short_retries());
         match endpoint {
             Some((scheme, rest)) if config.virtual_hosted => {
                 builder = builder.with_endpoint(format!("{scheme}://{bucket}.{rest}"));
@@ -555,9 +599,23 @@ impl Storage {
     }
 }
 
+/// Short retries: an unreachable endpoint should fall back to the cache in
+/// seconds, not after object_store's default three minutes.
+pub(super) fn short_retries() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
 /// Lists, and downloads what changed since `cached`.
 async fn sync(
-    store: &AmazonS3,
+    store: &dyn ObjectStore,
     context: &Context<'_>,
     location: &Location,
     dir: &Path,
@@ -569,7 +627,7 @@ async fn sync(
     {
         tracing::debug!(
             uri = context.uri,
-            "S3 objects unchanged; using the cached copy."
+            "Objects unchanged; using the cached copy."
         );
         return Ok(Fetched {
             path: dir.join(&meta.entry),
@@ -581,7 +639,7 @@ async fn sync(
 
 /// The object the key names, or else the objects under `KEY/`.
 async fn list(
-    store: &AmazonS3,
+    store: &dyn ObjectStore,
     context: &Context<'_>,
     location: &Location,
 ) -> Result<Listing, Failure> {
@@ -607,14 +665,21 @@ async fn list(
             // An empty object or a directory marker: KServe skips those.
             Ok(_) => empty_object = true,
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => match context.failure(&format!("reading s3://{}/{key}", context.bucket), e) {
+            Err(e) => match context.failure(
+                &format!(
+                    "reading {}://{}/{key}",
+                    context.cloud.scheme(),
+                    context.bucket
+                ),
+                e,
+            ) {
                 Failure::Fatal(e) => head_failure = Some(e),
                 unreachable => return Err(unreachable),
             },
         }
     }
     let prefix = (!key.as_ref().is_empty()).then_some(key);
-    let under = format!("s3://{}/{key}", context.bucket);
+    let under = format!("{}://{}/{key}", context.cloud.scheme(), context.bucket);
     let mut objects = Vec::new();
     let mut stream = store.list(prefix);
     while let Some(meta) = stream.next().await {
@@ -627,7 +692,7 @@ async fn list(
             },
         };
         if relative.is_empty() || meta.size == 0 {
-            tracing::debug!(uri = context.uri, key = %meta.location, "Skipping an empty S3 object.");
+            tracing::debug!(uri = context.uri, key = %meta.location, "Skipping an empty object.");
             continue;
         }
         objects.push(Listed {
@@ -673,7 +738,7 @@ fn unchanged(meta: &CacheMeta, listing: &Listing) -> bool {
 /// Downloads the listing into a fresh entry (reusing unchanged objects of
 /// the previous one) and swaps it in.
 async fn download(
-    store: &AmazonS3,
+    store: &dyn ObjectStore,
     context: &Context<'_>,
     listing: &Listing,
     dir: &Path,
@@ -787,7 +852,7 @@ async fn download(
 /// Puts one object at `target`: a link to the previous entry's copy when
 /// its ETag and size are unchanged, else a download. `true` when downloaded.
 async fn fetch_object(
-    store: &AmazonS3,
+    store: &dyn ObjectStore,
     context: &Context<'_>,
     dir: &Path,
     object: &Listed,
@@ -847,13 +912,17 @@ async fn link_or_copy(old: &Path, target: &Path) -> bool {
 /// Streams one object into `target`, hashing it on the way; returns its
 /// SHA-256, ETag and size.
 async fn get_object(
-    store: &AmazonS3,
+    store: &dyn ObjectStore,
     context: &Context<'_>,
     object: &Listed,
     target: &Path,
 ) -> Result<(String, Option<String>, u64), Failure> {
     let key = object.location.as_ref();
-    let what = format!("downloading s3://{}/{key}", context.bucket);
+    let what = format!(
+        "downloading {}://{}/{key}",
+        context.cloud.scheme(),
+        context.bucket
+    );
     let result = store
         .get(&object.location)
         .await

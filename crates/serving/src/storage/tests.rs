@@ -85,7 +85,8 @@ async fn local_file_and_pvc_uris_resolve_in_place() {
     let cases = [
         ("pvc://models/../../x", "without '..'"),
         ("pvc://models/missing", "does not exist"),
-        ("gs://bucket/model", "the gs:// scheme is not supported"),
+        ("hf://org/model", "the hf:// scheme is not supported"),
+        ("gs:///model", "expected gs://BUCKET/KEY-OR-PREFIX"),
         ("/no/such/dir", "/no/such/dir does not exist"),
     ];
     for (uri, expected) in cases {
