@@ -157,41 +157,82 @@ pub(crate) fn serving(state: &AppState) -> ApiResult<&ServingController> {
         .ok_or_else(|| ApiError::internal("model serving is not enabled on this server"))
 }
 
-/// The body as an InferenceService whose namespace, if it names one, is `ns`.
-fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<InferenceService> {
-    let text = std::str::from_utf8(body).map_err(|_| {
-        ApiError::bad_request("the body is not UTF-8 text (send KServe YAML or JSON)")
-    })?;
-    let service =
-        InferenceService::from_yaml(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if let Some(own) = &service.namespace
-        && own != ns
-    {
-        return Err(ApiError::bad_request(format!(
-            "metadata.namespace: {own} does not match the namespace in the URL ({ns})"
-        )));
-    }
-    Ok(service)
+/// A request body as text (KServe YAML or JSON).
+pub(crate) fn body_text(body: &Bytes) -> ApiResult<&str> {
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8 text (send KServe YAML or JSON)"))
 }
 
-fn list_json(items: Vec<Value>) -> Json<Value> {
+/// A body's `metadata.namespace`, when it has one, must be the URL's.
+pub(crate) fn same_namespace(own: Option<&Namespace>, ns: &Namespace) -> ApiResult<()> {
+    match own {
+        Some(own) if own != ns => Err(ApiError::bad_request(format!(
+            "metadata.namespace: {own} does not match the namespace in the URL ({ns})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A replaced resource's `metadata.name` must be the URL's.
+pub(crate) fn same_name(own: &str, name: &str) -> ApiResult<()> {
+    if own != name {
+        return Err(ApiError::bad_request(format!(
+            "metadata.name: {own} does not match the name in the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+/// A Kubernetes list of `kind` (`InferenceServiceList`, …).
+pub(crate) fn list_json(api_version: &str, kind: &str, items: Vec<Value>) -> Json<Value> {
     Json(json!({
-        "apiVersion": API_VERSION,
-        "kind": "InferenceServiceList",
+        "apiVersion": api_version,
+        "kind": kind,
         "metadata": {},
         "items": items,
     }))
 }
 
+/// A PUT's answer: 201 when it created the resource, else 200.
+pub(crate) fn put_status(applied: oxflow_store::Applied) -> StatusCode {
+    if applied == oxflow_store::Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// Kubernetes' answer to a DELETE.
+pub(crate) fn deleted(name: &str, plural: &str) -> Json<Value> {
+    Json(json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Success",
+        "details": {"name": name, "group": "serving.kserve.io", "kind": plural},
+    }))
+}
+
+/// The body as an InferenceService whose namespace, if it names one, is `ns`.
+fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<InferenceService> {
+    let service = InferenceService::from_yaml(body_text(body)?)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    same_namespace(service.namespace.as_ref(), ns)?;
+    Ok(service)
+}
+
+fn isvc_list(items: Vec<Value>) -> Json<Value> {
+    list_json(API_VERSION, "InferenceServiceList", items)
+}
+
 async fn list_all(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let records = state.store().list_inference_services(None).await?;
-    Ok(list_json(records.iter().map(isvc_json).collect()))
+    Ok(isvc_list(records.iter().map(isvc_json).collect()))
 }
 
 async fn list(State(state): State<AppState>, Path(ns): Path<String>) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     let records = state.store().list_inference_services(Some(&ns)).await?;
-    Ok(list_json(records.iter().map(isvc_json).collect()))
+    Ok(isvc_list(records.iter().map(isvc_json).collect()))
 }
 
 async fn create(
@@ -221,19 +262,9 @@ async fn replace(
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
     let service = parse(&body, &ns)?;
-    if service.name.as_str() != name {
-        return Err(ApiError::bad_request(format!(
-            "metadata.name: {} does not match the name in the URL ({name})",
-            service.name.as_str()
-        )));
-    }
+    same_name(service.name.as_str(), &name)?;
     let (record, applied) = serving(&state)?.apply(&ns, &service).await?;
-    let status = if applied == oxflow_store::Applied::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(isvc_json(&record))).into_response())
+    Ok((put_status(applied), Json(isvc_json(&record))).into_response())
 }
 
 async fn delete(
@@ -246,12 +277,7 @@ async fn delete(
             "inference service {name:?} not found in namespace {ns}"
         )));
     }
-    Ok(Json(json!({
-        "apiVersion": "v1",
-        "kind": "Status",
-        "status": "Success",
-        "details": {"name": name, "group": "serving.kserve.io", "kind": "inferenceservices"},
-    })))
+    Ok(deleted(&name, "inferenceservices"))
 }
 
 /// Sends data-plane requests to their service before the server's own

@@ -21,11 +21,13 @@ use axum::routing::get;
 use oxflow_core::Namespace;
 use oxflow_serving::controller::trained_model_json;
 use oxflow_serving::spec::{Resource, TrainedModel, parse_documents};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::kserve::{namespace, serving};
+use crate::kserve::{
+    body_text, deleted, list_json, namespace, put_status, same_name, same_namespace, serving,
+};
 
 const API_VERSION: &str = "serving.kserve.io/v1alpha1";
 
@@ -42,10 +44,8 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The body as one TrainedModel whose namespace, if it names one, is `ns`.
 fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<TrainedModel> {
-    let text = std::str::from_utf8(body).map_err(|_| {
-        ApiError::bad_request("the body is not UTF-8 text (send KServe YAML or JSON)")
-    })?;
-    let mut resources = parse_documents(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut resources =
+        parse_documents(body_text(body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if resources.len() != 1 {
         return Err(ApiError::bad_request(format!(
             "the body holds {} documents; send exactly one TrainedModel",
@@ -61,34 +61,23 @@ fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<TrainedModel> {
             )));
         }
     };
-    if let Some(own) = &model.namespace
-        && own != ns
-    {
-        return Err(ApiError::bad_request(format!(
-            "metadata.namespace: {own} does not match the namespace in the URL ({ns})"
-        )));
-    }
+    same_namespace(model.namespace.as_ref(), ns)?;
     Ok(model)
 }
 
-fn list_json(items: Vec<Value>) -> Json<Value> {
-    Json(json!({
-        "apiVersion": API_VERSION,
-        "kind": "TrainedModelList",
-        "metadata": {},
-        "items": items,
-    }))
+fn tm_list(items: Vec<Value>) -> Json<Value> {
+    list_json(API_VERSION, "TrainedModelList", items)
 }
 
 async fn list_all(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let records = state.store().list_trained_models(None).await?;
-    Ok(list_json(records.iter().map(trained_model_json).collect()))
+    Ok(tm_list(records.iter().map(trained_model_json).collect()))
 }
 
 async fn list(State(state): State<AppState>, Path(ns): Path<String>) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     let records = state.store().list_trained_models(Some(&ns)).await?;
-    Ok(list_json(records.iter().map(trained_model_json).collect()))
+    Ok(tm_list(records.iter().map(trained_model_json).collect()))
 }
 
 async fn create(
@@ -118,19 +107,9 @@ async fn replace(
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
     let model = parse(&body, &ns)?;
-    if model.name.as_str() != name {
-        return Err(ApiError::bad_request(format!(
-            "metadata.name: {} does not match the name in the URL ({name})",
-            model.name.as_str()
-        )));
-    }
+    same_name(model.name.as_str(), &name)?;
     let (record, applied) = serving(&state)?.apply_trained_model(&ns, &model).await?;
-    let status = if applied == oxflow_store::Applied::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(trained_model_json(&record))).into_response())
+    Ok((put_status(applied), Json(trained_model_json(&record))).into_response())
 }
 
 async fn delete(
@@ -143,10 +122,5 @@ async fn delete(
             "trained model {name:?} not found in namespace {ns}"
         )));
     }
-    Ok(Json(json!({
-        "apiVersion": "v1",
-        "kind": "Status",
-        "status": "Success",
-        "details": {"name": name, "group": "serving.kserve.io", "kind": "trainedmodels"},
-    })))
+    Ok(deleted(&name, "trainedmodels"))
 }

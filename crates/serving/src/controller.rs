@@ -1561,26 +1561,57 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// The service as KServe's API returns it: the stored spec with
-/// `metadata` filled in (uid, generation, creation time) and the status.
+/// The service as KServe's API returns it (see [`api_object`]).
 pub fn isvc_json(record: &InferenceServiceRecord) -> Value {
-    let mut v = record.spec.clone();
+    api_object(
+        &record.spec,
+        (crate::spec::API_VERSION_V1BETA1, "InferenceService"),
+        StoredMeta {
+            name: &record.name,
+            namespace: &record.namespace,
+            id: &record.id,
+            generation: record.generation,
+            created_at: record.created_at,
+        },
+        &record.status,
+    )
+}
+
+/// What the store knows of a resource beyond its spec.
+pub(crate) struct StoredMeta<'a> {
+    pub name: &'a str,
+    pub namespace: &'a Namespace,
+    pub id: &'a str,
+    pub generation: i64,
+    pub created_at: Timestamp,
+}
+
+/// A stored KServe resource as KServe's API returns it: the stored spec
+/// with its `apiVersion` and `kind`, `metadata` filled in (uid,
+/// generation, creation time) and the status.
+pub(crate) fn api_object(
+    spec: &Value,
+    (api_version, kind): (&str, &str),
+    meta: StoredMeta<'_>,
+    status: &Value,
+) -> Value {
+    let mut v = spec.clone();
     if !v.is_object() {
         v = json!({});
     }
-    v["apiVersion"] = json!(crate::spec::API_VERSION_V1BETA1);
-    v["kind"] = json!("InferenceService");
+    v["apiVersion"] = json!(api_version);
+    v["kind"] = json!(kind);
     if !v["metadata"].is_object() {
         v["metadata"] = json!({});
     }
     let m = &mut v["metadata"];
-    m["name"] = json!(record.name);
-    m["namespace"] = json!(record.namespace.as_str());
-    m["uid"] = json!(record.id);
-    m["generation"] = json!(record.generation);
-    m["creationTimestamp"] = json!(record.created_at.to_rfc3339());
-    v["status"] = if record.status.is_object() {
-        record.status.clone()
+    m["name"] = json!(meta.name);
+    m["namespace"] = json!(meta.namespace.as_str());
+    m["uid"] = json!(meta.id);
+    m["generation"] = json!(meta.generation);
+    m["creationTimestamp"] = json!(meta.created_at.to_rfc3339());
+    v["status"] = if status.is_object() {
+        status.clone()
     } else {
         json!({})
     };

@@ -519,30 +519,20 @@ pub fn stored_trained_model_spec(model: &TrainedModel, namespace: &Namespace) ->
     m.to_kserve_value()
 }
 
-/// The TrainedModel as KServe's API returns it: the stored spec with
-/// `metadata` filled in (uid, generation, creation time) and the status.
+/// The TrainedModel as KServe's API returns it (see [`super::api_object`]).
 pub fn trained_model_json(record: &TrainedModelRecord) -> Value {
-    let mut v = record.spec.clone();
-    if !v.is_object() {
-        v = json!({});
-    }
-    v["apiVersion"] = json!(crate::spec::API_VERSION_V1ALPHA1);
-    v["kind"] = json!("TrainedModel");
-    if !v["metadata"].is_object() {
-        v["metadata"] = json!({});
-    }
-    let m = &mut v["metadata"];
-    m["name"] = json!(record.name);
-    m["namespace"] = json!(record.namespace.as_str());
-    m["uid"] = json!(record.id);
-    m["generation"] = json!(record.generation);
-    m["creationTimestamp"] = json!(record.created_at.to_rfc3339());
-    v["status"] = if record.status.is_object() {
-        record.status.clone()
-    } else {
-        json!({})
-    };
-    v
+    super::api_object(
+        &record.spec,
+        (crate::spec::API_VERSION_V1ALPHA1, "TrainedModel"),
+        super::StoredMeta {
+            name: &record.name,
+            namespace: &record.namespace,
+            id: &record.id,
+            generation: record.generation,
+            created_at: record.created_at,
+        },
+        &record.status,
+    )
 }
 
 /// KServe's `PredictPath`: where a model of a V1 or V2 predictor answers.
