@@ -374,7 +374,8 @@ fn ready_word(status: &Value) -> &'static str {
     }
 }
 
-fn age(v: &Value) -> String {
+/// How long ago a resource was created, as `kubectl get` shows it.
+pub(crate) fn age(v: &Value) -> String {
     let Some(created) = v["metadata"]["creationTimestamp"]
         .as_str()
         .and_then(Timestamp::parse_rfc3339)

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use oxflow_core::{Namespace, Timestamp};
+use oxflow_core::Namespace;
 use oxflow_serving::controller::{stored_trained_model_spec, trained_model_json};
 use oxflow_serving::spec::TrainedModel;
 use serde_json::Value;
 
 use crate::cli::Cli;
-use crate::isvc::Backend;
+use crate::isvc::{Backend, age};
 use crate::remote::encode_path;
 
 #[derive(Debug, Subcommand)]
@@ -229,22 +229,6 @@ fn ready_word(status: &Value) -> &'static str {
         Some("True") => "True",
         Some("False") => "False",
         _ => "Unknown",
-    }
-}
-
-fn age(v: &Value) -> String {
-    let Some(created) = v["metadata"]["creationTimestamp"]
-        .as_str()
-        .and_then(Timestamp::parse_rfc3339)
-    else {
-        return "-".into();
-    };
-    let s = created.millis_until(Timestamp::now()).max(0) / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
     }
 }
 
