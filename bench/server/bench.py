@@ -34,7 +34,7 @@ import time
 import uuid
 
 API = '/apis/v2beta1'
-PG_BASE = 'postgres://postgres@127.0.0.1:5432/test'
+PG_BASE = 'postgres://oxflow_test:oxflow_test@127.0.0.1:5432/oxflow_test'
 
 
 def log(*a):

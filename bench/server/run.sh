@@ -6,7 +6,7 @@
 #
 #   bench/server/run.sh [bench.py options, e.g. --runs 2000 --only sqlite]
 #
-# PostgreSQL: postgres://postgres@127.0.0.1:5432/test, one fresh schema per
+# PostgreSQL: postgres://oxflow_test:oxflow_test@127.0.0.1:5432/oxflow_test, one fresh schema per
 # server instance (created and dropped with psql).
 # OXFLOW_BENCH_VENV: the Python venv with kfp (default .venv, as scripts/test).
 set -euo pipefail

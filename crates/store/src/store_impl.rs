@@ -246,12 +246,14 @@ async fn open_target(target: Target) -> Result<Store> {
         (Dialect::Postgres, _) => AnyPoolOptions::new().max_connections(10),
     };
     let pool_options = if dialect == Dialect::Sqlite {
-        pool_options.after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
-                Ok(())
+        pool_options
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
+                    Ok(())
+                })
             })
-        })
+            .after_release(|conn, _meta| Box::pin(sqlite_connection_is_clean(conn)))
     } else {
         pool_options
     };
@@ -265,9 +267,13 @@ async fn open_target(target: Target) -> Result<Store> {
     // an `oxflow experiments` beside it) would both see no migrations applied
     // and both create the tables, and one's switch to WAL could fail with
     // "database is locked" while the other holds the file; sqlx locks
-    // migrations on PostgreSQL but not SQLite. An advisory lock on the
-    // database file serialises both steps (SQLite's own locks are fcntl
-    // locks, which flock does not touch).
+    // migrations on PostgreSQL but not SQLite. An advisory lock serialises
+    // both steps. It is taken on a file of its own, never on the database:
+    // closing *any* descriptor of a file drops every fcntl lock the process
+    // holds on it, SQLite's own included, and a connection that has lost its
+    // SHARED lock lets the next outside client that closes (the `sqlite3`
+    // shell, a backup script) checkpoint and unlink the live `-wal` and
+    // `-shm` under us.
     let _migrating = match (dialect, memory) {
         (Dialect::Sqlite, false) => lock_sqlite_file(url).await,
         _ => None,
@@ -294,22 +300,65 @@ async fn open_target(target: Target) -> Result<Store> {
     Ok(Store { pool, dialect })
 }
 
-/// An exclusive `flock` on the SQLite file named by `url`, held until the
-/// returned file is dropped; `None` when the file cannot be opened or locked
-/// (migrations then run unserialised, as before).
-async fn lock_sqlite_file(url: &str) -> Option<std::fs::File> {
+/// Whether a SQLite connection handed back to the pool may serve the next
+/// caller: only when it is outside any transaction (else the pool closes
+/// it, which rolls back whatever it holds).
+///
+/// After `SQLITE_FULL` or `SQLITE_IOERR` SQLite may or may not have rolled
+/// the transaction back itself, and sqlx's count of open transactions can
+/// then disagree with SQLite's. A connection left inside a transaction
+/// keeps the write lock, so every other writer fails with "database is
+/// locked", and it puts each later statement it runs into that transaction,
+/// which is never committed: writes answered as done, lost on a restart.
+/// `BEGIN` fails exactly when a transaction is open; it runs after any
+/// rollback sqlx queued for a dropped transaction, so it sees the outcome.
+async fn sqlite_connection_is_clean(conn: &mut AnyConnection) -> sqlx::Result<bool> {
+    if conn.execute("BEGIN").await.is_err() {
+        warn!("A database connection was left inside a transaction; closing it.");
+        return Ok(false);
+    }
+    if conn.execute("ROLLBACK").await.is_err() {
+        return Ok(false);
+    }
+    Ok(!conn.is_in_transaction())
+}
+
+/// The path of the migration lock beside the SQLite file named by `url`:
+/// `<file>-oxflow.lock`, next to SQLite's own `-wal` and `-shm`.
+fn sqlite_lock_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
     let path = rest.split('?').next()?;
     let path = path
         .replace("%3F", "?")
         .replace("%23", "#")
         .replace("%25", "%");
+    Some(std::path::PathBuf::from(format!("{path}-oxflow.lock")))
+}
+
+/// An exclusive `flock` on the lock file beside the SQLite file named by
+/// `url` (see [`sqlite_lock_path`]), held until the returned file is
+/// dropped; `None` when it cannot be created or locked (migrations then run
+/// unserialised, as before). The lock file is never removed: removing it
+/// would let two processes lock two different files of the same name.
+async fn lock_sqlite_file(url: &str) -> Option<std::fs::File> {
+    let path = sqlite_lock_path(url)?;
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).ok()?;
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "Could not create the migration lock file.");
+                return None;
+            }
+        };
         match file.lock() {
             Ok(()) => Some(file),
             Err(e) => {
-                warn!(path = %path, error = %e, "Could not lock the database file for migrations.");
+                warn!(path = %path.display(), error = %e, "Could not lock the database for migrations.");
                 None
             }
         }

@@ -159,7 +159,7 @@ pub fn out_param<'a>(run: &'a Value, path: &str, key: &str) -> &'a Value {
 /// the schema afterwards even when the test panics.
 pub fn with_postgres_schema(name: &str, test: impl FnOnce(String) + std::panic::UnwindSafe) {
     let url = std::env::var("OXFLOW_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        .unwrap_or_else(|_| "postgres://oxflow_test:oxflow_test@127.0.0.1:5432/oxflow_test".into());
     let schema = format!("e2e_{name}_{}", std::process::id());
     let psql = |sql: &str| {
         let out = Command::new("psql")

@@ -1,6 +1,6 @@
 //! Runs each test against every backend: a SQLite file in a temporary
 //! directory and a fresh schema on the PostgreSQL server named by
-//! `OXFLOW_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! `OXFLOW_TEST_POSTGRES` (default `postgres://oxflow_test:oxflow_test@127.0.0.1:5432/oxflow_test`).
 //!
 //! An unreachable PostgreSQL fails the test; set `OXFLOW_SKIP_POSTGRES=1` to
 //! run the SQLite half only.
@@ -17,7 +17,7 @@ use oxflow_store::{
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
 
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_POSTGRES: &str = "postgres://oxflow_test:oxflow_test@127.0.0.1:5432/oxflow_test";
 
 /// One database a test runs against.
 pub struct Backend {
