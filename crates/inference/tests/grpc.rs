@@ -34,8 +34,8 @@ async fn start() -> (
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(oxflow_inference::server::serve(
         plane,
-        http,
-        Some(grpc),
+        (http, loopback()),
+        Some((grpc, loopback())),
         async move {
             let _ = rx.await;
         },
@@ -44,6 +44,10 @@ async fn start() -> (
         .await
         .unwrap();
     (client, tx)
+}
+
+fn loopback() -> oxflow_edge::ServeConfig {
+    oxflow_edge::ServeConfig::new(oxflow_edge::HostPolicy::loopback())
 }
 
 fn input(

@@ -105,6 +105,34 @@ pub struct UpArgs {
     /// Runs executing at once.
     #[arg(long, default_value_t = 8)]
     pub max_runs: usize,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// Which names and pages a server answers to (every listener checks the
+/// `Host` of each request and the `Origin` of each state change).
+#[derive(Debug, Clone, Args)]
+pub struct EdgeArgs {
+    /// More `Host` names to answer to, besides loopback names, the bound
+    /// address and KServe's example.com: `NAME`, or `*.DOMAIN` for a domain
+    /// and its subdomains (repeatable or comma-separated). Needed behind a
+    /// reverse proxy or DNS name; a name not listed is refused, which is
+    /// what stops DNS rebinding.
+    #[arg(long, value_name = "HOST", env = "OXFLOW_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://HOST[:PORT]`) besides the server's own whose
+    /// pages may change state, e.g. a proxy's public address.
+    #[arg(long, value_name = "ORIGIN", env = "OXFLOW_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl EdgeArgs {
+    /// The edge configuration of a listener bound to `bound`.
+    pub fn serve_config(&self, bound: std::net::SocketAddr) -> Result<oxflow_edge::ServeConfig> {
+        let hosts =
+            oxflow_edge::HostPolicy::for_listener(bound, &self.allowed_hosts, &self.allowed_origins)?;
+        Ok(oxflow_edge::ServeConfig::new(hosts))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -641,6 +669,8 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             )
         })?;
     let grpc_bound = grpc_listener.local_addr()?;
+    let edge = args.edge.serve_config(bound)?;
+    let grpc_edge = args.edge.serve_config(grpc_bound)?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),
@@ -674,9 +704,10 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let grpc_task = tokio::spawn(oxflow_serving::controller::serve_grpc(
         serving.clone(),
         grpc_listener,
+        grpc_edge,
         shutdown.clone(),
     ));
-    oxflow_server::serve_on(listener, oxflow_server::router(state), shutdown.clone())
+    oxflow_server::serve_on(listener, oxflow_server::router(state), edge, shutdown.clone())
         .await
         .with_context(|| format!("serving on {bound}"))?;
     // Runs still executing are left as they are (no state is written for

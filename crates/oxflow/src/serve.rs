@@ -55,6 +55,8 @@ pub struct ServeArgs {
     /// With --max-batch-size: how long a request waits for others, in milliseconds.
     #[arg(long, default_value_t = 5, value_name = "MS")]
     pub max_latency_ms: u64,
+    #[command(flatten)]
+    pub edge: crate::cli::EdgeArgs,
 }
 
 /// A model name KServe would accept (a DNS-1035 label), made from a path.
@@ -235,7 +237,16 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         "oxflow is serving {} on http://{http_addr} (REST V1/V2) and {grpc_addr} (gRPC V2)",
         names.join(", ")
     );
-    oxflow_inference::server::serve(plane, http, Some(grpc), shutdown)
+    let (http_edge, grpc_edge) = (
+        args.edge.serve_config(http_addr)?,
+        args.edge.serve_config(grpc_addr)?,
+    );
+    oxflow_inference::server::serve(
+        plane,
+        (http, http_edge),
+        Some((grpc, grpc_edge)),
+        shutdown,
+    )
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)

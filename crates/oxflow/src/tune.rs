@@ -134,7 +134,8 @@ async fn serve_reports(store: oxflow_store::Store, stop: CancellationToken) -> R
     let addr = listener.local_addr()?;
     let app = oxflow_server::katib_report_router(store);
     tokio::spawn(async move {
-        let _ = oxflow_server::serve_on(listener, app, stop).await;
+        let config = oxflow_edge::ServeConfig::new(oxflow_edge::HostPolicy::loopback());
+        let _ = oxflow_server::serve_on(listener, app, config, stop).await;
     });
     Ok(format!("http://{addr}"))
 }

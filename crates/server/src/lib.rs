@@ -102,21 +102,26 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
     .into_response()
 }
 
-/// Serves `router(state)` on `addr` until `shutdown` is cancelled.
-/// Returns the address actually bound (useful with port 0).
+/// Serves `router(state)` on `addr` until `shutdown` is cancelled, through
+/// the edge with the default limits and `hosts`. Returns once stopped;
+/// `ready` gets the address actually bound (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
     state: AppState,
+    hosts: oxflow_edge::HostPolicy,
     shutdown: CancellationToken,
     ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     ready(bound);
-    let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_on(
+        listener,
+        router(state),
+        oxflow_edge::ServeConfig::new(hosts),
+        shutdown,
+    )
+    .await
 }
 
 /// Only the endpoint trials push metrics to (`kind: Push`), for `oxflow
@@ -125,13 +130,14 @@ pub fn katib_report_router(store: Store) -> Router {
     katib::report_router(store)
 }
 
-/// Serves `app` on an already bound listener until `shutdown` is cancelled.
+/// Serves `app` on an already bound listener through the edge (Host and
+/// Origin checks, header deadline, connection caps: `oxflow_edge`) until
+/// `shutdown` is cancelled.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     app: Router,
+    config: oxflow_edge::ServeConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    oxflow_edge::serve(listener, app, config, shutdown.cancelled_owned()).await
 }

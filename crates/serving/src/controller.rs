@@ -1289,8 +1289,11 @@ impl ServingController {
                 }
             }
         });
+        // Only the service's own transformer and explainer call it, on
+        // loopback; it is still served through the edge like every listener.
+        let config = oxflow_edge::ServeConfig::new(oxflow_edge::HostPolicy::loopback());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = oxflow_edge::serve(listener, app, config, std::future::pending()).await;
         });
         Ok(PredictorHost { addr, task })
     }

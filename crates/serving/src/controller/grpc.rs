@@ -184,24 +184,18 @@ impl ServingController {
 }
 
 /// Serves [`ServingController::dispatch_grpc`] on `listener` (HTTP/2)
-/// until `shutdown` is cancelled.
+/// through the edge (`config`) until `shutdown` is cancelled.
 pub async fn serve_grpc(
     controller: ServingController,
     listener: tokio::net::TcpListener,
+    config: oxflow_edge::ServeConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small frames go out at once (Nagle vs delayed ACK costs 40 ms).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let app = axum::Router::new().fallback(move |request: Request<Body>| {
         let controller = controller.clone();
         async move { controller.dispatch_grpc(request).await }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    oxflow_edge::serve(listener, app, config, shutdown.cancelled_owned()).await
 }
 
 #[cfg(test)]

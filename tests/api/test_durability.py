@@ -1,0 +1,78 @@
+"""Acknowledged writes survive other SQLite clients and a kill -9: while
+`oxflow up` takes writes through the KFP API, another process keeps opening
+and closing its database (as the sqlite3 shell or a backup script would);
+then the server is killed with SIGKILL and started again."""
+import json
+import os
+import signal
+import sqlite3
+import tempfile
+import threading
+import urllib.request
+
+from conftest import Server
+
+
+def post(url, path, body):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method='POST',
+                                 headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def get(url, path):
+    with urllib.request.urlopen(url + path, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def deleted_wal_fds(pid):
+    out = []
+    for fd in os.listdir(f'/proc/{pid}/fd'):
+        try:
+            target = os.readlink(f'/proc/{pid}/fd/{fd}')
+        except OSError:
+            continue
+        if ('-wal' in target or '-shm' in target) and target.endswith('(deleted)'):
+            out.append(target)
+    return out
+
+
+def test_outside_sqlite_clients_and_kill_9_lose_no_acknowledged_write():
+    with tempfile.TemporaryDirectory() as home:
+        server = Server(home)
+        db = os.path.join(home, 'oxflow.db')
+        stop = threading.Event()
+        opened = []
+
+        def outside_client():
+            while not stop.is_set():
+                c = sqlite3.connect(db, timeout=5)
+                c.execute('SELECT COUNT(*) FROM experiments').fetchone()
+                c.close()
+                opened.append(1)
+
+        reader = threading.Thread(target=outside_client, daemon=True)
+        reader.start()
+        acknowledged = []
+        try:
+            for i in range(150):
+                e = post(server.url, '/apis/v2beta1/experiments', {'display_name': f'durable-{i}'})
+                acknowledged.append(e['experiment_id'])
+                if i % 25 == 0:
+                    assert deleted_wal_fds(server.proc.pid) == [], 'the live WAL was unlinked under the server'
+        finally:
+            stop.set()
+            reader.join()
+        assert len(opened) > 10, 'the outside client hardly ran'
+        assert deleted_wal_fds(server.proc.pid) == []
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+
+        again = Server(home)
+        try:
+            for eid in acknowledged:
+                got = get(again.url, f'/apis/v2beta1/experiments/{eid}')
+                assert got['experiment_id'] == eid
+            print(f'{len(acknowledged)} acknowledged writes, {len(opened)} outside opens, 0 lost')
+        finally:
+            again.stop()
