@@ -243,6 +243,37 @@ def test_s3_models_with_credentials_from_a_secret(up, fixtures, moto, tmp_path):
     assert body['predictions'] == fixtures['xgb-binary']['outputs']['predict']
 
 
+def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
+    # Through the service's path, its Host, and gRPC: refused, nothing changes.
+    name = 'xgb-binary'
+    for verb in ['unload', 'load']:
+        for url, headers in [(up.url(f'/serving/default/{name}/v2/repository/models/{name}/{verb}'), {}),
+                             (up.url(f'/v2/repository/models/{name}/{verb}'),
+                              {'Host': f'{name}.default.example.com'})]:
+            code, body = http('POST', url, '{}', headers)
+            assert code == 403, body
+            assert body['error'] == (
+                f'the models of InferenceService default/{name} are managed by its controller and cannot '
+                f'be loaded or unloaded through the repository API; change the InferenceService '
+                f'default/{name} instead'), body
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+    client = grpcclient.InferenceServerClient(url=up.grpc)
+    for call in [client.unload_model, client.load_model]:
+        with pytest.raises(InferenceServerException) as e:
+            call(name)
+        assert 'managed by its controller' in str(e.value), e.value
+        assert e.value.status() == 'StatusCode.PERMISSION_DENIED', e.value.status()
+    # Still served, and the status that says Ready is still true.
+    assert client.is_model_ready(name)
+    rows = fixtures[name]['rows']
+    code, body = http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'),
+                      json.dumps({'instances': rows}), {'Content-Type': 'application/json'})
+    assert code == 200 and body['predictions'] == fixtures[name]['outputs']['predict'], body
+    got = json.loads(up.cli('isvc', 'get', name, '-o', 'json').stdout)
+    assert {c['type']: c['status'] for c in got['status']['conditions']}['Ready'] == 'True'
+
+
 def sklearn_workers(up):
     """The scikit-learn worker processes of this server (their sockets are
     named after its process id)."""

@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use oxflow_core::{Namespace, Timestamp};
 use oxflow_inference::batcher::BatchConfig;
 use oxflow_inference::metrics::Metrics;
-use oxflow_inference::{DataPlane, Loader, ModelState, PlaneConfig, Repository};
+use oxflow_inference::{DataPlane, Loader, ModelControl, ModelState, PlaneConfig, Repository};
 use oxflow_store::{Applied, InferenceServiceRecord, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -1019,10 +1019,17 @@ impl ServingController {
         } else {
             (None, None)
         };
+        // The controller decides what this revision serves, and the
+        // service's status says so: the repository API must not change it.
         let plane = Arc::new(DataPlane {
             repository: repository.clone(),
             metrics,
-            config: PlaneConfig::default(),
+            config: PlaneConfig {
+                control: ModelControl::Managed {
+                    owner: format!("InferenceService {}/{}", record.namespace, record.name),
+                },
+                ..PlaneConfig::default()
+            },
         });
         let revision = Arc::new(Revision {
             key,
