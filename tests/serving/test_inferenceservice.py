@@ -274,6 +274,39 @@ def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
     assert {c['type']: c['status'] for c in got['status']['conditions']}['Ready'] == 'True'
 
 
+def test_host_files_are_refused_as_storage_uris(up, tmp_path):
+    first = Path('/etc/passwd').read_text().splitlines()[0]
+    for name, uri in [('passwd', '/etc/passwd'), ('passwd-file', 'file:///etc/passwd')]:
+        code, body = http('POST', up.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
+                          isvc_yaml(name, uri, 'xgboost'), {'Content-Type': 'application/yaml'})
+        assert code == 201, body
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            code, got = http('GET', up.url(f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}'))
+            failure = got.get('status', {}).get('modelStatus', {}).get('lastFailureInfo')
+            if failure:
+                break
+            time.sleep(0.05)
+        assert failure, got
+        assert failure['message'].startswith(f'storageUri {uri}: /etc/passwd is outside the directories '
+                                             'models may be read from ('), failure
+        assert '--model-root DIR' in failure['message'], failure
+        assert first not in json.dumps(got), got
+        assert up.cli('isvc', 'delete', name, remote=True).returncode == 0
+    # A copy of it under a model root is read, and its error does not quote it.
+    copy = tmp_path / 'copy'
+    copy.mkdir()
+    (copy / 'model.json').write_text(Path('/etc/passwd').read_text())
+    f = tmp_path / 'copy.yaml'
+    f.write_text(isvc_yaml('passwd-copy', copy, 'xgboost'))
+    out = up.cli('apply', '-f', str(f), '--wait', '60', check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert 'the file is text, but neither JSON nor a LightGBM text model' in out.stderr, out.stderr
+    got = up.cli('isvc', 'get', 'passwd-copy', '-o', 'json').stdout
+    assert first not in got and first not in out.stderr, got
+    up.cli('isvc', 'delete', 'passwd-copy', remote=True)
+
+
 def sklearn_workers(up):
     """The scikit-learn worker processes of this server (their sockets are
     named after its process id)."""
