@@ -42,7 +42,9 @@ class Server:
         # Lightweight components run with the Python that runs the tests (it has kfp).
         env['PATH'] = str(Path(sys.executable).parent) + os.pathsep + env.get('PATH', '')
         env.pop('OXFLOW_DATABASE', None)
-        self.proc = subprocess.Popen([oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0'], env=env, cwd=workdir,
+        # Models the tests write live in the work directory.
+        self.proc = subprocess.Popen([oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0',
+                                      '--model-root', workdir], env=env, cwd=workdir,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
         deadline = time.time() + 60

@@ -94,11 +94,18 @@ class Serve(Process):
 class Up(Process):
     """`oxflow up` on ephemeral ports over the data directory `home`."""
 
-    def __init__(self, home):
+    def __init__(self, home, model_roots=None):
         self.home = home
         self.env = dict(os.environ, OXFLOW_HOME=str(home))
         self.env.pop('OXFLOW_SERVER', None)
-        m = self.start(['up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0', '--python', sys.executable],
+        self.env.pop('OXFLOW_MODEL_ROOTS', None)
+        # Local storageUri paths must lie under a model root: by default
+        # pytest's base temporary directory, where the tests' models are.
+        if model_roots is None:
+            model_roots = [Path(home).parent]
+        roots = [arg for root in model_roots for arg in ('--model-root', str(root))]
+        m = self.start(['up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0', '--python', sys.executable,
+                        *roots],
                        self.env, r'oxflow is serving on http://(\S+) .*inference gRPC on ([^\s)]+)', 'up')
         self.addr, self.grpc = m.group(1), m.group(2)
 

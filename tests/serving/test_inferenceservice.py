@@ -243,6 +243,70 @@ def test_s3_models_with_credentials_from_a_secret(up, fixtures, moto, tmp_path):
     assert body['predictions'] == fixtures['xgb-binary']['outputs']['predict']
 
 
+def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
+    # Through the service's path, its Host, and gRPC: refused, nothing changes.
+    name = 'xgb-binary'
+    for verb in ['unload', 'load']:
+        for url, headers in [(up.url(f'/serving/default/{name}/v2/repository/models/{name}/{verb}'), {}),
+                             (up.url(f'/v2/repository/models/{name}/{verb}'),
+                              {'Host': f'{name}.default.example.com'})]:
+            code, body = http('POST', url, '{}', headers)
+            assert code == 403, body
+            assert body['error'] == (
+                f'the models of InferenceService default/{name} are managed by its controller and cannot '
+                f'be loaded or unloaded through the repository API; change the InferenceService '
+                f'default/{name} instead'), body
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+    client = grpcclient.InferenceServerClient(url=up.grpc)
+    for call in [client.unload_model, client.load_model]:
+        with pytest.raises(InferenceServerException) as e:
+            call(name)
+        assert 'managed by its controller' in str(e.value), e.value
+        assert e.value.status() == 'StatusCode.PERMISSION_DENIED', e.value.status()
+    # Still served, and the status that says Ready is still true.
+    assert client.is_model_ready(name)
+    rows = fixtures[name]['rows']
+    code, body = http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'),
+                      json.dumps({'instances': rows}), {'Content-Type': 'application/json'})
+    assert code == 200 and body['predictions'] == fixtures[name]['outputs']['predict'], body
+    got = json.loads(up.cli('isvc', 'get', name, '-o', 'json').stdout)
+    assert {c['type']: c['status'] for c in got['status']['conditions']}['Ready'] == 'True'
+
+
+def test_host_files_are_refused_as_storage_uris(up, tmp_path):
+    first = Path('/etc/passwd').read_text().splitlines()[0]
+    for name, uri in [('passwd', '/etc/passwd'), ('passwd-file', 'file:///etc/passwd')]:
+        code, body = http('POST', up.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
+                          isvc_yaml(name, uri, 'xgboost'), {'Content-Type': 'application/yaml'})
+        assert code == 201, body
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            code, got = http('GET', up.url(f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}'))
+            failure = got.get('status', {}).get('modelStatus', {}).get('lastFailureInfo')
+            if failure:
+                break
+            time.sleep(0.05)
+        assert failure, got
+        assert failure['message'].startswith(f'storageUri {uri}: /etc/passwd is outside the directories '
+                                             'models may be read from ('), failure
+        assert '--model-root DIR' in failure['message'], failure
+        assert first not in json.dumps(got), got
+        assert up.cli('isvc', 'delete', name, remote=True).returncode == 0
+    # A copy of it under a model root is read, and its error does not quote it.
+    copy = tmp_path / 'copy'
+    copy.mkdir()
+    (copy / 'model.json').write_text(Path('/etc/passwd').read_text())
+    f = tmp_path / 'copy.yaml'
+    f.write_text(isvc_yaml('passwd-copy', copy, 'xgboost'))
+    out = up.cli('apply', '-f', str(f), '--wait', '60', check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert 'the file is text, but neither JSON nor a LightGBM text model' in out.stderr, out.stderr
+    got = up.cli('isvc', 'get', 'passwd-copy', '-o', 'json').stdout
+    assert first not in got and first not in out.stderr, got
+    up.cli('isvc', 'delete', 'passwd-copy', remote=True)
+
+
 def sklearn_workers(up):
     """The scikit-learn worker processes of this server (their sockets are
     named after its process id)."""

@@ -90,6 +90,21 @@ export function pipelineSpecOf(stored) {
   return stored;
 }
 
+/** Every page of a Kubernetes-style list (`metadata.continue`), as one
+ * list object with all the items (bounded). */
+export async function listKube(path, max = 5000) {
+  const items = [];
+  let token;
+  let first;
+  do {
+    const page = await api(path, {query: token ? {continue: token} : {}});
+    first = first || page;
+    items.push(...(page.items || []));
+    token = page.metadata && page.metadata.continue;
+  } while (token && items.length < max);
+  return {...first, items};
+}
+
 /** All pages of a KFP list call (bounded). */
 export async function listAll(path, key, query = {}, max = 500) {
   const out = [];

@@ -20,6 +20,23 @@ use serde_json::Value;
 
 use crate::Namespace;
 
+/// The largest object a document may hold, as JSON: what Kubernetes'
+/// etcd accepts in one request (1.5 MiB). Every listing returns whole
+/// objects, so one oversized object would weigh on every list.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+
+/// The most bytes `metadata.annotations` may hold, keys and values
+/// together (Kubernetes' `TotalAnnotationSizeLimitB`).
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// The longest label value, and the longest name part of a label key
+/// (Kubernetes' qualified names).
+pub const MAX_LABEL_CHARS: usize = 63;
+
+/// The longest prefix of a label key (`example.com/` in
+/// `example.com/tier`): a DNS subdomain.
+pub const MAX_LABEL_PREFIX_CHARS: usize = 253;
+
 /// A field path (`spec.parameters[1].feasibleSpace.min`) and what is wrong
 /// there, phrased so that the user knows what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +135,7 @@ pub fn read_documents(text: &str, options: &ReadOptions<'_>) -> Result<Vec<Value
     if text.trim_start().starts_with('{')
         && let Ok(v) = serde_json::from_str::<Value>(text)
     {
+        check_object_size(&v)?;
         return Ok(vec![v]);
     }
     // Only `true`/`false` are booleans, so that a categorical value or an
@@ -133,9 +151,44 @@ pub fn read_documents(text: &str, options: &ReadOptions<'_>) -> Result<Vec<Value
             max_total_replayed_events: 200_000,
         };
     }
-    let docs = serde_saphyr::from_multiple_with_options::<Value>(text, opts)
-        .map_err(|e| SpecError::new("", format!("not valid YAML or JSON: {e}")))?;
-    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options::<Value>(text, opts)
+        .map_err(|e| SpecError::new("", format!("not valid YAML or JSON: {e}")))?
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect();
+    let several = docs.len() > 1;
+    for (i, doc) in docs.iter().enumerate() {
+        check_object_size(doc).map_err(|e| if several { e.in_document(i + 1) } else { e })?;
+    }
+    Ok(docs)
+}
+
+/// Refuses an object larger than [`MAX_OBJECT_BYTES`] as JSON.
+pub fn check_object_size(doc: &Value) -> Result<(), SpecError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut n, doc);
+    if n.0 > MAX_OBJECT_BYTES {
+        return Err(SpecError::new(
+            "",
+            format!(
+                "the object is {} bytes as JSON; the limit is {MAX_OBJECT_BYTES} bytes \
+                 (Kubernetes' object size limit)",
+                n.0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Like [`read_documents`] for input that must hold exactly one document.
@@ -344,10 +397,26 @@ impl ObjectMeta {
         }
     }
 
-    /// Checks the namespace (errors at `metadata.namespace`) and fills in
-    /// the defaults. The name is left to the caller, since each kind has
-    /// its own rule for it.
+    /// Checks the namespace (errors at `metadata.namespace`) and the sizes
+    /// of labels and annotations (Kubernetes' limits), and fills in the
+    /// defaults. The name is left to the caller, since each kind has its
+    /// own rule for it.
     pub fn check(self) -> Result<Metadata, SpecError> {
+        if let Some(labels) = &self.labels {
+            check_labels(labels)?;
+        }
+        if let Some(annotations) = &self.annotations {
+            let n: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if n > MAX_ANNOTATIONS_BYTES {
+                return Err(SpecError::new(
+                    "metadata.annotations",
+                    format!(
+                        "the annotations are {n} bytes, keys and values together; the limit \
+                         is {MAX_ANNOTATIONS_BYTES} bytes"
+                    ),
+                ));
+            }
+        }
         let namespace = match self.namespace {
             None => None,
             Some(ns) => Some(
@@ -362,6 +431,39 @@ impl ObjectMeta {
             annotations: self.annotations.unwrap_or_default(),
         })
     }
+}
+
+/// Kubernetes' length limits on label keys (an optional DNS-subdomain
+/// prefix and `/`, then a name) and values.
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), SpecError> {
+    for (key, value) in labels {
+        let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+        let chars = |s: &str| s.chars().count();
+        if chars(prefix) > MAX_LABEL_PREFIX_CHARS
+            || name.is_empty()
+            || chars(name) > MAX_LABEL_CHARS
+        {
+            return Err(SpecError::new(
+                "metadata.labels",
+                format!(
+                    "a key of {} characters is not a label key: at most \
+                     {MAX_LABEL_PREFIX_CHARS} characters of prefix and '/', then a name of 1 to \
+                     {MAX_LABEL_CHARS}",
+                    chars(key)
+                ),
+            ));
+        }
+        if chars(value) > MAX_LABEL_CHARS {
+            return Err(SpecError::new(
+                format!("metadata.labels.{key}"),
+                format!(
+                    "{} characters is more than the limit of {MAX_LABEL_CHARS} for a label value",
+                    chars(value)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// [`ObjectMeta`] after [`ObjectMeta::check`].
@@ -575,6 +677,80 @@ mod tests {
         assert!(e.message.contains("line"), "{e}");
         let e = read(&"x".repeat(65)).unwrap_err();
         assert_eq!(e.message, "the input is 65 bytes; the limit is 64");
+    }
+
+    #[test]
+    fn objects_labels_and_annotations_are_bounded_as_kubernetes_bounds_them() {
+        let roomy = ReadOptions {
+            max_bytes: 8 * MAX_OBJECT_BYTES,
+            input: "input",
+            yaml_budget: YamlBudget::Strict,
+        };
+        // (`.err()`, not `unwrap_err`: a failure must not print 1.5 MB.)
+        let refused = |text: &str| read_documents(text, &roomy).err().expect("refused");
+        let big = json!({"spec": {"x": "y".repeat(MAX_OBJECT_BYTES)}}).to_string();
+        let e = refused(&big);
+        assert_eq!(e.path, "");
+        assert!(
+            e.message.ends_with(&format!(
+                "bytes as JSON; the limit is {MAX_OBJECT_BYTES} bytes (Kubernetes' object size limit)"
+            )),
+            "{e}"
+        );
+        let stream = format!("a: 1\n---\nb: {}\n", "y".repeat(MAX_OBJECT_BYTES));
+        assert_eq!(
+            read_documents(&stream, &roomy).unwrap_err().path,
+            "[document 2]"
+        );
+        let fits = json!({"x": "y".repeat(MAX_OBJECT_BYTES - 100)}).to_string();
+        assert!(read_documents(&fits, &roomy).is_ok());
+
+        let meta = |labels: &[(&str, &str)], annotations: &[(&str, String)]| ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let ok = meta(
+            &[
+                ("app", &"v".repeat(63)),
+                (&format!("{}/tier", "d".repeat(253)), "web"),
+            ],
+            &[("note", "n".repeat(MAX_ANNOTATIONS_BYTES - 4))],
+        );
+        assert!(ok.check().is_ok());
+        let e = meta(&[], &[("note", "n".repeat(MAX_ANNOTATIONS_BYTES - 3))])
+            .check()
+            .unwrap_err();
+        assert_eq!(e.path, "metadata.annotations");
+        assert_eq!(
+            e.message,
+            "the annotations are 262145 bytes, keys and values together; the limit is 262144 bytes"
+        );
+        let e = meta(&[("app", &"v".repeat(64))], &[]).check().unwrap_err();
+        assert_eq!(e.path, "metadata.labels.app");
+        assert_eq!(
+            e.message,
+            "64 characters is more than the limit of 63 for a label value"
+        );
+        for key in [
+            "k".repeat(64),
+            format!("{}/k", "d".repeat(254)),
+            "example.com/".into(),
+        ] {
+            let e = meta(&[(&key, "v")], &[]).check().unwrap_err();
+            assert_eq!(e.path, "metadata.labels");
+            assert!(e.message.contains("is not a label key"), "{e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum InferError {
     /// it without bound (503).
     #[error("{0}")]
     Overloaded(String),
+    /// The request is not allowed on this server: loading or unloading a
+    /// model that a controller manages (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The request body is larger than the server accepts (413).
     #[error("{0}")]
     TooLarge(String),
@@ -50,6 +54,7 @@ impl InferError {
         match self {
             InferError::InvalidInput(_) => 400,
             InferError::ModelNotFound(_) => 404,
+            InferError::Forbidden(_) => 403,
             InferError::TooLarge(_) => 413,
             InferError::NotReady { .. } | InferError::Overloaded(_) => 503,
             InferError::Timeout(_) => 504,
@@ -63,6 +68,7 @@ impl InferError {
         match self {
             InferError::InvalidInput(_) => 3,  // INVALID_ARGUMENT
             InferError::ModelNotFound(_) => 5, // NOT_FOUND
+            InferError::Forbidden(_) => 7,     // PERMISSION_DENIED
             InferError::TooLarge(_) => 8,      // RESOURCE_EXHAUSTED
             InferError::NotReady { .. } => 14, // UNAVAILABLE
             InferError::Overloaded(_) => 14,   // UNAVAILABLE

@@ -393,11 +393,7 @@ impl GrpcInferenceService for GrpcPlane {
         } else {
             r.triton_model_name
         };
-        self.plane
-            .repository
-            .load(&name)
-            .await
-            .map_err(|e| status(&e))?;
+        self.plane.load_model(&name).await.map_err(|e| status(&e))?;
         Ok(Response::new(proto::RepositoryModelLoadResponse {
             model_name: name,
             is_loaded: true,
@@ -414,10 +410,7 @@ impl GrpcInferenceService for GrpcPlane {
         } else {
             r.triton_model_name
         };
-        self.plane
-            .repository
-            .unload(&name)
-            .map_err(|e| status(&e))?;
+        self.plane.unload_model(&name).map_err(|e| status(&e))?;
         Ok(Response::new(proto::RepositoryModelUnloadResponse {
             model_name: name,
             is_unloaded: true,

@@ -24,6 +24,6 @@ pub mod v1;
 pub use error::InferError;
 pub use model::{Model, WorkerCounts, Workers};
 pub use repository::{Loader, ModelState, Repository};
-pub use rest::{DataPlane, PlaneConfig};
+pub use rest::{DataPlane, ModelControl, PlaneConfig};
 pub use tensor::{DataType, Parameters, Tensor, TensorData};
 pub use types::{InferRequest, InferResponse, ModelMetadata, RequestedOutput, TensorMetadata};

@@ -60,6 +60,12 @@ pub trait Loader: Send + Sync + 'static {
     fn available(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether this loader has a model called `name` to load. The
+    /// repository asks before it records anything for a name, so a caller
+    /// who sends names the loader never had leaves no trace behind.
+    fn has(&self, name: &str) -> bool {
+        self.available().iter().any(|n| n == name)
+    }
 }
 
 /// Name → state, shared by every protocol front end.
@@ -210,12 +216,19 @@ impl Repository {
 
     /// Loads (or reloads) `name` through the loader. While it loads, a
     /// model already serving under that name goes on serving.
+    ///
+    /// A name that is neither known here nor one the loader has is
+    /// refused with 404 and recorded nowhere: the repository holds only
+    /// the models it was given, whatever names callers send.
     pub async fn load(&self, name: &str) -> Result<(), InferError> {
         let Some(loader) = self.loader.clone() else {
             return Err(InferError::invalid(
                 "this server has no model repository to load from",
             ));
         };
+        if self.sender(name).is_none() && !loader.has(name) {
+            return Err(InferError::ModelNotFound(name.to_string()));
+        }
         let serving = matches!(self.state(name), Some(ModelState::Ready(_)));
         if !serving {
             self.set(name, ModelState::Loading);

@@ -23,11 +23,30 @@ use crate::tensor::Tensor;
 use crate::types::{InferRequest, InferResponse, RequestedOutput};
 use crate::v1;
 
+/// Who decides which models a data plane serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ModelControl {
+    /// Clients load and unload models through the repository API
+    /// (`oxflow serve`).
+    #[default]
+    RepositoryApi,
+    /// A controller does: the plane serves the models of an
+    /// InferenceService, whose status must stay true to what is served, so
+    /// the repository API's load and unload are refused with 403.
+    Managed {
+        /// What manages the models, as its error message names it
+        /// (`InferenceService NS/NAME`).
+        owner: String,
+    },
+}
+
 /// Settings of the REST and gRPC front ends.
 #[derive(Debug, Clone)]
 pub struct PlaneConfig {
     /// Bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// Whether the repository API may load and unload models.
+    pub control: ModelControl,
     /// `name` in server metadata.
     pub server_name: String,
     /// `version` in server metadata.
@@ -38,6 +57,7 @@ impl Default for PlaneConfig {
     fn default() -> Self {
         PlaneConfig {
             max_body_bytes: 64 * 1024 * 1024,
+            control: ModelControl::RepositoryApi,
             server_name: "oxflow".into(),
             server_version: env!("CARGO_PKG_VERSION").into(),
         }
@@ -79,6 +99,30 @@ impl DataPlane {
             parameters: Default::default(),
             outputs,
         })
+    }
+
+    /// The repository API's load: refused on a managed plane. Shared by
+    /// REST and gRPC.
+    pub async fn load_model(&self, name: &str) -> Result<(), InferError> {
+        self.check_control()?;
+        self.repository.load(name).await
+    }
+
+    /// The repository API's unload: refused on a managed plane. Shared by
+    /// REST and gRPC.
+    pub fn unload_model(&self, name: &str) -> Result<(), InferError> {
+        self.check_control()?;
+        self.repository.unload(name)
+    }
+
+    fn check_control(&self) -> Result<(), InferError> {
+        match &self.config.control {
+            ModelControl::RepositoryApi => Ok(()),
+            ModelControl::Managed { owner } => Err(InferError::Forbidden(format!(
+                "the models of {owner} are managed by its controller and cannot be loaded or \
+                 unloaded through the repository API; change the {owner} instead"
+            ))),
+        }
     }
 }
 
@@ -408,14 +452,14 @@ async fn repository_index(State(p): Plane, body: Bytes) -> Response {
 }
 
 async fn repository_load(State(p): Plane, Path(name): Path<String>) -> Response {
-    match p.repository.load(&name).await {
+    match p.load_model(&name).await {
         Ok(()) => json_response(StatusCode::OK, &serde_json::json!({})),
         Err(e) => error_response(&e),
     }
 }
 
 async fn repository_unload(State(p): Plane, Path(name): Path<String>) -> Response {
-    match p.repository.unload(&name) {
+    match p.unload_model(&name) {
         Ok(()) => json_response(StatusCode::OK, &serde_json::json!({})),
         Err(e) => error_response(&e),
     }

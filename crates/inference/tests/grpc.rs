@@ -10,7 +10,7 @@ use oxflow_inference::grpc::proto::model_infer_request::{
 };
 use oxflow_inference::grpc::proto::{self, InferTensorContents};
 use oxflow_inference::metrics::Metrics;
-use oxflow_inference::{DataPlane, ModelState, PlaneConfig, Repository};
+use oxflow_inference::{DataPlane, ModelControl, ModelState, PlaneConfig, Repository};
 use tonic::transport::Channel;
 
 mod common;
@@ -20,13 +20,23 @@ async fn start() -> (
     GrpcInferenceServiceClient<Channel>,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    let repository = Arc::new(Repository::new(None, Duration::from_secs(1)));
+    start_with(None, PlaneConfig::default()).await
+}
+
+async fn start_with(
+    loader: Option<Arc<dyn oxflow_inference::Loader>>,
+    config: PlaneConfig,
+) -> (
+    GrpcInferenceServiceClient<Channel>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let repository = Arc::new(Repository::new(loader, Duration::from_secs(1)));
     repository.set("sum", ModelState::Ready(Arc::new(RowSum::new("sum"))));
     repository.set("broken", ModelState::Failed("bad file".into()));
     let plane = Arc::new(DataPlane {
         repository,
         metrics: Arc::new(Metrics::default()),
-        config: PlaneConfig::default(),
+        config,
     });
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -293,4 +303,80 @@ async fn errors_are_grpc_status_codes() {
         "{}",
         e.message()
     );
+}
+
+/// Loads `sum` again; knows no other name.
+struct SumLoader;
+
+impl oxflow_inference::Loader for SumLoader {
+    fn load(
+        &self,
+        name: &str,
+    ) -> futures::future::BoxFuture<'static, Result<Arc<dyn oxflow_inference::Model>, String>> {
+        let name = name.to_string();
+        Box::pin(
+            async move { Ok(Arc::new(RowSum::new(&name)) as Arc<dyn oxflow_inference::Model>) },
+        )
+    }
+
+    fn available(&self) -> Vec<String> {
+        vec!["sum".into()]
+    }
+}
+
+#[tokio::test]
+async fn repository_load_of_unknown_names_and_managed_planes() {
+    let (mut c, _stop) = start_with(Some(Arc::new(SumLoader)), PlaneConfig::default()).await;
+    let load = |name: &str| proto::RepositoryModelLoadRequest {
+        model_name: name.into(),
+        triton_model_name: String::new(),
+    };
+    for i in 0..100 {
+        let e = c
+            .repository_model_load(load(&format!("nope-{i}")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert_eq!(e.message(), format!("Model nope-{i} not found"));
+    }
+    let index = c
+        .repository_index(proto::RepositoryIndexRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(index.models.len(), 2, "{:?}", index.models);
+    assert!(c.repository_model_load(load("sum")).await.is_ok());
+
+    let managed = PlaneConfig {
+        control: ModelControl::Managed {
+            owner: "InferenceService ns/iris".into(),
+        },
+        ..PlaneConfig::default()
+    };
+    let (mut c, _stop) = start_with(Some(Arc::new(SumLoader)), managed).await;
+    let e = c.repository_model_load(load("sum")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(
+        e.message()
+            .starts_with("the models of InferenceService ns/iris are managed by its controller"),
+        "{}",
+        e.message()
+    );
+    let e = c
+        .repository_model_unload(proto::RepositoryModelUnloadRequest {
+            model_name: "sum".into(),
+            triton_model_name: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let ready = c
+        .model_ready(proto::ModelReadyRequest {
+            name: "sum".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ready.ready);
 }

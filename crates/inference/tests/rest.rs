@@ -10,7 +10,9 @@ use axum::http::{Request, StatusCode};
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use oxflow_inference::metrics::Metrics;
-use oxflow_inference::{DataPlane, Loader, Model, ModelState, PlaneConfig, Repository};
+use oxflow_inference::{
+    DataPlane, Loader, Model, ModelControl, ModelState, PlaneConfig, Repository,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -44,7 +46,7 @@ impl Loader for Shared {
     }
 
     fn available(&self) -> Vec<String> {
-        vec!["sum-lazy".into()]
+        vec!["broken".into(), "sum-lazy".into()]
     }
 }
 
@@ -379,7 +381,7 @@ async fn repository_load_unload_and_requests_held_while_loading() {
     let index = post(&p, "/v2/repository/index", json!({})).await.json();
     assert_eq!(
         index,
-        json!([{"name": "sum", "state": "READY"}, {"name": "sum-lazy", "state": "UNAVAILABLE", "reason": "unloaded"}])
+        json!([{"name": "broken", "state": "UNAVAILABLE", "reason": "unloaded"}, {"name": "sum", "state": "READY"}, {"name": "sum-lazy", "state": "UNAVAILABLE", "reason": "unloaded"}])
     );
     // Start loading; a request sent meanwhile waits for the load instead of failing.
     let loading = tokio::spawn({
@@ -456,4 +458,107 @@ async fn repository_load_unload_and_requests_held_while_loading() {
         .await
         .json();
     assert_eq!(ready_only.as_array().unwrap().len(), 2);
+}
+
+/// This process's resident set size in bytes (Linux), for the figure the
+/// flood test reports.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn loads_of_names_the_loader_never_had_leave_no_trace() {
+    let loader = Arc::new(TestLoader {
+        loads: AtomicUsize::new(0),
+        gate: tokio::sync::Semaphore::new(100),
+    });
+    let p = plane(Some(loader.clone()));
+    assert_eq!(get(&p, "/v2/health/ready").await.status, StatusCode::OK);
+    let names_before = p.repository.names();
+    let rss_before = rss_bytes();
+    // One caller sends 20,000 names the repository never had (each long,
+    // so that a record per name would show in memory).
+    for i in 0..20_000 {
+        let name = format!("no-such-model-{i}-{}", "x".repeat(200));
+        let r = post(&p, &format!("/v2/repository/models/{name}/load"), json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{name}");
+        if i == 0 {
+            assert_eq!(r.json()["error"], format!("Model {name} not found"));
+        }
+    }
+    let rss_after = rss_bytes();
+    eprintln!(
+        "RSS before 20,000 unknown-name loads: {:.1} MB, after: {:.1} MB",
+        rss_before as f64 / 1e6,
+        rss_after as f64 / 1e6
+    );
+    // Nothing recorded, the loader never asked, and the server stays ready.
+    // (Counts first: a failure should not print 20,000 names.)
+    assert_eq!(p.repository.names().len(), names_before.len());
+    assert_eq!(p.repository.names(), names_before);
+    assert_eq!(p.repository.index().len(), 3);
+    assert_eq!(loader.loads.load(Ordering::SeqCst), 0);
+    assert_eq!(get(&p, "/v2/health/ready").await.status, StatusCode::OK);
+    // Unloading an unknown name is a 404 that records nothing either.
+    let r = post(&p, "/v2/repository/models/nope/unload", json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(p.repository.names(), names_before);
+    // 20,000 records of 200-byte names are several megabytes; none are kept.
+    assert!(
+        rss_after < rss_before + 8_000_000,
+        "RSS grew from {rss_before} to {rss_after} bytes"
+    );
+}
+
+#[tokio::test]
+async fn managed_planes_refuse_load_and_unload() {
+    let loader = Arc::new(TestLoader {
+        loads: AtomicUsize::new(0),
+        gate: tokio::sync::Semaphore::new(100),
+    });
+    let open = plane(Some(loader.clone()));
+    let p = Arc::new(DataPlane {
+        repository: open.repository.clone(),
+        metrics: Arc::new(Metrics::default()),
+        config: PlaneConfig {
+            control: ModelControl::Managed {
+                owner: "InferenceService ns/iris".into(),
+            },
+            ..PlaneConfig::default()
+        },
+    });
+    for verb in ["load", "unload"] {
+        for name in ["sum", "sum-lazy", "unknown"] {
+            let r = post(
+                &p,
+                &format!("/v2/repository/models/{name}/{verb}"),
+                json!({}),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{verb} {name}");
+            assert_eq!(
+                r.json()["error"],
+                "the models of InferenceService ns/iris are managed by its controller and cannot \
+                 be loaded or unloaded through the repository API; change the InferenceService \
+                 ns/iris instead"
+            );
+        }
+    }
+    // The model went on serving and nothing was loaded; the index still
+    // answers, and the same repository on an open plane still loads.
+    assert_eq!(get(&p, "/v2/models/sum/ready").await.status, StatusCode::OK);
+    assert_eq!(loader.loads.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        post(&p, "/v2/repository/index", json!({})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&open, "/v2/repository/models/sum-lazy/load", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }

@@ -105,6 +105,17 @@ pub struct UpArgs {
     /// Runs executing at once.
     #[arg(long, default_value_t = 8)]
     pub max_runs: usize,
+    /// A directory that InferenceServices' local storageUri paths may lie
+    /// under (repeatable; the environment variable takes a ':'-separated
+    /// list). `$OXFLOW_HOME/models` and `$OXFLOW_HOME/volumes` always may;
+    /// any other host path is refused.
+    #[arg(
+        long = "model-root",
+        value_name = "DIR",
+        env = "OXFLOW_MODEL_ROOTS",
+        value_delimiter = ':'
+    )]
+    pub model_roots: Vec<PathBuf>,
     #[command(flatten)]
     pub edge: EdgeArgs,
 }
@@ -639,6 +650,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         ctx.store.clone(),
         oxflow_serving::controller::ControllerConfig {
             home: ctx.home.clone(),
+            model_roots: args.model_roots.clone(),
             runtime: oxflow_serving::runtimes::RuntimeConfig {
                 python: oxflow_serving::runtimes::PythonConfig {
                     python: args

@@ -111,8 +111,7 @@ impl Backend {
                     ),
                     None => "/apis/serving.kserve.io/v1beta1/inferenceservices".to_owned(),
                 };
-                let list = s.json("GET", &path, None).await?;
-                Ok(list["items"].as_array().cloned().unwrap_or_default())
+                s.list_items(&path).await
             }
         }
     }

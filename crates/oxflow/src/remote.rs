@@ -145,6 +145,25 @@ impl Server {
             .with_context(|| format!("{method} {}{path}: the answer is not JSON", self.url))
     }
 
+    /// Every item of a Kubernetes-style list at `path`, following its
+    /// pages (`metadata.continue`).
+    pub(crate) async fn list_items(&self, path: &str) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page_path = match &token {
+                Some(t) => format!("{path}?continue={}", encode_query(t)),
+                None => path.to_owned(),
+            };
+            let page = self.json("GET", &page_path, None).await?;
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["metadata"]["continue"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// A request whose answer is text (logs).
     pub(crate) async fn text(&self, method: &str, path: &str) -> Result<String> {
         let r = self.ok(method, path, None).await?;

@@ -83,8 +83,7 @@ impl Backend {
                     ),
                     None => format!("{API}/trainedmodels"),
                 };
-                let list = s.json("GET", &path, None).await?;
-                Ok(list["items"].as_array().cloned().unwrap_or_default())
+                s.list_items(&path).await
             }
         }
     }

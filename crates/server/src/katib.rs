@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{KubeListParams, KubePager};
 
 /// The routes under `/apis/kubeflow.org/v1beta1`.
 pub(crate) fn routes() -> Router<AppState> {
@@ -59,6 +60,9 @@ pub(crate) fn routes() -> Router<AppState> {
             "/namespaces/{ns}/trials/{trial}/metrics",
             get(trial_metrics).post(report_metrics),
         )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            oxflow_tuning::spec::MAX_EXPERIMENT_BYTES,
+        ))
 }
 
 /// Only the push endpoint, for `oxflow tune`, which serves nothing else.
@@ -100,20 +104,34 @@ fn tuning(state: &AppState) -> ApiResult<&TuningController> {
         .ok_or_else(|| ApiError::internal("hyperparameter tuning is not enabled on this server"))
 }
 
+/// One page of the namespace's experiments, oldest first (`limit`,
+/// `continue`; see [`KubePager`]).
 async fn list_experiments(
     State(state): State<AppState>,
     Path(ns): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     let store = state.store();
-    let mut items = Vec::new();
-    for e in store.list_tuning_experiments(Some(&ns)).await? {
+    let mut pager = KubePager::new(&params)?;
+    let all = store.list_tuning_experiments(Some(&ns)).await?;
+    for (key, e) in pager.select(all, |e| (e.created_at.millis(), e.id.clone())) {
+        if !pager.wants_more() {
+            break;
+        }
         let trials = store.list_trials(&e.id).await?;
-        items.push(experiment_json(&e, &trials));
+        if !pager.push(key, experiment_json(&e, &trials)) {
+            break;
+        }
     }
+    let (items, next) = pager.finish();
     Ok(Json(json!({
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "ExperimentList",
+        "metadata": match next {
+            Some(token) => json!({"continue": token}),
+            None => json!({}),
+        },
         "items": items,
     })))
 }

@@ -13,13 +13,14 @@ use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
 use oxflow_pipelines::{Pipeline, RunOptions, SubmitRequest};
 use oxflow_store::{
     ExperimentRecord, Filter, FilterOp, FilterValue, ListQuery, Page, PipelineRecord,
-    PipelineVersionRecord, RunRecord, Sort, StorageState, TaskRecord,
+    PipelineVersionRecord, RunRecord, Sort, StorageState, StoreError, TaskRecord,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::limits;
 
 #[path = "recurring.rs"]
 mod recurring;
@@ -107,6 +108,8 @@ impl ListParams {
         if page_size < 0 {
             return Err(ApiError::bad_request("page_size: must not be negative"));
         }
+        // KFP clamps larger pages to its maximum rather than refusing them.
+        let page_size = page_size.min(limits::MAX_PAGE_SIZE);
         let sort = match non_empty(&self.sort_by) {
             None => Sort {
                 field: default_sort.to_owned(),
@@ -238,17 +241,82 @@ fn parse_filter(text: &str) -> ApiResult<Vec<Filter>> {
     Ok(out)
 }
 
-fn page_json<T>(page: Page<T>, key: &str, f: impl Fn(T) -> Value) -> Value {
-    let items: Vec<Value> = page.items.into_iter().map(f).collect();
+/// Rows read from the store at a time while a page is assembled: a page of
+/// large items is never held whole before it is cut.
+const LIST_CHUNK: i64 = 50;
+
+/// One page of a listing in KFP's shape (`{key: [...], total_size,
+/// next_page_token}`), read through `fetch` and rendered with `render`.
+///
+/// The page holds `q.page_size` items unless their JSON would pass
+/// [`limits::MAX_LIST_BYTES`]: then it ends after the items that fit (at
+/// least one) and `next_page_token` continues right after them. Rows are
+/// read [`LIST_CHUNK`] at a time; a page cut inside a chunk is read again
+/// with just the rows that fit, so that the store issues the token that
+/// follows them.
+async fn list_page<T, Fut>(
+    q: ListQuery,
+    key: &str,
+    fetch: impl Fn(ListQuery) -> Fut,
+    render: impl Fn(T) -> Value,
+) -> ApiResult<Value>
+where
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    let want = q.effective_page_size().min(limits::MAX_PAGE_SIZE);
+    let mut items: Vec<Value> = Vec::new();
+    let mut bytes = 0usize;
+    let mut token = q.page_token.clone();
+    let mut total_size: i64;
+    let next_page_token = loop {
+        let remaining = want - items.len() as i64;
+        let chunk = ListQuery {
+            page_size: remaining.min(LIST_CHUNK),
+            page_token: token.clone(),
+            ..q.clone()
+        };
+        let page = fetch(chunk.clone()).await?;
+        total_size = page.total_size;
+        let (rows, next) = (page.items, page.next_page_token);
+        let read = rows.len();
+        let mut fit = Vec::with_capacity(read);
+        for row in rows {
+            let v = render(row);
+            let n = limits::json_len(&v) + 1;
+            if bytes + n > limits::MAX_LIST_BYTES && !(items.is_empty() && fit.is_empty()) {
+                break;
+            }
+            bytes += n;
+            fit.push(v);
+        }
+        if fit.len() < read {
+            if fit.is_empty() {
+                // Nothing of this chunk fits: the page ends where it began.
+                break token;
+            }
+            let again = fetch(ListQuery {
+                page_size: fit.len() as i64,
+                ..chunk
+            })
+            .await?;
+            items.extend(again.items.into_iter().map(&render));
+            break again.next_page_token;
+        }
+        items.extend(fit);
+        if next.is_none() || items.len() as i64 >= want {
+            break next;
+        }
+        token = next;
+    };
     let mut m = Map::new();
     if !items.is_empty() {
         m.insert(key.into(), Value::Array(items));
     }
-    m.insert("total_size".into(), json!(page.total_size));
-    if let Some(t) = page.next_page_token {
+    m.insert("total_size".into(), json!(total_size));
+    if let Some(t) = next_page_token {
         m.insert("next_page_token".into(), json!(t));
     }
-    Value::Object(m)
+    Ok(Value::Object(m))
 }
 
 // ------------------------------------------------------------ experiments
@@ -326,11 +394,14 @@ async fn create_experiment(
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
     let name = required_str(&v, "display_name")?;
+    limits::name("display_name", name)?;
+    let description = optional_str(&v, "description")?;
+    limits::description("description", &description)?;
     let e = ExperimentRecord {
         id: oxflow_core::new_id(),
         namespace: body_namespace(&state, &v)?,
         display_name: name.to_owned(),
-        description: optional_str(&v, "description")?,
+        description,
         created_at: Timestamp::now(),
         storage_state: StorageState::Available,
         last_run_created_at: None,
@@ -345,8 +416,15 @@ async fn list_experiments(
 ) -> ApiResult<Json<Value>> {
     let mut q = p.query("created_at")?;
     q.namespace = Some(p.namespace(&state)?);
-    let page = state.store().list_experiments(&q).await?;
-    Ok(Json(page_json(page, "experiments", experiment_json)))
+    let store = state.store();
+    let page = list_page(
+        q,
+        "experiments",
+        |q| async move { store.list_experiments(&q).await },
+        experiment_json,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 async fn load_experiment(state: &AppState, id: &str) -> ApiResult<ExperimentRecord> {
@@ -534,6 +612,9 @@ async fn create_run(
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
     let display_name = required_str(&v, "display_name")?.to_owned();
+    limits::name("display_name", &display_name)?;
+    let description = optional_str(&v, "description")?;
+    limits::description("description", &description)?;
     let experiment_id = v
         .get("experiment_id")
         .and_then(Value::as_str)
@@ -550,7 +631,10 @@ async fn create_run(
     let (pipeline, pipeline_ref) = resolve_spec(&state, &v).await?;
     let params = match v.get("runtime_config").and_then(|c| c.get("parameters")) {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(p @ Value::Object(m)) => {
+            limits::json_field("runtime_config.parameters", p, limits::MAX_PARAMETERS_BYTES)?;
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "runtime_config.parameters: expected an object, got {other}"
@@ -566,7 +650,7 @@ async fn create_run(
     let engine = state.controller.engine();
     let mut run = engine.prepare(&pipeline, req)?;
     run.experiment_id = experiment_id.clone();
-    run.description = optional_str(&v, "description")?;
+    run.description = description;
     if let Some((p, pv)) = pipeline_ref {
         run.pipeline_id = Some(p);
         run.pipeline_version_id = Some(pv);
@@ -659,8 +743,15 @@ async fn list_runs(
         }),
         None => q.namespace = Some(p.namespace(&state)?),
     }
-    let page = state.store().list_runs_page(&q).await?;
-    Ok(Json(page_json(page, "runs", |r| run_json(r, None))))
+    let store = state.store();
+    let page = list_page(
+        q,
+        "runs",
+        |q| async move { store.list_runs_page(&q).await },
+        |r| run_json(r, None),
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -808,17 +899,34 @@ struct UploadParams {
     pipelineid: Option<String>,
 }
 
+impl UploadParams {
+    /// The limits on the names and description given in the query.
+    fn check(&self) -> ApiResult<()> {
+        for (field, value) in [("name", &self.name), ("display_name", &self.display_name)] {
+            if let Some(v) = value {
+                limits::name(field, v)?;
+            }
+        }
+        if let Some(d) = &self.description {
+            limits::description("description", d)?;
+        }
+        Ok(())
+    }
+}
+
 async fn upload_pipeline(
     State(state): State<AppState>,
     Query(q): Query<UploadParams>,
     mp: Multipart,
 ) -> ApiResult<Json<Value>> {
+    q.check()?;
     let (pipeline, stem) = read_upload(mp).await?;
     let name = non_empty(&q.name)
         .or(non_empty(&q.display_name))
         .map(str::to_owned)
         .unwrap_or_else(|| pipeline.spec.pipeline_info.name.clone());
     let _ = stem;
+    limits::name("name", &name)?;
     let namespace = match non_empty(&q.namespace) {
         None => None,
         Some(n) => {
@@ -853,6 +961,7 @@ async fn upload_pipeline_version(
     Query(q): Query<UploadParams>,
     mp: Multipart,
 ) -> ApiResult<Json<Value>> {
+    q.check()?;
     let pid = non_empty(&q.pipelineid)
         .ok_or_else(|| ApiError::bad_request("pipelineid: required"))?
         .to_owned();
@@ -865,6 +974,7 @@ async fn upload_pipeline_version(
         .or(non_empty(&q.display_name))
         .map(str::to_owned)
         .unwrap_or(stem);
+    limits::name("name", &name)?;
     let v = PipelineVersionRecord {
         id: oxflow_core::new_id(),
         pipeline_id: parent.id,
@@ -885,6 +995,9 @@ async fn create_pipeline(
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
     let display = required_str(&v, "display_name")?.to_owned();
+    limits::name("display_name", &display)?;
+    let description = optional_str(&v, "description")?;
+    limits::description("description", &description)?;
     let namespace = match v
         .get("namespace")
         .and_then(Value::as_str)
@@ -905,9 +1018,10 @@ async fn create_pipeline(
             .unwrap_or(&display)
             .to_owned(),
         display_name: display,
-        description: optional_str(&v, "description")?,
+        description,
         created_at: Timestamp::now(),
     };
+    limits::name("name", &p.name)?;
     state.store().insert_pipeline(&p).await?;
     Ok(Json(pipeline_json(p)))
 }
@@ -917,8 +1031,15 @@ async fn list_pipelines(
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let q = p.query("created_at")?;
-    let page = state.store().list_pipelines(&q).await?;
-    Ok(Json(page_json(page, "pipelines", pipeline_json)))
+    let store = state.store();
+    let page = list_page(
+        q,
+        "pipelines",
+        |q| async move { store.list_pipelines(&q).await },
+        pipeline_json,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 async fn get_pipeline(
@@ -975,8 +1096,16 @@ async fn list_pipeline_versions(
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let q = p.query("created_at")?;
-    let page = state.store().list_pipeline_versions(&id, &q).await?;
-    Ok(Json(page_json(page, "pipeline_versions", version_json)))
+    let store = state.store();
+    let id = &id;
+    let page = list_page(
+        q,
+        "pipeline_versions",
+        |q| async move { store.list_pipeline_versions(id, &q).await },
+        version_json,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 async fn get_pipeline_version(

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{KubeListParams, KubePager};
 
 const API_VERSION: &str = "serving.kserve.io/v1beta1";
 
@@ -50,6 +51,9 @@ pub(crate) fn routes() -> Router<AppState> {
             "/namespaces/{ns}/inferenceservices/{name}/metrics",
             get(metrics),
         )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            MAX_RESOURCE_BODY_BYTES,
+        ))
 }
 
 /// The service's request metrics (Prometheus text) as the control plane
@@ -183,14 +187,39 @@ pub(crate) fn same_name(own: &str, name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// A Kubernetes list of `kind` (`InferenceServiceList`, …).
-pub(crate) fn list_json(api_version: &str, kind: &str, items: Vec<Value>) -> Json<Value> {
-    Json(json!({
+/// Bodies of the Kubernetes-style routes: a resource is at most
+/// [`oxflow_core::spec::MAX_OBJECT_BYTES`] as JSON, and its YAML at most
+/// the parsers' 4 MiB.
+pub(crate) const MAX_RESOURCE_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A Kubernetes list of `kind` (`InferenceServiceList`, …): one page of
+/// `records` (ordered by namespace and name), with `metadata.continue`
+/// when more follow (see [`KubePager`]).
+pub(crate) fn list_json<T>(
+    api_version: &str,
+    kind: &str,
+    params: &KubeListParams,
+    records: Vec<T>,
+    key: impl Fn(&T) -> (String, String),
+    render: impl Fn(&T) -> Value,
+) -> ApiResult<Json<Value>> {
+    let mut pager = KubePager::new(params)?;
+    for (k, record) in pager.select(records, key) {
+        if !pager.wants_more() || !pager.push(k, render(&record)) {
+            break;
+        }
+    }
+    let (items, next) = pager.finish();
+    let metadata = match next {
+        Some(token) => json!({"continue": token}),
+        None => json!({}),
+    };
+    Ok(Json(json!({
         "apiVersion": api_version,
         "kind": kind,
-        "metadata": {},
+        "metadata": metadata,
         "items": items,
-    }))
+    })))
 }
 
 /// A PUT's answer: 201 when it created the resource, else 200.
@@ -220,19 +249,36 @@ fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<InferenceService> {
     Ok(service)
 }
 
-fn isvc_list(items: Vec<Value>) -> Json<Value> {
-    list_json(API_VERSION, "InferenceServiceList", items)
+fn isvc_list(
+    params: &KubeListParams,
+    records: Vec<oxflow_store::InferenceServiceRecord>,
+) -> ApiResult<Json<Value>> {
+    list_json(
+        API_VERSION,
+        "InferenceServiceList",
+        params,
+        records,
+        |r| (r.namespace.to_string(), r.name.clone()),
+        isvc_json,
+    )
 }
 
-async fn list_all(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+async fn list_all(
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
+) -> ApiResult<Json<Value>> {
     let records = state.store().list_inference_services(None).await?;
-    Ok(isvc_list(records.iter().map(isvc_json).collect()))
+    isvc_list(&params, records)
 }
 
-async fn list(State(state): State<AppState>, Path(ns): Path<String>) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
+) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     let records = state.store().list_inference_services(Some(&ns)).await?;
-    Ok(isvc_list(records.iter().map(isvc_json).collect()))
+    isvc_list(&params, records)
 }
 
 async fn create(

@@ -28,6 +28,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::kserve::{
     body_text, deleted, list_json, namespace, put_status, same_name, same_namespace, serving,
 };
+use crate::limits::KubeListParams;
 
 const API_VERSION: &str = "serving.kserve.io/v1alpha1";
 
@@ -40,6 +41,9 @@ pub(crate) fn routes() -> Router<AppState> {
             "/namespaces/{ns}/trainedmodels/{name}",
             get(read).put(replace).delete(delete),
         )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::kserve::MAX_RESOURCE_BODY_BYTES,
+        ))
 }
 
 /// The body as one TrainedModel whose namespace, if it names one, is `ns`.
@@ -65,19 +69,36 @@ fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<TrainedModel> {
     Ok(model)
 }
 
-fn tm_list(items: Vec<Value>) -> Json<Value> {
-    list_json(API_VERSION, "TrainedModelList", items)
+fn tm_list(
+    params: &KubeListParams,
+    records: Vec<oxflow_store::TrainedModelRecord>,
+) -> ApiResult<Json<Value>> {
+    list_json(
+        API_VERSION,
+        "TrainedModelList",
+        params,
+        records,
+        |r| (r.namespace.to_string(), r.name.clone()),
+        trained_model_json,
+    )
 }
 
-async fn list_all(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+async fn list_all(
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
+) -> ApiResult<Json<Value>> {
     let records = state.store().list_trained_models(None).await?;
-    Ok(tm_list(records.iter().map(trained_model_json).collect()))
+    tm_list(&params, records)
 }
 
-async fn list(State(state): State<AppState>, Path(ns): Path<String>) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
+) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     let records = state.store().list_trained_models(Some(&ns)).await?;
-    Ok(tm_list(records.iter().map(trained_model_json).collect()))
+    tm_list(&params, records)
 }
 
 async fn create(

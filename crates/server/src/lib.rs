@@ -11,6 +11,7 @@ mod katib;
 mod kfp;
 mod kserve;
 mod kserve_trained;
+mod limits;
 mod openapi;
 
 use std::net::SocketAddr;

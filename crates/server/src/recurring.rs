@@ -18,11 +18,12 @@ use oxflow_store::{Filter, FilterOp, FilterValue, RecurringRunRecord};
 use serde_json::{Value, json};
 
 use super::{
-    ListParams, body_namespace, json_body, non_empty, optional_str, page_json, required_str,
+    ListParams, body_namespace, json_body, list_page, non_empty, optional_str, required_str,
     resolve_spec, split_verb,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::limits;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -128,8 +129,13 @@ async fn create_recurring_run(
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
     let display_name = required_str(&v, "display_name")?.to_owned();
-    let trigger = Trigger::from_json(v.get("trigger").unwrap_or(&Value::Null))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    limits::name("display_name", &display_name)?;
+    let description = optional_str(&v, "description")?;
+    limits::description("description", &description)?;
+    let trigger_json = v.get("trigger").unwrap_or(&Value::Null);
+    limits::json_field("trigger", trigger_json, limits::MAX_SMALL_FIELD_BYTES)?;
+    let trigger =
+        Trigger::from_json(trigger_json).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let max_concurrency = max_concurrency(&v)?;
     let enabled = enabled(&v)?;
     let no_catchup = no_catchup(&v)?;
@@ -150,7 +156,10 @@ async fn create_recurring_run(
     let runtime_config = v.get("runtime_config").cloned().unwrap_or(Value::Null);
     let parameters = match runtime_config.get("parameters") {
         None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(m)) => m.clone(),
+        Some(p @ Value::Object(m)) => {
+            limits::json_field("runtime_config.parameters", p, limits::MAX_PARAMETERS_BYTES)?;
+            m.clone()
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "runtime_config.parameters: expected an object, got {other}"
@@ -175,6 +184,13 @@ async fn create_recurring_run(
         .get("pipeline_root")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if pipeline_root.len() > limits::MAX_SMALL_FIELD_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "runtime_config.pipeline_root: {} bytes is more than the limit of {} bytes",
+            pipeline_root.len(),
+            limits::MAX_SMALL_FIELD_BYTES
+        )));
+    }
     let now = Timestamp::now();
     let (pipeline_id, pipeline_version_id) = match pipeline_ref {
         Some((p, pv)) => (Some(p), Some(pv)),
@@ -184,7 +200,7 @@ async fn create_recurring_run(
         id: oxflow_core::new_id(),
         namespace,
         display_name,
-        description: optional_str(&v, "description")?,
+        description,
         experiment_id,
         spec: pipeline_version_id
             .is_none()
@@ -218,8 +234,15 @@ async fn list_recurring_runs(
         )),
         None => q.namespace = Some(p.namespace(&state)?),
     }
-    let page = state.store().list_recurring_runs(&q).await?;
-    Ok(Json(page_json(page, "recurringRuns", recurring_run_json)))
+    let store = state.store();
+    let page = list_page(
+        q,
+        "recurringRuns",
+        |q| async move { store.list_recurring_runs(&q).await },
+        recurring_run_json,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 async fn load(state: &AppState, id: &str) -> ApiResult<RecurringRunRecord> {

@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use oxflow_core::{Namespace, Timestamp};
 use oxflow_inference::batcher::BatchConfig;
 use oxflow_inference::metrics::Metrics;
-use oxflow_inference::{DataPlane, Loader, ModelState, PlaneConfig, Repository};
+use oxflow_inference::{DataPlane, Loader, ModelControl, ModelState, PlaneConfig, Repository};
 use oxflow_store::{Applied, InferenceServiceRecord, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 use crate::local::{ModelSource, SourceLoader};
 use crate::runtimes::RuntimeConfig;
 use crate::spec::{InferenceService, Predictor, PredictorSpec, SpecError};
-use crate::storage::Storage;
+use crate::storage::{LocalRoots, Storage};
 
 mod autoscale;
 mod grpc;
@@ -57,6 +57,9 @@ pub use trained::{stored_trained_model_spec, trained_model_json};
 pub struct ControllerConfig {
     /// Oxflow's data directory (model cache, `pvc://` volumes).
     pub home: PathBuf,
+    /// Directories besides `<home>/models` and `<home>/volumes` that local
+    /// `storageUri` paths may lie under; any other host path is refused.
+    pub model_roots: Vec<PathBuf>,
     /// How models are run (the Python for scikit-learn, …).
     pub runtime: RuntimeConfig,
     /// Where clients reach the server (`http://127.0.0.1:8080`), for the
@@ -296,7 +299,8 @@ impl ServingController {
     pub fn new(store: Store, config: ControllerConfig) -> ServingController {
         ServingController {
             inner: Arc::new(Inner {
-                storage: Storage::new(&config.home),
+                storage: Storage::new(&config.home)
+                    .with_local_roots(LocalRoots::for_server(&config.home, &config.model_roots)),
                 store,
                 config,
                 metrics: RwLock::new(HashMap::new()),
@@ -1019,10 +1023,17 @@ impl ServingController {
         } else {
             (None, None)
         };
+        // The controller decides what this revision serves, and the
+        // service's status says so: the repository API must not change it.
         let plane = Arc::new(DataPlane {
             repository: repository.clone(),
             metrics,
-            config: PlaneConfig::default(),
+            config: PlaneConfig {
+                control: ModelControl::Managed {
+                    owner: format!("InferenceService {}/{}", record.namespace, record.name),
+                },
+                ..PlaneConfig::default()
+            },
         });
         let revision = Arc::new(Revision {
             key,

@@ -39,6 +39,20 @@ pub enum StorageError {
         /// Its scheme.
         scheme: String,
     },
+    /// The local path lies outside every directory models may be read
+    /// from (`oxflow up` confines them; see [`LocalRoots`]).
+    #[error(
+        "storageUri {uri}: {path} is outside the directories models may be read from ({roots}); \
+         put the model under one of them, or start `oxflow up` with --model-root DIR"
+    )]
+    Outside {
+        /// The URI as given.
+        uri: String,
+        /// The local path it maps to.
+        path: PathBuf,
+        /// The allowed directories, comma-separated.
+        roots: String,
+    },
     /// The path does not exist.
     #[error("storageUri {uri}: {path} does not exist")]
     Missing {
@@ -82,11 +96,102 @@ pub enum StorageError {
     },
 }
 
+/// Which local paths (bare, `file://`, `pvc://`) a [`Storage`] may read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LocalRoots {
+    /// Any path: the operator typed it (`oxflow serve PATH`).
+    #[default]
+    Any,
+    /// Only paths that, with every symlink resolved, lie under one of these
+    /// directories: an InferenceService's author must not read the host's
+    /// files through the server (`oxflow up`).
+    Within(Vec<PathBuf>),
+}
+
+impl LocalRoots {
+    /// The roots `oxflow up` allows: `<home>/models`, the volumes of
+    /// `pvc://` (`<home>/volumes`) and `extra`.
+    pub fn for_server(home: &Path, extra: &[PathBuf]) -> LocalRoots {
+        let mut roots = vec![home.join("models"), home.join("volumes")];
+        roots.extend(extra.iter().cloned());
+        LocalRoots::Within(roots)
+    }
+
+    /// `path` when it may be read, canonicalised (symlinks resolved, so
+    /// what is read is what was checked).
+    fn check(&self, uri: &str, path: PathBuf) -> Result<PathBuf, StorageError> {
+        let LocalRoots::Within(roots) = self else {
+            return if path.exists() {
+                Ok(path)
+            } else {
+                Err(StorageError::Missing {
+                    uri: uri.into(),
+                    path,
+                })
+            };
+        };
+        // Roots are compared in both spellings: as configured and with
+        // their own symlinks resolved (a root that does not exist yet has
+        // only the first).
+        let canonical_roots: Vec<PathBuf> = roots
+            .iter()
+            .map(|r| absolute(r))
+            .flat_map(|r| {
+                let c = std::fs::canonicalize(&r).ok();
+                std::iter::once(r).chain(c)
+            })
+            .collect();
+        let inside = |p: &Path| canonical_roots.iter().any(|r| p.starts_with(r));
+        let outside = || StorageError::Outside {
+            uri: uri.into(),
+            path: path.clone(),
+            roots: roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        match std::fs::canonicalize(&path) {
+            Ok(real) if inside(&real) => Ok(real),
+            Ok(_) => Err(outside()),
+            // Whether a path outside the roots exists is not told either.
+            Err(_) if inside(&absolute(&path)) => Err(StorageError::Missing {
+                uri: uri.into(),
+                path: path.clone(),
+            }),
+            Err(_) => Err(outside()),
+        }
+    }
+}
+
+/// `path` made absolute against the working directory, with `.` and `..`
+/// resolved by name (no file system access).
+fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Where URIs are resolved: the data directory holds the download cache
 /// and the volume directories.
 #[derive(Debug, Clone)]
 pub struct Storage {
     data_dir: PathBuf,
+    /// Which local paths may be read.
+    local_roots: LocalRoots,
     /// Built on the first download: loading the system's root certificates
     /// is the slowest part of starting, and most models are local. Shared
     /// by http(s):// and s3:// downloads.
@@ -126,10 +231,17 @@ impl Storage {
     pub fn new(data_dir: impl Into<PathBuf>) -> Storage {
         Storage {
             data_dir: data_dir.into(),
+            local_roots: LocalRoots::Any,
             client: Default::default(),
             s3: None,
             gcs: None,
         }
+    }
+
+    /// Reads local paths (bare, `file://`, `pvc://`) only within `roots`.
+    pub fn with_local_roots(mut self, roots: LocalRoots) -> Storage {
+        self.local_roots = roots;
+        self
     }
 
     /// Uses `config` for s3:// URIs instead of the environment (the
@@ -174,18 +286,18 @@ impl Storage {
             None => ("".into(), uri),
         };
         match scheme.as_str() {
-            "" => local(uri, PathBuf::from(uri)),
-            "file" => local(uri, PathBuf::from(rest)),
+            "" => self.local(uri, PathBuf::from(uri)),
+            "file" => self.local(uri, PathBuf::from(rest)),
             "pvc" => {
                 let (pvc, path) = rest.split_once('/').unwrap_or((rest, ""));
-                if pvc.is_empty() || path.split('/').any(|c| c == "..") {
+                if matches!(pvc, "" | "." | "..") || path.split('/').any(|c| c == "..") {
                     return Err(StorageError::Invalid {
                         uri: uri.into(),
                         message: "expected pvc://CLAIM-NAME/PATH without '..'".into(),
                     });
                 }
                 let base = self.data_dir.join("volumes").join(namespace).join(pvc);
-                local(uri, base.join(path))
+                self.local(uri, base.join(path))
             }
             "http" | "https" => self.download(uri).await,
             "s3" => self.fetch_s3(uri, rest).await,
@@ -195,6 +307,11 @@ impl Storage {
                 scheme: other.into(),
             }),
         }
+    }
+
+    fn local(&self, uri: &str, path: PathBuf) -> Result<Fetched, StorageError> {
+        let path = self.local_roots.check(uri, path)?;
+        Ok(Fetched { path, digest: None })
     }
 
     fn cache_dir(&self, uri: &str) -> PathBuf {
@@ -304,17 +421,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
-}
-
-fn local(uri: &str, path: PathBuf) -> Result<Fetched, StorageError> {
-    if path.exists() {
-        Ok(Fetched { path, digest: None })
-    } else {
-        Err(StorageError::Missing {
-            uri: uri.into(),
-            path,
-        })
-    }
 }
 
 /// The last path segment of a URL, without its query.

@@ -65,7 +65,8 @@ pub fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
     w.finish().expect("writing to memory").into_inner()
 }
 
-/// A controller configuration for tests: everything under `home`, the
+/// A controller configuration for tests: everything under `home`, models
+/// read from anywhere under the temporary directory, the
 /// local runtime, `python3`, one worker, a resync that never comes by
 /// itself (tests call it), and the given base URL. Callers change the
 /// fields their test is about.
@@ -76,6 +77,8 @@ pub fn controller_config(
     use std::time::Duration;
     crate::controller::ControllerConfig {
         home: home.to_path_buf(),
+        // Tests keep their models in temporary directories.
+        model_roots: vec![std::env::temp_dir()],
         runtime: crate::runtimes::RuntimeConfig {
             python: crate::runtimes::PythonConfig {
                 python: "python3".into(),

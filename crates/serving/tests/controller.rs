@@ -268,6 +268,61 @@ async fn services_that_cannot_be_served_say_why() {
 }
 
 #[tokio::test]
+async fn host_files_are_refused_as_storage_uris_and_never_quoted() {
+    let (dir, store, c) = setup().await;
+    let ns = Namespace::default();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let first = passwd.lines().next().unwrap().to_string();
+    assert!(!first.is_empty());
+    // A host file, by path and by file://: refused for where it is.
+    for (name, uri) in [
+        ("passwd", "/etc/passwd".to_string()),
+        ("passwd-file", "file:///etc/passwd".to_string()),
+        (
+            "passwd-dotdot",
+            format!(
+                "{}/models/../../../../../../../etc/passwd",
+                dir.path().display()
+            ),
+        ),
+    ] {
+        c.apply(&ns, &service(name, "xgboost", &uri)).await.unwrap();
+        let v = wait_for(&c, &store, name, blocked).await;
+        let text = v.to_string();
+        assert!(!text.contains(&first), "{text}");
+        let message = v["status"]["modelStatus"]["lastFailureInfo"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("storageUri {uri}: "))
+                && message.contains("is outside the directories models may be read from")
+                && message.contains(&dir.path().join("models").display().to_string())
+                && message.contains("--model-root"),
+            "{message}"
+        );
+    }
+    // A file of the host's content under a model root: it fails to load,
+    // and the status says what was expected, not what the file holds.
+    let copy = dir.path().join("models/copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::write(copy.join("model.json"), &passwd).unwrap();
+    std::fs::write(copy.join("model.txt"), &passwd).unwrap();
+    for (name, format) in [("copy-xgb", "xgboost"), ("copy-lgb", "lightgbm")] {
+        c.apply(&ns, &service(name, format, &copy.display().to_string()))
+            .await
+            .unwrap();
+        let v = wait_for(&c, &store, name, blocked).await;
+        let text = v.to_string();
+        assert!(!text.contains(&first), "{text}");
+        assert!(
+            text.contains("the file is text, but neither JSON nor a LightGBM text model"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn restarts_and_other_writers_are_picked_up_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in_dir(dir.path()).await.unwrap();

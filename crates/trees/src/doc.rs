@@ -201,7 +201,7 @@ impl<'a> JsonParser<'a> {
             Some(b'f') => self.expect_literal("false").map(|()| Value::Bool(false)),
             Some(b'n') => self.expect_literal("null").map(|()| Value::Null),
             Some(b'-' | b'+' | b'0'..=b'9' | b'N' | b'I') => self.number(),
-            Some(c) => Err(self.err(format!("unexpected character {:?}", char::from(c)))),
+            Some(_) => Err(self.err("unexpected character; expected a JSON value")),
         }
     }
 
@@ -523,9 +523,9 @@ impl<'a> UbjParser<'a> {
             },
             b'[' => self.container(false, depth)?,
             b'{' => self.container(true, depth)?,
-            m => {
+            _ => {
                 self.pos = self.pos.saturating_sub(1);
-                return Err(self.err(format!("unknown marker {:?}", char::from(m))));
+                return Err(self.err("unknown UBJSON type marker"));
             }
         })
     }
@@ -682,7 +682,7 @@ impl<'v, 'a> At<'v, 'a> {
         let s = self.str()?;
         s.trim()
             .parse()
-            .map_err(|_| self.err(format!("expected {what}, found {s:?}")))
+            .map_err(|_| self.err(format!("expected {what}, found another string")))
     }
 
     pub fn int(&self) -> Result<i64, TreeError> {
@@ -705,10 +705,10 @@ impl<'v, 'a> At<'v, 'a> {
     }
 
     fn expected(&self, what: &str) -> TreeError {
+        // The kind of value, not the value: messages never quote the file.
         let found = match self.value {
-            Value::Number(s) => format!("{s:?}"),
-            Value::Float(f) => f.to_string(),
-            v => v.kind().to_string(),
+            Value::Number(_) | Value::Float(_) => "another number",
+            v => v.kind(),
         };
         self.err(format!("expected {what}, found {found}"))
     }

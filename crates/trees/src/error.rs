@@ -7,7 +7,10 @@ use std::path::PathBuf;
 /// Messages name the offending part of the model file (a JSON path such as
 /// `learner.gradient_booster.model.trees[3].split_indices[5]`, or a LightGBM
 /// `Tree=N` block and key) so that a user can find it, and say what to do
-/// when there is something to do.
+/// when there is something to do. They never quote the file's bytes: a
+/// server may be asked to load any file, and its error is shown to whoever
+/// asked, so a message says what was expected and where, not what was
+/// found there.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     /// The model file could not be read.
@@ -19,15 +22,16 @@ pub enum TreeError {
         source: std::io::Error,
     },
 
-    /// The bytes are none of the supported model formats.
+    /// The bytes are none of the supported model formats. `detail` says
+    /// what kind of file it seems to be, without quoting it.
     #[error(
         "unrecognised model format: {detail}; expected an XGBoost model saved as JSON or UBJ \
          (Booster.save_model('model.json') or 'model.ubj') or a LightGBM text model \
          (Booster.save_model('model.txt'))"
     )]
     UnknownFormat {
-        /// What the bytes looked like.
-        detail: String,
+        /// What kind of file it seems to be.
+        detail: &'static str,
     },
 
     /// An XGBoost model in the deprecated binary format.
@@ -58,12 +62,10 @@ pub enum TreeError {
     },
 
     /// The model's objective is not one this crate knows how to transform.
-    #[error("{field}: unknown objective `{name}`; supported objectives: {supported}")]
+    #[error("{field}: unknown objective; supported objectives: {supported}")]
     UnknownObjective {
         /// Where the objective is named in the file.
         field: String,
-        /// The objective as written in the file.
-        name: String,
         /// The supported names, comma-separated.
         supported: &'static str,
     },

@@ -278,7 +278,7 @@ enum Format {
     XgbUbj,
     LightGbm,
     XgbLegacy,
-    Unknown(String),
+    Unknown(&'static str),
 }
 
 fn detect(bytes: &[u8]) -> Format {
@@ -303,7 +303,7 @@ fn detect(bytes: &[u8]) -> Format {
         return Format::LightGbm;
     }
     if text.is_empty() {
-        return Format::Unknown("the file is empty".into());
+        return Format::Unknown("the file is empty");
     }
     // The legacy binary format starts with a parameter struct (or "binf") and names its
     // objective and booster in plain text soon after.
@@ -316,18 +316,15 @@ fn detect(bytes: &[u8]) -> Format {
     {
         return Format::XgbLegacy;
     }
-    let shown: String = text
-        .iter()
-        .take(16)
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                char::from(b).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
-        })
-        .collect();
-    Format::Unknown(format!("the file starts with \"{shown}\""))
+    // Described, never quoted: the file may be anything on the host.
+    let head = &text[..text.len().min(1024)];
+    if std::str::from_utf8(head)
+        .is_ok_and(|t| t.chars().all(|c| !c.is_control() || c.is_whitespace()))
+    {
+        Format::Unknown("the file is text, but neither JSON nor a LightGBM text model")
+    } else {
+        Format::Unknown("the file is binary, but not UBJSON")
+    }
 }
 
 #[cfg(test)]
@@ -449,12 +446,12 @@ mod tests {
         check(
             r#""binary:logistic""#,
             r#""reg:nope""#,
-            "learner.objective.name: unknown objective `reg:nope`; supported objectives: reg:squarederror",
+            "learner.objective.name: unknown objective; supported objectives: reg:squarederror",
         );
         check(
             r#""gbtree", "model""#,
             r#""gbforest", "model""#,
-            "unknown booster `gbforest`",
+            "unknown booster; supported: gbtree, dart, gblinear",
         );
         check(
             r#""num_trees": "2""#,
@@ -479,7 +476,7 @@ mod tests {
         check(
             r#""num_feature": "2", "num_target""#,
             r#""num_feature": "x", "num_target""#,
-            "learner.learner_model_param.num_feature: expected a feature count, found \"x\"",
+            "learner.learner_model_param.num_feature: expected a feature count, found another string",
         );
         check(
             r#""id": 1"#,
@@ -533,7 +530,7 @@ mod tests {
         let err = TreeModel::from_bytes(b"\x00\x00\x00?bin")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("starts with \"\\x00\\x00\\x00?bin\""), "{err}");
+        assert!(err.contains("the file is binary, but not UBJSON"), "{err}");
         let mut legacy = vec![0u8; 136];
         legacy.extend_from_slice(b"\x0f\x00\x00\x00\x00\x00\x00\x00binary:logistic");
         legacy.extend_from_slice(b"\x06\x00\x00\x00\x00\x00\x00\x00gbtree");
@@ -543,6 +540,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("Booster.save_model('model.txt')"), "{err}");
+    }
+
+    /// A server may be pointed at any file and shows the error to whoever
+    /// pointed it: no message quotes the file, only what was expected.
+    #[test]
+    fn errors_never_quote_the_file() {
+        let secret = "hunter2-Secret";
+        let files: Vec<String> = vec![
+            format!("root:x:0:0:{secret}:/root:/bin/bash\n"),
+            format!("{secret}\n"),
+            format!("  {secret}"),
+            format!("{{\"{secret}\": 1}}"),
+            format!("{{\"learner\": \"{secret}\"}}"),
+            format!("{{{secret}}}"),
+            XGB_JSON.replace("binary:logistic", secret),
+            XGB_JSON.replace("\"gbtree\", \"model\"", &format!("\"{secret}\", \"model\"")),
+            XGB_JSON.replace(
+                "\"num_feature\": \"2\"",
+                &format!("\"num_feature\": \"{secret}\""),
+            ),
+            XGB_JSON.replace(
+                "\"base_score\": \"[5E-1]\"",
+                &format!("\"base_score\": \"{secret}\""),
+            ),
+            XGB_JSON.replace("\"id\": 1", "\"id\": 123456789.5"),
+            format!("tree\nversion=v4\nobjective={secret}\n"),
+            LGB_TEXT.replacen("objective=", &format!("objective={secret} "), 1),
+            LGB_TEXT.replacen("max_feature_idx=", &format!("max_feature_idx={secret}"), 1),
+            LGB_TEXT.replacen("leaf_value=", &format!("leaf_value={secret} "), 1),
+        ];
+        for file in files {
+            let mut bytes = file.clone().into_bytes();
+            let err = TreeModel::from_bytes(&bytes).unwrap_err().to_string();
+            assert!(
+                !err.contains(secret) && !err.contains("root:x") && !err.contains("123456789"),
+                "{err}\nfrom: {file}"
+            );
+            // The same bytes as binary.
+            bytes.insert(0, 0);
+            let err = TreeModel::from_bytes(&bytes).unwrap_err().to_string();
+            assert!(!err.contains(secret) && !err.contains("root:x"), "{err}");
+        }
+        let err = TreeModel::from_bytes(b"root:x:0:0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the file is text, but neither JSON nor a LightGBM text model"),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -134,12 +134,7 @@ impl<'a> Section<'a> {
             .parse::<i64>()
             .ok()
             .filter(|v| (min..=max).contains(v))
-            .ok_or_else(|| {
-                self.err(
-                    key,
-                    format!("expected an integer between {min} and {max}, found {s:?}"),
-                )
-            })
+            .ok_or_else(|| self.err(key, format!("expected an integer between {min} and {max}")))
     }
 
     /// A space-separated array of exactly `n` values (`n == 0` accepts a missing key).
@@ -164,7 +159,7 @@ impl<'a> Section<'a> {
             }
             let v = tok
                 .parse::<T>()
-                .map_err(|_| self.err(&format!("{key}[{i}]"), format!("cannot parse {tok:?}")))?;
+                .map_err(|_| self.err(&format!("{key}[{i}]"), "expected a number"))?;
             out.push(v);
         }
         if out.len() != n {
@@ -247,7 +242,6 @@ impl LgbModel {
             None => {
                 return Err(TreeError::UnknownObjective {
                     field: "objective".into(),
-                    name: objective_text,
                     supported: SUPPORTED,
                 });
             }
@@ -661,14 +655,14 @@ fn parse_objective(text: &str, num_class: usize) -> Result<Option<Objective>, St
         s.parse::<f64>()
             .ok()
             .filter(|v| *v > 0.0)
-            .ok_or_else(|| format!("sigmoid must be a positive number, found {s:?}"))
+            .ok_or_else(|| "sigmoid must be a positive number".to_string())
     };
     let classes = || -> Result<(), String> {
         let s = param("num_class").ok_or("missing the num_class parameter")?;
         match s.parse::<usize>() {
             Ok(k) if k == num_class => Ok(()),
             _ => Err(format!(
-                "num_class:{s} does not match the header's num_class={num_class}"
+                "its num_class does not match the header's num_class={num_class}"
             )),
         }
     };
@@ -836,7 +830,7 @@ mod tests {
         );
         check(
             &base.replace("threshold=0", "threshold=x"),
-            "Tree=0.threshold[0]: cannot parse",
+            "Tree=0.threshold[0]: expected a number",
         );
         check(
             &base.replace("num_leaves=2", "num_leaves=0"),
@@ -847,7 +841,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("objective: unknown objective `rmsle_custom x:1`; supported"),
+            err.starts_with("objective: unknown objective; supported"),
             "{err}"
         );
         let text = model(base).replace("num_class=1\n", "");

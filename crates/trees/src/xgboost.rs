@@ -157,20 +157,17 @@ impl XgbModel {
         let (transform, link, kind) =
             objective(name).ok_or_else(|| TreeError::UnknownObjective {
                 field: obj.path.clone(),
-                name: name.to_string(),
                 supported: SUPPORTED,
             })?;
         if matches!(transform, Transform::Softmax | Transform::ArgMax) && num_class < 1 {
-            return Err(nc.err(format!("{name} needs num_class, found {num_class}")));
+            return Err(nc.err(format!(
+                "the objective needs num_class of at least 1, found {num_class}"
+            )));
         }
 
         let bs = param.get("base_score")?;
-        let mut base = parse_base_score(bs.str()?).ok_or_else(|| {
-            bs.err(format!(
-                "expected a number or a list of finite numbers, found {:?}",
-                bs.str().unwrap_or_default()
-            ))
-        })?;
+        let mut base = parse_base_score(bs.str()?)
+            .ok_or_else(|| bs.err("expected a number or a list of finite numbers"))?;
         if base.len() == 1 {
             base = vec![base[0]; outputs];
         } else if base.len() != outputs {
@@ -208,10 +205,8 @@ impl XgbModel {
                 }
                 Booster::Linear(Linear { weights })
             }
-            other => {
-                return Err(gb_name.err(format!(
-                    "unknown booster `{other}`; supported: gbtree, dart, gblinear"
-                )));
+            _ => {
+                return Err(gb_name.err("unknown booster; supported: gbtree, dart, gblinear"));
             }
         };
 

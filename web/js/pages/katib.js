@@ -3,7 +3,7 @@
 // form that writes that Experiment for the user.
 
 import {h, pageHeader, table, fmtTime, errorBox, empty, button, toast, replace, add} from '../dom.js';
-import {api, sendText, ApiError} from '../api.js';
+import {api, listKube, sendText, ApiError} from '../api.js';
 import {
   nsPath, experimentHref, phaseOf, currentCondition, phaseBadge, ACTIVE_PHASES, ALGORITHMS,
   bestObjective, bestTrialName, metricNames, fmtNumber, toYaml, exampleYaml,
@@ -58,7 +58,7 @@ async function renderList(ctx) {
   const load = async () => {
     clearTimeout(timer);
     try {
-      const res = await api(nsPath(namespace, 'experiments'));
+      const res = await listKube(nsPath(namespace, 'experiments'));
       if (disposed) return;
       const items = [...(res.items || [])].sort((a, b) =>
         String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)));

@@ -5,7 +5,7 @@
 // of command components are, and the resource itself as YAML and JSON.
 
 import {h, errorBox, kvTable, fmtTime, table, empty, button, toast, notice, replace, add} from '../dom.js';
-import {api, fetchRaw, ApiError} from '../api.js';
+import {api, fetchRaw, listKube, ApiError} from '../api.js';
 import {fmtNumber, toYaml} from '../katib.js';
 import {
   isvcPath, servingPath, readiness, readinessBadge, conditionBadge, modelOf, age, commandComponents,
@@ -572,7 +572,7 @@ export async function render(ctx) {
   const loadTrained = async () => {
     let models;
     try {
-      const list = await api(`${TRAINED}/namespaces/${encodeURIComponent(namespace)}/trainedmodels`);
+      const list = await listKube(`${TRAINED}/namespaces/${encodeURIComponent(namespace)}/trainedmodels`);
       models = (list.items || []).filter((m) => m.spec && m.spec.inferenceService === name);
     } catch (err) {
       if (!disposed) replace(trainedBox, errorBox(err));

@@ -4,7 +4,7 @@
 // deleting one.
 
 import {h, pageHeader, table, fmtTime, errorBox, empty, button, toast, replace, add} from '../dom.js';
-import {api, sendText, ApiError} from '../api.js';
+import {api, listKube, sendText, ApiError} from '../api.js';
 import {
   isvcPath, modelHref, readiness, readinessBadge, modelOf, trafficOf, age, exampleYaml,
 } from '../models.js';
@@ -85,7 +85,7 @@ async function renderList(ctx) {
     clearTimeout(timer);
     let loading = false;
     try {
-      const res = await api(isvcPath(namespace));
+      const res = await listKube(isvcPath(namespace));
       if (disposed) return;
       const items = [...(res.items || [])].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
       loading = items.some((x) => readiness(x).state === 'Loading');

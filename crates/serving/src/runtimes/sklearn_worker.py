@@ -117,8 +117,15 @@ def main():
         import numpy as np
 
         model = load(path)
-    except BaseException as e:  # noqa: BLE001 - the reason goes to the server
+    except ImportError as e:
+        # A module the model needs (or numpy) is missing: say which.
         write_frame(out, {"error": "%s: %s" % (type(e).__name__, e)})
+        return 1
+    except BaseException as e:  # noqa: BLE001 - the reason goes to the server
+        # Unpickling errors quote the file's bytes ("invalid load key, 'r'"),
+        # and the file may be anything: say what was expected instead.
+        write_frame(out, {"error": "%s: the file is not a model that joblib or pickle can load"
+                                   % type(e).__name__})
         return 1
     methods = [m for m in METHODS if callable(getattr(model, m, None))]
     if "predict" not in methods and "transform" not in methods:

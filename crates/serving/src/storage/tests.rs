@@ -97,6 +97,91 @@ async fn local_file_and_pvc_uris_resolve_in_place() {
 }
 
 #[tokio::test]
+async fn confined_storage_reads_local_paths_only_under_its_roots() {
+    let home = tempfile::tempdir().unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let storage =
+        Storage::new(h).with_local_roots(LocalRoots::for_server(h, &[extra.path().to_path_buf()]));
+    let roots = format!(
+        "{}, {}, {}",
+        h.join("models").display(),
+        h.join("volumes").display(),
+        extra.path().display()
+    );
+    // Inside: <home>/models, a pvc:// volume, an extra root; canonical paths come back.
+    std::fs::create_dir_all(h.join("models/iris")).unwrap();
+    std::fs::write(h.join("models/iris/model.json"), b"{}").unwrap();
+    std::fs::create_dir_all(h.join("volumes/team-a/claim/m")).unwrap();
+    std::fs::write(extra.path().join("model.json"), b"{}").unwrap();
+    let real = |p: &std::path::Path| std::fs::canonicalize(p).unwrap();
+    let ok = [
+        (
+            format!("{}", h.join("models/iris").display()),
+            real(&h.join("models/iris")),
+        ),
+        (
+            format!("file://{}", h.join("models/iris/model.json").display()),
+            real(&h.join("models/iris/model.json")),
+        ),
+        (
+            "pvc://claim/m".to_string(),
+            real(&h.join("volumes/team-a/claim/m")),
+        ),
+        (
+            format!("{}", extra.path().join("model.json").display()),
+            real(&extra.path().join("model.json")),
+        ),
+    ];
+    for (uri, path) in ok {
+        assert_eq!(
+            storage.fetch(&uri, "team-a").await.unwrap().path,
+            path,
+            "{uri}"
+        );
+    }
+    // Outside: host files, `..` out of a root, a symlink out of a root or a
+    // volume, the data directory itself; missing files outside say the
+    // same (whether they exist is not told).
+    std::os::unix::fs::symlink("/etc", h.join("models/etc")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", h.join("volumes/team-a/claim/model.json")).unwrap();
+    let outside = [
+        "/etc/passwd".to_string(),
+        "file:///etc/passwd".to_string(),
+        "/etc/no-such-file".to_string(),
+        format!("{}/models/../../../../../../etc/passwd", h.display()),
+        format!("{}/models/etc/passwd", h.display()),
+        "pvc://claim/model.json".to_string(),
+        format!("{}/oxflow.db", h.display()),
+        "etc/passwd".to_string(),
+    ];
+    for uri in outside {
+        let e = storage.fetch(&uri, "team-a").await.unwrap_err().to_string();
+        assert!(e.starts_with(&format!("storageUri {uri}: ")), "{e}");
+        assert!(
+            e.contains(&format!("is outside the directories models may be read from ({roots}); put the model under one of them, or start `oxflow up` with --model-root DIR")),
+            "{uri}: {e}"
+        );
+    }
+    // A missing path inside a root is just missing.
+    let e = storage
+        .fetch(&format!("{}/models/nope", h.display()), "team-a")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("/models/nope does not exist"), "{e}");
+    // `pvc://..` cannot name the volumes directory's parent.
+    let e = storage
+        .fetch("pvc://../x", "team-a")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("without '..'"), "{e}");
+    // Unconfined storage (`oxflow serve`) reads what the operator named.
+    assert!(Storage::new(h).fetch("/etc/passwd", "team-a").await.is_ok());
+}
+
+#[tokio::test]
 async fn downloads_are_cached_revalidated_and_used_offline() {
     let home = tempfile::tempdir().unwrap();
     let storage = Storage::new(home.path());
