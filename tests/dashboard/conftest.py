@@ -127,7 +127,10 @@ def browser():
     opts.binary_location = _chromium()
     for arg in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
                 '--window-size=1440,1000', '--no-first-run', '--disable-extensions',
-                '--disable-background-networking', '--disable-component-update'):
+                '--disable-background-networking', '--disable-component-update',
+                # `evil.test` plays an attacker's domain that resolves to this
+                # machine (what DNS rebinding achieves): tests/dashboard/test_edge.py.
+                '--host-resolver-rules=MAP evil.test 127.0.0.1, MAP *.evil.test 127.0.0.1'):
         opts.add_argument(arg)
     opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     d = webdriver.Chrome(service=Service(driver_path), options=opts)

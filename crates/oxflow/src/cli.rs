@@ -129,19 +129,32 @@ pub struct EdgeArgs {
     /// and its subdomains (repeatable or comma-separated). Needed behind a
     /// reverse proxy or DNS name; a name not listed is refused, which is
     /// what stops DNS rebinding.
-    #[arg(long, value_name = "HOST", env = "OXFLOW_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "OXFLOW_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     pub allowed_hosts: Vec<String>,
     /// Web origins (`https://HOST[:PORT]`) besides the server's own whose
     /// pages may change state, e.g. a proxy's public address.
-    #[arg(long, value_name = "ORIGIN", env = "OXFLOW_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "OXFLOW_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
 }
 
 impl EdgeArgs {
     /// The edge configuration of a listener bound to `bound`.
     pub fn serve_config(&self, bound: std::net::SocketAddr) -> Result<oxflow_edge::ServeConfig> {
-        let hosts =
-            oxflow_edge::HostPolicy::for_listener(bound, &self.allowed_hosts, &self.allowed_origins)?;
+        let hosts = oxflow_edge::HostPolicy::for_listener(
+            bound,
+            &self.allowed_hosts,
+            &self.allowed_origins,
+        )?;
         Ok(oxflow_edge::ServeConfig::new(hosts))
     }
 }
@@ -719,9 +732,14 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         grpc_edge,
         shutdown.clone(),
     ));
-    oxflow_server::serve_on(listener, oxflow_server::router(state), edge, shutdown.clone())
-        .await
-        .with_context(|| format!("serving on {bound}"))?;
+    oxflow_server::serve_on(
+        listener,
+        oxflow_server::router(state),
+        edge,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("serving on {bound}"))?;
     // Runs still executing are left as they are (no state is written for
     // them now): their tasks stop when this process exits, and the next
     // `oxflow up` resumes them, as after a crash.

@@ -241,12 +241,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         args.edge.serve_config(http_addr)?,
         args.edge.serve_config(grpc_addr)?,
     );
-    oxflow_inference::server::serve(
-        plane,
-        (http, http_edge),
-        Some((grpc, grpc_edge)),
-        shutdown,
-    )
+    oxflow_inference::server::serve(plane, (http, http_edge), Some((grpc, grpc_edge)), shutdown)
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
