@@ -157,18 +157,14 @@ def probe_disk_full(oxflow):
     try:
         up = Up(oxflow, home)
         filler = Path(home) / 'filler'
-        with open(filler, 'wb') as f:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        for size in (65536, 512):
             try:
                 while True:
-                    f.write(b'\0' * 65536)
+                    os.write(fd, b'\0' * size)
             except OSError:
                 pass
-            try:
-                while True:
-                    f.write(b'\0' * 512)
-                    f.flush()
-            except OSError:
-                pass
+        os.close(fd)
         acked, failed_full = [], 0
         pad = 'x' * 4000
         for i in range(60):

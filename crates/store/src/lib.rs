@@ -104,6 +104,43 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the same call may succeed later without anything changing on
+    /// the caller's side: a full disk or an I/O error (space may return),
+    /// a lock held too long, a server or pool that is unreachable for now.
+    /// Callers that must not drop a write (the engine recording a task)
+    /// retry these; anything else (a constraint, a corrupt row) is final.
+    pub fn is_transient(&self) -> bool {
+        let Self::Database { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite's primary result code is the low byte of the extended
+                // one: 5 BUSY, 6 LOCKED, 10 IOERR, 13 FULL, 14 CANTOPEN.
+                // PostgreSQL: class 08 (connection), 53 (insufficient
+                // resources: disk full, out of memory), 57P0x (shutting
+                // down), 40001/40P01 (serialization failure, deadlock).
+                let sqlite = code
+                    .parse::<i64>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14));
+                let postgres = code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P0")
+                    || code == "40001"
+                    || code == "40P01";
+                sqlite || postgres
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -199,16 +199,26 @@ async fn write_rounds(
             Ok(()) => {
                 acked.runs.insert(run_id);
             }
-            Err(err) => failures.push(err.to_string()),
+            Err(err) => failures.push(describe(&err)),
         }
         match b {
             Ok(()) => {
                 acked.experiments.insert(exp_id);
             }
-            Err(err) => failures.push(err.to_string()),
+            Err(err) => failures.push(describe(&err)),
         }
     }
     failures
+}
+
+/// The error as the assertions read it: its message, marked when the store
+/// does not call it transient (a full disk must be retried, not given up).
+fn describe(err: &oxflow_store::StoreError) -> String {
+    if err.is_transient() {
+        err.to_string()
+    } else {
+        format!("NOT TRANSIENT: {err}")
+    }
 }
 
 /// Asserts that `failures` are many, and each says the disk is full (not
@@ -220,7 +230,9 @@ fn assert_failed_as_full(failures: &[String]) {
         failures.len()
     );
     assert!(
-        failures.iter().all(|f| f.contains("full")),
+        failures
+            .iter()
+            .all(|f| f.contains("full") && !f.starts_with("NOT TRANSIENT")),
         "a full disk must be reported as such, not as a lock: {failures:?}"
     );
 }
