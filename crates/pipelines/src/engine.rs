@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use oxflow_artifacts::ArtifactStore;
+use oxflow_artifacts::{ArtifactStore, INTERNAL_DIR};
 use oxflow_core::{Mount, Namespace, Resources, RunState, TaskState, Timestamp, Workload};
 use oxflow_runtime::Runtime;
 use oxflow_store::{ArtifactRecord, CacheEntry, RunRecord, Store, TaskRecord};
@@ -33,6 +33,7 @@ use crate::ir::{
 };
 use crate::load::{DagGraph, Pipeline};
 use crate::python::PythonEnvs;
+use crate::scratch::{AttemptDir, SecretScratch};
 use crate::value;
 
 /// How long an engine may stay silent before another may take its runs over.
@@ -133,6 +134,8 @@ struct Inner {
     slots_total: usize,
     owner: String,
     data_dir: PathBuf,
+    /// Where attempts' secret files live, outside the artifact store.
+    secrets: SecretScratch,
 }
 
 impl Engine {
@@ -144,6 +147,13 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let pythons = PythonEnvs::new(config.data_dir.join("envs"), config.python.clone());
+        let owner = owner_id();
+        // What a process that died left behind is removed before anything runs.
+        let secrets = SecretScratch::new(
+            config.data_dir.join("scratch").join("secrets"),
+            owner.clone(),
+        );
+        secrets.sweep();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -152,8 +162,9 @@ impl Engine {
                 pythons,
                 slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
                 slots_total: config.max_parallel.max(1),
-                owner: owner_id(),
+                owner,
                 data_dir: config.data_dir,
+                secrets,
             }),
         }
     }
@@ -537,7 +548,7 @@ impl RunCtx {
             schedule_time: self.run.created_at.to_rfc3339(),
             workspace_path: run_dir
                 .join(path)
-                .join(".kfp")
+                .join(INTERNAL_DIR)
                 .join("work")
                 .to_string_lossy()
                 .into_owned(),
@@ -1516,7 +1527,7 @@ async fn run_leaf(
         .artifacts
         .run_dir(ctx.run.namespace.as_str(), &ctx.run.id)
         .join(&path);
-    let kfp_dir = task_dir.join(".kfp");
+    let kfp_dir = task_dir.join(INTERNAL_DIR);
     let mut plan = OutputPlan {
         output_file: kfp_dir.join("executor_output.json"),
         ..Default::default()
@@ -1686,8 +1697,21 @@ async fn run_leaf(
         ctx.save(&rec, kind).await?;
         let result = async {
             prepare_dirs(&kfp_dir, &plan)?;
+            // Secret files live outside the artifact store for as long as
+            // this attempt runs: dropped (removed) when this block ends,
+            // however it ends.
+            let mut secrets = None;
             let workload = build_workload(
-                &ctx, &container, &k8s, &ph, &inputs, &upstream, &task_dir, &log_path, &path,
+                &ctx,
+                &container,
+                &k8s,
+                &ph,
+                &inputs,
+                &upstream,
+                &task_dir,
+                &log_path,
+                &path,
+                &mut secrets,
             )
             .await?;
             append_log(
@@ -1873,6 +1897,7 @@ async fn build_workload(
     task_dir: &Path,
     log_path: &Path,
     path: &str,
+    secrets: &mut Option<AttemptDir>,
 ) -> std::result::Result<Workload, String> {
     let mut env: BTreeMap<String, String> = c
         .env
@@ -1889,7 +1914,7 @@ async fn build_workload(
                 .interpreter(&lw.packages, &lw.pip_options, &kfp_req)
                 .await
                 .map_err(|e| e.to_string())?;
-            let src_dir = task_dir.join(".kfp");
+            let src_dir = task_dir.join(INTERNAL_DIR);
             let src = executor::write_component_source(&src_dir, &lw.source)
                 .map_err(|e| format!("writing the component source: {e}"))?;
             env.insert("_KFP_RUNTIME".into(), "true".into());
@@ -1942,7 +1967,7 @@ async fn build_workload(
             }
         }
     }
-    for s in &k8s.secret_as_volume {
+    for (n, s) in k8s.secret_as_volume.iter().enumerate() {
         let name = secret_name(
             &s.secret_name,
             s.secret_name_parameter.as_ref(),
@@ -1952,9 +1977,15 @@ async fn build_workload(
         let Some(data) = load_secret(ctx, &name, s.optional).await? else {
             continue;
         };
-        let dir = task_dir.join(".kfp").join("secrets").join(&name);
-        write_secret_dir(&dir, &data)
-            .map_err(|e| format!("writing secret files for {name:?}: {e}"))?;
+        let attempt = match secrets {
+            Some(a) => a,
+            None => secrets.insert(ctx.engine.secrets.attempt().map_err(|e| {
+                format!("Oxflow could not write the files of secret {name:?}: {e}")
+            })?),
+        };
+        let dir = attempt
+            .write_secret(n, &data)
+            .map_err(|e| format!("Oxflow could not write the files of secret {name:?}: {e}"))?;
         mounts.push(Mount {
             source: dir,
             target: PathBuf::from(&s.mount_path),
@@ -2017,7 +2048,7 @@ async fn build_workload(
     } else {
         Some(serde_json::to_value(&k8s.other).unwrap_or_default())
     };
-    let workspace = task_dir.join(".kfp").join("work");
+    let workspace = task_dir.join(INTERNAL_DIR).join("work");
     std::fs::create_dir_all(&workspace)
         .map_err(|e| format!("creating {}: {e}", workspace.display()))?;
     Ok(Workload {
@@ -2125,26 +2156,6 @@ fn secret_name(
 ) -> String {
     p.and_then(|p| param_value(p, inputs, upstream))
         .unwrap_or_else(|| legacy.to_owned())
-}
-
-fn write_secret_dir(dir: &Path, data: &BTreeMap<String, String>) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    for (k, v) in data {
-        if k.contains('/') || k.starts_with('.') {
-            continue;
-        }
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(dir.join(k))?;
-        f.write_all(v.as_bytes())?;
-    }
-    Ok(())
 }
 
 /// Where a namespace's volume (a PVC, locally) lives.
