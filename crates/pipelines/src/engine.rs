@@ -258,6 +258,30 @@ impl Engine {
         });
     }
 
+    /// Deletes a run that is not executing: its directory in the artifact
+    /// store (outputs, logs, executor files) first, then its records, so a
+    /// failure leaves the run listed and the delete can be retried. The one
+    /// implementation behind `oxflow runs delete` and the API's delete
+    /// (through [`crate::RunController::delete_run`], which stops the run
+    /// first). Returns `false` when the run's records were already gone.
+    pub async fn delete_run(&self, run: &RunRecord) -> Result<bool> {
+        if !run.state.is_terminal() && run.state != RunState::Pending {
+            return Err(PipelineError::RunState {
+                run_id: run.id.clone(),
+                message: format!(
+                    "the run is {}; terminate it or wait for it to finish before deleting it",
+                    run.state
+                ),
+            });
+        }
+        self.inner
+            .artifacts
+            .delete_run(run.namespace.as_str(), &run.id)?;
+        let deleted = self.inner.store.delete_run(&run.id).await?;
+        tracing::info!(run = %run.id, "Run deleted.");
+        Ok(deleted)
+    }
+
     /// Finds runs whose engine died (RUNNING with a dead owner): their
     /// interrupted tasks are marked FAILED and the run goes back to PENDING so
     /// that [`Engine::execute`] resumes it. Returns the ids it reset.

@@ -280,3 +280,35 @@ async fn an_engine_starting_removes_secret_files_a_dead_process_left() {
     assert!(!left.exists());
     assert!(!left.parent().unwrap().parent().unwrap().exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_run_removes_its_directory_and_records() {
+    let h = Harness::new().await;
+    let yaml = SECRETS
+        .replace("MOUNT", &h.path("mnt/tls").to_string_lossy())
+        .replace("GATE", &h.path("gate").to_string_lossy());
+    h.put_secret("tls", "crt", "CERT").await;
+    h.put_secret("db", "password", "pw").await;
+    std::fs::write(h.path("gate"), "").unwrap();
+    let run = h.submit(&yaml).await;
+    let run = h
+        .engine
+        .execute(&run.id, None, CancellationToken::new())
+        .await
+        .unwrap();
+    let dir = h.path("artifacts/default").join(&run.id);
+    assert!(dir.join("reader/.kfp/log").exists());
+
+    // A run that is executing is refused.
+    let mut running = run.clone();
+    running.state = RunState::Running;
+    let e = h.engine.delete_run(&running).await.unwrap_err();
+    assert!(e.to_string().contains("terminate it"), "{e}");
+    assert!(dir.exists());
+
+    assert!(h.engine.delete_run(&run).await.unwrap());
+    assert!(!dir.exists());
+    assert!(h.store.get_run(&run.id).await.unwrap().is_none());
+    assert!(h.store.list_tasks(&run.id).await.unwrap().is_empty());
+    assert!(!h.engine.delete_run(&run).await.unwrap(), "already gone");
+}

@@ -682,10 +682,8 @@ async fn delete_run(
         .get_run(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
-    if !run.state.is_terminal() {
-        state.controller.terminate(&run.id).await?;
-    }
-    state.store().delete_run(&run.id).await?;
+    // What `oxflow runs delete` removes: the artifacts directory too.
+    state.controller.delete_run(&run).await?;
     Ok(Json(json!({})))
 }
 
