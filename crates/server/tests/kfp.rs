@@ -1,5 +1,6 @@
 //! The KFP v2beta1 API through the real router and a running controller:
-//! deleting a run removes what `oxflow runs delete` removes.
+//! deleting a run removes what `oxflow runs delete` removes, and a request
+//! whose namespace disagrees with an object it names is refused.
 
 mod common;
 
@@ -53,6 +54,25 @@ impl Harness {
         .await
     }
 
+    /// `POST …/pipelines/upload` or `…/upload_version` with `spec` as the file.
+    async fn upload(&self, path_and_query: &str, spec: &Value) -> (StatusCode, Value) {
+        let boundary = "oxflow-test-boundary";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"uploadfile\"; filename=\"p.json\"\r\n\
+             Content-Type: application/json\r\n\r\n{spec}\r\n--{boundary}--\r\n"
+        );
+        self.send(
+            Request::post(format!("{KFP}{path_and_query}"))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
     async fn wait_for_state(&self, run_id: &str, states: &[&str]) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -74,6 +94,19 @@ impl Harness {
             .join("artifacts")
             .join(namespace)
             .join(run_id)
+    }
+
+    async fn run_ids(&self, namespace: &str) -> Vec<String> {
+        let (status, v) = self
+            .call("GET", &format!("{KFP}/runs?namespace={namespace}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        v["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["run_id"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
@@ -140,4 +173,123 @@ async fn deleting_a_running_run_stops_it_first() {
     let (status, _) = h.call("GET", &format!("{KFP}/runs/{id}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!h.run_dir("default", &id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_that_disagrees_with_a_named_object_is_refused() {
+    let h = Harness::new().await;
+    let (status, exp) = h
+        .call(
+            "POST",
+            &format!("{KFP}/experiments"),
+            Some(json!({"display_name": "e", "namespace": "team-b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exp}");
+    let eid = exp["experiment_id"].as_str().unwrap().to_owned();
+    let spec = pipeline("true");
+
+    let check = |status: StatusCode, v: &Value, field: &str| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.starts_with(&format!("{field}: ")), "{m}");
+        assert!(m.contains("team-a") && m.contains("team-b"), "{m}");
+    };
+
+    // A run asking for team-a with an experiment of team-b.
+    let run = json!({"display_name": "r", "namespace": "team-a", "experiment_id": eid, "pipeline_spec": spec});
+    let (status, v) = h.call("POST", &format!("{KFP}/runs"), Some(run)).await;
+    check(status, &v, "experiment_id");
+    // A recurring run likewise.
+    let rr = json!({
+        "display_name": "rr", "namespace": "team-a", "experiment_id": eid, "pipeline_spec": spec,
+        "trigger": {"periodic_schedule": {"interval_second": 3600}}, "mode": "DISABLE",
+    });
+    let (status, v) = h
+        .call("POST", &format!("{KFP}/recurringruns"), Some(rr))
+        .await;
+    check(status, &v, "experiment_id");
+    // Listing team-a's runs of team-b's experiment.
+    for list in ["runs", "recurringruns"] {
+        let (status, v) = h
+            .call(
+                "GET",
+                &format!("{KFP}/{list}?namespace=team-a&experiment_id={eid}"),
+                None,
+            )
+            .await;
+        check(status, &v, "experiment_id");
+    }
+    // Nothing was created anywhere.
+    assert!(h.run_ids("team-a").await.is_empty());
+    assert!(h.run_ids("team-b").await.is_empty());
+    let (_, v) = h
+        .call(
+            "GET",
+            &format!("{KFP}/recurringruns?namespace=team-a"),
+            None,
+        )
+        .await;
+    assert!(v.get("recurringRuns").is_none(), "{v}");
+
+    // Agreeing, or leaving the namespace to the experiment, works.
+    for ns in [json!("team-b"), Value::Null] {
+        let run = json!({"display_name": "r", "namespace": ns, "experiment_id": eid, "pipeline_spec": spec});
+        let (status, v) = h.call("POST", &format!("{KFP}/runs"), Some(run)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["namespace"], "team-b");
+    }
+
+    // A pipeline of team-b run in team-a.
+    let (status, p) = h.upload("/pipelines/upload?namespace=team-b", &spec).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    let pid = p["pipeline_id"].as_str().unwrap().to_owned();
+    let (_, versions) = h
+        .call("GET", &format!("{KFP}/pipelines/{pid}/versions"), None)
+        .await;
+    let vid = versions["pipeline_versions"][0]["pipeline_version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_ref = |ns: &str| {
+        json!({"display_name": "r", "namespace": ns,
+               "pipeline_version_reference": {"pipeline_id": pid, "pipeline_version_id": vid}})
+    };
+    let (status, v) = h
+        .call("POST", &format!("{KFP}/runs"), Some(by_ref("team-a")))
+        .await;
+    check(status, &v, "pipeline_version_reference.pipeline_id");
+    let (status, v) = h
+        .call("POST", &format!("{KFP}/runs"), Some(by_ref("team-b")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // A version named together with another pipeline.
+    let (status, other) = h.upload("/pipelines/upload?name=other", &spec).await;
+    assert_eq!(status, StatusCode::OK, "{other}");
+    let mixed = json!({"display_name": "r",
+        "pipeline_version_reference": {"pipeline_id": other["pipeline_id"], "pipeline_version_id": vid}});
+    let (status, v) = h.call("POST", &format!("{KFP}/runs"), Some(mixed)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipeline_version_reference.pipeline_version_id: "),
+        "{v}"
+    );
+    // A version uploaded to team-a's namespace for team-b's pipeline.
+    let (status, v) = h
+        .upload(
+            &format!("/pipelines/upload_version?pipelineid={pid}&namespace=team-a"),
+            &spec,
+        )
+        .await;
+    check(status, &v, "namespace");
+    let (status, v) = h
+        .upload(
+            &format!("/pipelines/upload_version?pipelineid={pid}&namespace=team-b&name=v2"),
+            &spec,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 }
