@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use oxflow_artifacts::{ArtifactStore, INTERNAL_DIR};
 use oxflow_core::{Mount, Namespace, Resources, RunState, TaskState, Timestamp, Workload};
-use oxflow_runtime::Runtime;
+use oxflow_runtime::{Runtime, RuntimeError};
 use oxflow_store::{ArtifactRecord, CacheEntry, RunRecord, Store, TaskRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -1721,6 +1722,11 @@ async fn run_leaf(
         ctx.save(&rec, kind).await?;
         let result = async {
             prepare_dirs(&kfp_dir, &plan)?;
+            // Where the component's executor writes: checked before it
+            // starts, and again if it fails, so that a directory Oxflow
+            // cannot write is named in the error, not hidden in the log.
+            let output_dirs = output_dirs(&kfp_dir, &plan);
+            check_writable(&output_dirs)?;
             // Secret files live outside the artifact store for as long as
             // this attempt runs: dropped (removed) when this block ends,
             // however it ends.
@@ -1751,11 +1757,21 @@ async fn run_leaf(
                 .runtime
                 .run(&workload, ctx.cancel.child_token())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match &e {
+                    RuntimeError::LogFile { path, error }
+                    | RuntimeError::WorkingDir { path, error } => cannot_write(path, error),
+                    _ => e.to_string(),
+                })?;
             if outcome.canceled {
                 return Ok(None);
             }
             if !outcome.success() {
+                if let Err(msg) = check_writable(&output_dirs) {
+                    return Err(format!(
+                        "{msg}; the task's outputs cannot be stored there (the task failed: {})",
+                        outcome.describe()
+                    ));
+                }
                 return Err(format!(
                     "{} (see `oxflow logs {} {}`)",
                     outcome.describe(),
@@ -1884,25 +1900,79 @@ fn append_log(path: &Path, line: &str) {
     }
 }
 
+/// The error of a task that failed because Oxflow itself could not write
+/// one of its files: the path and what the system said, so that the cause
+/// is in the task's and the run's error rather than only in the task log.
+fn cannot_write(path: &Path, e: &std::io::Error) -> String {
+    format!("Oxflow could not write {}: {e}", path.display())
+}
+
 /// Fresh output locations for an attempt: stale outputs of a failed attempt must not be read back.
 fn prepare_dirs(kfp_dir: &Path, plan: &OutputPlan) -> std::result::Result<(), String> {
-    let io = |p: &Path, e: std::io::Error| format!("preparing {}: {e}", p.display());
-    std::fs::create_dir_all(kfp_dir.join("params")).map_err(|e| io(kfp_dir, e))?;
-    let _ = std::fs::remove_file(&plan.output_file);
+    let params = kfp_dir.join("params");
+    std::fs::create_dir_all(&params).map_err(|e| cannot_write(&params, &e))?;
+    let gone = |p: &Path, r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cannot_write(p, &e)),
+        _ => Ok(()),
+    };
+    gone(&plan.output_file, std::fs::remove_file(&plan.output_file))?;
     for (_, f) in plan.params.values() {
-        let _ = std::fs::remove_file(f);
+        gone(f, std::fs::remove_file(f))?;
     }
     for a in plan.artifacts.values() {
         if let Some(uri) = a.get("uri").and_then(Value::as_str) {
             let p = Path::new(uri);
-            if p.is_dir() {
-                let _ = std::fs::remove_dir_all(p);
+            if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                gone(p, std::fs::remove_dir_all(p))?;
             } else {
-                let _ = std::fs::remove_file(p);
+                gone(p, std::fs::remove_file(p))?;
             }
             if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, &e))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The directories the component's executor writes into: the task's
+/// internal directory (executor output), its parameter files' directory
+/// when it has output parameters, and its output artifacts' parents.
+fn output_dirs(kfp_dir: &Path, plan: &OutputPlan) -> Vec<PathBuf> {
+    let mut dirs = vec![kfp_dir.to_path_buf()];
+    if !plan.params.is_empty() {
+        dirs.push(kfp_dir.join("params"));
+    }
+    for a in plan.artifacts.values() {
+        if let Some(parent) = a
+            .get("uri")
+            .and_then(Value::as_str)
+            .and_then(|u| Path::new(u).parent())
+            && !dirs.iter().any(|d| d == parent)
+        {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    dirs
+}
+
+/// Checks that a file can be created in each of `dirs` (a directory that
+/// turned read-only, vanished or was replaced by a file fails), with a
+/// probe file whose name the artifact API treats as internal.
+fn check_writable(dirs: &[PathBuf]) -> std::result::Result<(), String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    for dir in dirs {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let probe = dir.join(format!(".oxflow-write-probe-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => return Err(cannot_write(dir, &e)),
         }
     }
     Ok(())
@@ -1940,7 +2010,7 @@ async fn build_workload(
                 .map_err(|e| e.to_string())?;
             let src_dir = task_dir.join(INTERNAL_DIR);
             let src = executor::write_component_source(&src_dir, &lw.source)
-                .map_err(|e| format!("writing the component source: {e}"))?;
+                .map_err(|e| cannot_write(&src_dir.join(executor::COMPONENT_FILE), &e))?;
             env.insert("_KFP_RUNTIME".into(), "true".into());
             let mut a = vec![
                 "-m".to_owned(),
@@ -2073,8 +2143,7 @@ async fn build_workload(
         Some(serde_json::to_value(&k8s.other).unwrap_or_default())
     };
     let workspace = task_dir.join(INTERNAL_DIR).join("work");
-    std::fs::create_dir_all(&workspace)
-        .map_err(|e| format!("creating {}: {e}", workspace.display()))?;
+    std::fs::create_dir_all(&workspace).map_err(|e| cannot_write(&workspace, &e))?;
     Ok(Workload {
         name: format!("{}-{}", short_id(&ctx.run.id), path.replace('/', "-")),
         program,

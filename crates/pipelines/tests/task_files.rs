@@ -52,6 +52,17 @@ impl Harness {
             .unwrap()
     }
 
+    async fn run(&self, yaml: &str) -> (RunRecord, Vec<TaskRecord>) {
+        let run = self.submit(yaml).await;
+        let run = self
+            .engine
+            .execute(&run.id, None, CancellationToken::new())
+            .await
+            .unwrap();
+        let tasks = self.store.list_tasks(&run.id).await.unwrap();
+        (run, tasks)
+    }
+
     async fn put_secret(&self, name: &str, key: &str, value: &str) {
         let data = BTreeMap::from([(key.to_owned(), value.to_owned())]);
         self.store
@@ -311,4 +322,101 @@ async fn deleting_a_run_removes_its_directory_and_records() {
     assert!(h.store.get_run(&run.id).await.unwrap().is_none());
     assert!(h.store.list_tasks(&run.id).await.unwrap().is_empty());
     assert!(!h.engine.delete_run(&run).await.unwrap(), "already gone");
+}
+
+/// One task with an output parameter, running `script` as `sh -c script
+/// PARAM_FILE` (the parameter's file is `$0`).
+fn with_output(script: &str) -> String {
+    format!(
+        r#"
+pipelineInfo: {{name: writes}}
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.3
+root:
+  dag:
+    tasks:
+      t:
+        taskInfo: {{name: t}}
+        componentRef: {{name: comp-t}}
+components:
+  comp-t:
+    executorLabel: exec-t
+    outputDefinitions:
+      parameters:
+        out: {{parameterType: STRING}}
+deploymentSpec:
+  executors:
+    exec-t:
+      container:
+        image: alpine
+        command: [sh, -c, '{script}']
+        args: ["{{{{$.outputs.parameters['out'].output_file}}}}"]
+"#
+    )
+}
+
+/// Runs `yaml` after `obstruct` spoiled the task's directory; returns the
+/// task's and the run's errors.
+async fn failing_run(h: &Harness, yaml: &str, obstruct: impl FnOnce(&Path)) -> (String, String) {
+    let run = h.submit(yaml).await;
+    obstruct(&h.path("artifacts/default").join(&run.id).join("t/.kfp"));
+    let run = h
+        .engine
+        .execute(&run.id, None, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(run.state, RunState::Failed);
+    let tasks = h.store.list_tasks(&run.id).await.unwrap();
+    let t = task(&tasks, "t");
+    assert_eq!(t.state, TaskState::Failed);
+    (t.error.clone().unwrap(), run.error.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_oxflow_cannot_write_for_says_so() {
+    let h = Harness::new().await;
+    let (ok, tasks) = h.run(&with_output("echo v > \"$0\"")).await;
+    assert_eq!(ok.state, RunState::Succeeded, "{:?} {tasks:?}", ok.error);
+
+    // Each case spoils one of the places Oxflow writes (a file where a
+    // directory must be, a directory where a file must be: what root
+    // cannot be kept from writing), and the error names it.
+    type Spoil = fn(&Path);
+    let cases: [(&str, Spoil, &str, &str); 3] = [
+        (
+            "echo v > \"$0\"",
+            |kfp| {
+                std::fs::create_dir_all(kfp).unwrap();
+                std::fs::write(kfp.join("params"), "").unwrap();
+            },
+            "params",
+            "File exists",
+        ),
+        (
+            "echo v > \"$0\"",
+            |kfp| std::fs::create_dir_all(kfp.join("log")).unwrap(),
+            "log",
+            "Is a directory",
+        ),
+        // The directory becomes unusable while the task runs.
+        (
+            "d=$(dirname \"$0\"); rm -rf \"$d\" && : > \"$d\" && echo v > \"$0\"",
+            |_| {},
+            "params",
+            "Not a directory",
+        ),
+    ];
+    for (script, spoil, name, why) in cases {
+        let (task_error, run_error) = failing_run(&h, &with_output(script), spoil).await;
+        eprintln!("{name}: {task_error}");
+        assert!(
+            task_error.starts_with("Oxflow could not write "),
+            "{name}: {task_error}"
+        );
+        assert!(
+            task_error.contains(&format!(".kfp/{name}: {why}")),
+            "{name}: {task_error}"
+        );
+        assert_eq!(run_error, format!("task \"t\" failed: {task_error}"));
+    }
 }
