@@ -7,13 +7,37 @@
 //!
 //! Architecture invariant: URIs never escape the store's root through `..`;
 //! [`ArtifactStore::resolve`] refuses any URI that would.
+//!
+//! Architecture invariant: what [`ArtifactStore::open`] hands out is opened
+//! beneath the root without following a symlink at any step, and never lies
+//! in Oxflow's internal task files ([`is_internal_name`]).
+
+mod beneath;
 
 use std::{
+    ffi::OsStr,
     fs, io,
+    os::unix::ffi::OsStrExt,
     path::{Component, Path, PathBuf},
 };
 
+use nix::sys::stat::{FileStat, SFlag};
 use sha2::{Digest, Sha256};
+
+/// The directory beside a task's outputs that holds Oxflow's own files for
+/// the task: executor input and output, parameter files, the component's
+/// source, its working directory and its log.
+pub const INTERNAL_DIR: &str = ".kfp";
+
+/// Whether a file name inside the store is Oxflow's own ([`INTERNAL_DIR`],
+/// or a name starting with `.oxflow`): such paths are never served or listed.
+///
+/// Names that tasks' outputs get are sanitised so that they never start
+/// with a dot, so no output can be hidden by this.
+pub fn is_internal_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b == INTERNAL_DIR.as_bytes() || b.starts_with(b".oxflow")
+}
 
 /// What can go wrong with artifact storage.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +50,27 @@ pub enum ArtifactError {
     /// The URI would leave the store (for writes) or contains `..`.
     #[error("artifact URI {0:?} is not a normalised absolute path")]
     NotNormalised(String),
+    /// The URI names a path outside the store's root.
+    #[error(
+        "artifact {0:?} is outside the artifact store; only artifacts Oxflow stored can be read here"
+    )]
+    Outside(String),
+    /// The URI names Oxflow's internal files of a task (see [`is_internal_name`]).
+    #[error(
+        "artifact {0:?} lies in Oxflow's internal task files ({INTERNAL_DIR}), which the artifact store never serves; read a task's log with `oxflow logs` or /api/v1/runs/RUN/tasks/TASK/log"
+    )]
+    Internal(String),
+    /// A component of the path is a symbolic link.
+    #[error(
+        "artifact {0:?} goes through a symbolic link; the artifact store serves files only without following links"
+    )]
+    Symlink(String),
+    /// Nothing is stored under the URI.
+    #[error("artifact {0:?} does not exist (any more)")]
+    NotFound(String),
+    /// The URI names something that is neither a regular file nor a directory.
+    #[error("artifact {0:?} is neither a file nor a directory")]
+    NotAFile(String),
     /// File system error on a path.
     #[error("artifact I/O on {path}: {source}")]
     Io {
@@ -35,6 +80,119 @@ pub enum ArtifactError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What [`ArtifactStore::open`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// A regular file, opened for reading.
+    File {
+        /// The open file.
+        file: fs::File,
+        /// Its size in bytes when it was opened.
+        len: u64,
+    },
+    /// A directory, opened for listing.
+    Directory(Directory),
+}
+
+/// An open directory of the store.
+#[derive(Debug)]
+pub struct Directory {
+    dir: nix::dir::Dir,
+    path: PathBuf,
+}
+
+/// What a directory entry is (symlinks are reported, never followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else (FIFO, socket, device).
+    Other,
+}
+
+/// One entry of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The file name (lossily UTF-8).
+    pub name: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// The size of a regular file.
+    pub size: Option<u64>,
+}
+
+/// A directory's entries, sorted by name.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The entries, Oxflow's internal ones left out.
+    pub entries: Vec<DirEntry>,
+    /// Whether there were more than the listing's limit.
+    pub truncated: bool,
+}
+
+impl Directory {
+    /// At most `max` of its entries (in directory order, then sorted by
+    /// name), leaving out `.`, `..` and Oxflow's internal names.
+    pub fn list(mut self, max: usize) -> Result<Listing> {
+        let io_err = |e: nix::errno::Errno| ArtifactError::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        };
+        let mut names = Vec::new();
+        let mut truncated = false;
+        for entry in self.dir.iter() {
+            let entry = entry.map_err(io_err)?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_owned();
+            if name == "." || name == ".." || is_internal_name(&name) {
+                continue;
+            }
+            if names.len() >= max {
+                truncated = true;
+                break;
+            }
+            names.push(name);
+        }
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            // Never following a link: an entry is described as it is.
+            let st = nix::sys::stat::fstatat(
+                &self.dir,
+                name.as_os_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            let (kind, size) = match st {
+                Ok(st) => match file_kind(&st) {
+                    EntryKind::File => (EntryKind::File, Some(st.st_size as u64)),
+                    k => (k, None),
+                },
+                // Removed meanwhile: left out.
+                Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            entries.push(DirEntry {
+                name: name.to_string_lossy().into_owned(),
+                kind,
+                size,
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Listing { entries, truncated })
+    }
+}
+
+fn file_kind(st: &FileStat) -> EntryKind {
+    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => EntryKind::File,
+        SFlag::S_IFDIR => EntryKind::Directory,
+        SFlag::S_IFLNK => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    }
 }
 
 /// Result alias for artifact operations.
@@ -96,6 +254,51 @@ impl ArtifactStore {
             return Err(ArtifactError::NotNormalised(uri.to_owned()));
         }
         Ok(path.to_path_buf())
+    }
+
+    /// Opens what `uri` names inside the store for reading, without
+    /// following a symlink at any step and without checking a path before
+    /// opening it (see [`beneath`]): a task that swaps a directory for a
+    /// symlink while this runs makes the open fail, never lead out of the
+    /// store. Oxflow's internal task files are refused.
+    pub fn open(&self, uri: &str) -> Result<Opened> {
+        self.open_with(uri, beneath::Walk::Auto)
+    }
+
+    fn open_with(&self, uri: &str, walk: beneath::Walk) -> Result<Opened> {
+        let path = self.resolve(uri)?;
+        let rel = path
+            .strip_prefix(&self.root)
+            .map_err(|_| ArtifactError::Outside(uri.to_owned()))?;
+        if rel.components().any(|c| is_internal_name(c.as_os_str())) {
+            return Err(ArtifactError::Internal(uri.to_owned()));
+        }
+        let classify =
+            |e: io::Error, at: &Path| match e.raw_os_error().map(nix::errno::Errno::from_raw) {
+                Some(nix::errno::Errno::ELOOP) => ArtifactError::Symlink(uri.to_owned()),
+                Some(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
+                    ArtifactError::NotFound(uri.to_owned())
+                }
+                Some(nix::errno::Errno::EXDEV) => ArtifactError::Outside(uri.to_owned()),
+                _ => ArtifactError::Io {
+                    path: at.to_path_buf(),
+                    source: e,
+                },
+            };
+        let root = beneath::open_root(&self.root).map_err(|e| classify(e, &self.root))?;
+        let fd = beneath::open_beneath(&root, rel, walk).map_err(|e| classify(e, &path))?;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| classify(e.into(), &path))?;
+        match file_kind(&st) {
+            EntryKind::File => Ok(Opened::File {
+                file: fs::File::from(fd),
+                len: st.st_size as u64,
+            }),
+            EntryKind::Directory => Ok(Opened::Directory(Directory {
+                dir: nix::dir::Dir::from_fd(fd).map_err(|e| classify(e.into(), &path))?,
+                path,
+            })),
+            _ => Err(ArtifactError::NotAFile(uri.to_owned())),
+        }
     }
 
     /// Whether `uri` lies inside this store (as opposed to an imported external file).
@@ -239,6 +442,81 @@ mod tests {
             Err(ArtifactError::NotNormalised(_))
         ));
         assert!(!s.owns("/etc/passwd"));
+    }
+
+    fn opened(s: &ArtifactStore, p: &Path) -> Result<Opened> {
+        s.open(&p.to_string_lossy())
+    }
+
+    #[test]
+    fn open_reads_files_and_lists_directories_without_internal_names() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("artifacts");
+        let s = ArtifactStore::new(&root);
+        let task = root.join("default/r1/train");
+        fs::create_dir_all(task.join(".kfp/secrets/tls")).unwrap();
+        fs::create_dir_all(task.join("model")).unwrap();
+        fs::write(task.join(".kfp/secrets/tls/crt"), "CERT").unwrap();
+        fs::write(task.join(".kfp/log"), "log").unwrap();
+        fs::write(task.join(".oxflow-write-probe-1"), "").unwrap();
+        fs::write(task.join("metrics"), "12345").unwrap();
+        std::os::unix::fs::symlink("metrics", task.join("link")).unwrap();
+
+        match opened(&s, &task.join("metrics")).unwrap() {
+            Opened::File { file, len } => {
+                assert_eq!(len, 5);
+                assert_eq!(io::read_to_string(file).unwrap(), "12345");
+            }
+            other => panic!("{other:?}"),
+        }
+        let Opened::Directory(dir) = opened(&s, &task).unwrap() else {
+            panic!("a directory")
+        };
+        let listing = dir.list(100).unwrap();
+        let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["link", "metrics", "model"]);
+        assert_eq!(listing.entries[0].kind, EntryKind::Symlink);
+        assert_eq!(listing.entries[1].size, Some(5));
+        assert_eq!(listing.entries[2].kind, EntryKind::Directory);
+        assert!(!listing.truncated);
+        let Opened::Directory(dir) = opened(&s, &task).unwrap() else {
+            panic!("a directory")
+        };
+        let listing = dir.list(2).unwrap();
+        assert_eq!(listing.entries.len(), 2);
+        assert!(listing.truncated);
+
+        for internal in [
+            task.join(".kfp"),
+            task.join(".kfp/log"),
+            task.join(".kfp/secrets/tls/crt"),
+            task.join(".oxflow-write-probe-1"),
+        ] {
+            let e = opened(&s, &internal).unwrap_err();
+            assert!(matches!(e, ArtifactError::Internal(_)), "{internal:?}: {e}");
+        }
+        let uri = format!("file://{}/.kfp//secrets/tls/crt", task.display());
+        assert!(matches!(s.open(&uri), Err(ArtifactError::Internal(_))));
+        assert!(matches!(
+            opened(&s, &task.join("link")),
+            Err(ArtifactError::Symlink(_))
+        ));
+        assert!(matches!(
+            opened(&s, &task.join("nope")),
+            Err(ArtifactError::NotFound(_))
+        ));
+        assert!(matches!(
+            opened(&s, &task.join("metrics/x")),
+            Err(ArtifactError::NotFound(_))
+        ));
+        assert!(matches!(
+            opened(&s, Path::new("/etc/passwd")),
+            Err(ArtifactError::Outside(_))
+        ));
+        assert!(matches!(
+            opened(&s, &d.path().join("artifacts-evil/x")),
+            Err(ArtifactError::Outside(_))
+        ));
     }
 
     #[test]

@@ -624,10 +624,7 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
                     record.state
                 );
             }
-            ctx.store.delete_run(&record.id).await?;
-            engine
-                .artifacts()
-                .delete_run(record.namespace.as_str(), &record.id)?;
+            engine.delete_run(&record).await?;
             println!("deleted run {}", record.id);
             Ok(ExitCode::SUCCESS)
         }

@@ -20,6 +20,9 @@ use crate::error::{PipelineError, Result};
 /// How often the controller looks for work without being nudged.
 const RESYNC: Duration = Duration::from_secs(2);
 
+/// How long a delete waits for a terminated run's tasks to stop.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
 /// A change the dashboard may want to show live.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
@@ -50,6 +53,8 @@ struct Inner {
     max_runs: usize,
     nudge: Notify,
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Notified whenever a run leaves `running`.
+    stopped: Notify,
     events: broadcast::Sender<RunEvent>,
     shutdown: CancellationToken,
 }
@@ -64,6 +69,7 @@ impl RunController {
                 max_runs: max_runs.max(1),
                 nudge: Notify::new(),
                 running: Mutex::new(HashMap::new()),
+                stopped: Notify::new(),
                 events,
                 shutdown: CancellationToken::new(),
             }),
@@ -122,7 +128,51 @@ impl RunController {
         }
         let result = self.cancel_pending(&mut run).await;
         self.lock_running().remove(&run.id);
+        self.inner.stopped.notify_waiters();
         result
+    }
+
+    /// Deletes a run with [`Engine::delete_run`] (its artifacts directory,
+    /// then its records), terminating it first if it has not ended and
+    /// waiting until its tasks have stopped, so nothing writes into the
+    /// directory after it is removed. Returns `false` when its records
+    /// were already gone.
+    pub async fn delete_run(&self, run: &oxflow_store::RunRecord) -> Result<bool> {
+        let store = self.inner.engine.store();
+        let mut run = run.clone();
+        if !run.state.is_terminal() {
+            self.terminate(&run.id).await?;
+            self.wait_stopped(&run.id).await?;
+            match store.get_run_without_spec(&run.id).await? {
+                Some(now) => run = now,
+                None => return Ok(false),
+            }
+        }
+        self.inner.engine.delete_run(&run).await
+    }
+
+    /// Waits until `run_id` is not executing here any more.
+    async fn wait_stopped(&self, run_id: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        loop {
+            let stopped = self.inner.stopped.notified();
+            tokio::pin!(stopped);
+            // Registered before the check, so a run that stops in between
+            // still wakes this up.
+            stopped.as_mut().enable();
+            if !self.lock_running().contains_key(run_id) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, stopped).await.is_err() {
+                return Err(PipelineError::RunState {
+                    run_id: run_id.to_owned(),
+                    message: format!(
+                        "its tasks were still stopping after {}s; try again",
+                        STOP_WAIT.as_secs()
+                    ),
+                });
+            }
+        }
     }
 
     async fn cancel_pending(&self, run: &mut oxflow_store::RunRecord) -> Result<()> {
@@ -222,6 +272,7 @@ impl RunController {
         }
         let _ = forward.await;
         self.lock_running().remove(&run_id);
+        self.inner.stopped.notify_waiters();
         // Capacity freed: look for more work.
         self.nudge();
     }

@@ -9,14 +9,15 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use oxflow_artifacts::ArtifactStore;
+use oxflow_artifacts::{ArtifactStore, INTERNAL_DIR};
 use oxflow_core::{Mount, Namespace, Resources, RunState, TaskState, Timestamp, Workload};
-use oxflow_runtime::Runtime;
+use oxflow_runtime::{Runtime, RuntimeError};
 use oxflow_store::{ArtifactRecord, CacheEntry, RunRecord, Store, TaskRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -33,6 +34,7 @@ use crate::ir::{
 };
 use crate::load::{DagGraph, Pipeline};
 use crate::python::PythonEnvs;
+use crate::scratch::{AttemptDir, SecretScratch};
 use crate::value;
 
 /// How long an engine may stay silent before another may take its runs over.
@@ -133,6 +135,8 @@ struct Inner {
     slots_total: usize,
     owner: String,
     data_dir: PathBuf,
+    /// Where attempts' secret files live, outside the artifact store.
+    secrets: SecretScratch,
 }
 
 impl Engine {
@@ -144,6 +148,13 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let pythons = PythonEnvs::new(config.data_dir.join("envs"), config.python.clone());
+        let owner = owner_id();
+        // What a process that died left behind is removed before anything runs.
+        let secrets = SecretScratch::new(
+            config.data_dir.join("scratch").join("secrets"),
+            owner.clone(),
+        );
+        secrets.sweep();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -152,8 +163,9 @@ impl Engine {
                 pythons,
                 slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
                 slots_total: config.max_parallel.max(1),
-                owner: owner_id(),
+                owner,
                 data_dir: config.data_dir,
+                secrets,
             }),
         }
     }
@@ -245,6 +257,30 @@ impl Engine {
                 inner.runtime.prewarm_python(&py);
             }
         });
+    }
+
+    /// Deletes a run that is not executing: its directory in the artifact
+    /// store (outputs, logs, executor files) first, then its records, so a
+    /// failure leaves the run listed and the delete can be retried. The one
+    /// implementation behind `oxflow runs delete` and the API's delete
+    /// (through [`crate::RunController::delete_run`], which stops the run
+    /// first). Returns `false` when the run's records were already gone.
+    pub async fn delete_run(&self, run: &RunRecord) -> Result<bool> {
+        if !run.state.is_terminal() && run.state != RunState::Pending {
+            return Err(PipelineError::RunState {
+                run_id: run.id.clone(),
+                message: format!(
+                    "the run is {}; terminate it or wait for it to finish before deleting it",
+                    run.state
+                ),
+            });
+        }
+        self.inner
+            .artifacts
+            .delete_run(run.namespace.as_str(), &run.id)?;
+        let deleted = self.inner.store.delete_run(&run.id).await?;
+        tracing::info!(run = %run.id, "Run deleted.");
+        Ok(deleted)
     }
 
     /// Finds runs whose engine died (RUNNING with a dead owner): their
@@ -537,7 +573,7 @@ impl RunCtx {
             schedule_time: self.run.created_at.to_rfc3339(),
             workspace_path: run_dir
                 .join(path)
-                .join(".kfp")
+                .join(INTERNAL_DIR)
                 .join("work")
                 .to_string_lossy()
                 .into_owned(),
@@ -1516,7 +1552,7 @@ async fn run_leaf(
         .artifacts
         .run_dir(ctx.run.namespace.as_str(), &ctx.run.id)
         .join(&path);
-    let kfp_dir = task_dir.join(".kfp");
+    let kfp_dir = task_dir.join(INTERNAL_DIR);
     let mut plan = OutputPlan {
         output_file: kfp_dir.join("executor_output.json"),
         ..Default::default()
@@ -1686,8 +1722,26 @@ async fn run_leaf(
         ctx.save(&rec, kind).await?;
         let result = async {
             prepare_dirs(&kfp_dir, &plan)?;
+            // Where the component's executor writes: checked before it
+            // starts, and again if it fails, so that a directory Oxflow
+            // cannot write is named in the error, not hidden in the log.
+            let output_dirs = output_dirs(&kfp_dir, &plan);
+            check_writable(&output_dirs)?;
+            // Secret files live outside the artifact store for as long as
+            // this attempt runs: dropped (removed) when this block ends,
+            // however it ends.
+            let mut secrets = None;
             let workload = build_workload(
-                &ctx, &container, &k8s, &ph, &inputs, &upstream, &task_dir, &log_path, &path,
+                &ctx,
+                &container,
+                &k8s,
+                &ph,
+                &inputs,
+                &upstream,
+                &task_dir,
+                &log_path,
+                &path,
+                &mut secrets,
             )
             .await?;
             append_log(
@@ -1703,11 +1757,21 @@ async fn run_leaf(
                 .runtime
                 .run(&workload, ctx.cancel.child_token())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match &e {
+                    RuntimeError::LogFile { path, error }
+                    | RuntimeError::WorkingDir { path, error } => cannot_write(path, error),
+                    _ => e.to_string(),
+                })?;
             if outcome.canceled {
                 return Ok(None);
             }
             if !outcome.success() {
+                if let Err(msg) = check_writable(&output_dirs) {
+                    return Err(format!(
+                        "{msg}; the task's outputs cannot be stored there (the task failed: {})",
+                        outcome.describe()
+                    ));
+                }
                 return Err(format!(
                     "{} (see `oxflow logs {} {}`)",
                     outcome.describe(),
@@ -1836,25 +1900,79 @@ fn append_log(path: &Path, line: &str) {
     }
 }
 
+/// The error of a task that failed because Oxflow itself could not write
+/// one of its files: the path and what the system said, so that the cause
+/// is in the task's and the run's error rather than only in the task log.
+fn cannot_write(path: &Path, e: &std::io::Error) -> String {
+    format!("Oxflow could not write {}: {e}", path.display())
+}
+
 /// Fresh output locations for an attempt: stale outputs of a failed attempt must not be read back.
 fn prepare_dirs(kfp_dir: &Path, plan: &OutputPlan) -> std::result::Result<(), String> {
-    let io = |p: &Path, e: std::io::Error| format!("preparing {}: {e}", p.display());
-    std::fs::create_dir_all(kfp_dir.join("params")).map_err(|e| io(kfp_dir, e))?;
-    let _ = std::fs::remove_file(&plan.output_file);
+    let params = kfp_dir.join("params");
+    std::fs::create_dir_all(&params).map_err(|e| cannot_write(&params, &e))?;
+    let gone = |p: &Path, r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cannot_write(p, &e)),
+        _ => Ok(()),
+    };
+    gone(&plan.output_file, std::fs::remove_file(&plan.output_file))?;
     for (_, f) in plan.params.values() {
-        let _ = std::fs::remove_file(f);
+        gone(f, std::fs::remove_file(f))?;
     }
     for a in plan.artifacts.values() {
         if let Some(uri) = a.get("uri").and_then(Value::as_str) {
             let p = Path::new(uri);
-            if p.is_dir() {
-                let _ = std::fs::remove_dir_all(p);
+            if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                gone(p, std::fs::remove_dir_all(p))?;
             } else {
-                let _ = std::fs::remove_file(p);
+                gone(p, std::fs::remove_file(p))?;
             }
             if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, &e))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The directories the component's executor writes into: the task's
+/// internal directory (executor output), its parameter files' directory
+/// when it has output parameters, and its output artifacts' parents.
+fn output_dirs(kfp_dir: &Path, plan: &OutputPlan) -> Vec<PathBuf> {
+    let mut dirs = vec![kfp_dir.to_path_buf()];
+    if !plan.params.is_empty() {
+        dirs.push(kfp_dir.join("params"));
+    }
+    for a in plan.artifacts.values() {
+        if let Some(parent) = a
+            .get("uri")
+            .and_then(Value::as_str)
+            .and_then(|u| Path::new(u).parent())
+            && !dirs.iter().any(|d| d == parent)
+        {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    dirs
+}
+
+/// Checks that a file can be created in each of `dirs` (a directory that
+/// turned read-only, vanished or was replaced by a file fails), with a
+/// probe file whose name the artifact API treats as internal.
+fn check_writable(dirs: &[PathBuf]) -> std::result::Result<(), String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    for dir in dirs {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let probe = dir.join(format!(".oxflow-write-probe-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => return Err(cannot_write(dir, &e)),
         }
     }
     Ok(())
@@ -1873,6 +1991,7 @@ async fn build_workload(
     task_dir: &Path,
     log_path: &Path,
     path: &str,
+    secrets: &mut Option<AttemptDir>,
 ) -> std::result::Result<Workload, String> {
     let mut env: BTreeMap<String, String> = c
         .env
@@ -1889,9 +2008,9 @@ async fn build_workload(
                 .interpreter(&lw.packages, &lw.pip_options, &kfp_req)
                 .await
                 .map_err(|e| e.to_string())?;
-            let src_dir = task_dir.join(".kfp");
+            let src_dir = task_dir.join(INTERNAL_DIR);
             let src = executor::write_component_source(&src_dir, &lw.source)
-                .map_err(|e| format!("writing the component source: {e}"))?;
+                .map_err(|e| cannot_write(&src_dir.join(executor::COMPONENT_FILE), &e))?;
             env.insert("_KFP_RUNTIME".into(), "true".into());
             let mut a = vec![
                 "-m".to_owned(),
@@ -1942,7 +2061,7 @@ async fn build_workload(
             }
         }
     }
-    for s in &k8s.secret_as_volume {
+    for (n, s) in k8s.secret_as_volume.iter().enumerate() {
         let name = secret_name(
             &s.secret_name,
             s.secret_name_parameter.as_ref(),
@@ -1952,9 +2071,15 @@ async fn build_workload(
         let Some(data) = load_secret(ctx, &name, s.optional).await? else {
             continue;
         };
-        let dir = task_dir.join(".kfp").join("secrets").join(&name);
-        write_secret_dir(&dir, &data)
-            .map_err(|e| format!("writing secret files for {name:?}: {e}"))?;
+        let attempt = match secrets {
+            Some(a) => a,
+            None => secrets.insert(ctx.engine.secrets.attempt().map_err(|e| {
+                format!("Oxflow could not write the files of secret {name:?}: {e}")
+            })?),
+        };
+        let dir = attempt
+            .write_secret(n, &data)
+            .map_err(|e| format!("Oxflow could not write the files of secret {name:?}: {e}"))?;
         mounts.push(Mount {
             source: dir,
             target: PathBuf::from(&s.mount_path),
@@ -2017,9 +2142,8 @@ async fn build_workload(
     } else {
         Some(serde_json::to_value(&k8s.other).unwrap_or_default())
     };
-    let workspace = task_dir.join(".kfp").join("work");
-    std::fs::create_dir_all(&workspace)
-        .map_err(|e| format!("creating {}: {e}", workspace.display()))?;
+    let workspace = task_dir.join(INTERNAL_DIR).join("work");
+    std::fs::create_dir_all(&workspace).map_err(|e| cannot_write(&workspace, &e))?;
     Ok(Workload {
         name: format!("{}-{}", short_id(&ctx.run.id), path.replace('/', "-")),
         program,
@@ -2125,26 +2249,6 @@ fn secret_name(
 ) -> String {
     p.and_then(|p| param_value(p, inputs, upstream))
         .unwrap_or_else(|| legacy.to_owned())
-}
-
-fn write_secret_dir(dir: &Path, data: &BTreeMap<String, String>) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    for (k, v) in data {
-        if k.contains('/') || k.starts_with('.') {
-            continue;
-        }
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(dir.join(k))?;
-        f.write_all(v.as_bytes())?;
-    }
-    Ok(())
 }
 
 /// Where a namespace's volume (a PVC, locally) lives.

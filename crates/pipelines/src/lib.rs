@@ -21,6 +21,7 @@ pub mod ir;
 mod load;
 mod python;
 mod schedule;
+mod scratch;
 pub mod value;
 
 pub use controller::{RunController, RunEvent};

@@ -56,6 +56,23 @@ pub fn owner_alive(
     heartbeat.is_some_and(|h| now.0 - h.0 < stale.as_millis() as i64)
 }
 
+/// Whether `owner` names a process on this host that no longer exists
+/// (`false` for owners on other hosts and for anything not an owner id):
+/// what a process may clean up after without asking anyone.
+pub fn local_owner_gone(owner: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(ticks), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    if host != hostname() || ticks.parse::<u64>().is_err() {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    proc_start_ticks(pid).map(|t| t.to_string()) != Some(ticks.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +93,25 @@ mod tests {
             stale
         ));
         assert!(!owner_alive(None, Some(now), now, stale));
+    }
+
+    #[test]
+    fn only_local_owners_that_are_gone_count_as_gone() {
+        assert!(!local_owner_gone(&owner_id()));
+        assert!(local_owner_gone(&format!(
+            "{}:{}:1",
+            hostname(),
+            u32::MAX - 1
+        )));
+        // A recycled pid: this process's pid with another start time.
+        assert!(local_owner_gone(&format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            proc_start_ticks(std::process::id()).unwrap() + 1
+        )));
+        assert!(!local_owner_gone("elsewhere:1:1"));
+        assert!(!local_owner_gone("not an owner"));
+        assert!(!local_owner_gone(&format!("{}:x:1", hostname())));
     }
 }

@@ -10,7 +10,9 @@
 //! - `GET /runs/{id}/tasks/{path}/log` — a task's log; `?follow=true`
 //!   streams appended bytes until the task ends.
 //! - `GET /artifacts?uri=…` — the bytes of an artifact inside the artifact
-//!   store (a JSON listing for a directory); `GET /artifacts` without `uri`
+//!   store (a JSON listing for a directory), opened beneath the store's
+//!   root without following symlinks; tasks' internal files (`.kfp/`) are
+//!   refused and left out of listings. `GET /artifacts` without `uri`
 //!   lists the artifacts of the newest runs.
 //! - `GET /namespaces` — the namespaces the dashboard offers.
 //!
@@ -19,7 +21,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::SeekFrom;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::time::Duration;
 
 use axum::Json;
@@ -30,7 +32,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use oxflow_artifacts::ArtifactStore;
+use oxflow_artifacts::{ArtifactError, ArtifactStore, EntryKind, Listing, Opened};
 use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
 use oxflow_pipelines::RunEvent;
 use oxflow_store::{ArtifactRecord, RunQuery, RunRecord, TaskRecord};
@@ -602,7 +604,7 @@ pub(crate) struct ArtifactParams {
             ),
         ),
         (status = 400, description = "A malformed `max_bytes`, `limit` or `namespace`.", body = ApiErrorBody),
-        (status = 403, description = "`uri` lies outside the artifact store.", body = ApiErrorBody),
+        (status = 403, description = "`uri` lies outside the artifact store, in a task's internal files (`.kfp`), or goes through a symbolic link (never followed).", body = ApiErrorBody),
         (status = 404, description = "No such artifact or run.", body = ApiErrorBody),
     ),
 )]
@@ -625,27 +627,21 @@ fn forbidden(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// The real location of `uri` if, after following every symlink, it lies
-/// inside the artifact store's root.
-fn confine(root: &FsPath, uri: &str, resolved: &FsPath) -> ApiResult<PathBuf> {
-    let outside = || {
-        forbidden(format!(
-            "artifact {uri:?} is outside the artifact store; only artifacts Oxflow stored can be read here"
-        ))
-    };
-    let not_found = || ApiError::not_found(format!("artifact {uri:?} does not exist (any more)"));
-    let root = root.canonicalize().map_err(|_| not_found())?;
-    let real = resolved.canonicalize().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            not_found()
-        } else {
-            outside()
-        }
-    })?;
-    if !real.starts_with(&root) {
-        return Err(outside());
+/// An artifact store refusal as an API answer: 404 for what is not there,
+/// 403 for what is never served (outside the store, Oxflow's internal task
+/// files, paths through a symlink).
+fn artifact_error(e: ArtifactError) -> ApiError {
+    match e {
+        ArtifactError::NotFound(_) => ApiError::not_found(e.to_string()),
+        ArtifactError::Io { .. } => ApiError::internal(e.to_string()),
+        ArtifactError::UnsupportedScheme(_) | ArtifactError::NotNormalised(_) => forbidden(
+            format!("{e}; only artifacts inside the artifact store can be read"),
+        ),
+        ArtifactError::Outside(_)
+        | ArtifactError::Internal(_)
+        | ArtifactError::Symlink(_)
+        | ArtifactError::NotAFile(_) => forbidden(e.to_string()),
     }
-    Ok(real)
 }
 
 /// The media type for an artifact's bytes: by its KFP type, else by the
@@ -699,26 +695,29 @@ async fn recorded_type(
 }
 
 async fn artifact_content(state: &AppState, uri: &str, q: &ArtifactParams) -> ApiResult<Response> {
+    let store = state.controller.engine().artifacts().clone();
+    let resolved = store.resolve(uri).map_err(artifact_error)?;
+    // Opened beneath the store's root without following links, with no
+    // check of the path before the open that a task could race.
+    enum Content {
+        File(std::fs::File, u64),
+        Listing(Listing),
+    }
+    let owned_uri = uri.to_owned();
+    let content = tokio::task::spawn_blocking(move || match store.open(&owned_uri)? {
+        Opened::Directory(dir) => dir.list(MAX_LISTING).map(Content::Listing),
+        Opened::File { file, len } => Ok(Content::File(file, len)),
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading artifact {uri:?}: {e}")))?
+    .map_err(artifact_error)?;
+    let (file, size) = match content {
+        Content::File(file, size) => (file, size),
+        Content::Listing(listing) => {
+            return Ok(Json(listing_json(uri, &resolved, listing)).into_response());
+        }
+    };
     let store = state.controller.engine().artifacts();
-    let resolved = store.resolve(uri).map_err(|e| {
-        forbidden(format!(
-            "{e}; only artifacts inside the artifact store can be read"
-        ))
-    })?;
-    if !store.owns(uri) {
-        return Err(forbidden(format!(
-            "artifact {uri:?} is outside the artifact store; only artifacts Oxflow stored can be read here"
-        )));
-    }
-    let real = confine(store.root(), uri, &resolved)?;
-    let meta = tokio::fs::metadata(&real)
-        .await
-        .map_err(|e| ApiError::internal(format!("reading artifact {uri:?}: {e}")))?;
-    if meta.is_dir() {
-        return list_directory(uri, &resolved, &real)
-            .await
-            .map(IntoResponse::into_response);
-    }
     let max = match q
         .max_bytes
         .as_deref()
@@ -730,16 +729,13 @@ async fn artifact_content(state: &AppState, uri: &str, q: &ArtifactParams) -> Ap
             ApiError::bad_request(format!("max_bytes: {s:?} is not a non-negative integer"))
         })?),
     };
-    let size = meta.len();
     let send = max.map_or(size, |m| m.min(size));
     let schema = match q.schema_title.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(s.to_owned()),
         None => recorded_type(state, store.root(), &resolved, uri).await,
     };
     let ctype = content_type(schema.as_deref(), &resolved);
-    let file = tokio::fs::File::open(&real)
-        .await
-        .map_err(|e| ApiError::internal(format!("opening artifact {uri:?}: {e}")))?;
+    let file = tokio::fs::File::from_std(file);
     let stream = futures::stream::unfold((file, send), |(mut f, left)| async move {
         if left == 0 {
             return None;
@@ -803,46 +799,29 @@ async fn artifact_content(state: &AppState, uri: &str, q: &ArtifactParams) -> Ap
     Ok(resp)
 }
 
-async fn list_directory(uri: &str, resolved: &FsPath, real: &FsPath) -> ApiResult<Json<Value>> {
-    let mut rd = tokio::fs::read_dir(real)
-        .await
-        .map_err(|e| ApiError::internal(format!("listing artifact {uri:?}: {e}")))?;
-    let mut entries = Vec::new();
-    let mut truncated = false;
-    while let Some(e) = rd
-        .next_entry()
-        .await
-        .map_err(|e| ApiError::internal(format!("listing artifact {uri:?}: {e}")))?
-    {
-        if entries.len() >= MAX_LISTING {
-            truncated = true;
-            break;
-        }
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ft = e.file_type().await.ok();
-        let kind = match ft {
-            Some(t) if t.is_symlink() => "symlink",
-            Some(t) if t.is_dir() => "directory",
-            _ => "file",
-        };
-        let size = match kind {
-            "file" => e.metadata().await.map(|m| m.len()).ok(),
-            _ => None,
-        };
-        entries.push(json!({
-            "name": name,
-            "uri": resolved.join(&name).to_string_lossy(),
-            "kind": kind,
-            "size": size,
-        }));
-    }
-    entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(Json(json!({
+fn listing_json(uri: &str, resolved: &FsPath, listing: Listing) -> Value {
+    let entries: Vec<Value> = listing
+        .entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "uri": resolved.join(&e.name).to_string_lossy(),
+                "name": e.name,
+                "kind": match e.kind {
+                    EntryKind::Symlink => "symlink",
+                    EntryKind::Directory => "directory",
+                    EntryKind::File | EntryKind::Other => "file",
+                },
+                "size": e.size,
+            })
+        })
+        .collect();
+    json!({
         "uri": uri,
         "kind": "directory",
         "entries": entries,
-        "truncated": truncated,
-    })))
+        "truncated": listing.truncated,
+    })
 }
 
 /// The artifacts of the newest runs of a namespace (or of one run).

@@ -352,6 +352,94 @@ fn body_namespace(state: &AppState, v: &Value) -> ApiResult<Namespace> {
     }
 }
 
+/// The body's `namespace` when it names one (`None` when absent or empty).
+fn explicit_namespace(v: &Value) -> ApiResult<Option<Namespace>> {
+    match v.get("namespace") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Namespace::new(s.trim())
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("namespace: {e}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "namespace: expected a string, got {other}"
+        ))),
+    }
+}
+
+/// The namespace a run or recurring run goes to: the one its experiment
+/// is in, which the request's own `namespace`, when it names one, must
+/// agree with (a run never lands in another namespace than the one asked
+/// for). Without an experiment: the request's, else the default.
+pub(crate) async fn run_namespace(
+    state: &AppState,
+    requested: Option<Namespace>,
+    experiment_id: Option<&str>,
+) -> ApiResult<Namespace> {
+    let Some(eid) = experiment_id else {
+        return Ok(requested.unwrap_or_else(|| state.default_namespace.clone()));
+    };
+    let e = state.store().get_experiment(eid).await?.ok_or_else(|| {
+        ApiError::bad_request(format!("experiment_id: experiment {eid:?} not found"))
+    })?;
+    match requested {
+        Some(ns) if ns != e.namespace => Err(ApiError::bad_request(format!(
+            "experiment_id: experiment {eid:?} is in namespace {:?}, but the request names namespace {:?}; \
+             use an experiment of namespace {:?}, or leave namespace out to use the experiment's",
+            e.namespace.as_str(),
+            ns.as_str(),
+            ns.as_str()
+        ))),
+        _ => Ok(e.namespace),
+    }
+}
+
+/// Refuses a pipeline (version) reference whose pipeline belongs to
+/// another namespace than `namespace` (shared pipelines, with no
+/// namespace, may be used from any).
+pub(crate) async fn check_pipeline_namespace(
+    state: &AppState,
+    pipeline_ref: Option<&(String, String)>,
+    namespace: &Namespace,
+) -> ApiResult<()> {
+    let Some((pid, _)) = pipeline_ref else {
+        return Ok(());
+    };
+    let Some(p) = state.store().get_pipeline(pid).await? else {
+        return Ok(());
+    };
+    match &p.namespace {
+        Some(ns) if ns != namespace => Err(ApiError::bad_request(format!(
+            "pipeline_version_reference.pipeline_id: pipeline {pid:?} is in namespace {:?}, but the run would be in namespace {:?}; \
+             upload the pipeline to namespace {:?} or without a namespace (shared)",
+            ns.as_str(),
+            namespace.as_str(),
+            namespace.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `experiment_id` and `namespace` both given to a list: they must agree
+/// (an unknown experiment lists nothing, as before).
+pub(crate) async fn check_list_namespace(
+    state: &AppState,
+    p: &ListParams,
+    eid: &str,
+) -> ApiResult<()> {
+    if non_empty(&p.namespace).is_none() {
+        return Ok(());
+    }
+    let ns = p.namespace(state)?;
+    match state.store().get_experiment(eid).await? {
+        Some(e) if e.namespace != ns => Err(ApiError::bad_request(format!(
+            "experiment_id: experiment {eid:?} is in namespace {:?}, but the request names namespace {:?}; give one of them",
+            e.namespace.as_str(),
+            ns.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn required_str<'a>(v: &'a Value, field: &str) -> ApiResult<&'a str> {
     match v.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
@@ -621,14 +709,10 @@ async fn create_run(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .or_else(|| q.get("experiment_id").filter(|s| !s.is_empty()).cloned());
-    let mut namespace = body_namespace(&state, &v)?;
-    if let Some(eid) = &experiment_id {
-        let e = state.store().get_experiment(eid).await?.ok_or_else(|| {
-            ApiError::bad_request(format!("experiment_id: experiment {eid:?} not found"))
-        })?;
-        namespace = e.namespace;
-    }
+    let namespace =
+        run_namespace(&state, explicit_namespace(&v)?, experiment_id.as_deref()).await?;
     let (pipeline, pipeline_ref) = resolve_spec(&state, &v).await?;
+    check_pipeline_namespace(&state, pipeline_ref.as_ref(), &namespace).await?;
     let params = match v.get("runtime_config").and_then(|c| c.get("parameters")) {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(p @ Value::Object(m)) => {
@@ -688,15 +772,26 @@ async fn resolve_spec(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
     let version = match (pipeline_id, version_id) {
-        (_, Some(vid)) => state
-            .store()
-            .get_pipeline_version(vid)
-            .await?
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "pipeline_version_reference.pipeline_version_id: version {vid:?} not found"
-                ))
-            })?,
+        (pid, Some(vid)) => {
+            let version = state
+                .store()
+                .get_pipeline_version(vid)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "pipeline_version_reference.pipeline_version_id: version {vid:?} not found"
+                    ))
+                })?;
+            if let Some(pid) = pid
+                && pid != version.pipeline_id
+            {
+                return Err(ApiError::bad_request(format!(
+                    "pipeline_version_reference.pipeline_version_id: version {vid:?} belongs to pipeline {:?}, not to pipeline_id {pid:?}",
+                    version.pipeline_id
+                )));
+            }
+            version
+        }
         (Some(pid), None) => {
             let q = ListQuery {
                 sort: Sort {
@@ -735,6 +830,9 @@ async fn list_runs(
 ) -> ApiResult<Json<Value>> {
     let mut q = p.query("created_at")?;
     let exp = non_empty(&p.experiment_id).or(non_empty(&p.reference_id));
+    if let Some(eid) = exp {
+        check_list_namespace(&state, &p, eid).await?;
+    }
     match exp {
         Some(eid) => q.filters.push(Filter {
             field: "experiment_id".into(),
@@ -773,10 +871,8 @@ async fn delete_run(
         .get_run(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
-    if !run.state.is_terminal() {
-        state.controller.terminate(&run.id).await?;
-    }
-    state.store().delete_run(&run.id).await?;
+    // What `oxflow runs delete` removes: the artifacts directory too.
+    state.controller.delete_run(&run).await?;
     Ok(Json(json!({})))
 }
 
@@ -969,6 +1065,19 @@ async fn upload_pipeline_version(
         state.store().get_pipeline(&pid).await?.ok_or_else(|| {
             ApiError::not_found(format!("pipelineid: pipeline {pid:?} not found"))
         })?;
+    if let Some(n) = non_empty(&q.namespace) {
+        let ns = Namespace::new(n).map_err(|e| ApiError::bad_request(format!("namespace: {e}")))?;
+        if parent.namespace.as_ref() != Some(&ns) {
+            return Err(ApiError::bad_request(format!(
+                "namespace: pipeline {pid:?} is {}, but the request names namespace {:?}; leave namespace out (a version belongs to its pipeline's namespace)",
+                match &parent.namespace {
+                    Some(p) => format!("in namespace {:?}", p.as_str()),
+                    None => "shared (no namespace)".to_owned(),
+                },
+                ns.as_str()
+            )));
+        }
+    }
     let (pipeline, stem) = read_upload(mp).await?;
     let name = non_empty(&q.name)
         .or(non_empty(&q.display_name))

@@ -18,8 +18,8 @@ use oxflow_store::{Filter, FilterOp, FilterValue, RecurringRunRecord};
 use serde_json::{Value, json};
 
 use super::{
-    ListParams, body_namespace, json_body, list_page, non_empty, optional_str, required_str,
-    resolve_spec, split_verb,
+    ListParams, check_list_namespace, check_pipeline_namespace, explicit_namespace, json_body,
+    list_page, non_empty, optional_str, required_str, resolve_spec, run_namespace, split_verb,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -145,14 +145,10 @@ async fn create_recurring_run(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
-    let mut namespace = body_namespace(&state, &v)?;
-    if let Some(eid) = &experiment_id {
-        let e = state.store().get_experiment(eid).await?.ok_or_else(|| {
-            ApiError::bad_request(format!("experiment_id: experiment {eid:?} not found"))
-        })?;
-        namespace = e.namespace;
-    }
+    let namespace =
+        run_namespace(&state, explicit_namespace(&v)?, experiment_id.as_deref()).await?;
     let (pipeline, pipeline_ref) = resolve_spec(&state, &v).await?;
+    check_pipeline_namespace(&state, pipeline_ref.as_ref(), &namespace).await?;
     let runtime_config = v.get("runtime_config").cloned().unwrap_or(Value::Null);
     let parameters = match runtime_config.get("parameters") {
         None | Some(Value::Null) => serde_json::Map::new(),
@@ -226,6 +222,9 @@ async fn list_recurring_runs(
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let mut q = p.query("created_at")?;
+    if let Some(eid) = non_empty(&p.experiment_id) {
+        check_list_namespace(&state, &p, eid).await?;
+    }
     match non_empty(&p.experiment_id) {
         Some(eid) => q.filters.push(Filter::new(
             "experiment_id",

@@ -178,14 +178,6 @@ async fn artifacts_are_read_only_inside_the_store() {
         ))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = h
-        .get(&format!(
-            "/api/v1/artifacts?uri={}",
-            enc(&r(&task.join("link-in")))
-        ))
-        .await;
-    assert_eq!(resp.status(), StatusCode::OK, "a symlink within the store");
-
     // Refused, each with a JSON error.
     let refused = [
         format!("{}/../secret.txt", r(&root)),
@@ -194,6 +186,8 @@ async fn artifacts_are_read_only_inside_the_store() {
         r(&sibling.join("x")),
         r(&task.join("link-out")),
         r(&task.join("dir-out")),
+        // Links are never followed, not even to a file inside the store.
+        r(&task.join("link-in")),
         r(&task.join("dir-out/secret.txt")),
         "/etc/passwd".to_owned(),
         "gs://bucket/key".to_owned(),
@@ -218,6 +212,117 @@ async fn artifacts_are_read_only_inside_the_store() {
         ))
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_task_files_are_neither_served_nor_listed() {
+    let h = Harness::new().await;
+    let root = h.root();
+    let task = root.join("default/r1/train");
+    std::fs::create_dir_all(task.join(".kfp/secrets/tls")).unwrap();
+    std::fs::create_dir_all(task.join("model")).unwrap();
+    std::fs::write(task.join(".kfp/secrets/tls/crt"), "CERT").unwrap();
+    std::fs::write(task.join(".kfp/executor_output.json"), "{}").unwrap();
+    std::fs::write(task.join(".kfp/log"), "log").unwrap();
+    std::fs::write(task.join("model/weights"), "w").unwrap();
+    let t = task.to_string_lossy();
+    for uri in [
+        format!("{t}/.kfp"),
+        format!("{t}/.kfp/"),
+        format!("{t}/.kfp/log"),
+        format!("{t}/.kfp/executor_output.json"),
+        format!("{t}/.kfp/secrets/tls/crt"),
+        format!("{t}//.kfp//secrets/tls/crt"),
+        format!("file://{t}/.kfp/secrets/tls/crt"),
+        format!("{t}/.kfp/../model/weights"),
+    ] {
+        let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&uri))).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
+        let text = body_text(resp).await;
+        assert!(!text.contains("CERT"), "{uri}: {text}");
+        assert!(text.contains("artifact store"), "{uri}: {text}");
+    }
+    let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&t))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v = body_json(resp).await;
+    let names: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["model"], "{v}");
+    // Output files inside an artifact are still served.
+    let resp = h
+        .get(&format!(
+            "/api/v1/artifacts?uri={}",
+            enc(&format!("{t}/model/weights"))
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// A task swaps one of its directories for a symlink to a directory
+/// outside the store while the API serves a file beneath it: no answer may
+/// ever carry the outside file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_reads_never_follow_a_directory_swapped_for_a_symlink() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const ATTEMPTS: usize = 3000;
+    let h = Harness::new().await;
+    let task = h.root().join("default/r1/train");
+    let outside = h.dir.path().join("outside");
+    std::fs::create_dir_all(task.join("out")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(task.join("out/f"), "inside").unwrap();
+    std::fs::write(outside.join("f"), "OUTSIDE").unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let swapper = {
+        let (stop, swaps, task) = (stop.clone(), swaps.clone(), task.clone());
+        std::thread::spawn(move || {
+            let (dir, parked) = (task.join("out"), task.join("parked"));
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::rename(&dir, &parked).unwrap();
+                std::os::unix::fs::symlink(&outside, &dir).unwrap();
+                std::fs::remove_file(&dir).unwrap();
+                std::fs::rename(&parked, &dir).unwrap();
+                swaps.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let uri = format!(
+        "/api/v1/artifacts?uri={}",
+        enc(&task.join("out/f").to_string_lossy())
+    );
+    let app = oxflow_server::router(h.state.clone());
+    let (mut inside, mut leaked, mut refused) = (0, 0, 0);
+    for _ in 0..ATTEMPTS {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = body_text(resp).await;
+        if text.contains("OUTSIDE") {
+            leaked += 1;
+        } else if status == StatusCode::OK {
+            inside += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    eprintln!(
+        "{ATTEMPTS} reads during {} swaps: {inside} inside, {refused} refused or missing, {leaked} outside",
+        swaps.load(Ordering::Relaxed)
+    );
+    assert_eq!(leaked, 0, "answers that carried the file outside the store");
+    assert!(inside > 0, "some reads found the directory in place");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
