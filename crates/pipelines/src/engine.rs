@@ -382,7 +382,7 @@ impl Engine {
         run.started_at.get_or_insert(now);
         run.owner = Some(self.inner.owner.clone());
         run.heartbeat_at = Some(now);
-        store.update_run(&run).await?;
+        durable("recording the run's start", || store.update_run(&run)).await?;
         tracing::info!(run = %run.id, resumed = !existing.is_empty(), "Run started.");
 
         let heartbeat = {
@@ -457,9 +457,36 @@ impl Engine {
                 run.error = Some(e.to_string());
             }
         }
-        store.update_run(&run).await?;
+        durable("recording the run's end", || store.update_run(&run)).await?;
         tracing::info!(run = %run.id, state = %run.state, "Run finished.");
         Ok(run)
+    }
+}
+
+/// Runs a store write the engine must not drop, retrying it while the store
+/// says the failure is transient (a full disk, an I/O error, a lock held
+/// too long, the database unreachable): the run waits, and continues by
+/// itself once the cause goes away, instead of failing a task that worked
+/// or leaving its run RUNNING with nobody to finish it. Other errors are
+/// returned at once.
+async fn durable<T, F, Fut>(
+    what: &str,
+    mut write: F,
+) -> std::result::Result<T, oxflow_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, oxflow_store::StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Store write failed while {what}; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -629,7 +656,7 @@ impl RunCtx {
     }
 
     async fn save(&self, t: &TaskRecord, kind: &'static str) -> Result<()> {
-        self.engine.store.upsert_task(t).await?;
+        durable("recording a task", || self.engine.store.upsert_task(t)).await?;
         self.emit(t, kind);
         Ok(())
     }
@@ -1513,7 +1540,12 @@ async fn run_leaf(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(uri, digest);
-        ctx.engine.store.finish_task(&rec, &[ar], None).await?;
+        durable("recording a finished task", || {
+            ctx.engine
+                .store
+                .finish_task(&rec, std::slice::from_ref(&ar), None)
+        })
+        .await?;
         ctx.emit(&rec, kind);
         return Ok(NodeResult {
             state: TaskState::Succeeded,
@@ -1622,7 +1654,10 @@ async fn run_leaf(
             rec.outputs = outputs_json(&outputs);
             rec.finished_at = Some(Timestamp::now());
             let arts = artifact_records(&ctx, &path, comp, &outputs, &entry.outputs);
-            ctx.engine.store.finish_task(&rec, &arts, None).await?;
+            durable("recording a finished task", || {
+                ctx.engine.store.finish_task(&rec, &arts, None)
+            })
+            .await?;
             ctx.emit(&rec, kind);
             tracing::info!(run = %ctx.run.id, task = %path, "Cache hit.");
             return Ok(NodeResult {
@@ -1854,10 +1889,10 @@ async fn run_leaf(
         task_path: path.clone(),
         created_at: Timestamp::now(),
     });
-    ctx.engine
-        .store
-        .finish_task(&rec, &arts, entry.as_ref())
-        .await?;
+    durable("recording a finished task", || {
+        ctx.engine.store.finish_task(&rec, &arts, entry.as_ref())
+    })
+    .await?;
     ctx.emit(&rec, kind);
     Ok(NodeResult {
         state: TaskState::Succeeded,
@@ -2316,7 +2351,10 @@ async fn run_pvc_stub(
             }
             rec.state = TaskState::Succeeded;
             rec.outputs = outputs_json(&outputs);
-            ctx.engine.store.finish_task(&rec, &[], None).await?;
+            durable("recording a finished task", || {
+                ctx.engine.store.finish_task(&rec, &[], None)
+            })
+            .await?;
             ctx.emit(&rec, kind);
             Ok(NodeResult {
                 state: TaskState::Succeeded,
