@@ -163,8 +163,9 @@ pub fn read_documents(text: &str, options: &ReadOptions<'_>) -> Result<Vec<Value
     Ok(docs)
 }
 
-/// Refuses an object larger than [`MAX_OBJECT_BYTES`] as JSON.
-pub fn check_object_size(doc: &Value) -> Result<(), SpecError> {
+/// The length of `value` serialised as JSON, counted without building the
+/// text; `None` when it cannot be serialised (a map with non-string keys).
+pub fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> Option<usize> {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -176,15 +177,20 @@ pub fn check_object_size(doc: &Value) -> Result<(), SpecError> {
         }
     }
     let mut n = Count(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut n, doc);
-    if n.0 > MAX_OBJECT_BYTES {
+    serde_json::to_writer(&mut n, value).ok().map(|()| n.0)
+}
+
+/// Refuses an object larger than [`MAX_OBJECT_BYTES`] as JSON.
+pub fn check_object_size(doc: &Value) -> Result<(), SpecError> {
+    // A `Value` always serialises.
+    let n = json_len(doc).unwrap_or(0);
+    if n > MAX_OBJECT_BYTES {
         return Err(SpecError::new(
             "",
             format!(
                 "the object is {} bytes as JSON; the limit is {MAX_OBJECT_BYTES} bytes \
                  (Kubernetes' object size limit)",
-                n.0
+                n
             ),
         ));
     }
@@ -687,7 +693,7 @@ mod tests {
             yaml_budget: YamlBudget::Strict,
         };
         // (`.err()`, not `unwrap_err`: a failure must not print 1.5 MB.)
-        let refused = |text: &str| read_documents(text, &roomy).err().expect("refused");
+        let refused = |text: &str| read_documents(text, &roomy).expect_err("refused");
         let big = json!({"spec": {"x": "y".repeat(MAX_OBJECT_BYTES)}}).to_string();
         let e = refused(&big);
         assert_eq!(e.path, "");

@@ -258,17 +258,6 @@ impl Pipeline {
             #[serde(skip_serializing_if = "Option::is_none")]
             platform_spec: Option<&'a PlatformSpec>,
         }
-        /// Counts what is written to it.
-        struct Count(usize);
-        impl std::io::Write for Count {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0 += buf.len();
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let stored = Stored {
             pipeline_spec: &self.spec,
             platform_spec: self.platform.as_ref(),
@@ -277,11 +266,10 @@ impl Pipeline {
         // size: a growing buffer would reach up to twice the text (MiBs for
         // a large pipeline) at the moment the spec is stored. Serialising
         // these types cannot fail: every map is keyed by strings.
-        let mut count = Count(0);
-        if serde_json::to_writer(&mut count, &stored).is_err() {
+        let Some(size) = oxflow_core::spec::json_len(&stored) else {
             return "null".to_owned();
-        }
-        let mut text = Vec::with_capacity(count.0);
+        };
+        let mut text = Vec::with_capacity(size);
         if serde_json::to_writer(&mut text, &stored).is_err() {
             return "null".to_owned();
         }

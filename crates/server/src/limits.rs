@@ -71,20 +71,8 @@ pub(crate) fn json_field(field: &str, value: &Value, limit: usize) -> ApiResult<
 
 /// The length of `value` serialised as JSON, without building the text.
 pub(crate) fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
+    // A `Value` always serialises.
+    oxflow_core::spec::json_len(value).unwrap_or(0)
 }
 
 /// Most items on one page of a Kubernetes-style list (Katib's and KServe's
