@@ -155,6 +155,13 @@ impl Engine {
             owner.clone(),
         );
         secrets.sweep();
+        crate::scratch::sweep_legacy_secrets(
+            artifacts.root(),
+            &config
+                .data_dir
+                .join("scratch")
+                .join(".legacy-secrets-swept"),
+        );
         Self {
             inner: Arc::new(Inner {
                 store,

@@ -146,6 +146,54 @@ impl Drop for AttemptDir {
     }
 }
 
+/// Removes the secret files that Oxflow before the scratch space wrote into
+/// the artifact store (`<task dir>/.kfp/secrets/`), once per data
+/// directory: `marker` records that it ran. Walks directories only and never
+/// follows a symlink. Returns how many `secrets` directories it removed.
+pub(crate) fn sweep_legacy_secrets(artifacts_root: &Path, marker: &Path) -> usize {
+    if marker.exists() || !artifacts_root.is_dir() {
+        return 0;
+    }
+    let mut removed = 0;
+    let mut stack = vec![artifacts_root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_name() == oxflow_artifacts::INTERNAL_DIR {
+                let secrets = path.join("secrets");
+                if std::fs::symlink_metadata(&secrets).is_ok_and(|m| m.is_dir()) {
+                    match std::fs::remove_dir_all(&secrets) {
+                        Ok(()) => removed += 1,
+                        Err(error) => tracing::warn!(dir = %secrets.display(), %error,
+                            "Could not remove secret files an older Oxflow left in the artifact store."),
+                    }
+                }
+            } else {
+                stack.push(path);
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "Removed secret files an older Oxflow left in the artifact store."
+        );
+    }
+    if let Some(parent) = marker.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Err(error) = std::fs::write(marker, b"") {
+        tracing::warn!(marker = %marker.display(), %error, "Could not record the legacy secret sweep; it runs again next start.");
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
@@ -221,5 +269,34 @@ mod tests {
             "another host's process is not judged"
         );
         assert_eq!(SecretScratch::new(d.path().join("none"), me).sweep(), 0);
+    }
+
+    #[test]
+    fn the_legacy_sweep_removes_old_secret_files_once() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("artifacts");
+        let marker = d.path().join("scratch").join(".legacy-secrets-swept");
+        let nested = root.join("default/run1/outer/inner/.kfp/secrets/tls");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("crt"), b"SECRET").unwrap();
+        let flat = root.join("team/run2/task/.kfp/secrets/db");
+        std::fs::create_dir_all(&flat).unwrap();
+        std::fs::write(flat.join("password"), b"SECRET").unwrap();
+        // Other internal files and outputs stay.
+        std::fs::write(root.join("team/run2/task/.kfp/executor_input.json"), b"{}").unwrap();
+        std::fs::write(root.join("team/run2/task/model.bin"), b"m").unwrap();
+        assert_eq!(sweep_legacy_secrets(&root, &marker), 2);
+        assert!(!root.join("default/run1/outer/inner/.kfp/secrets").exists());
+        assert!(!root.join("team/run2/task/.kfp/secrets").exists());
+        assert!(
+            root.join("team/run2/task/.kfp/executor_input.json")
+                .exists()
+        );
+        assert!(root.join("team/run2/task/model.bin").exists());
+        assert!(marker.exists());
+        // Once per data directory.
+        std::fs::create_dir_all(&flat).unwrap();
+        assert_eq!(sweep_legacy_secrets(&root, &marker), 0);
+        assert!(flat.exists());
     }
 }
