@@ -8,6 +8,7 @@ exits non-zero when a figure that must be zero is not.
     python bench/reliability/probe.py --oxflow target/debug/oxflow [--quick]
 """
 import argparse
+import atexit
 import json
 import os
 import random
@@ -27,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = []
+# Every server this script starts, killed at exit whatever happened.
+STARTED = []
+atexit.register(lambda: [p.kill() for p in STARTED if p.poll() is None])
 
 
 def result(name, value, must_be_zero=False, note=''):
@@ -40,9 +44,13 @@ class Up:
         env['PATH'] = str(Path(sys.executable).parent) + os.pathsep + env.get('PATH', '')
         for k in ('OXFLOW_DATABASE', 'OXFLOW_SERVER'):
             env.pop(k, None)
-        self.log = open(Path(home) / 'server.log', 'a')
+        # Beside the data directory, not in it: the disk-full probe fills
+        # the data directory's filesystem.
+        self.log_path = Path(tempfile.gettempdir()) / f'oxflow-probe-{Path(home).name}.log'
+        self.log = open(self.log_path, 'a')
         self.proc = subprocess.Popen([oxflow, 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0', *extra],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        STARTED.append(self.proc)
         deadline = time.time() + 120
         self.url = None
         while time.time() < deadline:
@@ -230,6 +238,7 @@ def probe_secrets(oxflow):
         subprocess.run([oxflow, 'secrets', 'create', 'probe', '--from-literal', f'token={value}'],
                        env=env, check=True, capture_output=True)
         up = Up(oxflow, home)
+        first_log = up.log_path
         out = subprocess.run([oxflow, '--server', up.url, 'run', str(pkg)], env=env, capture_output=True,
                              text=True, timeout=600)
         m = re.search(r'[0-9a-f]{8}-[0-9a-f-]{27}', out.stdout + out.stderr)
@@ -260,8 +269,9 @@ def probe_secrets(oxflow):
             call(up.url + f'/apis/v2beta1/runs/{run_id}', 'DELETE')
             deleted_left = sum(1 for p in Path(home, 'artifacts').rglob('*') if run_id in str(p))
             up.stop()
-        if needle in (Path(home) / 'server.log').read_bytes():
-            found.append('server.log')
+        for log in {first_log, up.log_path}:
+            if needle in log.read_bytes():
+                found.append('server log')
     result('run with use_secret_as_volume/env succeeded', out.returncode == 0 and run_id is not None)
     result('places a secret value was found (data dir, API answers, server log)', len(found), True,
            ', '.join(found))
@@ -468,6 +478,7 @@ def probe_bounds(oxflow, loads):
         proc = subprocess.Popen([oxflow, 'serve', f'm={model_dir}', '--format', 'xgboost', '--addr', '127.0.0.1:0',
                                  '--grpc-addr', '127.0.0.1:0'], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
+        STARTED.append(proc)
         addr = None
         deadline = time.time() + 60
         while time.time() < deadline and addr is None:

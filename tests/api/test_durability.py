@@ -76,3 +76,24 @@ def test_outside_sqlite_clients_and_kill_9_lose_no_acknowledged_write():
             print(f'{len(acknowledged)} acknowledged writes, {len(opened)} outside opens, 0 lost')
         finally:
             again.stop()
+
+
+def test_a_server_whose_stderr_is_gone_still_stops_on_sigterm():
+    """The parent that started `oxflow up` died: nobody reads its stderr.
+    SIGTERM must still stop it (printing "stopping..." used to panic the
+    task that stops the server, which then ran on)."""
+    import subprocess
+    from conftest import oxflow_bin
+    with tempfile.TemporaryDirectory() as home:
+        proc = subprocess.Popen([oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0'],
+                                env=dict(os.environ, OXFLOW_HOME=home), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            while b'serving on' not in proc.stderr.readline():
+                assert proc.poll() is None, 'oxflow up exited before serving'
+            proc.stderr.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()

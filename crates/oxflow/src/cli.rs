@@ -714,8 +714,10 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            eprintln!("stopping...");
+            // Stop first: a stderr nobody reads any more (the parent that
+            // started us is gone) must not keep the server from stopping.
             shutdown.cancel();
+            crate::output::note("stopping...");
         });
     }
     // Tests and scripts wait for this line.

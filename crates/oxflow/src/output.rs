@@ -9,6 +9,14 @@ use oxflow_store::{RunRecord, TaskRecord, TaskSummary};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+/// Writes a line to stderr, ignoring a stderr that is closed: unlike
+/// `eprintln!`, which panics when nobody reads stderr any more (a parent
+/// that started the server and died), so that a server asked to stop
+/// still stops.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 fn duration_ms(
     start: Option<oxflow_core::Timestamp>,
     end: Option<oxflow_core::Timestamp>,

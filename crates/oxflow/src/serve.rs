@@ -229,7 +229,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            eprintln!("stopping...");
+            crate::output::note("stopping...");
         }
     };
     // Tests and scripts wait for this line.
