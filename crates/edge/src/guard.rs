@@ -106,20 +106,21 @@ pub(crate) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
-    match verdict(
-        &policy,
-        request.method(),
-        authority.as_deref(),
-        request.headers(),
-    ) {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            let message = refusal.message();
-            warn!(method = %request.method(), path = %request.uri().path(), reason = %message, "Request refused at the edge.");
-            refuse(&message)
-        }
+    match screen(&policy, &request) {
+        Some(refused) => refused,
+        None => next.run(request).await,
     }
+}
+
+/// The refusal for `request`, or `None` when it may go on: what [`check`]
+/// does, callable without a middleware layer (the serve loop calls it for
+/// every request before routing).
+pub(crate) fn screen<B>(policy: &HostPolicy, request: &axum::http::Request<B>) -> Option<Response> {
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let refusal = verdict(policy, request.method(), authority, request.headers()).err()?;
+    let message = refusal.message();
+    warn!(method = %request.method(), path = %request.uri().path(), reason = %message, "Request refused at the edge.");
+    Some(refuse(&message))
 }
 
 fn refuse(message: &str) -> Response {

@@ -140,7 +140,10 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let app = crate::protect(app, config.hosts.clone());
+    // The Host/Origin check runs in the per-connection service below, in
+    // front of the router (the same check as `protect`, without a
+    // middleware layer's boxing on the hot path).
+    let hosts = config.hosts.clone();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let pending = Arc::new(Pending::default());
     let tracker = TaskTracker::new();
@@ -184,13 +187,21 @@ where
         let started = Arc::new(AtomicBool::new(false));
         let service = {
             let app = app.clone();
+            let hosts = hosts.clone();
             let started = started.clone();
             let pending = pending.clone();
             tower::service_fn(move |request: Request<Incoming>| {
                 if !started.swap(true, Ordering::AcqRel) {
                     pending.remove(seq);
                 }
-                app.clone().oneshot(request.map(Body::new))
+                let refused = crate::guard::screen(&hosts, &request);
+                let app = app.clone();
+                async move {
+                    match refused {
+                        Some(response) => Ok(response),
+                        None => app.oneshot(request.map(Body::new)).await,
+                    }
+                }
             })
         };
         let header_read_timeout = config.header_read_timeout;
