@@ -1,14 +1,11 @@
 //! A run whose store fills up while a task runs waits for space instead of
 //! failing or being left RUNNING, and finishes by itself once space returns.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxflow_artifacts::ArtifactStore;
-use oxflow_core::{Namespace, RunState, TaskState};
-use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest};
-use oxflow_runtime::{LocalConfig, LocalRuntime};
+mod common;
+
+use oxflow_core::{RunState, TaskState};
 use oxflow_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -104,39 +101,12 @@ async fn a_run_waits_out_a_full_store_and_finishes() {
     // elsewhere, so that only the store's writes fail.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in_dir(disk.dir.path()).await.unwrap();
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(LocalRuntime::new(LocalConfig {
-            scratch_dir: dir.path().join("scratch"),
-            ..Default::default()
-        })),
-        ArtifactStore::new(dir.path().join("artifacts")),
-        EngineConfig {
-            data_dir: dir.path().to_path_buf(),
-            max_parallel: 2,
-            python: None,
-        },
-    );
+    let engine = common::engine(&store, dir.path());
     let (started, gate) = (dir.path().join("started"), dir.path().join("gate"));
     let yaml = TWO_STEPS
         .replace("STARTED", &started.to_string_lossy())
         .replace("GATE", &gate.to_string_lossy());
-    let pipeline = Pipeline::load_str(&yaml, "store-full.yaml").unwrap();
-    let run = engine
-        .submit(
-            &pipeline,
-            SubmitRequest {
-                namespace: Namespace::default(),
-                display_name: None,
-                parameters: BTreeMap::new(),
-                options: RunOptions {
-                    enable_cache: false,
-                    base_dir: None,
-                },
-            },
-        )
-        .await
-        .unwrap();
+    let run = common::submit(&engine, &yaml).await;
     let execution = {
         let engine = engine.clone();
         let id = run.id.clone();

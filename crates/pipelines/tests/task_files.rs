@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxflow_artifacts::ArtifactStore;
+mod common;
+
+use common::engine;
 use oxflow_core::{Namespace, RunState, TaskState};
-use oxflow_pipelines::{Engine, EngineConfig, Pipeline, RunOptions, SubmitRequest};
-use oxflow_runtime::{LocalConfig, LocalRuntime};
+use oxflow_pipelines::Engine;
 use oxflow_store::{RunRecord, Store, TaskRecord};
 use tokio_util::sync::CancellationToken;
 
@@ -34,22 +34,7 @@ impl Harness {
     }
 
     async fn submit(&self, yaml: &str) -> RunRecord {
-        let pipeline = Pipeline::load_str(yaml, "test.yaml").unwrap();
-        self.engine
-            .submit(
-                &pipeline,
-                SubmitRequest {
-                    namespace: Namespace::default(),
-                    display_name: None,
-                    parameters: BTreeMap::new(),
-                    options: RunOptions {
-                        enable_cache: false,
-                        base_dir: None,
-                    },
-                },
-            )
-            .await
-            .unwrap()
+        common::submit(&self.engine, yaml).await
     }
 
     async fn run(&self, yaml: &str) -> (RunRecord, Vec<TaskRecord>) {
@@ -82,22 +67,6 @@ impl Harness {
         }
         out
     }
-}
-
-fn engine(store: &Store, dir: &Path) -> Engine {
-    Engine::new(
-        store.clone(),
-        Arc::new(LocalRuntime::new(LocalConfig {
-            scratch_dir: dir.join("scratch"),
-            ..Default::default()
-        })),
-        ArtifactStore::new(dir.join("artifacts")),
-        EngineConfig {
-            data_dir: dir.to_path_buf(),
-            max_parallel: 4,
-            python: None,
-        },
-    )
 }
 
 /// Every file under `dir` whose bytes contain one of `needles`.
