@@ -8,8 +8,9 @@
 //!
 //! Architecture invariant: every TCP listener of Oxflow that speaks HTTP
 //! (`oxflow up`, `oxflow serve`, gRPC, the Katib push endpoint, the
-//! predictor host of transformers) is served by [`serve`], which applies
-//! [`protect`] itself, so no listener can be opened without the check.
+//! predictor host of transformers) is served by [`serve`], which runs the
+//! check on every request before the router, so no listener can be opened
+//! without it.
 
 mod guard;
 mod hosts;
