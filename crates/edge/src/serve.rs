@@ -24,18 +24,25 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::HostPolicy;
+use crate::access::{Access, Admit};
 
 /// How one listener is served.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Which `Host`s and `Origin`s it answers to.
     pub hosts: Arc<HostPolicy>,
+    /// Which credentials it asks for.
+    pub access: Access,
+    /// With this, connections that open with a TLS handshake are served
+    /// over TLS, on the same port as plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// A connection must send its first request's headers within this, and
     /// every later request's headers within this once they begin.
     pub header_read_timeout: Duration,
@@ -51,13 +58,15 @@ impl ServeConfig {
     /// Defaults sized from the process's descriptor limit (raised to its
     /// hard limit first): half of the descriptors for connections, the rest
     /// for the store, logs, artifacts and workloads' pipes.
-    pub fn new(hosts: HostPolicy) -> Self {
+    pub fn new(hosts: HostPolicy, access: Access) -> Self {
         let descriptors = raise_descriptor_limit();
         let max_connections = usize::try_from(descriptors / 2)
             .unwrap_or(usize::MAX)
             .clamp(64, 16_384);
         Self {
             hosts: Arc::new(hosts),
+            access,
+            tls: None,
             header_read_timeout: Duration::from_secs(10),
             max_connections,
             max_pending: (max_connections / 4).clamp(16, 1024),
@@ -140,10 +149,22 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    // The Host/Origin check runs in the per-connection service below, in
-    // front of the router (the same check as `protect`, without a
-    // middleware layer's boxing on the hot path).
+    // The Host/Origin check and authentication run in the per-connection
+    // service below, in front of the router (the same checks as `protect`,
+    // without a middleware layer's boxing on the hot path).
     let hosts = config.hosts.clone();
+    let access = config.access.clone();
+    if matches!(access, Access::Open) {
+        let bound = listener.local_addr()?;
+        if !bound.ip().is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "refusing to serve {bound} without authentication: only a loopback address may be served with `--auth none`"
+                ),
+            ));
+        }
+    }
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let pending = Arc::new(Pending::default());
     let tracker = TaskTracker::new();
@@ -188,18 +209,34 @@ where
         let service = {
             let app = app.clone();
             let hosts = hosts.clone();
+            let access = access.clone();
             let started = started.clone();
             let pending = pending.clone();
             tower::service_fn(move |request: Request<Incoming>| {
                 if !started.swap(true, Ordering::AcqRel) {
                     pending.remove(seq);
                 }
-                let refused = crate::guard::screen(&hosts, &request);
+                let mut request = request.map(Body::new);
+                let admit = match crate::guard::screen(&hosts, &request) {
+                    Some(refused) => Admit::Refuse(refused),
+                    None => match &access {
+                        Access::Open => Admit::Caller(oxflow_auth::Caller::owner()),
+                        Access::Token(gate) => gate.admit(&request),
+                    },
+                };
                 let app = app.clone();
+                let access = access.clone();
                 async move {
-                    match refused {
-                        Some(response) => Ok(response),
-                        None => app.oneshot(request.map(Body::new)).await,
+                    match admit {
+                        Admit::Refuse(response) => Ok(response),
+                        Admit::Caller(caller) => {
+                            request.extensions_mut().insert(caller);
+                            app.oneshot(request).await
+                        }
+                        Admit::Login => match &access {
+                            Access::Token(gate) => Ok(gate.login(request).await),
+                            Access::Open => app.oneshot(request).await,
+                        },
                     }
                 }
             })
@@ -207,8 +244,43 @@ where
         let header_read_timeout = config.header_read_timeout;
         let stopping = stopping.clone();
         let pending = pending.clone();
+        let tls = config.tls.clone();
         tracker.spawn(async move {
             let _slot = slot;
+            // TLS or plain, told by the first byte, within the deadline for
+            // a first request (and closed if evicted meanwhile).
+            let io = match tls {
+                None => Either::Left(tcp),
+                Some(tls) => {
+                    let opened = async {
+                        let mut first = [0u8; 1];
+                        match tcp.peek(&mut first).await {
+                            Ok(1) if first[0] == 0x16 => {
+                                match tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await {
+                                    Ok(stream) => Some(Either::Right(stream)),
+                                    Err(e) => {
+                                        debug!(%peer, error = %e, "TLS handshake failed.");
+                                        None
+                                    }
+                                }
+                            }
+                            Ok(1) => Some(Either::Left(tcp)),
+                            _ => None,
+                        }
+                    };
+                    let opened = tokio::select! {
+                        r = tokio::time::timeout(header_read_timeout, opened) => r.ok().flatten(),
+                        () = evicted.cancelled() => None,
+                    };
+                    match opened {
+                        Some(io) => io,
+                        None => {
+                            pending.remove(seq);
+                            return;
+                        }
+                    }
+                }
+            };
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http1()
@@ -216,7 +288,7 @@ where
                 .header_read_timeout(header_read_timeout);
             builder.http2().timer(TokioTimer::new());
             let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(tcp),
+                TokioIo::new(io),
                 TowerToHyperService::new(service),
             );
             tokio::pin!(connection);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{get, post};
-use oxflow_edge::{HostPolicy, ServeConfig, serve};
+use oxflow_edge::{Access, HostPolicy, ServeConfig, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -42,7 +42,10 @@ async fn start(tune: impl FnOnce(&mut ServeConfig)) -> Server {
                 }
             }),
         );
-    let mut config = ServeConfig::new(HostPolicy::for_listener(addr, &[], &[]).expect("policy"));
+    let mut config = ServeConfig::new(
+        HostPolicy::for_listener(addr, &[], &[]).expect("policy"),
+        Access::Open,
+    );
     tune(&mut config);
     let stop = CancellationToken::new();
     let token = stop.clone();

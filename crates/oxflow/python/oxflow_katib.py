@@ -6,7 +6,8 @@ needs one line, the same call Katib's SDK offers:
     import oxflow_katib; oxflow_katib.report_metrics({"accuracy": 0.93, "loss": 0.2})
 
 The trial is named by KATIB_TRIAL_NAME (set by Oxflow, as Katib sets it) and
-the server by OXFLOW_METRICS_URL. Standard library only.
+the server by OXFLOW_METRICS_URL, which takes OXFLOW_METRICS_TOKEN (a token
+good for this trial's push only). Standard library only.
 """
 
 import datetime
@@ -46,10 +47,15 @@ def report_metrics(metrics, timestamp=None, timeout=10.0):
         urllib.parse.quote(namespace),
         urllib.parse.quote(trial),
     )
+    headers = {"Content-Type": "application/json"}
+    # A token good for this trial's push only (set by Oxflow).
+    token = os.environ.get("OXFLOW_METRICS_TOKEN")
+    if token:
+        headers["Authorization"] = "Bearer " + token
     req = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=headers,
         method="POST",
     )
     try:

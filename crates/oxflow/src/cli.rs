@@ -35,6 +35,16 @@ pub struct Cli {
     /// the local data directory: `run`, `runs list|get|delete` and `logs`.
     #[arg(long, env = "OXFLOW_SERVER", global = true, value_name = "URL")]
     pub server: Option<String>,
+    /// The token to send to that server (default: the data directory's,
+    /// which `oxflow token` prints).
+    #[arg(
+        long,
+        env = "OXFLOW_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +70,12 @@ pub enum Command {
         /// Task path or name (`train`, `for-loop-2/0/square`).
         task: String,
     },
+    /// Print the path of the kubeconfig `oxflow up` writes (for
+    /// `export KUBECONFIG=$(oxflow kubeconfig)`).
+    Kubeconfig,
+    /// Print the data directory's token (what clients send as
+    /// `Authorization: Bearer`, and what the dashboard's login page takes).
+    Token,
     /// Manage secrets that pipelines use through kfp-kubernetes.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -145,18 +161,90 @@ pub struct EdgeArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// Who may call: `token` (every request carries the data directory's
+    /// token or a dashboard session: `oxflow token`, `oxflow kubeconfig`) or
+    /// `none` (anyone who can reach the port; only on a loopback address).
+    #[arg(long, value_enum, default_value_t = AuthMode::Token, env = "OXFLOW_AUTH")]
+    pub auth: AuthMode,
+}
+
+/// How a server authenticates its callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// The data directory's token, a scoped token or a dashboard session.
+    Token,
+    /// No authentication (loopback addresses only).
+    None,
 }
 
 impl EdgeArgs {
-    /// The edge configuration of a listener bound to `bound`.
-    pub fn serve_config(&self, bound: std::net::SocketAddr) -> Result<oxflow_edge::ServeConfig> {
+    /// The edge configuration of a listener bound to `bound`, admitting
+    /// what `gate` accepts (or anyone, with `--auth none`, which only a
+    /// loopback address may be served with).
+    pub fn serve_config(
+        &self,
+        bound: std::net::SocketAddr,
+        gate: &Arc<oxflow_edge::Gate>,
+    ) -> Result<oxflow_edge::ServeConfig> {
         let hosts = oxflow_edge::HostPolicy::for_listener(
             bound,
             &self.allowed_hosts,
             &self.allowed_origins,
         )?;
-        Ok(oxflow_edge::ServeConfig::new(hosts))
+        let access = match self.auth {
+            AuthMode::Token => oxflow_edge::Access::Token(gate.clone()),
+            AuthMode::None if bound.ip().is_loopback() => oxflow_edge::Access::Open,
+            AuthMode::None => bail!(
+                "--auth none: refusing to serve {bound} without authentication; \
+                 only a loopback address (127.0.0.1, ::1) may be served without it"
+            ),
+        };
+        Ok(oxflow_edge::ServeConfig::new(hosts, access))
     }
+}
+
+/// The data directory `cli` names (`--home`, `$OXFLOW_HOME`, else
+/// `~/.oxflow`), created if missing, as an absolute path.
+pub(crate) fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    let home = match &cli.home {
+        Some(h) => h.clone(),
+        None => dirs_home().join(".oxflow"),
+    };
+    std::fs::create_dir_all(&home)
+        .with_context(|| format!("creating the data directory {}", home.display()))?;
+    // Paths under the data directory are handed to tasks that run
+    // elsewhere (their own working directories): make them absolute.
+    home.canonicalize()
+        .with_context(|| format!("resolving the data directory {}", home.display()))
+}
+
+/// The token a client sends to `--server`: `--token` (`$OXFLOW_TOKEN`),
+/// else the data directory's if it has one.
+pub(crate) fn client_token(cli: &Cli) -> Result<Option<String>> {
+    if let Some(t) = cli
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        return Ok(Some(t.to_owned()));
+    }
+    let home = match &cli.home {
+        Some(h) => h.clone(),
+        None => dirs_home().join(".oxflow"),
+    };
+    let path = home.join(oxflow_auth::TOKEN_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(
+        oxflow_auth::Credentials::load(&path)?.token().to_owned(),
+    ))
+}
+
+/// The data directory's credentials (its token file made on first use).
+pub(crate) fn credentials(home: &std::path::Path) -> Result<oxflow_auth::Credentials> {
+    Ok(oxflow_auth::Credentials::load_or_create(home)?)
 }
 
 #[derive(Debug, Args)]
@@ -254,17 +342,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) async fn open(cli: &Cli) -> Result<Self> {
-        let home = match &cli.home {
-            Some(h) => h.clone(),
-            None => dirs_home().join(".oxflow"),
-        };
-        std::fs::create_dir_all(&home)
-            .with_context(|| format!("creating the data directory {}", home.display()))?;
-        // Paths under the data directory are handed to tasks that run
-        // elsewhere (their own working directories): make them absolute.
-        let home = home
-            .canonicalize()
-            .with_context(|| format!("resolving the data directory {}", home.display()))?;
+        let home = data_dir(cli)?;
         let store = match &cli.database {
             Some(url) => Store::open(url).await?,
             None => Store::open_in_dir(&home).await?,
@@ -330,6 +408,8 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         && !matches!(
             cli.command,
             Command::Validate { .. }
+                | Command::Kubeconfig
+                | Command::Token
                 | Command::Serve(_)
                 | Command::Apply(_)
                 | Command::Isvc(_)
@@ -352,6 +432,16 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run(args) => run(&cli, args).await,
         Command::Up(args) => up(&cli, args).await,
+        Command::Kubeconfig => {
+            let home = data_dir(&cli)?;
+            println!("{}", home.join(crate::kubeconfig::FILE).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token => {
+            let home = data_dir(&cli)?;
+            println!("{}", credentials(&home)?.token());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tune { file, output } => crate::tune::tune(&cli, file, output).await,
         Command::Experiments(cmd) => crate::tune::experiments(&cli, cmd).await,
         Command::Serve(args) => crate::serve::serve(&cli, args).await,
@@ -631,9 +721,38 @@ async fn runs(cli: &Cli, cmd: &RunsCommand) -> Result<ExitCode> {
     }
 }
 
+/// The names the server's TLS certificate carries: loopback, the
+/// addresses bound, and the hosts allowed with `--allowed-hosts`.
+fn tls_names(bound: &[std::net::SocketAddr], allowed: &[String]) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    for addr in bound {
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+    }
+    for host in allowed {
+        let host = host.trim();
+        if !host.is_empty() {
+            names.push(host.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// `oxflow up`: the API server with a run controller, until Ctrl-C.
 async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let ctx = Ctx::open(cli).await?;
+    let credentials = credentials(&ctx.home)?;
+    // The API and dashboard listener serves the login page; the gRPC one
+    // takes tokens only.
+    let gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), true));
+    let grpc_gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), false));
     let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
     let controller = oxflow_pipelines::RunController::new(engine, args.max_runs);
     let loop_handle = controller.start();
@@ -654,7 +773,10 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     } else {
         bound
     };
-    let (tuning, tuning_runtime) = ctx.tuning(Some(format!("http://{report_host}")))?;
+    let (tuning, tuning_runtime) = ctx.tuning(
+        Some(format!("http://{report_host}")),
+        Some(crate::tune::report_tokens(&credentials)),
+    )?;
     let tuning_handle = tuning.start();
     let serving = oxflow_serving::controller::ServingController::new(
         ctx.store.clone(),
@@ -691,8 +813,23 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             )
         })?;
     let grpc_bound = grpc_listener.local_addr()?;
-    let edge = args.edge.serve_config(bound)?;
-    let grpc_edge = args.edge.serve_config(grpc_bound)?;
+    // TLS on the same ports as plain HTTP, from the data directory's
+    // local CA: kubectl sends the kubeconfig's token only over TLS.
+    let tls = oxflow_edge::tls_identity(
+        &ctx.home.join("tls"),
+        &tls_names(&[bound, grpc_bound], &args.edge.allowed_hosts),
+    )?;
+    let mut edge = args.edge.serve_config(bound, &gate)?;
+    edge.tls = Some(tls.config.clone());
+    let mut grpc_edge = args.edge.serve_config(grpc_bound, &grpc_gate)?;
+    grpc_edge.tls = Some(tls.config.clone());
+    let base_url = format!("http://{report_host}");
+    let kubeconfig = crate::kubeconfig::write(
+        &ctx.home,
+        &format!("https://{report_host}"),
+        gate.credentials().token(),
+        &tls.ca_pem,
+    )?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         store: ctx.store.clone(),
@@ -725,6 +862,16 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         "oxflow is serving on http://{bound} (data in {}; inference gRPC on {grpc_bound})",
         ctx.home.display()
     );
+    match args.edge.auth {
+        AuthMode::Token => eprintln!(
+            "  dashboard (this link logs in once): {}\n  kubectl: export KUBECONFIG={}\n  token: `oxflow token`",
+            gate.login_url(&base_url),
+            kubeconfig.display()
+        ),
+        AuthMode::None => eprintln!(
+            "  authentication is off (--auth none): anyone who can reach {bound} may do anything"
+        ),
+    }
     let grpc_task = tokio::spawn(oxflow_serving::controller::serve_grpc(
         serving.clone(),
         grpc_listener,

@@ -81,7 +81,9 @@ impl Backend {
     pub(crate) async fn open(cli: &Cli) -> Result<Backend> {
         Ok(
             match cli.server.as_deref().filter(|u| !u.trim().is_empty()) {
-                Some(url) => Backend::Remote(Server::parse(url)?),
+                Some(url) => {
+                    Backend::Remote(Server::parse(url)?.with_token(crate::cli::client_token(cli)?))
+                }
                 None => Backend::Local(Ctx::open(cli).await?),
             },
         )

@@ -3,6 +3,7 @@
 
 mod cli;
 mod isvc;
+mod kubeconfig;
 mod output;
 mod remote;
 mod serve;

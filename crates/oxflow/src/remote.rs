@@ -34,6 +34,8 @@ pub struct Server {
     authority: String,
     /// Path prefix without a trailing slash (`""` normally).
     prefix: String,
+    /// Sent as `Authorization: Bearer` (never printed).
+    token: Option<String>,
 }
 
 /// A response: status code, reason phrase and the body.
@@ -76,7 +78,14 @@ impl Server {
             url: trimmed.trim_end_matches('/').to_owned(),
             authority,
             prefix: prefix.to_owned(),
+            token: None,
         })
+    }
+
+    /// The same server, called with `token`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response> {
@@ -122,6 +131,9 @@ impl Server {
         );
         if body.is_some() {
             req.push_str("Content-Type: application/json\r\n");
+        }
+        if let Some(token) = &self.token {
+            req.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         req.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
         let ctx = || format!("talking to the Oxflow server at {}", self.url);
@@ -431,7 +443,7 @@ fn run_from_kfp(v: &Value) -> Result<RunRecord> {
 
 /// Runs `cli`'s command against the server at `url`.
 pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
-    let server = Server::parse(url)?;
+    let server = Server::parse(url)?.with_token(crate::cli::client_token(cli)?);
     match &cli.command {
         Command::Run(args) => run(cli, &server, args).await,
         Command::Runs(RunsCommand::List {
@@ -464,10 +476,16 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs { run, task } => logs(&server, run, task).await,
-        Command::Validate { .. } => unreachable!("validate runs locally"),
-        Command::Serve(_) => unreachable!("serve runs locally"),
-        Command::Apply(_) | Command::Isvc(_) | Command::TrainedModel(_) => {
-            unreachable!("isvc and trainedmodel commands choose their backend")
+        // `cli::main` runs these without coming here; an error rather than a
+        // panic if the two lists ever disagree.
+        Command::Validate { .. }
+        | Command::Serve(_)
+        | Command::Kubeconfig
+        | Command::Token
+        | Command::Apply(_)
+        | Command::Isvc(_)
+        | Command::TrainedModel(_) => {
+            bail!("internal error: this command runs locally and never through --server")
         }
         Command::Up(_) => {
             bail!("`oxflow up` starts a server; it does not take --server (unset OXFLOW_SERVER)")

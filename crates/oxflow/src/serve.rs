@@ -131,12 +131,12 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         },
     };
     let sources = sources(args, format)?;
-    let home = match &cli.home {
-        Some(h) => h.clone(),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".oxflow")
-        }
-    };
+    let home = crate::cli::data_dir(cli)?;
+    // The data directory's token, as for `oxflow up` (`oxflow token`).
+    let gate = Arc::new(oxflow_edge::Gate::new(
+        crate::cli::credentials(&home)?,
+        false,
+    ));
     let python = match &args.python {
         Some(p) => p.clone(),
         None => PathBuf::from("python3"),
@@ -238,8 +238,8 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         names.join(", ")
     );
     let (http_edge, grpc_edge) = (
-        args.edge.serve_config(http_addr)?,
-        args.edge.serve_config(grpc_addr)?,
+        args.edge.serve_config(http_addr, &gate)?,
+        args.edge.serve_config(grpc_addr, &gate)?,
     );
     oxflow_inference::server::serve(plane, (http, http_edge), Some((grpc, grpc_edge)), shutdown)
         .await

@@ -90,6 +90,7 @@ impl Ctx {
     pub(crate) fn tuning(
         &self,
         report_url: Option<String>,
+        report_tokens: Option<oxflow_tuning::ReportTokens>,
     ) -> Result<(TuningController, Arc<LocalRuntime>)> {
         let runtime = Arc::new(LocalRuntime::new(LocalConfig {
             scratch_dir: self.home.join("scratch"),
@@ -117,6 +118,7 @@ impl Ctx {
                 logs_dir: self.home.join("logs").join("tuning"),
                 work_dir: self.home.join("tuning"),
                 report_url,
+                report_tokens,
                 python_path: Some(python),
                 owner: oxflow_runtime::owner::owner_id(),
             },
@@ -125,16 +127,31 @@ impl Ctx {
     }
 }
 
+/// Scoped tokens for trials' metrics pushes, under `credentials`.
+pub(crate) fn report_tokens(credentials: &oxflow_auth::Credentials) -> oxflow_tuning::ReportTokens {
+    let credentials = credentials.clone();
+    Arc::new(move |path: &str| credentials.scoped_token("POST", path))
+}
+
 /// Serves the metrics-push endpoint on an ephemeral loopback port for as
-/// long as the returned token is not cancelled; returns its base URL.
-async fn serve_reports(store: oxflow_store::Store, stop: CancellationToken) -> Result<String> {
+/// long as the returned token is not cancelled, admitting the data
+/// directory's token and trials' scoped tokens; returns its base URL.
+async fn serve_reports(
+    store: oxflow_store::Store,
+    credentials: &oxflow_auth::Credentials,
+    stop: CancellationToken,
+) -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("listening for pushed metrics on loopback")?;
     let addr = listener.local_addr()?;
     let app = oxflow_server::katib_report_router(store);
+    let gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), false));
     tokio::spawn(async move {
-        let config = oxflow_edge::ServeConfig::new(oxflow_edge::HostPolicy::loopback());
+        let config = oxflow_edge::ServeConfig::new(
+            oxflow_edge::HostPolicy::loopback(),
+            oxflow_edge::Access::Token(gate),
+        );
         let _ = oxflow_server::serve_on(listener, app, config, stop).await;
     });
     Ok(format!("http://{addr}"))
@@ -146,8 +163,9 @@ pub(crate) async fn tune(cli: &Cli, file: &Path, output: &str) -> Result<ExitCod
     let ctx = Ctx::open(cli).await?;
     let stop_reports = CancellationToken::new();
     let _guard = stop_reports.clone().drop_guard();
-    let url = serve_reports(ctx.store.clone(), stop_reports.clone()).await?;
-    let (tuning, runtime) = ctx.tuning(Some(url))?;
+    let credentials = crate::cli::credentials(&ctx.home)?;
+    let url = serve_reports(ctx.store.clone(), &credentials, stop_reports.clone()).await?;
+    let (tuning, runtime) = ctx.tuning(Some(url), Some(report_tokens(&credentials)))?;
     let cwd = std::env::current_dir().ok();
     let e = match tuning.create(&text, &ctx.namespace, cwd.as_deref()).await {
         Ok(e) => e,
@@ -419,7 +437,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
             }
         }
         ExperimentsCommand::Stop { name } => {
-            let (tuning, _rt) = ctx.tuning(None)?;
+            let (tuning, _rt) = ctx.tuning(None, None)?;
             let e = tuning.stop(ns, name).await?;
             println!("experiment {} is {}", e.name, e.phase);
         }
@@ -431,8 +449,9 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
             let e = store.get_tuning_experiment(ns, name).await?;
             let stop_reports = CancellationToken::new();
             let _guard = stop_reports.clone().drop_guard();
-            let url = serve_reports(ctx.store.clone(), stop_reports.clone()).await?;
-            let (tuning, runtime) = ctx.tuning(Some(url))?;
+            let credentials = crate::cli::credentials(&ctx.home)?;
+            let url = serve_reports(ctx.store.clone(), &credentials, stop_reports.clone()).await?;
+            let (tuning, runtime) = ctx.tuning(Some(url), Some(report_tokens(&credentials)))?;
             let e = if e.phase.is_terminal() {
                 tuning.resume(ns, name, *max_trial_count).await?
             } else if max_trial_count.is_some() {
@@ -453,7 +472,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
             return code;
         }
         ExperimentsCommand::Delete { name } => {
-            let (tuning, _rt) = ctx.tuning(None)?;
+            let (tuning, _rt) = ctx.tuning(None, None)?;
             tuning.delete(ns, name).await?;
             println!("experiment {name} deleted");
         }

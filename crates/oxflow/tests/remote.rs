@@ -45,6 +45,11 @@ impl Server {
         };
         // Keep draining the server's stderr so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(home.path().join("token"))
+            .expect("oxflow up writes its token")
+            .trim()
+            .to_owned();
+        TOKENS.lock().unwrap().insert(url.clone(), token);
         Self {
             child,
             url,
@@ -60,14 +65,50 @@ impl Drop for Server {
     }
 }
 
-/// `oxflow --server URL ARGS…` from an environment with no local data.
+/// The token of each server started here, by URL.
+static TOKENS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// `oxflow --server URL ARGS…` from an environment with no local data,
+/// with the server's token in `OXFLOW_TOKEN` (as a user on another machine
+/// passes it).
 fn remote(env: &Env, url: &str, args: &[&str]) -> Output {
-    env.cmd()
-        .arg("--server")
+    let token = TOKENS.lock().unwrap().get(url).cloned();
+    remote_with_token(env, url, token.as_deref(), args)
+}
+
+fn remote_with_token(env: &Env, url: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = env.cmd();
+    cmd.env_remove("OXFLOW_TOKEN");
+    if let Some(t) = token {
+        cmd.env("OXFLOW_TOKEN", t);
+    }
+    cmd.arg("--server")
         .arg(url)
         .args(args)
         .output()
         .expect("running oxflow")
+}
+
+#[test]
+fn the_server_refuses_a_client_without_its_token() {
+    let server = Server::start();
+    let env = Env::new();
+    for token in [None, Some("oxf_not_the_token_of_this_server_000000000")] {
+        let out = remote_with_token(&env, &server.url, token, &["runs", "list"]);
+        assert!(!out.status.success(), "{token:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("401") && stderr.contains("oxflow token"),
+            "{token:?}: {stderr}"
+        );
+    }
+    let out = remote(&env, &server.url, &["runs", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn json_of(out: &Output) -> Value {

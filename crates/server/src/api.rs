@@ -25,7 +25,6 @@ use std::path::Path as FsPath;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -43,9 +42,12 @@ use tokio::sync::{broadcast, mpsc};
 use utoipa::IntoParams;
 
 use crate::AppState;
+use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
 #[allow(unused_imports)] // named by the `#[utoipa::path]` annotations
 use crate::openapi::schemas::{ApiErrorBody, ArtifactsJson, NamespaceList, RunDetail};
+use crate::routes::Routes;
+use oxflow_auth::Verb;
 
 /// How often an event stream re-reads the store: catches runs executed by
 /// another Oxflow process (whose events never reach this one) and events a
@@ -61,8 +63,8 @@ const CHUNK: usize = 64 * 1024;
 /// At most this many entries in a directory listing.
 const MAX_LISTING: usize = 1000;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/namespaces", get(namespaces))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/events", get(run_events))
@@ -80,16 +82,18 @@ fn ms(t: Option<Timestamp>) -> Value {
     tag = "namespaces",
     responses((status = 200, description = "The namespaces the dashboard offers.", body = NamespaceList)),
 )]
-pub(crate) async fn namespaces(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub(crate) async fn namespaces(State(state): State<AppState>, who: Who) -> ApiResult<Json<Value>> {
     // Until profiles exist, a namespace is one that holds something (the
     // default one always): what `oxflow apply` or the API created in
-    // `team-a` can be picked in the dashboard.
+    // `team-a` can be picked in the dashboard. Only those the caller may
+    // reach are offered.
     let mut names = vec![state.default_namespace.clone()];
     for ns in state.store.namespaces_in_use().await? {
         if !names.contains(&ns) {
             names.push(ns);
         }
     }
+    names.retain(|n| who.sees(n.as_str()));
     Ok(Json(json!({
         "namespaces": names.iter().map(|n| json!({"name": n.as_str()})).collect::<Vec<_>>(),
         "default": state.default_namespace.as_str(),
@@ -98,8 +102,12 @@ pub(crate) async fn namespaces(State(state): State<AppState>) -> ApiResult<Json<
 
 // ------------------------------------------------------------------- runs
 
-async fn load_run(state: &AppState, id: &str) -> ApiResult<RunRecord> {
-    Ok(state.store.find_run(id).await?)
+/// The run `id` (or a unique prefix), if `who` may do `verb` in its
+/// namespace.
+async fn load_run(state: &AppState, who: &Who, verb: Verb, id: &str) -> ApiResult<RunRecord> {
+    let run = state.store.find_run(id).await?;
+    who.may(verb, &run.namespace)?;
+    Ok(run)
 }
 
 fn run_summary(r: &RunRecord) -> Value {
@@ -210,9 +218,10 @@ fn artifact_json(a: &ArtifactRecord, in_store: bool) -> Value {
 )]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let run = load_run(&state, &id).await?;
+    let run = load_run(&state, &who, Verb::Get, &id).await?;
     let tasks = state.store.list_tasks(&run.id).await?;
     let artifacts = state.store.list_artifacts(&run.id).await?;
     let store = state.controller.engine().artifacts();
@@ -234,7 +243,8 @@ fn sse_json(kind: &str, v: &Value) -> Event {
 }
 
 async fn snapshot(state: &AppState, run_id: &str, seen: &mut Seen) -> ApiResult<(Event, RunState)> {
-    let run = load_run(state, run_id).await?;
+    // The stream's caller was authorized when it opened.
+    let run = state.store.find_run(run_id).await?;
     let tasks = state.store.list_tasks(run_id).await?;
     seen.clear();
     for t in &tasks {
@@ -263,12 +273,13 @@ async fn snapshot(state: &AppState, run_id: &str, seen: &mut Seen) -> ApiResult<
 )]
 pub(crate) async fn run_events(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
     // Subscribe before reading the snapshot so no change falls in between;
     // changes already in the snapshot may come again, which is harmless.
     let events = state.controller.subscribe();
-    let run = load_run(&state, &id).await?;
+    let run = load_run(&state, &who, Verb::Watch, &id).await?;
     let (tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(stream_run(state, run.id, events, tx));
     let stream =
@@ -443,6 +454,7 @@ fn truthy(v: &Option<String>) -> bool {
 )]
 pub(crate) async fn task_resource(
     State(state): State<AppState>,
+    who: Who,
     Path((id, rest)): Path<(String, String)>,
     Query(q): Query<LogParams>,
 ) -> ApiResult<Response> {
@@ -452,7 +464,7 @@ pub(crate) async fn task_resource(
             "no such task resource: {rest:?} (use /runs/{id}/tasks/TASK_PATH/log)"
         )));
     };
-    let run = load_run(&state, &id).await?;
+    let run = load_run(&state, &who, Verb::Get, &id).await?;
     let task = state
         .store
         .get_task(&run.id, path)
@@ -610,11 +622,12 @@ pub(crate) struct ArtifactParams {
 )]
 pub(crate) async fn artifacts(
     State(state): State<AppState>,
+    who: Who,
     Query(q): Query<ArtifactParams>,
 ) -> ApiResult<Response> {
     match q.uri.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(uri) => artifact_content(&state, uri, &q).await,
-        None => list_artifacts(&state, &q)
+        Some(uri) => artifact_content(&state, &who, uri, &q).await,
+        None => list_artifacts(&state, &who, &q)
             .await
             .map(IntoResponse::into_response),
     }
@@ -694,9 +707,44 @@ async fn recorded_type(
         .map(|a| a.schema_title)
 }
 
-async fn artifact_content(state: &AppState, uri: &str, q: &ArtifactParams) -> ApiResult<Response> {
+/// The namespace an artifact path belongs to: that of the run it lies
+/// under (`<root>/<namespace>/<run>/…`), read from the run's record; a
+/// path under no recorded run belongs to the namespace its first segment
+/// names (and the store root itself to every namespace).
+async fn artifact_namespace(
+    state: &AppState,
+    root: &FsPath,
+    path: &FsPath,
+) -> ApiResult<Option<Namespace>> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(None);
+    };
+    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+    let Some(first) = parts.next() else {
+        return Ok(None);
+    };
+    if let Some(run_id) = parts.next()
+        && let Some(run) = state.store.get_run(&run_id).await?
+    {
+        return Ok(Some(run.namespace));
+    }
+    Namespace::new(first.into_owned())
+        .map(Some)
+        .map_err(|_| forbidden(format!("{} is not inside a namespace", path.display())))
+}
+
+async fn artifact_content(
+    state: &AppState,
+    who: &Who,
+    uri: &str,
+    q: &ArtifactParams,
+) -> ApiResult<Response> {
     let store = state.controller.engine().artifacts().clone();
     let resolved = store.resolve(uri).map_err(artifact_error)?;
+    match artifact_namespace(state, store.root(), &resolved).await? {
+        Some(ns) => who.may(Verb::Get, &ns)?,
+        None => who.may_everywhere(Verb::List)?,
+    }
     // Opened beneath the store's root without following links, with no
     // check of the path before the open that a task could race.
     enum Content {
@@ -825,10 +873,10 @@ fn listing_json(uri: &str, resolved: &FsPath, listing: Listing) -> Value {
 }
 
 /// The artifacts of the newest runs of a namespace (or of one run).
-async fn list_artifacts(state: &AppState, q: &ArtifactParams) -> ApiResult<Json<Value>> {
+async fn list_artifacts(state: &AppState, who: &Who, q: &ArtifactParams) -> ApiResult<Json<Value>> {
     let store = state.controller.engine().artifacts();
     let runs: Vec<RunRecord> = match q.run_id.as_deref().filter(|s| !s.is_empty()) {
-        Some(id) => vec![load_run(state, id).await?],
+        Some(id) => vec![load_run(state, who, Verb::List, id).await?],
         None => {
             let namespace = match q
                 .namespace
@@ -840,6 +888,7 @@ async fn list_artifacts(state: &AppState, q: &ArtifactParams) -> ApiResult<Json<
                 Some(n) => Namespace::new(n)
                     .map_err(|e| ApiError::bad_request(format!("namespace: {e}")))?,
             };
+            who.may(Verb::List, &namespace)?;
             let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
                 None => 20,
                 Some(s) => s

@@ -4,14 +4,13 @@
 //! Release builds embed the files in the binary; debug builds read them from
 //! the source tree on every request, so editing `web/` needs no rebuild.
 
-use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::routes::Routes;
 
 #[derive(rust_embed::Embed)]
 #[folder = "../../web/"]
@@ -25,8 +24,8 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
     img-src 'self' data: blob:; frame-src 'self' blob: data:; connect-src 'self'; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/", get(index))
         .route("/ui/{*path}", get(asset))
 }

@@ -17,7 +17,6 @@
 //!   "metric": {"name", "value"}}]}`.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -29,12 +28,15 @@ use oxflow_tuning::{TuningController, TuningError, experiment_json, trial_json};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{KubeListParams, KubePager};
+use crate::routes::Routes;
+use oxflow_auth::Verb;
 
 /// The routes under `/apis/kubeflow.org/v1beta1`.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route(
             "/namespaces/{ns}/experiments",
             get(list_experiments).post(create_experiment),
@@ -60,14 +62,16 @@ pub(crate) fn routes() -> Router<AppState> {
             "/namespaces/{ns}/trials/{trial}/metrics",
             get(trial_metrics).post(report_metrics),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            oxflow_tuning::spec::MAX_EXPERIMENT_BYTES,
-        ))
+        .with(|r| {
+            r.layer(axum::extract::DefaultBodyLimit::max(
+                oxflow_tuning::spec::MAX_EXPERIMENT_BYTES,
+            ))
+        })
 }
 
 /// Only the push endpoint, for `oxflow tune`, which serves nothing else.
-pub fn report_router(store: Store) -> Router {
-    Router::new()
+pub fn report_router(store: Store) -> axum::Router {
+    axum::Router::new() // route table: own listener (`oxflow tune`'s, behind the same edge)
         .route(
             "/apis/kubeflow.org/v1beta1/namespaces/{ns}/trials/{trial}/metrics",
             post(
@@ -108,10 +112,12 @@ fn tuning(state: &AppState) -> ApiResult<&TuningController> {
 /// `continue`; see [`KubePager`]).
 async fn list_experiments(
     State(state): State<AppState>,
+    who: Who,
     Path(ns): Path<String>,
     axum::extract::Query(params): axum::extract::Query<KubeListParams>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::List, &ns)?;
     let store = state.store();
     let mut pager = KubePager::new(&params)?;
     let all = store.list_tuning_experiments(Some(&ns)).await?;
@@ -138,10 +144,12 @@ async fn list_experiments(
 
 async fn create_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Create, &ns)?;
     let text = std::str::from_utf8(&body).map_err(|_| {
         ApiError::bad_request("the body is not UTF-8 text (send Katib YAML or JSON)")
     })?;
@@ -161,9 +169,11 @@ async fn create_experiment(
 
 async fn get_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     let store = state.store();
     let e = store.get_tuning_experiment(&ns, &name).await?;
     let trials = store.list_trials(&e.id).await?;
@@ -172,18 +182,22 @@ async fn get_experiment(
 
 async fn delete_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Delete, &ns)?;
     tuning(&state)?.delete(&ns, &name).await?;
     Ok(Json(json!({})))
 }
 
 async fn list_trials(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::List, &ns)?;
     let store = state.store();
     let e = store.get_tuning_experiment(&ns, &name).await?;
     let trials = store.list_trials(&e.id).await?;
@@ -196,9 +210,11 @@ async fn list_trials(
 
 async fn stop_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Update, &ns)?;
     let e = tuning(&state)?.stop(&ns, &name).await?;
     let trials = state.store().list_trials(&e.id).await?;
     Ok(Json(experiment_json(&e, &trials)))
@@ -206,10 +222,12 @@ async fn stop_experiment(
 
 async fn resume_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Update, &ns)?;
     let max = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -234,9 +252,11 @@ async fn resume_experiment(
 
 async fn trial_logs(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, trial)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     let (_e, t) = state.store().find_trial(&ns, &trial).await?;
     let Some(path) = t.log_path else {
         return Err(ApiError::not_found(format!(
@@ -257,9 +277,11 @@ async fn trial_logs(
 
 async fn trial_metrics(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, trial)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     let (_e, t) = state.store().find_trial(&ns, &trial).await?;
     let logs = state.store().list_observation_logs(&t.id).await?;
     Ok(Json(json!({

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::routing::{get, post};
 use oxflow_core::{Namespace, RunState, TaskState, Timestamp};
@@ -19,14 +18,17 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
 use crate::limits;
+use crate::routes::Routes;
+use oxflow_auth::Verb;
 
 #[path = "recurring.rs"]
 mod recurring;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/healthz", get(healthz))
         .route(
             "/experiments",
@@ -478,6 +480,7 @@ fn json_body(body: axum::body::Bytes) -> ApiResult<Value> {
 
 async fn create_experiment(
     State(state): State<AppState>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
@@ -485,9 +488,11 @@ async fn create_experiment(
     limits::name("display_name", name)?;
     let description = optional_str(&v, "description")?;
     limits::description("description", &description)?;
+    let namespace = body_namespace(&state, &v)?;
+    who.may(Verb::Create, &namespace)?;
     let e = ExperimentRecord {
         id: oxflow_core::new_id(),
-        namespace: body_namespace(&state, &v)?,
+        namespace,
         display_name: name.to_owned(),
         description,
         created_at: Timestamp::now(),
@@ -500,10 +505,13 @@ async fn create_experiment(
 
 async fn list_experiments(
     State(state): State<AppState>,
+    who: Who,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let mut q = p.query("created_at")?;
-    q.namespace = Some(p.namespace(&state)?);
+    let ns = p.namespace(&state)?;
+    who.may(Verb::List, &ns)?;
+    q.namespace = Some(ns);
     let store = state.store();
     let page = list_page(
         q,
@@ -515,25 +523,38 @@ async fn list_experiments(
     Ok(Json(page))
 }
 
-async fn load_experiment(state: &AppState, id: &str) -> ApiResult<ExperimentRecord> {
-    state
+/// The experiment `id`, if `who` may do `verb` in its namespace.
+async fn load_experiment(
+    state: &AppState,
+    who: &Who,
+    verb: Verb,
+    id: &str,
+) -> ApiResult<ExperimentRecord> {
+    let e = state
         .store()
         .get_experiment(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("experiment {id:?} not found")))
+        .ok_or_else(|| ApiError::not_found(format!("experiment {id:?} not found")))?;
+    who.may(verb, &e.namespace)?;
+    Ok(e)
 }
 
 async fn get_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(experiment_json(load_experiment(&state, &id).await?)))
+    Ok(Json(experiment_json(
+        load_experiment(&state, &who, Verb::Get, &id).await?,
+    )))
 }
 
 async fn delete_experiment(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    load_experiment(&state, &who, Verb::Delete, &id).await?;
     if !state.store().delete_experiment(&id).await? {
         return Err(ApiError::not_found(format!("experiment {id:?} not found")));
     }
@@ -542,6 +563,7 @@ async fn delete_experiment(
 
 async fn experiment_verb(
     State(state): State<AppState>,
+    who: Who,
     Path(id_verb): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (id, verb) = split_verb(&id_verb)?;
@@ -554,7 +576,7 @@ async fn experiment_verb(
             )));
         }
     };
-    load_experiment(&state, id).await?;
+    load_experiment(&state, &who, Verb::Update, id).await?;
     state
         .store()
         .set_experiment_storage_state(id, storage, Timestamp::now())
@@ -695,6 +717,7 @@ fn run_json(r: RunRecord, tasks: Option<&[TaskRecord]>) -> Value {
 
 async fn create_run(
     State(state): State<AppState>,
+    who: Who,
     Query(q): Query<BTreeMap<String, String>>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
@@ -711,6 +734,7 @@ async fn create_run(
         .or_else(|| q.get("experiment_id").filter(|s| !s.is_empty()).cloned());
     let namespace =
         run_namespace(&state, explicit_namespace(&v)?, experiment_id.as_deref()).await?;
+    who.may(Verb::Create, &namespace)?;
     let (pipeline, pipeline_ref) = resolve_spec(&state, &v).await?;
     check_pipeline_namespace(&state, pipeline_ref.as_ref(), &namespace).await?;
     let params = match v.get("runtime_config").and_then(|c| c.get("parameters")) {
@@ -826,6 +850,7 @@ async fn resolve_spec(
 
 async fn list_runs(
     State(state): State<AppState>,
+    who: Who,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let mut q = p.query("created_at")?;
@@ -834,12 +859,24 @@ async fn list_runs(
         check_list_namespace(&state, &p, eid).await?;
     }
     match exp {
-        Some(eid) => q.filters.push(Filter {
-            field: "experiment_id".into(),
-            op: FilterOp::Equals,
-            value: FilterValue::String(eid.to_owned()),
-        }),
-        None => q.namespace = Some(p.namespace(&state)?),
+        Some(eid) => {
+            // The experiment's namespace is the one listed.
+            let ns = match state.store().get_experiment(eid).await? {
+                Some(e) => e.namespace,
+                None => p.namespace(&state)?,
+            };
+            who.may(Verb::List, &ns)?;
+            q.filters.push(Filter {
+                field: "experiment_id".into(),
+                op: FilterOp::Equals,
+                value: FilterValue::String(eid.to_owned()),
+            })
+        }
+        None => {
+            let ns = p.namespace(&state)?;
+            who.may(Verb::List, &ns)?;
+            q.namespace = Some(ns)
+        }
     }
     let store = state.store();
     let page = list_page(
@@ -852,18 +889,9 @@ async fn list_runs(
     Ok(Json(page))
 }
 
-async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let run = state
-        .store()
-        .get_run(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
-    let tasks = state.store().list_tasks(&run.id).await?;
-    Ok(Json(run_json(run, Some(&tasks))))
-}
-
-async fn delete_run(
+async fn get_run(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let run = state
@@ -871,6 +899,22 @@ async fn delete_run(
         .get_run(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
+    who.may(Verb::Get, &run.namespace)?;
+    let tasks = state.store().list_tasks(&run.id).await?;
+    Ok(Json(run_json(run, Some(&tasks))))
+}
+
+async fn delete_run(
+    State(state): State<AppState>,
+    who: Who,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let run = state
+        .store()
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
+    who.may(Verb::Delete, &run.namespace)?;
     // What `oxflow runs delete` removes: the artifacts directory too.
     state.controller.delete_run(&run).await?;
     Ok(Json(json!({})))
@@ -878,6 +922,7 @@ async fn delete_run(
 
 async fn run_verb(
     State(state): State<AppState>,
+    who: Who,
     Path(id_verb): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (id, verb) = split_verb(&id_verb)?;
@@ -886,6 +931,7 @@ async fn run_verb(
         .get_run(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
+    who.may(Verb::Update, &run.namespace)?;
     match verb {
         "terminate" => state.controller.terminate(&run.id).await?,
         "archive" | "unarchive" => {
@@ -1012,6 +1058,7 @@ impl UploadParams {
 
 async fn upload_pipeline(
     State(state): State<AppState>,
+    who: Who,
     Query(q): Query<UploadParams>,
     mp: Multipart,
 ) -> ApiResult<Json<Value>> {
@@ -1029,6 +1076,7 @@ async fn upload_pipeline(
             Some(Namespace::new(n).map_err(|e| ApiError::bad_request(format!("namespace: {e}")))?)
         }
     };
+    who.may_in(Verb::Create, namespace.as_ref())?;
     let now = Timestamp::now();
     let p = PipelineRecord {
         id: oxflow_core::new_id(),
@@ -1054,6 +1102,7 @@ async fn upload_pipeline(
 
 async fn upload_pipeline_version(
     State(state): State<AppState>,
+    who: Who,
     Query(q): Query<UploadParams>,
     mp: Multipart,
 ) -> ApiResult<Json<Value>> {
@@ -1065,6 +1114,7 @@ async fn upload_pipeline_version(
         state.store().get_pipeline(&pid).await?.ok_or_else(|| {
             ApiError::not_found(format!("pipelineid: pipeline {pid:?} not found"))
         })?;
+    who.may_in(Verb::Update, parent.namespace.as_ref())?;
     if let Some(n) = non_empty(&q.namespace) {
         let ns = Namespace::new(n).map_err(|e| ApiError::bad_request(format!("namespace: {e}")))?;
         if parent.namespace.as_ref() != Some(&ns) {
@@ -1100,6 +1150,7 @@ async fn upload_pipeline_version(
 
 async fn create_pipeline(
     State(state): State<AppState>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
@@ -1117,6 +1168,7 @@ async fn create_pipeline(
             Some(Namespace::new(n).map_err(|e| ApiError::bad_request(format!("namespace: {e}")))?)
         }
     };
+    who.may_in(Verb::Create, namespace.as_ref())?;
     let p = PipelineRecord {
         id: oxflow_core::new_id(),
         namespace,
@@ -1137,8 +1189,11 @@ async fn create_pipeline(
 
 async fn list_pipelines(
     State(state): State<AppState>,
+    who: Who,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
+    // Every namespace's pipelines and the shared ones.
+    who.may_everywhere(Verb::List)?;
     let q = p.query("created_at")?;
     let store = state.store();
     let page = list_page(
@@ -1151,20 +1206,34 @@ async fn list_pipelines(
     Ok(Json(page))
 }
 
-async fn get_pipeline(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+/// The pipeline `id`, if `who` may do `verb` to it.
+async fn load_pipeline(
+    state: &AppState,
+    who: &Who,
+    verb: Verb,
+    id: &str,
+) -> ApiResult<PipelineRecord> {
     let p = state
         .store()
-        .get_pipeline(&id)
+        .get_pipeline(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pipeline {id:?} not found")))?;
+    who.may_in(verb, p.namespace.as_ref())?;
+    Ok(p)
+}
+
+async fn get_pipeline(
+    State(state): State<AppState>,
+    who: Who,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let p = load_pipeline(&state, &who, Verb::Get, &id).await?;
     Ok(Json(pipeline_json(p)))
 }
 
 async fn get_pipeline_by_name(
     State(state): State<AppState>,
+    who: Who,
     Path(name): Path<String>,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
@@ -1179,6 +1248,7 @@ async fn get_pipeline_by_name(
         .get_pipeline_by_name(ns.as_ref(), &name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pipeline named {name:?} not found")))?;
+    who.may_in(Verb::Get, rec.namespace.as_ref())?;
     Ok(Json(pipeline_json(rec)))
 }
 
@@ -1189,9 +1259,11 @@ struct DeleteParams {
 
 async fn delete_pipeline(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
     Query(q): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
+    load_pipeline(&state, &who, Verb::Delete, &id).await?;
     let cascade = matches!(q.cascade.as_deref(), Some("true") | Some("1"));
     if !state.store().delete_pipeline(&id, cascade).await? {
         return Err(ApiError::not_found(format!("pipeline {id:?} not found")));
@@ -1201,9 +1273,11 @@ async fn delete_pipeline(
 
 async fn list_pipeline_versions(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
+    load_pipeline(&state, &who, Verb::List, &id).await?;
     let q = p.query("created_at")?;
     let store = state.store();
     let id = &id;
@@ -1219,8 +1293,10 @@ async fn list_pipeline_versions(
 
 async fn get_pipeline_version(
     State(state): State<AppState>,
+    who: Who,
     Path((id, vid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    load_pipeline(&state, &who, Verb::Get, &id).await?;
     let v = state
         .store()
         .get_pipeline_version(&vid)
@@ -1236,8 +1312,10 @@ async fn get_pipeline_version(
 
 async fn delete_pipeline_version(
     State(state): State<AppState>,
+    who: Who,
     Path((id, vid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    load_pipeline(&state, &who, Verb::Update, &id).await?;
     let exists = state
         .store()
         .get_pipeline_version(&vid)

@@ -18,7 +18,6 @@
 //!   `curl -H "Host: sklearn-iris.default.example.com" …/v1/models/sklearn-iris:predict`.
 
 use axum::Json;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
@@ -32,14 +31,17 @@ use oxflow_serving::spec::InferenceService;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{KubeListParams, KubePager};
+use crate::routes::Routes;
+use oxflow_auth::Verb;
 
 const API_VERSION: &str = "serving.kserve.io/v1beta1";
 
 /// The routes under `/apis/serving.kserve.io/v1beta1`.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/inferenceservices", get(list_all))
         .route("/namespaces/{ns}/inferenceservices", get(list).post(create))
         .route(
@@ -51,9 +53,11 @@ pub(crate) fn routes() -> Router<AppState> {
             "/namespaces/{ns}/inferenceservices/{name}/metrics",
             get(metrics),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            MAX_RESOURCE_BODY_BYTES,
-        ))
+        .with(|r| {
+            r.layer(axum::extract::DefaultBodyLimit::max(
+                MAX_RESOURCE_BODY_BYTES,
+            ))
+        })
 }
 
 /// The service's request metrics (Prometheus text) as the control plane
@@ -62,9 +66,11 @@ pub(crate) fn routes() -> Router<AppState> {
 /// copies each revision runs (requests to commands are their own to count).
 async fn metrics(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     state.store().get_inference_service(&ns, &name).await?;
     let text = serving(&state)?
         .service_metrics(&ns, &name)
@@ -94,10 +100,12 @@ struct LogQuery {
 /// (default 256 KiB) as text.
 async fn logs(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
     axum::extract::Query(q): axum::extract::Query<LogQuery>,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     let component = q.component.unwrap_or_else(|| "predictor".into());
     if !matches!(
         component.as_str(),
@@ -265,28 +273,35 @@ fn isvc_list(
 
 async fn list_all(
     State(state): State<AppState>,
+    who: Who,
     axum::extract::Query(params): axum::extract::Query<KubeListParams>,
 ) -> ApiResult<Json<Value>> {
-    let records = state.store().list_inference_services(None).await?;
+    let mut records = state.store().list_inference_services(None).await?;
+    // Across namespaces: only those the caller may list.
+    records.retain(|r| who.sees(r.namespace.as_str()));
     isvc_list(&params, records)
 }
 
 async fn list(
     State(state): State<AppState>,
+    who: Who,
     Path(ns): Path<String>,
     axum::extract::Query(params): axum::extract::Query<KubeListParams>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::List, &ns)?;
     let records = state.store().list_inference_services(Some(&ns)).await?;
     isvc_list(&params, records)
 }
 
 async fn create(
     State(state): State<AppState>,
+    who: Who,
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Create, &ns)?;
     let service = parse(&body, &ns)?;
     let record = serving(&state)?.create(&ns, &service).await?;
     Ok((StatusCode::CREATED, Json(isvc_json(&record))).into_response())
@@ -294,19 +309,23 @@ async fn create(
 
 async fn read(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     let record = state.store().get_inference_service(&ns, &name).await?;
     Ok(Json(isvc_json(&record)))
 }
 
 async fn replace(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Update, &ns)?;
     let service = parse(&body, &ns)?;
     same_name(service.name.as_str(), &name)?;
     let (record, applied) = serving(&state)?.apply(&ns, &service).await?;
@@ -315,15 +334,32 @@ async fn replace(
 
 async fn delete(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Delete, &ns)?;
     if !serving(&state)?.delete(&ns, &name).await? {
         return Err(ApiError::not_found(format!(
             "inference service {name:?} not found in namespace {ns}"
         )));
     }
     Ok(deleted(&name, "inferenceservices"))
+}
+
+/// Whether the request's caller may call a service in namespace `ns`
+/// (the data plane's check: `get` on the namespace's services).
+fn may_call(request: &Request<Body>, ns: &str) -> ApiResult<()> {
+    let ns = namespace(ns)?;
+    let caller = request
+        .extensions()
+        .get::<oxflow_auth::Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "authentication required".into(),
+        })?;
+    Who(caller).may(Verb::Get, &ns)
 }
 
 /// Sends data-plane requests to their service before the server's own
@@ -346,6 +382,9 @@ pub(crate) async fn to_services(
             return ApiError::not_found("a service's path is /serving/NAMESPACE/NAME/...")
                 .into_response();
         }
+        if let Err(e) = may_call(&request, ns) {
+            return e.into_response();
+        }
         let path = format!("/{}", parts.next().unwrap_or(""));
         let (ns, name) = (ns.to_owned(), name.to_owned());
         let (mut head, body) = request.into_parts();
@@ -366,6 +405,11 @@ pub(crate) async fn to_services(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
+    if let Some((_, ns)) = host.as_deref().and_then(|h| serving.resolve_host(h))
+        && let Err(e) = may_call(&request, &ns)
+    {
+        return e.into_response();
+    }
     let request = match host {
         Some(host) => match serving.dispatch_host(&host, request).await {
             Ok(response) => return response,

@@ -12,7 +12,6 @@
 //! (`/serving/{ns}/{service}/v1/models/{name}:predict`), see `kserve`.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -24,26 +23,31 @@ use oxflow_serving::spec::{Resource, TrainedModel, parse_documents};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
 use crate::kserve::{
     body_text, deleted, list_json, namespace, put_status, same_name, same_namespace, serving,
 };
 use crate::limits::KubeListParams;
+use crate::routes::Routes;
+use oxflow_auth::Verb;
 
 const API_VERSION: &str = "serving.kserve.io/v1alpha1";
 
 /// The routes under `/apis/serving.kserve.io/v1alpha1`.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/trainedmodels", get(list_all))
         .route("/namespaces/{ns}/trainedmodels", get(list).post(create))
         .route(
             "/namespaces/{ns}/trainedmodels/{name}",
             get(read).put(replace).delete(delete),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            super::kserve::MAX_RESOURCE_BODY_BYTES,
-        ))
+        .with(|r| {
+            r.layer(axum::extract::DefaultBodyLimit::max(
+                super::kserve::MAX_RESOURCE_BODY_BYTES,
+            ))
+        })
 }
 
 /// The body as one TrainedModel whose namespace, if it names one, is `ns`.
@@ -85,28 +89,35 @@ fn tm_list(
 
 async fn list_all(
     State(state): State<AppState>,
+    who: Who,
     axum::extract::Query(params): axum::extract::Query<KubeListParams>,
 ) -> ApiResult<Json<Value>> {
-    let records = state.store().list_trained_models(None).await?;
+    let mut records = state.store().list_trained_models(None).await?;
+    // Across namespaces: only those the caller may list.
+    records.retain(|r| who.sees(r.namespace.as_str()));
     tm_list(&params, records)
 }
 
 async fn list(
     State(state): State<AppState>,
+    who: Who,
     Path(ns): Path<String>,
     axum::extract::Query(params): axum::extract::Query<KubeListParams>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::List, &ns)?;
     let records = state.store().list_trained_models(Some(&ns)).await?;
     tm_list(&params, records)
 }
 
 async fn create(
     State(state): State<AppState>,
+    who: Who,
     Path(ns): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Create, &ns)?;
     let model = parse(&body, &ns)?;
     let record = serving(&state)?.create_trained_model(&ns, &model).await?;
     Ok((StatusCode::CREATED, Json(trained_model_json(&record))).into_response())
@@ -114,19 +125,23 @@ async fn create(
 
 async fn read(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Get, &ns)?;
     let record = state.store().get_trained_model(&ns, &name).await?;
     Ok(Json(trained_model_json(&record)))
 }
 
 async fn replace(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Update, &ns)?;
     let model = parse(&body, &ns)?;
     same_name(model.name.as_str(), &name)?;
     let (record, applied) = serving(&state)?.apply_trained_model(&ns, &model).await?;
@@ -135,9 +150,11 @@ async fn replace(
 
 async fn delete(
     State(state): State<AppState>,
+    who: Who,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
+    who.may(Verb::Delete, &ns)?;
     if !serving(&state)?.delete_trained_model(&ns, &name).await? {
         return Err(ApiError::not_found(format!(
             "trained model {name:?} not found in namespace {ns}"

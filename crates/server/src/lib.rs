@@ -5,6 +5,7 @@
 //! engine's own types in one place (`kfp` for the KFP v2beta1 API).
 
 mod api;
+mod caller;
 mod dashboard;
 mod error;
 mod katib;
@@ -13,8 +14,7 @@ mod kserve;
 mod kserve_trained;
 mod limits;
 mod openapi;
-
-use std::net::SocketAddr;
+mod routes;
 
 pub use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -52,9 +52,9 @@ impl AppState {
     }
 }
 
-/// All routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route, with its path.
+fn routes() -> routes::Routes {
+    routes::Routes::new()
         .nest("/apis/v2beta1", kfp::routes())
         .nest("/api/v1", api::routes())
         .nest("/apis/kubeflow.org/v1beta1", katib::routes())
@@ -62,6 +62,23 @@ pub fn router(state: AppState) -> Router {
         .nest("/apis/serving.kserve.io/v1alpha1", kserve_trained::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(dashboard::routes())
+}
+
+/// The path of every route [`router`] serves (`{param}` segments as
+/// written), for the test that proves each refuses a request without
+/// credentials.
+#[doc(hidden)]
+pub fn route_paths() -> Vec<String> {
+    routes().into_parts().1
+}
+
+/// All routes. Every request must carry the [`oxflow_auth::Caller`] the
+/// edge established (`oxflow_edge::serve` puts it in the request's
+/// extensions); one without is refused with 401, so a router served any
+/// other way fails closed.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().into_parts();
+    router
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no such route: {}", uri.path()))
         })
@@ -71,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             kserve::to_services,
         ))
+        .layer(axum::middleware::from_fn(caller::require))
         .with_state(state)
 }
 
@@ -101,28 +119,6 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
         },
     }
     .into_response()
-}
-
-/// Serves `router(state)` on `addr` until `shutdown` is cancelled, through
-/// the edge with the default limits and `hosts`. Returns once stopped;
-/// `ready` gets the address actually bound (useful with port 0).
-pub async fn serve(
-    addr: SocketAddr,
-    state: AppState,
-    hosts: oxflow_edge::HostPolicy,
-    shutdown: CancellationToken,
-    ready: impl FnOnce(SocketAddr),
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    ready(bound);
-    serve_on(
-        listener,
-        router(state),
-        oxflow_edge::ServeConfig::new(hosts),
-        shutdown,
-    )
-    .await
 }
 
 /// Only the endpoint trials push metrics to (`kind: Push`), for `oxflow

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use oxflow_core::Timestamp;
@@ -22,11 +21,14 @@ use super::{
     list_page, non_empty, optional_str, required_str, resolve_spec, run_namespace, split_verb,
 };
 use crate::AppState;
+use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
 use crate::limits;
+use crate::routes::Routes;
+use oxflow_auth::Verb;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
+pub(super) fn routes() -> Routes {
+    Routes::new()
         .route(
             "/recurringruns",
             post(create_recurring_run).get(list_recurring_runs),
@@ -125,6 +127,7 @@ fn no_catchup(v: &Value) -> ApiResult<bool> {
 
 async fn create_recurring_run(
     State(state): State<AppState>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let v = json_body(body)?;
@@ -147,6 +150,7 @@ async fn create_recurring_run(
         .map(str::to_owned);
     let namespace =
         run_namespace(&state, explicit_namespace(&v)?, experiment_id.as_deref()).await?;
+    who.may(Verb::Create, &namespace)?;
     let (pipeline, pipeline_ref) = resolve_spec(&state, &v).await?;
     check_pipeline_namespace(&state, pipeline_ref.as_ref(), &namespace).await?;
     let runtime_config = v.get("runtime_config").cloned().unwrap_or(Value::Null);
@@ -219,6 +223,7 @@ async fn create_recurring_run(
 
 async fn list_recurring_runs(
     State(state): State<AppState>,
+    who: Who,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let mut q = p.query("created_at")?;
@@ -226,12 +231,23 @@ async fn list_recurring_runs(
         check_list_namespace(&state, &p, eid).await?;
     }
     match non_empty(&p.experiment_id) {
-        Some(eid) => q.filters.push(Filter::new(
-            "experiment_id",
-            FilterOp::Equals,
-            FilterValue::String(eid.to_owned()),
-        )),
-        None => q.namespace = Some(p.namespace(&state)?),
+        Some(eid) => {
+            let ns = match state.store().get_experiment(eid).await? {
+                Some(e) => e.namespace,
+                None => p.namespace(&state)?,
+            };
+            who.may(Verb::List, &ns)?;
+            q.filters.push(Filter::new(
+                "experiment_id",
+                FilterOp::Equals,
+                FilterValue::String(eid.to_owned()),
+            ))
+        }
+        None => {
+            let ns = p.namespace(&state)?;
+            who.may(Verb::List, &ns)?;
+            q.namespace = Some(ns)
+        }
     }
     let store = state.store();
     let page = list_page(
@@ -244,26 +260,34 @@ async fn list_recurring_runs(
     Ok(Json(page))
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<RecurringRunRecord> {
-    state
+/// The recurring run `id`, if `who` may do `verb` in its namespace.
+async fn load(state: &AppState, who: &Who, verb: Verb, id: &str) -> ApiResult<RecurringRunRecord> {
+    let rr = state
         .store()
         .get_recurring_run(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("recurring run {id:?} not found")))
+        .ok_or_else(|| ApiError::not_found(format!("recurring run {id:?} not found")))?;
+    who.may(verb, &rr.namespace)?;
+    Ok(rr)
 }
 
 async fn get_recurring_run(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(recurring_run_json(load(&state, &id).await?)))
+    Ok(Json(recurring_run_json(
+        load(&state, &who, Verb::Get, &id).await?,
+    )))
 }
 
 /// Deletes the schedule; the runs it created are kept (as in KFP).
 async fn delete_recurring_run(
     State(state): State<AppState>,
+    who: Who,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    load(&state, &who, Verb::Delete, &id).await?;
     if !state.store().delete_recurring_run(&id).await? {
         return Err(ApiError::not_found(format!(
             "recurring run {id:?} not found"
@@ -274,6 +298,7 @@ async fn delete_recurring_run(
 
 async fn recurring_run_verb(
     State(state): State<AppState>,
+    who: Who,
     Path(id_verb): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (id, verb) = split_verb(&id_verb)?;
@@ -286,7 +311,7 @@ async fn recurring_run_verb(
             )));
         }
     };
-    let rr = load(&state, id).await?;
+    let rr = load(&state, &who, Verb::Update, id).await?;
     // Enabling an enabled one must not move `updated_at`: slots before
     // the last enabling are never fired, so that would drop waiting ones.
     if rr.enabled != enable {

@@ -33,7 +33,7 @@ impl Harness {
     }
 
     async fn get(&self, uri: &str) -> axum::response::Response {
-        oxflow_server::router(self.state.clone())
+        common::router(self.state.clone())
             .oneshot(Request::get(uri).body(Body::empty()).unwrap())
             .await
             .unwrap()
@@ -297,7 +297,7 @@ async fn artifact_reads_never_follow_a_directory_swapped_for_a_symlink() {
         "/api/v1/artifacts?uri={}",
         enc(&task.join("out/f").to_string_lossy())
     );
-    let app = oxflow_server::router(h.state.clone());
+    let app = common::router(h.state.clone());
     let (mut inside, mut leaked, mut refused) = (0, 0, 0);
     for _ in 0..ATTEMPTS {
         let resp = app
@@ -545,7 +545,7 @@ async fn the_dashboard_is_served_with_its_assets() {
     let etag = hd["etag"].to_str().unwrap().to_owned();
     assert!(body_text(resp).await.contains("/ui/js/app.js"));
 
-    let resp = oxflow_server::router(h.state.clone())
+    let resp = common::router(h.state.clone())
         .oneshot(
             Request::get("/")
                 .header("if-none-match", &etag)

@@ -28,7 +28,7 @@ impl Harness {
     }
 
     async fn call(&self, method: &str, uri: &str, body: &str) -> (StatusCode, Value, String) {
-        let resp = oxflow_server::router(self.state.clone())
+        let resp = common::router(self.state.clone())
             .oneshot(
                 Request::builder()
                     .method(method)

@@ -29,7 +29,7 @@ impl Harness {
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = oxflow_server::router(self.state.clone())
+        let resp = common::router(self.state.clone())
             .oneshot(req)
             .await
             .unwrap();

@@ -37,7 +37,7 @@ impl Harness {
         if let Some(h) = host {
             req = req.header("host", h);
         }
-        let resp = oxflow_server::router(self.state.clone())
+        let resp = common::router(self.state.clone())
             .oneshot(req.body(Body::from(body.to_owned())).unwrap())
             .await
             .unwrap();
@@ -144,7 +144,7 @@ async fn inference_services_are_managed_and_served() {
     // The control plane's view of the service's metrics: one V2 and one V1
     // request so far; reading them twice counts nothing.
     for _ in 0..2 {
-        let resp = oxflow_server::router(h.state.clone())
+        let resp = common::router(h.state.clone())
             .oneshot(
                 Request::get(format!("{BASE}/stump/metrics"))
                     .body(Body::empty())

@@ -43,7 +43,7 @@ impl Harness {
             .header("content-type", content_type)
             .body(Body::from(body))
             .unwrap();
-        let resp = oxflow_server::router(self.state.clone())
+        let resp = common::router(self.state.clone())
             .oneshot(req)
             .await
             .unwrap();

@@ -78,7 +78,7 @@ impl Harness {
     }
 
     async fn get(&self, uri: &str) -> axum::response::Response {
-        oxflow_server::router(self.state.clone())
+        common::router(self.state.clone())
             .oneshot(Request::get(uri).body(Body::empty()).unwrap())
             .await
             .unwrap()

@@ -1301,8 +1301,14 @@ impl ServingController {
             }
         });
         // Only the service's own transformer and explainer call it, on
-        // loopback; it is still served through the edge like every listener.
-        let config = oxflow_edge::ServeConfig::new(oxflow_edge::HostPolicy::loopback());
+        // loopback, and they are KServe's unmodified code that sends no
+        // credentials (as inside a cluster, where the predictor's Service is
+        // reached without them); it is still served through the edge like
+        // every listener, which refuses an open listener off loopback.
+        let config = oxflow_edge::ServeConfig::new(
+            oxflow_edge::HostPolicy::loopback(),
+            oxflow_edge::Access::Open,
+        );
         let task = tokio::spawn(async move {
             let _ = oxflow_edge::serve(listener, app, config, std::future::pending()).await;
         });

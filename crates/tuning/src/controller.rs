@@ -68,8 +68,18 @@ pub enum TuningError {
 
 type Result<T> = std::result::Result<T, TuningError>;
 
+/// Mints the credential a trial sends with its metrics push: given the
+/// push's path ([`report_path`]), a token good for `POST` to that path only.
+pub type ReportTokens = std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// The path a trial pushes its metrics to (`oxflow_katib.report_metrics`
+/// builds the same one).
+pub fn report_path(namespace: &str, trial: &str) -> String {
+    format!("/apis/kubeflow.org/v1beta1/namespaces/{namespace}/trials/{trial}/metrics")
+}
+
 /// Where the controller keeps trial output.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TuningConfig {
     /// Trial logs: `<logs_dir>/<namespace>/<experiment>/<trial>.log`.
     pub logs_dir: PathBuf,
@@ -79,6 +89,10 @@ pub struct TuningConfig {
     /// Base URL trials push metrics to (`kind: Push`), given to them as
     /// `OXFLOW_METRICS_URL`; `None` when nothing listens.
     pub report_url: Option<String>,
+    /// Tokens for the push, given to each trial as `OXFLOW_METRICS_TOKEN`
+    /// (scoped to its own push, never the owner's token); `None` when the
+    /// endpoint asks for none.
+    pub report_tokens: Option<ReportTokens>,
     /// A directory with the `oxflow_katib` Python helper, put first on the
     /// trials' `PYTHONPATH`.
     pub python_path: Option<PathBuf>,
@@ -935,6 +949,10 @@ impl TuningController {
         env.insert("KATIB_TRIAL_NAME".into(), trial.name.clone());
         if let Some(url) = &cfg.report_url {
             env.insert("OXFLOW_METRICS_URL".into(), url.clone());
+            if let Some(mint) = &cfg.report_tokens {
+                let path = report_path(ctx.record.namespace.as_str(), &trial.name);
+                env.insert("OXFLOW_METRICS_TOKEN".into(), mint(&path));
+            }
         }
         env.insert(
             "OXFLOW_NAMESPACE".into(),

@@ -23,7 +23,10 @@ pub mod metrics;
 pub mod spec;
 pub mod status;
 
-pub use controller::{TuningConfig, TuningController, TuningError, TuningEvent, report_metrics};
+pub use controller::{
+    ReportTokens, TuningConfig, TuningController, TuningError, TuningEvent, report_metrics,
+    report_path,
+};
 pub use status::{experiment_json, trial_json};
 
 pub use metrics::{

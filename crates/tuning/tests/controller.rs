@@ -78,6 +78,7 @@ async fn an_orphaned_experiment_is_continued_by_the_next_controller() {
             logs_dir: dir.path().join("logs"),
             work_dir: dir.path().join("work"),
             report_url: None,
+            report_tokens: None,
             python_path: None,
             owner: oxflow_runtime::owner::owner_id(),
         },

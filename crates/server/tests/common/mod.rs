@@ -37,6 +37,7 @@ pub async fn app_state(dir: &Path) -> AppState {
             logs_dir: dir.join("logs").join("tuning"),
             work_dir: dir.join("tuning"),
             report_url: None,
+            report_tokens: None,
             python_path: None,
             owner: oxflow_runtime::owner::owner_id(),
         },
@@ -58,4 +59,15 @@ pub async fn app_state(dir: &Path) -> AppState {
             },
         )),
     }
+}
+
+/// The server's router as the owner calls it (the edge puts the caller in
+/// each request; without one the router refuses with 401).
+pub fn router(state: AppState) -> axum::Router {
+    as_caller(state, oxflow_auth::Caller::owner())
+}
+
+/// The server's router with every request made by `caller`.
+pub fn as_caller(state: AppState, caller: oxflow_auth::Caller) -> axum::Router {
+    oxflow_server::router(state).layer(axum::Extension(caller))
 }
