@@ -1,6 +1,8 @@
 // The APIs the dashboard talks to: KFP v2beta1 (/apis/v2beta1), Katib's
 // kubeflow.org/v1beta1 resources and Oxflow's own (/api/v1). Same origin,
-// JSON, errors as {code, message}.
+// JSON, errors as {code, message}. The session cookie (HttpOnly) goes with
+// every request; requests that change state also carry the session's CSRF
+// token, which only a page of this origin can read.
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -17,7 +19,34 @@ function buildUrl(path, query) {
   return url;
 }
 
+/**
+ * The session's CSRF token, from its cookie (`oxflow_csrf_<id>`). With
+ * several Oxflow servers on one host there may be several such cookies;
+ * the server accepts the one that is its own.
+ */
+export function csrfToken() {
+  return document.cookie.split(';')
+    .map((c) => c.trim())
+    .filter((c) => c.startsWith('oxflow_csrf_'))
+    .map((c) => c.slice(c.indexOf('=') + 1))
+    .join(',');
+}
+
+/** Headers for a request with `method`: the CSRF token unless it only reads. */
+export function stateHeaders(method, headers = {}) {
+  const m = (method || 'GET').toUpperCase();
+  if (m === 'GET' || m === 'HEAD') return headers;
+  return {...headers, 'X-CSRF-Token': csrfToken()};
+}
+
+/** The session ended (or never began): to the login page, then back here. */
+function toLogin() {
+  const here = window.location.pathname + window.location.search + window.location.hash;
+  window.location.assign(`/login?next=${encodeURIComponent(here)}`);
+}
+
 async function failure(resp) {
+  if (resp.status === 401) toLogin();
   let message = '';
   try {
     const j = await resp.json();
@@ -30,7 +59,7 @@ async function failure(resp) {
 
 /** fetch + JSON. `body` may be an object (sent as JSON) or FormData. */
 export async function api(path, {method = 'GET', query, body, signal} = {}) {
-  const opts = {method, signal, headers: {Accept: 'application/json'}};
+  const opts = {method, signal, headers: stateHeaders(method, {Accept: 'application/json'})};
   if (body instanceof FormData) {
     opts.body = body;
   } else if (body !== undefined) {
@@ -51,7 +80,7 @@ export async function sendText(path, text, {method = 'POST', contentType = 'appl
   const resp = await fetch(buildUrl(path), {
     method,
     body: text,
-    headers: {Accept: 'application/json', 'Content-Type': contentType},
+    headers: stateHeaders(method, {Accept: 'application/json', 'Content-Type': contentType}),
   });
   if (!resp.ok) throw await failure(resp);
   const body = await resp.text();

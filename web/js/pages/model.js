@@ -5,7 +5,7 @@
 // of command components are, and the resource itself as YAML and JSON.
 
 import {h, errorBox, kvTable, fmtTime, table, empty, button, toast, notice, replace, add} from '../dom.js';
-import {api, fetchRaw, listKube, ApiError} from '../api.js';
+import {api, fetchRaw, listKube, ApiError, stateHeaders} from '../api.js';
 import {fmtNumber, toYaml} from '../katib.js';
 import {
   isvcPath, servingPath, readiness, readinessBadge, conditionBadge, modelOf, age, commandComponents,
@@ -296,7 +296,7 @@ export async function render(ctx) {
     const started = performance.now();
     try {
       const resp = await fetch(urlFor(protocol), {
-        method: 'POST', body: bodyArea.value, headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+        method: 'POST', body: bodyArea.value, headers: stateHeaders('POST', {'Content-Type': 'application/json', Accept: 'application/json'}),
       });
       const text = await resp.text();
       const ms = performance.now() - started;
