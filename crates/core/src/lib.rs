@@ -7,6 +7,9 @@
 //! reader of a Kubeflow resource file (Katib, KServe, …) shares.
 
 mod namespace;
+pub mod object;
+pub mod patch;
+pub mod selector;
 pub mod spec;
 mod state;
 mod timestamp;

@@ -21,7 +21,10 @@ pub use records::{
     StorageState, TaskRecord, TaskSummary, TrainedModelRecord, TuningExperimentRecord,
     TuningTrialRecord, UnknownStorageState,
 };
-pub use store_impl::{Applied, DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};
+pub use store_impl::{
+    Applied, DEFAULT_RUN_LIMIT, MIN_ID_PREFIX, ResourceEvent, ResourceKey, StoredResource,
+    WatchEventType,
+};
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,20 @@ pub enum StoreError {
         children: &'static str,
         /// How many.
         count: i64,
+    },
+    /// An object with this key already exists.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// `experiments.kubeflow.org "x"`.
+        what: String,
+    },
+    /// A write named a resourceVersion that is no longer the object's.
+    #[error(
+        "Operation cannot be fulfilled on {what}: the object has been modified; please apply your changes to the latest version and try again"
+    )]
+    Stale {
+        /// `experiments.kubeflow.org "x"`.
+        what: String,
     },
     /// A list request names a field, operation, value or page token the
     /// store cannot use.

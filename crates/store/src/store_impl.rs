@@ -19,6 +19,8 @@ mod listing;
 mod namespaces;
 mod pipelines;
 mod recurring_runs;
+mod resources;
+pub use resources::{ResourceEvent, ResourceKey, StoredResource, WatchEventType};
 mod runs;
 mod secrets;
 mod tasks;
@@ -81,6 +83,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "trained models",
         include_str!("../migrations/sqlite/0006_trained_models.sql"),
         include_str!("../migrations/postgres/0006_trained_models.sql"),
+    ),
+    (
+        7,
+        "resources",
+        include_str!("../migrations/sqlite/0007_resources.sql"),
+        include_str!("../migrations/postgres/0007_resources.sql"),
     ),
 ];
 
