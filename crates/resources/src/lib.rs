@@ -1,0 +1,84 @@
+//! The resource model: every Kubernetes-shaped kind as one object shape in
+//! one store table, described by a [`Registry`] entry, with the write
+//! semantics of the Kubernetes API ([`Resources`]) and watches over the
+//! change feed.
+//!
+//! Architecture invariant: this crate knows no HTTP. The API layer
+//! (`server`) parses requests into these calls and renders their results;
+//! controllers use the same calls, so an object written by kubectl, an SDK,
+//! the CLI or a controller goes through the same rules.
+
+pub mod builtin;
+mod objects;
+mod registry;
+mod watch;
+
+use oxflow_core::object::{FieldError, Kind};
+use oxflow_store::StoreError;
+
+pub use objects::{
+    DeleteOptions, FieldValidation, PatchType, Propagation, Resources, WriteOptions, Written,
+    matches,
+};
+pub use registry::Registry;
+pub use watch::{WatchItem, WatchRequest};
+
+/// Why a resource call failed, in the Kubernetes API's terms (each maps
+/// to one `Status` reason and code).
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// 404 `NotFound`.
+    #[error("{} {name:?} not found", kind.resource_name())]
+    NotFound {
+        /// The kind.
+        kind: &'static Kind,
+        /// The name asked for.
+        name: String,
+    },
+    /// 409 `AlreadyExists`.
+    #[error("{} {name:?} already exists", kind.resource_name())]
+    AlreadyExists {
+        /// The kind.
+        kind: &'static Kind,
+        /// The name taken.
+        name: String,
+    },
+    /// 409 `Conflict`: the object changed since the version given.
+    #[error(
+        "Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again",
+        kind.resource_name()
+    )]
+    Conflict {
+        /// The kind.
+        kind: &'static Kind,
+        /// The object.
+        name: String,
+    },
+    /// 422 `Invalid`: fields that break the kind's rules.
+    #[error("{} {name:?} is invalid: {}", kind.resource_name(), causes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Invalid {
+        /// The kind.
+        kind: &'static Kind,
+        /// The object.
+        name: String,
+        /// Each field at fault.
+        causes: Vec<FieldError>,
+    },
+    /// 400 `BadRequest`.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The fields at fault, if any (unknown fields under Strict).
+        causes: Vec<FieldError>,
+    },
+    /// 415 `UnsupportedMediaType`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Results of resource calls.
+pub type Result<T, E = ResourceError> = std::result::Result<T, E>;
