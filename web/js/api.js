@@ -1,5 +1,5 @@
 // The APIs the dashboard talks to: KFP v2beta1 (/apis/v2beta1), Katib's
-// kubeflow.org/v1beta1 resources and Oxflow's own (/api/v1). Same origin,
+// kubeflow.org/v1beta1 resources and Oxflow's own (/oxflow/v1). Same origin,
 // JSON, errors as {code, message}. The session cookie (HttpOnly) goes with
 // every request; requests that change state also carry the session's CSRF
 // token, which only a page of this origin can read.
@@ -95,7 +95,7 @@ export async function fetchRaw(path, {query, signal} = {}) {
 }
 
 export const KFP = '/apis/v2beta1';
-export const OX = '/api/v1';
+export const OX = '/oxflow/v1';
 export const KATIB = '/apis/kubeflow.org/v1beta1';
 
 /** KFP's list filter: [[key, op, value], …] → the JSON the API takes. */

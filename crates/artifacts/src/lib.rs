@@ -57,7 +57,7 @@ pub enum ArtifactError {
     Outside(String),
     /// The URI names Oxflow's internal files of a task (see [`is_internal_name`]).
     #[error(
-        "artifact {0:?} lies in Oxflow's internal task files ({INTERNAL_DIR}), which the artifact store never serves; read a task's log with `oxflow logs` or /api/v1/runs/RUN/tasks/TASK/log"
+        "artifact {0:?} lies in Oxflow's internal task files ({INTERNAL_DIR}), which the artifact store never serves; read a task's log with `oxflow logs` or /oxflow/v1/runs/RUN/tasks/TASK/log"
     )]
     Internal(String),
     /// A component of the path is a symbolic link.

@@ -745,6 +745,27 @@ fn tls_names(bound: &[std::net::SocketAddr], allowed: &[String]) -> Vec<String> 
     names
 }
 
+/// The namespace Oxflow works in by default exists as an object (as
+/// `default` does on every Kubernetes cluster), so `kubectl get ns` shows it.
+async fn ensure_default_namespace(
+    resources: &oxflow_resources::Resources,
+    namespace: &Namespace,
+) -> Result<()> {
+    let body = serde_json::json!({"metadata": {"name": namespace.as_str()}});
+    match resources
+        .create(
+            &oxflow_resources::builtin::NAMESPACE,
+            None,
+            body,
+            &Default::default(),
+        )
+        .await
+    {
+        Ok(_) | Err(oxflow_resources::ResourceError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e).context("creating the default namespace"),
+    }
+}
+
 /// `oxflow up`: the API server with a run controller, until Ctrl-C.
 async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let ctx = Ctx::open(cli).await?;
@@ -830,8 +851,11 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         gate.credentials().token(),
         &tls.ca_pem,
     )?;
+    let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
+    ensure_default_namespace(&resources, &ctx.namespace).await?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
+        resources,
         store: ctx.store.clone(),
         default_namespace: ctx.namespace.clone(),
         tuning: Some(tuning.clone()),

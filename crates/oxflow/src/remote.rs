@@ -296,7 +296,7 @@ fn ts_millis(v: &Value) -> Option<Timestamp> {
     v.as_i64().map(Timestamp)
 }
 
-/// A run from `/api/v1/runs/{id}` (`run`) as the store's record.
+/// A run from `/oxflow/v1/runs/{id}` (`run`) as the store's record.
 fn run_from_v1(v: &Value) -> Result<RunRecord> {
     let s = |k: &str| {
         v.get(k)
@@ -343,7 +343,7 @@ fn without_in_store(v: &Value) -> Value {
     v
 }
 
-/// A task from `/api/v1/runs/{id}` (`tasks[]`) as the store's record.
+/// A task from `/oxflow/v1/runs/{id}` (`tasks[]`) as the store's record.
 fn task_from_v1(run_id: &str, v: &Value) -> Result<TaskRecord> {
     let s = |k: &str| {
         v.get(k)
@@ -376,10 +376,10 @@ fn task_from_v1(run_id: &str, v: &Value) -> Result<TaskRecord> {
     })
 }
 
-/// `GET /api/v1/runs/{id}` (a unique id prefix works too): the run and its tasks.
+/// `GET /oxflow/v1/runs/{id}` (a unique id prefix works too): the run and its tasks.
 async fn fetch_run(server: &Server, id: &str) -> Result<(RunRecord, Vec<TaskRecord>, Value)> {
     let v = server
-        .json("GET", &format!("/api/v1/runs/{}", encode_path(id)), None)
+        .json("GET", &format!("/oxflow/v1/runs/{}", encode_path(id)), None)
         .await?;
     let run = run_from_v1(&v["run"])?;
     let tasks = v["tasks"]
@@ -595,7 +595,7 @@ async fn logs(server: &Server, run: &str, task: &str) -> Result<ExitCode> {
         .ok(
             "GET",
             &format!(
-                "/api/v1/runs/{}/tasks/{}/log",
+                "/oxflow/v1/runs/{}/tasks/{}/log",
                 encode_path(&run.id),
                 encode_path(&t.path)
             ),

@@ -1,4 +1,4 @@
-//! Oxflow's own JSON API (`/api/v1/...`): what the dashboard needs beyond
+//! Oxflow's own JSON API (`/oxflow/v1/...`): what the dashboard needs beyond
 //! the KFP v2beta1 shapes.
 //!
 //! - `GET /runs/{id}` — a run with its spec, every task with its resolved
@@ -78,7 +78,7 @@ fn ms(t: Option<Timestamp>) -> Value {
 
 #[utoipa::path(
     get,
-    path = "/api/v1/namespaces",
+    path = "/oxflow/v1/namespaces",
     tag = "namespaces",
     responses((status = 200, description = "The namespaces the dashboard offers.", body = NamespaceList)),
 )]
@@ -208,7 +208,7 @@ fn artifact_json(a: &ArtifactRecord, in_store: bool) -> Value {
 
 #[utoipa::path(
     get,
-    path = "/api/v1/runs/{id}",
+    path = "/oxflow/v1/runs/{id}",
     tag = "runs",
     params(("id" = String, Path, description = "Run id (a unique prefix is enough)")),
     responses(
@@ -263,7 +263,7 @@ async fn snapshot(state: &AppState, run_id: &str, seen: &mut Seen) -> ApiResult<
 /// `error` (`StreamError`) ends a stream whose run could not be read.
 #[utoipa::path(
     get,
-    path = "/api/v1/runs/{id}/events",
+    path = "/oxflow/v1/runs/{id}/events",
     tag = "runs",
     params(("id" = String, Path, description = "Run id (a unique prefix is enough)")),
     responses(
@@ -440,7 +440,7 @@ fn truthy(v: &Option<String>) -> bool {
 /// route captures the rest and the resource is its last segment).
 #[utoipa::path(
     get,
-    path = "/api/v1/runs/{id}/tasks/{task_path}/log",
+    path = "/oxflow/v1/runs/{id}/tasks/{task_path}/log",
     tag = "runs",
     params(
         ("id" = String, Path, description = "Run id (a unique prefix is enough)"),
@@ -597,7 +597,7 @@ pub(crate) struct ArtifactParams {
 
 #[utoipa::path(
     get,
-    path = "/api/v1/artifacts",
+    path = "/oxflow/v1/artifacts",
     tag = "artifacts",
     params(ArtifactParams),
     responses(

@@ -83,7 +83,9 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
             StoreError::Ambiguous { .. } => Self::bad_request(e.to_string()),
-            StoreError::Conflict { .. } => Self::conflict(e.to_string()),
+            StoreError::Conflict { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::Stale { .. } => Self::conflict(e.to_string()),
             StoreError::BadQuery { .. } => Self::bad_request(e.to_string()),
             StoreError::NotEmpty { .. } => Self {
                 status: StatusCode::PRECONDITION_FAILED,

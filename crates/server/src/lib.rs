@@ -12,6 +12,7 @@ mod katib;
 mod kfp;
 mod kserve;
 mod kserve_trained;
+mod kube;
 mod limits;
 mod openapi;
 mod routes;
@@ -44,6 +45,8 @@ pub struct AppState {
     /// InferenceServices are served by this controller (`None`: the KServe
     /// routes answer reads only and nothing is served).
     pub serving: Option<oxflow_serving::controller::ServingController>,
+    /// Every kind of the registry, behind the Kubernetes API.
+    pub resources: oxflow_resources::Resources,
 }
 
 impl AppState {
@@ -56,12 +59,18 @@ impl AppState {
 fn routes() -> routes::Routes {
     routes::Routes::new()
         .nest("/apis/v2beta1", kfp::routes())
-        .nest("/api/v1", api::routes())
+        .nest("/oxflow/v1", api::routes())
         .nest("/apis/kubeflow.org/v1beta1", katib::routes())
         .nest("/apis/serving.kserve.io/v1beta1", kserve::routes())
         .nest("/apis/serving.kserve.io/v1alpha1", kserve_trained::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
+        .merge(kube::routes())
         .merge(dashboard::routes())
+}
+
+/// The kinds `oxflow up` serves through the Kubernetes API.
+pub fn registry() -> oxflow_resources::Registry {
+    oxflow_resources::Registry::new(oxflow_resources::builtin::kinds())
 }
 
 /// The path of every route [`router`] serves (`{param}` segments as

@@ -1,4 +1,4 @@
-//! The OpenAPI document of Oxflow's own API (`/api/v1`), served at
+//! The OpenAPI document of Oxflow's own API (`/oxflow/v1`), served at
 //! `/openapi.json`.
 //!
 //! Generated from the code: each handler in `api` carries a
@@ -72,7 +72,7 @@ pub(crate) async fn serve() -> Response {
     resp
 }
 
-/// Wire shapes of `/api/v1`, for the document only (never constructed).
+/// Wire shapes of `/oxflow/v1`, for the document only (never constructed).
 #[allow(dead_code)]
 pub(crate) mod schemas {
     use serde_json::Value;
@@ -91,7 +91,7 @@ pub(crate) mod schemas {
         pub details: Vec<Value>,
     }
 
-    /// `GET /api/v1/namespaces`.
+    /// `GET /oxflow/v1/namespaces`.
     #[derive(ToSchema)]
     pub struct NamespaceList {
         pub namespaces: Vec<NamespaceEntry>,
@@ -128,7 +128,7 @@ pub(crate) mod schemas {
         CANCELED,
     }
 
-    /// `GET /api/v1/runs/{id}`: a run with its spec, tasks and artifacts.
+    /// `GET /oxflow/v1/runs/{id}`: a run with its spec, tasks and artifacts.
     #[derive(ToSchema)]
     pub struct RunDetail {
         pub run: RunSummary,
@@ -188,12 +188,12 @@ pub(crate) mod schemas {
         pub cached: bool,
         pub attempt: i64,
         /// `{"parameters": {..}, "artifacts": {name: [artifact, ..]}}`; each
-        /// artifact carries `in_store` (whether `/api/v1/artifacts?uri=` serves it).
+        /// artifact carries `in_store` (whether `/oxflow/v1/artifacts?uri=` serves it).
         pub inputs: Value,
         /// Same shape as `inputs`.
         pub outputs: Value,
         pub error: Option<String>,
-        /// Whether `/api/v1/runs/{id}/tasks/{path}/log` has something to show.
+        /// Whether `/oxflow/v1/runs/{id}/tasks/{path}/log` has something to show.
         pub has_log: bool,
         /// Epoch milliseconds.
         pub created_at: i64,
@@ -255,7 +255,7 @@ pub(crate) mod schemas {
         /// Epoch milliseconds.
         pub created_at: i64,
         /// Whether the bytes are inside the artifact store (and so readable
-        /// through `/api/v1/artifacts?uri=`); imported artifacts are not.
+        /// through `/oxflow/v1/artifacts?uri=`); imported artifacts are not.
         pub in_store: bool,
     }
 
@@ -267,13 +267,13 @@ pub(crate) mod schemas {
         pub run_name: String,
     }
 
-    /// `GET /api/v1/artifacts` without `uri`.
+    /// `GET /oxflow/v1/artifacts` without `uri`.
     #[derive(ToSchema, serde::Serialize)]
     pub struct ArtifactList {
         pub artifacts: Vec<ListedArtifact>,
     }
 
-    /// `GET /api/v1/artifacts?uri=` naming a directory.
+    /// `GET /oxflow/v1/artifacts?uri=` naming a directory.
     #[derive(ToSchema, serde::Serialize)]
     pub struct DirectoryListing {
         pub uri: String,
@@ -303,7 +303,7 @@ pub(crate) mod schemas {
         symlink,
     }
 
-    /// The JSON answers of `GET /api/v1/artifacts`: a listing of records
+    /// The JSON answers of `GET /oxflow/v1/artifacts`: a listing of records
     /// (without `uri`) or of a directory (`uri` naming one).
     #[derive(ToSchema, serde::Serialize)]
     #[serde(untagged)]

@@ -1,4 +1,4 @@
-//! Oxflow's own API (`/api/v1`) through the real router: artifact reads
+//! Oxflow's own API (`/oxflow/v1`) through the real router: artifact reads
 //! confined to the artifact store, the run event stream, task logs, and the
 //! dashboard's files.
 
@@ -160,7 +160,7 @@ async fn artifacts_are_read_only_inside_the_store() {
 
     // Allowed.
     let resp = h
-        .get(&format!("/api/v1/artifacts?uri={}", enc(&model)))
+        .get(&format!("/oxflow/v1/artifacts?uri={}", enc(&model)))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-oxflow-truncated"], "false");
@@ -173,7 +173,7 @@ async fn artifacts_are_read_only_inside_the_store() {
     assert_eq!(body_text(resp).await, "weights 0123456789");
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}",
+            "/oxflow/v1/artifacts?uri={}",
             enc(&format!("file://{model}"))
         ))
         .await;
@@ -195,7 +195,9 @@ async fn artifacts_are_read_only_inside_the_store() {
         format!("file://{}/../secret.txt", r(&root)),
     ];
     for uri in refused {
-        let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&uri))).await;
+        let resp = h
+            .get(&format!("/oxflow/v1/artifacts?uri={}", enc(&uri)))
+            .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
         let v = body_json(resp).await;
         assert!(
@@ -207,7 +209,7 @@ async fn artifacts_are_read_only_inside_the_store() {
     // Missing inside the store: 404.
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}",
+            "/oxflow/v1/artifacts?uri={}",
             enc(&r(&task.join("nope")))
         ))
         .await;
@@ -236,13 +238,17 @@ async fn internal_task_files_are_neither_served_nor_listed() {
         format!("file://{t}/.kfp/secrets/tls/crt"),
         format!("{t}/.kfp/../model/weights"),
     ] {
-        let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&uri))).await;
+        let resp = h
+            .get(&format!("/oxflow/v1/artifacts?uri={}", enc(&uri)))
+            .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
         let text = body_text(resp).await;
         assert!(!text.contains("CERT"), "{uri}: {text}");
         assert!(text.contains("artifact store"), "{uri}: {text}");
     }
-    let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&t))).await;
+    let resp = h
+        .get(&format!("/oxflow/v1/artifacts?uri={}", enc(&t)))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let v = body_json(resp).await;
     let names: Vec<&str> = v["entries"]
@@ -255,7 +261,7 @@ async fn internal_task_files_are_neither_served_nor_listed() {
     // Output files inside an artifact are still served.
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}",
+            "/oxflow/v1/artifacts?uri={}",
             enc(&format!("{t}/model/weights"))
         ))
         .await;
@@ -294,7 +300,7 @@ async fn artifact_reads_never_follow_a_directory_swapped_for_a_symlink() {
         })
     };
     let uri = format!(
-        "/api/v1/artifacts?uri={}",
+        "/oxflow/v1/artifacts?uri={}",
         enc(&task.join("out/f").to_string_lossy())
     );
     let app = common::router(h.state.clone());
@@ -336,7 +342,7 @@ async fn artifact_previews_downloads_and_listings() {
 
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}&max_bytes=4&type=system.HTML",
+            "/oxflow/v1/artifacts?uri={}&max_bytes=4&type=system.HTML",
             enc(&page)
         ))
         .await;
@@ -356,7 +362,7 @@ async fn artifact_previews_downloads_and_listings() {
 
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}&download=true&type=system.Markdown",
+            "/oxflow/v1/artifacts?uri={}&download=true&type=system.Markdown",
             enc(&page)
         ))
         .await;
@@ -371,7 +377,7 @@ async fn artifact_previews_downloads_and_listings() {
 
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}&max_bytes=lots",
+            "/oxflow/v1/artifacts?uri={}&max_bytes=lots",
             enc(&page)
         ))
         .await;
@@ -379,7 +385,7 @@ async fn artifact_previews_downloads_and_listings() {
 
     let resp = h
         .get(&format!(
-            "/api/v1/artifacts?uri={}",
+            "/oxflow/v1/artifacts?uri={}",
             enc(&task.to_string_lossy())
         ))
         .await;
@@ -396,7 +402,9 @@ async fn artifact_previews_downloads_and_listings() {
     assert_eq!(v["entries"][1]["kind"], "directory");
 
     let csv = task.join("sub/a.csv").to_string_lossy().into_owned();
-    let resp = h.get(&format!("/api/v1/artifacts?uri={}", enc(&csv))).await;
+    let resp = h
+        .get(&format!("/oxflow/v1/artifacts?uri={}", enc(&csv)))
+        .await;
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
 }
 
@@ -408,7 +416,7 @@ async fn run_events_stream_snapshot_changes_and_end() {
     let gate = h.dir.path().join("gate");
     let run_id = h.submit_gated(&gate).await;
 
-    let resp = h.get(&format!("/api/v1/runs/{run_id}/events")).await;
+    let resp = h.get(&format!("/oxflow/v1/runs/{run_id}/events")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.into_body();
@@ -442,13 +450,13 @@ async fn run_events_stream_snapshot_changes_and_end() {
     assert!(rest[end..].contains("SUCCEEDED"), "{rest}");
 
     // A terminal run: its snapshot, then the end at once.
-    let resp = h.get(&format!("/api/v1/runs/{run_id}/events")).await;
+    let resp = h.get(&format!("/oxflow/v1/runs/{run_id}/events")).await;
     let text = body_text(resp).await;
     let snap = text.find("event: snapshot").unwrap();
     let end = text.find("event: end").unwrap();
     assert!(snap < end, "{text}");
 
-    let resp = h.get("/api/v1/runs/no-such-run/events").await;
+    let resp = h.get("/oxflow/v1/runs/no-such-run/events").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
@@ -461,7 +469,7 @@ async fn task_logs_follow_until_the_task_ends() {
     // Once the engine has recorded the task (the event stream says so),
     // its log can be followed.
     let mut events = h
-        .get(&format!("/api/v1/runs/{run_id}/events"))
+        .get(&format!("/oxflow/v1/runs/{run_id}/events"))
         .await
         .into_body();
     let mut ev = String::new();
@@ -471,7 +479,7 @@ async fn task_logs_follow_until_the_task_ends() {
     );
     let resp = h
         .get(&format!(
-            "/api/v1/runs/{run_id}/tasks/first/log?follow=true"
+            "/oxflow/v1/runs/{run_id}/tasks/first/log?follow=true"
         ))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -490,15 +498,15 @@ async fn task_logs_follow_until_the_task_ends() {
     );
 
     // Wait for the whole run through its event stream, then read a log plainly.
-    let _ = body_text(h.get(&format!("/api/v1/runs/{run_id}/events")).await).await;
+    let _ = body_text(h.get(&format!("/oxflow/v1/runs/{run_id}/events")).await).await;
     let resp = h
-        .get(&format!("/api/v1/runs/{run_id}/tasks/second/log"))
+        .get(&format!("/oxflow/v1/runs/{run_id}/tasks/second/log"))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(body_text(resp).await.contains("second says hi"));
 
     // The full run view carries tasks and their outputs.
-    let v = body_json(h.get(&format!("/api/v1/runs/{run_id}")).await).await;
+    let v = body_json(h.get(&format!("/oxflow/v1/runs/{run_id}")).await).await;
     assert_eq!(v["run"]["state"], "SUCCEEDED");
     let paths: Vec<&str> = v["tasks"]
         .as_array()
@@ -512,7 +520,7 @@ async fn task_logs_follow_until_the_task_ends() {
     // Unknown tasks and resources: 404 with a JSON error naming them.
     let resp = h
         .get(&format!(
-            "/api/v1/runs/{run_id}/tasks/for-loop-9/3/nope/log"
+            "/oxflow/v1/runs/{run_id}/tasks/for-loop-9/3/nope/log"
         ))
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
@@ -522,7 +530,7 @@ async fn task_logs_follow_until_the_task_ends() {
         "{v}"
     );
     let resp = h
-        .get(&format!("/api/v1/runs/{run_id}/tasks/first/stdout"))
+        .get(&format!("/oxflow/v1/runs/{run_id}/tasks/first/stdout"))
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
@@ -566,7 +574,7 @@ async fn the_dashboard_is_served_with_its_assets() {
         let resp = h.get(missing).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{missing}");
     }
-    let v = body_json(h.get("/api/v1/namespaces").await).await;
+    let v = body_json(h.get("/oxflow/v1/namespaces").await).await;
     assert_eq!(v["default"], "default");
     assert_eq!(v["namespaces"], serde_json::json!([{"name": "default"}]));
 }
@@ -580,7 +588,7 @@ async fn namespaces_holding_something_are_offered() {
         .put_secret(&team, "creds", &Default::default())
         .await
         .unwrap();
-    let v = body_json(h.get("/api/v1/namespaces").await).await;
+    let v = body_json(h.get("/oxflow/v1/namespaces").await).await;
     assert_eq!(
         v["namespaces"],
         serde_json::json!([{"name": "default"}, {"name": "team-a"}])

@@ -267,7 +267,7 @@ async fn id_keyed_routes_authorize_against_the_objects_namespace() {
         .join(&rid)
         .join("echo");
     let artifact_uri = format!(
-        "/api/v1/artifacts?uri={}",
+        "/oxflow/v1/artifacts?uri={}",
         artifact.to_string_lossy().replace('/', "%2F")
     );
 
@@ -303,11 +303,11 @@ async fn id_keyed_routes_authorize_against_the_objects_namespace() {
             format!("/apis/v2beta1/pipelines/{pid}/versions"),
         ),
         (Method::GET, "/apis/v2beta1/pipelines".to_owned()),
-        (Method::GET, format!("/api/v1/runs/{rid}")),
-        (Method::GET, format!("/api/v1/runs/{}", &rid[..8])),
-        (Method::GET, format!("/api/v1/runs/{rid}/events")),
-        (Method::GET, format!("/api/v1/runs/{rid}/tasks/echo/log")),
-        (Method::GET, format!("/api/v1/artifacts?run_id={rid}")),
+        (Method::GET, format!("/oxflow/v1/runs/{rid}")),
+        (Method::GET, format!("/oxflow/v1/runs/{}", &rid[..8])),
+        (Method::GET, format!("/oxflow/v1/runs/{rid}/events")),
+        (Method::GET, format!("/oxflow/v1/runs/{rid}/tasks/echo/log")),
+        (Method::GET, format!("/oxflow/v1/artifacts?run_id={rid}")),
         (Method::GET, artifact_uri.clone()),
         (
             Method::GET,
@@ -341,7 +341,7 @@ async fn id_keyed_routes_authorize_against_the_objects_namespace() {
         format!("/apis/v2beta1/experiments/{eid}"),
         format!("/apis/v2beta1/recurringruns/{rrid}"),
         format!("/apis/v2beta1/pipelines/{pid}"),
-        format!("/api/v1/runs/{rid}"),
+        format!("/oxflow/v1/runs/{rid}"),
     ] {
         let (s, body) = call(&state, owner(), Method::GET, &uri, None).await;
         assert_eq!(s, StatusCode::OK, "{uri}: {body}");
@@ -357,7 +357,7 @@ async fn id_keyed_routes_authorize_against_the_objects_namespace() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let (s, body) = call(&state, team_a(), Method::GET, "/api/v1/namespaces", None).await;
+    let (s, body) = call(&state, team_a(), Method::GET, "/oxflow/v1/namespaces", None).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let names: Vec<&str> = body["namespaces"]
         .as_array()

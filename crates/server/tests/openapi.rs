@@ -1,4 +1,4 @@
-//! `/openapi.json` describes Oxflow's own API (`/api/v1`) as the router
+//! `/openapi.json` describes Oxflow's own API (`/oxflow/v1`) as the router
 //! really serves it: every route with its methods and parameters, each
 //! documented path answered by a handler (not the fallback), and the
 //! documented JSON shapes matching real responses field for field.
@@ -17,20 +17,20 @@ use oxflow_server::AppState;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// Every route of `/api/v1` (in OpenAPI path syntax), its methods and its
+/// Every route of `/oxflow/v1` (in OpenAPI path syntax), its methods and its
 /// parameters. A route added to `api::routes()` must be added here and
 /// documented.
 const ROUTES: &[(&str, &[&str], &[&str])] = &[
-    ("/api/v1/namespaces", &["get"], &[]),
-    ("/api/v1/runs/{id}", &["get"], &["id"]),
-    ("/api/v1/runs/{id}/events", &["get"], &["id"]),
+    ("/oxflow/v1/namespaces", &["get"], &[]),
+    ("/oxflow/v1/runs/{id}", &["get"], &["id"]),
+    ("/oxflow/v1/runs/{id}/events", &["get"], &["id"]),
     (
-        "/api/v1/runs/{id}/tasks/{task_path}/log",
+        "/oxflow/v1/runs/{id}/tasks/{task_path}/log",
         &["get"],
         &["id", "task_path", "follow"],
     ),
     (
-        "/api/v1/artifacts",
+        "/oxflow/v1/artifacts",
         &["get"],
         &[
             "uri",
@@ -114,7 +114,7 @@ impl Harness {
             .unwrap();
         self.state.controller.nudge();
         for _ in 0..600 {
-            let v = self.get_json(&format!("/api/v1/runs/{}", run.id)).await;
+            let v = self.get_json(&format!("/oxflow/v1/runs/{}", run.id)).await;
             match v["run"]["state"].as_str() {
                 Some("SUCCEEDED") => return run.id,
                 Some("FAILED") | Some("CANCELED") => panic!("run ended {v}"),
@@ -175,12 +175,12 @@ async fn openapi_document_covers_the_api() {
     );
     assert!(doc["info"]["title"].is_string());
 
-    // Exactly the routes of /api/v1, with their methods and parameters.
+    // Exactly the routes of /oxflow/v1, with their methods and parameters.
     let paths = doc["paths"].as_object().expect("paths");
     let documented: BTreeSet<&str> = paths
         .keys()
         .map(String::as_str)
-        .filter(|p| p.starts_with("/api/v1/"))
+        .filter(|p| p.starts_with("/oxflow/v1/"))
         .collect();
     let expected: BTreeSet<&str> = ROUTES.iter().map(|r| r.0).collect();
     assert_eq!(documented, expected);
@@ -235,18 +235,18 @@ async fn openapi_document_covers_the_api() {
         assert_eq!(resp.status(), StatusCode::OK, "GET {uri}");
     }
     // (An undocumented path falls through to the fallback.)
-    let resp = h.get("/api/v1/no-such-thing").await;
+    let resp = h.get("/oxflow/v1/no-such-thing").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // The documented shapes are the real ones.
-    let ns = h.get_json("/api/v1/namespaces").await;
+    let ns = h.get_json("/oxflow/v1/namespaces").await;
     assert_eq!(keys(&ns), properties(&doc, "NamespaceList"));
     assert_eq!(
         keys(&ns["namespaces"][0]),
         properties(&doc, "NamespaceEntry")
     );
 
-    let detail = h.get_json(&format!("/api/v1/runs/{run_id}")).await;
+    let detail = h.get_json(&format!("/oxflow/v1/runs/{run_id}")).await;
     assert_eq!(keys(&detail), properties(&doc, "RunDetail"));
     assert_eq!(keys(&detail["run"]), properties(&doc, "RunSummary"));
     let tasks = detail["tasks"].as_array().unwrap();
@@ -255,7 +255,7 @@ async fn openapi_document_covers_the_api() {
         assert_eq!(keys(t), properties(&doc, "Task"));
     }
 
-    let list = h.get_json("/api/v1/artifacts").await;
+    let list = h.get_json("/oxflow/v1/artifacts").await;
     assert_eq!(keys(&list), properties(&doc, "ArtifactList"));
     for a in list["artifacts"].as_array().unwrap() {
         assert_eq!(keys(a), properties(&doc, "ListedArtifact"));
@@ -263,7 +263,7 @@ async fn openapi_document_covers_the_api() {
 
     let listing = h
         .get_json(&format!(
-            "/api/v1/artifacts?uri={}",
+            "/oxflow/v1/artifacts?uri={}",
             dir.to_string_lossy().replace('/', "%2F")
         ))
         .await;
@@ -274,7 +274,7 @@ async fn openapi_document_covers_the_api() {
     );
 
     // The error shape.
-    let resp = h.get("/api/v1/runs/no-such-run").await;
+    let resp = h.get("/oxflow/v1/runs/no-such-run").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let err: Value = serde_json::from_slice(&bytes).unwrap();

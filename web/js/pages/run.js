@@ -1,5 +1,5 @@
 // One run: its graph coloured by task state and kept current by the
-// server-sent event stream (/api/v1/runs/{id}/events), a side panel per
+// server-sent event stream (/oxflow/v1/runs/{id}/events), a side panel per
 // task (inputs, outputs, streamed logs, artifact previews), and the run's
 // parameters and outputs.
 

@@ -45,6 +45,7 @@ pub async fn app_state(dir: &Path) -> AppState {
     tuning.start();
     AppState {
         controller,
+        resources: oxflow_resources::Resources::new(store.clone(), oxflow_server::registry()),
         store: store.clone(),
         default_namespace: Namespace::default(),
         tuning: Some(tuning),

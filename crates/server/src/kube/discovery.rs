@@ -1,0 +1,206 @@
+//! What kubectl asks before anything else: `/version`, the group lists
+//! (`/api`, `/apis`), each group version's resources, and an OpenAPI
+//! document — the minimal protobuf `/openapi/v2` that makes kubectl
+//! validate on the server (`fieldValidation=Strict`) rather than refuse to
+//! apply.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oxflow_core::object::Kind;
+use serde_json::{Value, json};
+
+use super::status::KubeError;
+use crate::AppState;
+
+/// The Kubernetes version Oxflow answers as: the kubectl dispatcher picks
+/// its matching client from the minor version.
+pub(crate) const MINOR: &str = "33";
+
+pub(crate) async fn version() -> axum::Json<Value> {
+    axum::Json(json!({
+        "major": "1",
+        "minor": MINOR,
+        "gitVersion": format!("v1.{MINOR}.0"),
+        "gitCommit": format!("oxflow-{}", env!("CARGO_PKG_VERSION")),
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }))
+}
+
+pub(crate) async fn core_versions(headers: HeaderMap) -> axum::Json<Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    axum::Json(json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+    }))
+}
+
+fn group_json(name: &str, versions: &[&str]) -> Value {
+    let gv = |v: &str| json!({"groupVersion": format!("{name}/{v}"), "version": v});
+    json!({
+        "name": name,
+        "versions": versions.iter().map(|v| gv(v)).collect::<Vec<_>>(),
+        "preferredVersion": gv(versions[0]),
+    })
+}
+
+pub(crate) async fn groups(State(state): State<AppState>) -> axum::Json<Value> {
+    let groups: Vec<Value> = state
+        .resources
+        .registry()
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, versions)| group_json(g, &versions))
+        .collect();
+    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+}
+
+pub(crate) async fn group(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+) -> Result<axum::Json<Value>, KubeError> {
+    let versions = state
+        .resources
+        .registry()
+        .groups()
+        .into_iter()
+        .find(|(g, _)| *g == group && !g.is_empty())
+        .map(|(_, v)| v)
+        .ok_or_else(|| KubeError::not_found("the server could not find the requested resource"))?;
+    let mut v = group_json(&group, &versions);
+    v["kind"] = json!("APIGroup");
+    v["apiVersion"] = json!("v1");
+    Ok(axum::Json(v))
+}
+
+const VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+fn resource_json(k: &Kind) -> Vec<Value> {
+    let mut out = vec![json!({
+        "name": k.plural,
+        "singularName": k.singular,
+        "namespaced": k.namespaced,
+        "kind": k.kind,
+        "verbs": VERBS,
+        "shortNames": k.short_names,
+        "categories": k.categories,
+    })];
+    if k.status_subresource {
+        out.push(json!({
+            "name": format!("{}/status", k.plural),
+            "singularName": "",
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    out
+}
+
+fn resource_list(state: &AppState, group: &str, version: &str) -> Result<Value, KubeError> {
+    let kinds = state.resources.registry().in_version(group, version);
+    if kinds.is_empty() {
+        return Err(KubeError::not_found(
+            "the server could not find the requested resource",
+        ));
+    }
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Ok(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": kinds.iter().flat_map(|k| resource_json(k)).collect::<Vec<_>>(),
+    }))
+}
+
+pub(crate) async fn core_resources(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Value>, KubeError> {
+    resource_list(&state, "", "v1").map(axum::Json)
+}
+
+pub(crate) async fn group_resources(
+    State(state): State<AppState>,
+    Path((group, version)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, KubeError> {
+    resource_list(&state, &group, &version).map(axum::Json)
+}
+
+/// The smallest OpenAPI v2 document kubectl accepts (gnostic protobuf:
+/// `swagger: "2.0"`, `info{title, version}`, empty `paths`). With it kubectl
+/// validates nothing itself and asks the server to (`fieldValidation=Strict`).
+pub(crate) async fn openapi_v2(headers: HeaderMap) -> Response {
+    let wants_protobuf = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("protobuf"));
+    if !wants_protobuf {
+        return KubeError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            "only the protobuf form of /openapi/v2 is served (Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf)",
+        )
+        .into_response();
+    }
+    let version = format!("v1.{MINOR}.0");
+    let mut info = vec![0x0a, 10];
+    info.extend_from_slice(b"Kubernetes");
+    info.push(0x12);
+    info.push(version.len() as u8);
+    info.extend_from_slice(version.as_bytes());
+    let mut doc = vec![0x0a, 3];
+    doc.extend_from_slice(b"2.0");
+    doc.push(0x12);
+    doc.push(info.len() as u8);
+    doc.extend_from_slice(&info);
+    doc.extend_from_slice(&[0x42, 0x00]);
+    // The media type the API server answers with (Go's mime parser
+    // refuses the `@` of the type kubectl asks for).
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )],
+        doc,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_openapi_document_is_the_one_kubectl_accepts() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+                .parse()
+                .unwrap(),
+        );
+        let resp = openapi_v2(h).await;
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        // The bytes recorded in shared/reference/kubernetes-api.md §2.1.
+        let want: Vec<u8> = "0a 03 32 2e 30 12 15 0a 0a 4b 75 62 65 72 6e 65 74 65 73 12 07 76 31 2e 33 33 2e 30 42 00"
+            .split(' ')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        assert_eq!(body.to_vec(), want);
+    }
+}
