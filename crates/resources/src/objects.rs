@@ -141,6 +141,12 @@ impl Resources {
         &self.store
     }
 
+    /// How many watches (and other subscribers) are open: what an
+    /// abandoned watch must give back.
+    pub fn watchers(&self) -> usize {
+        self.feed.receiver_count()
+    }
+
     /// Every committed change from now on, in resourceVersion order.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ResourceEvent>> {
         self.feed.subscribe()

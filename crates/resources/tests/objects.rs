@@ -610,3 +610,70 @@ async fn watches_start_with_the_objects_and_resume_from_a_version() {
         .unwrap();
     assert_eq!(next(&mut w).await, (WatchEventType::Deleted, "c".into()));
 }
+
+#[tokio::test]
+async fn an_abandoned_watch_lets_go_and_an_old_version_is_expired() {
+    let (dir, r) = resources().await;
+    let a = r
+        .create(&WIDGET, Some("default"), widget("a", 1), &opts())
+        .await
+        .unwrap()
+        .object;
+    let req = |from| WatchRequest {
+        kind: &WIDGET,
+        namespace: None,
+        labels: LabelSelector::default(),
+        fields: FieldSelector::default(),
+        from,
+    };
+    assert_eq!(r.watchers(), 0);
+    let w = r.watch(req(None)).await.unwrap();
+    assert_eq!(r.watchers(), 1);
+    drop(w);
+    // The watch's task notices the closed receiver and drops its
+    // subscription (bounded wait, not a sleep for synchronisation).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.watchers() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned watch still holds the feed"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    // Compaction: the log no longer holds the first changes.
+    for i in 0..3 {
+        r.patch(
+            &WIDGET,
+            Some("default"),
+            "a",
+            PatchType::Merge,
+            json!({"spec": {"size": i + 2}}),
+            false,
+            &opts(),
+        )
+        .await
+        .unwrap();
+    }
+    let first: i64 = rv(&a).parse().unwrap();
+    let db = dir.path().join("oxflow.db");
+    let conn = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c=sqlite3.connect({:?}); c.execute('DELETE FROM resource_events WHERE resource_version <= {}'); c.commit()",
+            db.display().to_string(),
+            first + 1
+        ))
+        .status()
+        .unwrap();
+    assert!(conn.success());
+    let mut w = r.watch(req(Some(first))).await.unwrap();
+    match w.recv().await.unwrap() {
+        WatchItem::Expired(m) => assert!(m.contains("too old resource version"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // From a version still in the log, the changes after it.
+    let mut w = r.watch(req(Some(first + 1))).await.unwrap();
+    assert_eq!(next(&mut w).await, (WatchEventType::Modified, "a".into()));
+}
