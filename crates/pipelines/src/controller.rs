@@ -108,28 +108,26 @@ impl RunController {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Terminates a run: a PENDING run is cancelled at once, a RUNNING one
-    /// executing here has its tasks stopped.
+    /// Terminates a run, as stored intent (see [`oxflow_store::Store::cancel_run`]):
+    /// a PENDING run nobody claimed ends CANCELED at once; one that is
+    /// executing becomes CANCELING, which its engine turns into CANCELED
+    /// once its tasks have stopped — at once when it executes here, within
+    /// a moment when it executes in another process — and which survives a
+    /// restart (recovery ends it CANCELED).
     pub async fn terminate(&self, run_id: &str) -> Result<()> {
         let store = self.inner.engine.store();
-        let mut run = store.find_run(run_id).await?;
+        let run = store.find_run(run_id).await?;
+        let state = store.cancel_run(&run.id, Timestamp::now()).await?;
+        if state == RunState::Canceling
+            && let Some(token) = self.lock_running().get(&run.id)
         {
-            let mut running = self.lock_running();
-            if let Some(token) = running.get(&run.id) {
-                token.cancel();
-                return Ok(());
-            }
-            // Hold the run's slot with a cancelled token while it is marked
-            // CANCELED, so a concurrent pass cannot start it and then write
-            // RUNNING over the cancellation.
-            let token = CancellationToken::new();
             token.cancel();
-            running.insert(run.id.clone(), token);
         }
-        let result = self.cancel_pending(&mut run).await;
-        self.lock_running().remove(&run.id);
-        self.inner.stopped.notify_waiters();
-        result
+        if state != run.state {
+            self.emit_run(&run.id, state);
+        }
+        tracing::info!(run = %run.id, state = %state, "Run termination requested.");
+        Ok(())
     }
 
     /// Deletes a run with [`Engine::delete_run`] (its artifacts directory,
@@ -172,26 +170,6 @@ impl RunController {
                     ),
                 });
             }
-        }
-    }
-
-    async fn cancel_pending(&self, run: &mut oxflow_store::RunRecord) -> Result<()> {
-        let store = self.inner.engine.store();
-        // Re-read under the slot: a pass may have started it meanwhile.
-        *run = store.find_run(&run.id).await?;
-        match run.state {
-            RunState::Pending => {
-                run.state = RunState::Canceled;
-                run.finished_at = Some(Timestamp::now());
-                store.update_run(run).await?;
-                self.emit_run(&run.id, run.state);
-                Ok(())
-            }
-            s if s.is_terminal() => Ok(()),
-            _ => Err(PipelineError::RunState {
-                run_id: run.id.clone(),
-                message: "the run is executing in another Oxflow process".into(),
-            }),
         }
     }
 

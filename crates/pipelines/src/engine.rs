@@ -40,6 +40,9 @@ use crate::value;
 /// How long an engine may stay silent before another may take its runs over.
 pub const HEARTBEAT_STALE: Duration = Duration::from_secs(60);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// How often an executing run checks for a termination asked by another
+/// process (one in this process cancels at once, through its token).
+const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -391,6 +394,30 @@ impl Engine {
         run.heartbeat_at = Some(now);
         durable("recording the run's start", || store.update_run(&run)).await?;
         tracing::info!(run = %run.id, resumed = !existing.is_empty(), "Run started.");
+        // A terminate is stored intent (CANCELING), asked by this process or
+        // any other: watch the run's state for it while it executes.
+        let cancel_watch = {
+            let store = store.clone();
+            let run_id = run.id.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    match store.run_state(&run_id).await {
+                        Ok(Some(RunState::Canceling)) => {
+                            tracing::info!(run = %run_id, "Run termination requested; stopping its tasks.");
+                            cancel.cancel();
+                            return;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "Checking for a termination failed."),
+                    }
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(CANCEL_CHECK_EVERY) => {}
+                    }
+                }
+            })
+        };
 
         let heartbeat = {
             let store = store.clone();
@@ -430,6 +457,7 @@ impl Engine {
         };
         let outcome = run_dag(ctx.clone(), None, Arc::new(scope), String::new()).await;
         heartbeat.abort();
+        cancel_watch.abort();
 
         // `run` is this engine's copy (its spec already dropped); re-reading
         // the record would load the whole spec again at the run's peak.

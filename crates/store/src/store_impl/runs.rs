@@ -1,6 +1,6 @@
 //! Runs: submission, status updates, listing, and engine ownership.
 
-use oxflow_core::Timestamp;
+use oxflow_core::{RunState, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use tracing::debug;
@@ -158,11 +158,13 @@ fn history_text(history: &[StateChange]) -> String {
 
 /// The fields [`Store::update_run`] writes, for `concat!`: `$1` is the id,
 /// `$3` the state.
+/// A stored cancel (CANCELING) is an intent no engine may undo: a write
+/// that would take the run back to PENDING or RUNNING leaves the row alone.
 macro_rules! update_run_set {
     () => {
         "UPDATE runs SET display_name = $2, state = $3, error = $4, outputs = $5, \
          started_at = $6, finished_at = $7, owner = $8, heartbeat_at = $9, options = $10 \
-         WHERE id = $1"
+         WHERE id = $1 AND NOT (state = 'CANCELING' AND $3 IN ('PENDING', 'RUNNING'))"
     };
 }
 
@@ -458,10 +460,16 @@ impl Store {
             .await
             .context(context)?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                kind: "run",
-                id: run.id.clone(),
-            });
+            drop(tx);
+            return match self.run_state(&run.id).await? {
+                // Terminated meanwhile: the cancel stands; the engine sees
+                // it and ends the run CANCELED.
+                Some(RunState::Canceling) => Ok(()),
+                _ => Err(StoreError::NotFound {
+                    kind: "run",
+                    id: run.id.clone(),
+                }),
+            };
         }
         let row = sqlx::query("SELECT id, state_history FROM runs WHERE id = $1")
             .bind(&run.id)
@@ -486,6 +494,71 @@ impl Store {
         tx.commit().await.context(context)?;
         debug!(run = %run.id, state = %run.state, "Run state changed.");
         Ok(())
+    }
+
+    /// The run's state alone (what an executing engine checks for a cancel
+    /// asked by any process); `None` if the run is gone.
+    pub async fn run_state(&self, id: &str) -> Result<Option<RunState>> {
+        let row = sqlx::query("SELECT id, state FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("reading the state of run {id}"))?;
+        row.map(|r| Reader::keyed(&r, "run", "id")?.parse("state"))
+            .transpose()
+    }
+
+    /// Asks for a run to stop, as stored intent: a PENDING run no engine has
+    /// claimed ends CANCELED at once; a claimed or RUNNING one becomes
+    /// CANCELING, which the engine executing it (in this process or
+    /// another) turns into CANCELED once its tasks have stopped, and which a
+    /// restart finishes if that engine died. Ended runs are left as they
+    /// are. One statement decides, so no engine write can slip in between;
+    /// returns the state the run is in afterwards.
+    pub async fn cancel_run(&self, id: &str, now: Timestamp) -> Result<RunState> {
+        let context = || format!("terminating run {id}");
+        let mut tx = self.pool.begin().await.context(context)?;
+        let row = sqlx::query(
+            "UPDATE runs SET \
+               state = CASE \
+                 WHEN state = 'PENDING' AND owner IS NULL THEN 'CANCELED' \
+                 WHEN state IN ('PENDING', 'RUNNING') THEN 'CANCELING' \
+                 ELSE state END, \
+               finished_at = CASE \
+                 WHEN state = 'PENDING' AND owner IS NULL THEN $2 \
+                 ELSE finished_at END \
+             WHERE id = $1 RETURNING id, state, state_history",
+        )
+        .bind(id)
+        .bind(now.millis())
+        .fetch_optional(&mut *tx)
+        .await
+        .context(context)?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound {
+                kind: "run",
+                id: id.to_owned(),
+            });
+        };
+        let r = Reader::keyed(&row, "run", "id")?;
+        let state: RunState = r.parse("state")?;
+        let mut history = history(&r)?;
+        if history.last().map(|c| c.state) != Some(state) {
+            history.push(StateChange {
+                update_time: now,
+                state,
+                error: None,
+            });
+            sqlx::query("UPDATE runs SET state_history = $2 WHERE id = $1")
+                .bind(id)
+                .bind(history_text(&history))
+                .execute(&mut *tx)
+                .await
+                .context(context)?;
+        }
+        tx.commit().await.context(context)?;
+        debug!(run = %id, state = %state, "Run termination requested.");
+        Ok(state)
     }
 
     /// Archives or restores a run (KFP `:archive` / `:unarchive`).
