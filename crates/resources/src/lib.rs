@@ -75,6 +75,15 @@ pub enum ResourceError {
     /// 415 `UnsupportedMediaType`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A controller's write after it lost its lease (the fencing token is
+    /// stale): it must stop; its successor writes from now on.
+    #[error("lease {lease:?} has passed to another process (fencing token {token} is stale)")]
+    Fenced {
+        /// The lease.
+        lease: String,
+        /// The stale token.
+        token: i64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

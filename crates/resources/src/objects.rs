@@ -22,7 +22,7 @@ use oxflow_core::Timestamp;
 use oxflow_core::object::{FieldError, Kind, parse_meta};
 use oxflow_core::patch::{check_merge_patch, json_patch, merge_patch};
 use oxflow_core::selector::{FieldSelector, LabelSelector};
-use oxflow_store::{ResourceEvent, ResourceKey, Store, StoreError, StoredResource};
+use oxflow_store::{Fence, ResourceEvent, ResourceKey, Store, StoreError, StoredResource};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, broadcast};
 use tracing::debug;
@@ -183,6 +183,7 @@ impl Resources {
                 kind,
                 name: name.to_owned(),
             },
+            StoreError::Fenced { lease, token, .. } => ResourceError::Fenced { lease, token },
             other => ResourceError::Store(other),
         }
     }
@@ -400,7 +401,7 @@ impl Resources {
         }
         let finalize = meta.deletion_timestamp.is_some() && meta.finalizers.is_empty();
         let stored = self
-            .write_update(kind, name, &existing, generation, object)
+            .write_update(kind, name, &existing, generation, object, None)
             .await?;
         if finalize {
             self.remove(kind, &stored, Propagation::Background).await?;
@@ -419,6 +420,7 @@ impl Resources {
         existing: &StoredResource,
         generation: i64,
         object: Value,
+        fence: Option<&Fence>,
     ) -> Result<StoredResource> {
         let _writing = self.writing.lock().await;
         let (stored, event) = self
@@ -429,6 +431,7 @@ impl Resources {
                 generation,
                 object,
                 &Self::what(kind, name),
+                fence,
             )
             .await
             .map_err(|e| Self::store_err(kind, name, e))?;
@@ -444,6 +447,31 @@ impl Resources {
         namespace: Option<&str>,
         name: &str,
         body: Value,
+    ) -> Result<Written> {
+        self.write_status(kind, namespace, name, body, None).await
+    }
+
+    /// [`Self::replace_status`] by a controller under its lease: refused
+    /// ([`ResourceError::Fenced`]) once another process holds the lease.
+    pub async fn replace_status_fenced(
+        &self,
+        kind: &'static Kind,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        fence: &Fence,
+    ) -> Result<Written> {
+        self.write_status(kind, namespace, name, body, Some(fence))
+            .await
+    }
+
+    async fn write_status(
+        &self,
+        kind: &'static Kind,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        fence: Option<&Fence>,
     ) -> Result<Written> {
         let existing = self.get_stored(kind, namespace, name).await?;
         if let Some(rv) = body
@@ -474,7 +502,7 @@ impl Resources {
             });
         }
         let stored = self
-            .write_update(kind, name, &existing, existing.generation, object)
+            .write_update(kind, name, &existing, existing.generation, object, fence)
             .await?;
         Ok(Written {
             object: stored.object,
@@ -610,7 +638,7 @@ impl Resources {
         let marked = if object == existing.object {
             existing
         } else {
-            self.write_update(kind, name, &existing, existing.generation, object)
+            self.write_update(kind, name, &existing, existing.generation, object, None)
                 .await?
         };
         if !foreground {
@@ -629,7 +657,7 @@ impl Resources {
             }
         }
         let stored = self
-            .write_update(kind, name, &marked, marked.generation, object)
+            .write_update(kind, name, &marked, marked.generation, object, None)
             .await?;
         let left = parse_meta(stored.object.get("metadata")).unwrap_or_default();
         if left.finalizers.is_empty() {
@@ -714,7 +742,14 @@ impl Resources {
                 }
             }
             match self
-                .write_update(kind, &dep.key.name.clone(), &dep, dep.generation, object)
+                .write_update(
+                    kind,
+                    &dep.key.name.clone(),
+                    &dep,
+                    dep.generation,
+                    object,
+                    None,
+                )
                 .await
             {
                 Ok(_)

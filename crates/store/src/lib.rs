@@ -22,7 +22,7 @@ pub use records::{
     TuningTrialRecord, UnknownStorageState,
 };
 pub use store_impl::{
-    Applied, DEFAULT_RUN_LIMIT, MIN_ID_PREFIX, ResourceEvent, ResourceKey, StoredResource,
+    Applied, DEFAULT_RUN_LIMIT, Fence, MIN_ID_PREFIX, ResourceEvent, ResourceKey, StoredResource,
     WatchEventType,
 };
 
@@ -95,6 +95,18 @@ pub enum StoreError {
         children: &'static str,
         /// How many.
         count: i64,
+    },
+    /// A write under a lease that its writer no longer holds.
+    #[error(
+        "{what}: the lease {lease:?} has passed to another process (fencing token {token} is stale); this process must stop writing"
+    )]
+    Fenced {
+        /// What was being written.
+        what: String,
+        /// The lease.
+        lease: String,
+        /// The token the writer held.
+        token: i64,
     },
     /// An object with this key already exists.
     #[error("{what} already exists")]

@@ -14,7 +14,9 @@ macro_rules! terminal_states {
 mod artifacts;
 mod experiments;
 mod inference_services;
+mod leases;
 pub use inference_services::Applied;
+pub use leases::Fence;
 mod listing;
 mod namespaces;
 mod pipelines;

@@ -75,6 +75,7 @@ async fn versions_conflicts_and_the_change_log() {
                 2,
                 changed.clone(),
                 "a",
+                None,
             )
             .await
             .unwrap();
@@ -88,12 +89,13 @@ async fn versions_conflicts_and_the_change_log() {
                 2,
                 changed.clone(),
                 "a",
+                None,
             )
             .await
             .unwrap_err();
         assert!(matches!(stale, StoreError::Stale { .. }), "{stale}");
         let gone = s
-            .update_resource(&key("default", "nope"), 1, 1, changed, "nope")
+            .update_resource(&key("default", "nope"), 1, 1, changed, "nope", None)
             .await
             .unwrap_err();
         assert!(matches!(gone, StoreError::NotFound { .. }), "{gone}");
@@ -194,8 +196,15 @@ async fn racing_writers_one_wins() {
             let mut obj = a.object.clone();
             obj["spec"]["maxTrialCount"] = json!(i);
             tasks.push(tokio::spawn(async move {
-                s.update_resource(&key("default", "race"), a.resource_version, 2, obj, "race")
-                    .await
+                s.update_resource(
+                    &key("default", "race"),
+                    a.resource_version,
+                    2,
+                    obj,
+                    "race",
+                    None,
+                )
+                .await
             }));
         }
         let mut won = 0;
@@ -207,6 +216,84 @@ async fn racing_writers_one_wins() {
             }
         }
         assert_eq!(won, 1, "{}", b.name);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leases_fence_writes_of_a_process_that_lost_them() {
+    use oxflow_core::Timestamp;
+    each_backend(|b: Backend| async move {
+        let s = &b.store;
+        let t0 = Timestamp(1_000_000);
+        let a = s
+            .acquire_lease("ctl", "a", t0, 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.token, 1);
+        // Held: another holder waits; the holder renews with the same token.
+        assert!(
+            s.acquire_lease("ctl", "b", Timestamp(1_000_500), 1000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let renewed = s
+            .acquire_lease("ctl", "a", Timestamp(1_000_600), 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.token, 1);
+        // Expired: b takes it with the next token.
+        let bl = s
+            .acquire_lease("ctl", "b", Timestamp(1_001_700), 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bl.token, 2, "{}", b.name);
+        assert!(!s.lease_holds(&a, Timestamp(1_001_700)).await.unwrap());
+
+        let (obj, _) = s
+            .create_resource(&key("default", "f"), "uid-f", 1, object("f", None), "f")
+            .await
+            .unwrap();
+        // a's write under its stale fence is refused in the same statement;
+        // b's goes through (while its lease runs by the wall clock).
+        let fresh = s
+            .acquire_lease("ctl", "b", Timestamp::now(), 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let e = s
+            .update_resource(
+                &key("default", "f"),
+                obj.resource_version,
+                1,
+                obj.object.clone(),
+                "f",
+                Some(&a),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Fenced { .. }), "{}: {e}", b.name);
+        s.update_resource(
+            &key("default", "f"),
+            obj.resource_version,
+            1,
+            obj.object.clone(),
+            "f",
+            Some(&fresh),
+        )
+        .await
+        .unwrap();
+        assert!(s.release_lease(&fresh).await.unwrap());
+        let c = s
+            .acquire_lease("ctl", "c", Timestamp::now(), 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.token, 3);
     })
     .await;
 }

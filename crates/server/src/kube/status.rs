@@ -119,6 +119,7 @@ impl From<ResourceError> for KubeError {
                 "UnsupportedMediaType",
                 message,
             ),
+            ResourceError::Fenced { .. } => Self::new(StatusCode::CONFLICT, "Conflict", message),
             ResourceError::Store(_) => {
                 tracing::error!(error = %message, "A resource request failed in the store.");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)

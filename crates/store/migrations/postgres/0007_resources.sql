@@ -42,3 +42,15 @@ CREATE TABLE resource_events (
     type       TEXT COLLATE "C" NOT NULL,
     object     TEXT COLLATE "C" NOT NULL
 );
+
+-- Who leads each controller. `token` (the fencing token) grows whenever
+-- the holder changes; a write made under a lease names it, and the store
+-- refuses the write in the same statement once another holder has taken
+-- the lease, so a process that lost its lease cannot write.
+CREATE TABLE leases (
+    name       TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    holder     TEXT COLLATE "C" NOT NULL,
+    token      BIGINT NOT NULL,
+    renewed_at BIGINT NOT NULL,   -- epoch ms
+    expires_at BIGINT NOT NULL    -- epoch ms
+);

@@ -42,3 +42,15 @@ CREATE TABLE resource_events (
     type       TEXT    NOT NULL,
     object     TEXT    NOT NULL
 ) STRICT;
+
+-- Who leads each controller. `token` (the fencing token) grows whenever
+-- the holder changes; a write made under a lease names it, and the store
+-- refuses the write in the same statement once another holder has taken
+-- the lease, so a process that lost its lease cannot write.
+CREATE TABLE leases (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    holder     TEXT    NOT NULL,
+    token      INTEGER NOT NULL,
+    renewed_at INTEGER NOT NULL,   -- epoch ms
+    expires_at INTEGER NOT NULL    -- epoch ms
+) STRICT;

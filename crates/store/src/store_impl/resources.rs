@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 
 use super::{DbContext, Reader, is_unique_violation};
-use crate::{Dialect, Result, Store, StoreError};
+use crate::{Dialect, Fence, Result, Store, StoreError};
 
 /// Change-log entries kept (older ones are trimmed; a watch from before
 /// them is answered `410 Expired`, as etcd's compaction does).
@@ -271,7 +271,9 @@ impl Store {
 
     /// Replaces the object under `key` if its resourceVersion is still
     /// `expected`: [`StoreError::Stale`] if it changed since,
-    /// [`StoreError::NotFound`] if it is gone.
+    /// [`StoreError::NotFound`] if it is gone. With a `fence`, only while
+    /// that lease holds, checked in the same statement
+    /// ([`StoreError::Fenced`] otherwise).
     pub async fn update_resource(
         &self,
         key: &ResourceKey,
@@ -279,14 +281,21 @@ impl Store {
         generation: i64,
         mut object: Value,
         what: &str,
+        fence: Option<&Fence>,
     ) -> Result<(StoredResource, ResourceEvent)> {
         let context = || format!("updating {}", key.describe());
         let mut tx = self.pool.begin().await.context(context)?;
         let rv = Self::next_version(&mut tx, what).await?;
         set_version(&mut object, rv);
+        let (lease, holder, token) = match fence {
+            Some(f) => (f.lease.as_str(), f.holder.as_str(), f.token),
+            None => ("", "", 0),
+        };
         let row = sqlx::query(concat!(
             "UPDATE resources SET resource_version = $5, generation = $6, owner_uids = $7, object = $8 \
              WHERE api_group = $1 AND kind = $2 AND namespace = $3 AND name = $4 AND resource_version = $9 \
+             AND ($10 = '' OR EXISTS (SELECT 1 FROM leases WHERE leases.name = $10 AND leases.holder = $11 \
+                  AND leases.token = $12 AND leases.expires_at > $13)) \
              RETURNING ",
             resource_columns!()
         ))
@@ -299,12 +308,23 @@ impl Store {
         .bind(owner_uids(&object))
         .bind(object.to_string())
         .bind(expected)
+        .bind(lease)
+        .bind(holder)
+        .bind(token)
+        .bind(oxflow_core::Timestamp::now().millis())
         .fetch_optional(&mut *tx)
         .await
         .context(context)?;
         let Some(row) = row else {
             drop(tx);
             return Err(match self.get_resource(key).await? {
+                Some(current) if current.resource_version == expected && fence.is_some() => {
+                    StoreError::Fenced {
+                        what: what.to_owned(),
+                        lease: lease.to_owned(),
+                        token,
+                    }
+                }
                 Some(_) => StoreError::Stale {
                     what: what.to_owned(),
                 },
