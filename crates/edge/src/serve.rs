@@ -295,6 +295,11 @@ where
             let first_request_deadline = tokio::time::sleep(header_read_timeout);
             tokio::pin!(first_request_deadline);
             let mut draining = false;
+            // `select!` evaluates a branch's condition once per entry, and
+            // the connection future keeps this select entered for the
+            // connection's whole life: so the deadline branch stays armed
+            // and checks, when it fires, whether a request came in time.
+            let mut deadline_passed = false;
             loop {
                 tokio::select! {
                     result = connection.as_mut() => {
@@ -307,7 +312,12 @@ where
                         debug!(%peer, "Closed an idle connection to make room for a new one.");
                         break;
                     }
-                    () = &mut first_request_deadline, if !started.load(Ordering::Acquire) => {
+                    () = &mut first_request_deadline, if !deadline_passed => {
+                        if started.load(Ordering::Acquire) {
+                            // It did: the deadline is done with.
+                            deadline_passed = true;
+                            continue;
+                        }
                         debug!(%peer, "Closed a connection that sent no request in time.");
                         break;
                     }

@@ -230,3 +230,31 @@ async fn many_slow_clients_never_lock_out_a_real_one() {
     }
     assert!(open <= 32, "{open} stalled connections are still held");
 }
+
+/// A keep-alive connection busy with requests is never cut by the header
+/// deadline, which bounds only how long one request's headers may take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_keep_alive_connection_outlives_the_header_deadline() {
+    let server = start(|c| c.header_read_timeout = Duration::from_millis(300)).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    let mut n = 0;
+    let mut buf = vec![0u8; 4096];
+    while started.elapsed() < Duration::from_millis(1500) {
+        tcp.write_all(format!("GET /read HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"hello") {
+            let k = tcp.read(&mut buf).await.unwrap();
+            assert!(
+                k > 0,
+                "the connection was closed after {n} requests and {:?}",
+                started.elapsed()
+            );
+            got.extend_from_slice(&buf[..k]);
+        }
+        n += 1;
+    }
+    assert!(n > 10, "{n}");
+}

@@ -783,6 +783,14 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         Arc::new(oxflow_pipelines::SystemClock),
     );
     let scheduler_handle = scheduler.start();
+    for addr in [args.addr, args.grpc_addr] {
+        if args.edge.auth == AuthMode::None && !addr.ip().is_loopback() {
+            bail!(
+                "--auth none: refusing to serve {addr} without authentication; \
+                 only a loopback address (127.0.0.1, ::1) may be served without it"
+            );
+        }
+    }
     // Bound before anything else starts, so that trials of Katib
     // experiments can be told where to push metrics (port 0 included).
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -881,21 +889,24 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             crate::output::note("stopping...");
         });
     }
-    // Tests and scripts wait for this line.
-    eprintln!(
+    // Tests and scripts wait for the first line. One write, ignoring a
+    // stderr nobody reads any more: a server must not die because the
+    // process that started it stopped listening.
+    let mut banner = format!(
         "oxflow is serving on http://{bound} (data in {}; inference gRPC on {grpc_bound})",
         ctx.home.display()
     );
     match args.edge.auth {
-        AuthMode::Token => eprintln!(
-            "  dashboard (this link logs in once): {}\n  kubectl: export KUBECONFIG={}\n  token: `oxflow token`",
+        AuthMode::Token => banner.push_str(&format!(
+            "\n  dashboard (this link logs in once): {}\n  kubectl: export KUBECONFIG={}\n  token: `oxflow token`",
             gate.login_url(&base_url),
             kubeconfig.display()
-        ),
-        AuthMode::None => eprintln!(
-            "  authentication is off (--auth none): anyone who can reach {bound} may do anything"
-        ),
+        )),
+        AuthMode::None => banner.push_str(&format!(
+            "\n  authentication is off (--auth none): anyone who can reach {bound} may do anything"
+        )),
     }
+    crate::output::note(&banner);
     let grpc_task = tokio::spawn(oxflow_serving::controller::serve_grpc(
         serving.clone(),
         grpc_listener,
