@@ -316,9 +316,14 @@ pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
             if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
                 let (field, want) = filter.split_once("==")?;
                 let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
-                cur = arr
-                    .iter()
-                    .find(|item| item.get(field.trim()).and_then(Value::as_str) == Some(want))?;
+                // Strings compare as text; numbers and booleans as written
+                // (`@.latestRevision==true`).
+                cur = arr.iter().find(|item| {
+                    item.get(field.trim()).is_some_and(|v| match v {
+                        Value::String(s) => s == want,
+                        other => other.to_string() == want,
+                    })
+                })?;
             } else if let Some(from) = inner.strip_suffix(':') {
                 let i: i64 = from.parse().ok()?;
                 let idx = if i < 0 { arr.len() as i64 + i } else { i };
@@ -386,7 +391,9 @@ mod tests {
 
     #[test]
     fn json_path_subset() {
-        let v = json!({"status": {"url": "http://x", "conditions": [
+        let v = json!({"status": {"url": "http://x",
+            "traffic": [{"latest": false, "percent": 10}, {"latest": true, "percent": 90}],
+            "conditions": [
             {"type": "Created", "status": "True"},
             {"type": "Ready", "status": "False"}
         ]}, "spec": {"n": 3}});
@@ -401,6 +408,10 @@ mod tests {
             ("{.spec.n}", Some(json!(3))),
             (".status.nope", None),
             (".status.conditions[?(@.type==\"Gone\")].status", None),
+            (
+                ".status.traffic[?(@.latest==true)].percent",
+                Some(json!(90)),
+            ),
         ] {
             assert_eq!(json_path(&v, path).cloned(), want, "{path}");
         }

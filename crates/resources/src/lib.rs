@@ -9,6 +9,7 @@
 //! the CLI or a controller goes through the same rules.
 
 pub mod builtin;
+mod cache;
 mod objects;
 mod registry;
 mod watch;
@@ -16,6 +17,7 @@ mod watch;
 use oxflow_core::object::{FieldError, Kind};
 use oxflow_store::StoreError;
 
+pub use cache::Cached;
 pub use objects::{
     DeleteOptions, FieldValidation, PatchType, Propagation, Resources, WriteOptions, Written,
     matches,

@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, broadcast};
 use tracing::debug;
 
+use crate::cache::{Cache, Cached};
 use crate::{Registry, ResourceError, Result};
 
 /// How unknown fields in a write are treated (`fieldValidation`).
@@ -112,6 +113,8 @@ pub struct Resources {
     /// Held across each write and its broadcast, so events go out in
     /// resourceVersion order.
     writing: Arc<Mutex<()>>,
+    /// Every listed kind's objects, parsed and serialized once.
+    cache: Arc<Cache>,
 }
 
 /// Events a slow watcher may fall behind by before it re-reads the log.
@@ -128,7 +131,15 @@ impl Resources {
             registry: Arc::new(registry),
             feed,
             writing: Arc::new(Mutex::new(())),
+            cache: Arc::new(Cache::default()),
         }
+    }
+
+    /// Sends a committed change to the cache and the feed (under the
+    /// writing lock, so in version order).
+    fn publish(&self, event: ResourceEvent) {
+        self.cache.apply(&event);
+        let _ = self.feed.send(Arc::new(event));
     }
 
     /// The kinds served.
@@ -223,14 +234,30 @@ impl Resources {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> Result<(Vec<Value>, i64)> {
+        let (items, rv) = self.list_cached(kind, namespace, labels, fields).await?;
+        Ok((items.iter().map(|c| c.object.clone()).collect(), rv))
+    }
+
+    /// [`Self::list`] as the cache holds the objects, parsed and serialized
+    /// (what the API renders lists from without copying them).
+    pub async fn list_cached(
+        &self,
+        kind: &'static Kind,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<(Vec<Arc<Cached>>, i64)> {
         let ns = if kind.namespaced { namespace } else { None };
-        let (items, rv) = self.store.list_resources(kind.group, kind.kind, ns).await?;
-        let items = items
+        let snap = self
+            .cache
+            .snapshot(&self.store, kind.group, kind.kind, ns)
+            .await?;
+        let items = snap
+            .objects
             .into_iter()
-            .map(|s| s.object)
-            .filter(|o| matches(o, labels, fields))
+            .filter(|c| matches(&c.object, labels, fields))
             .collect();
-        Ok((items, rv))
+        Ok((items, snap.rv))
     }
 
     /// Creates an object (POST).
@@ -298,7 +325,7 @@ impl Resources {
             .create_resource(&key, &uid, 1, object, &Self::what(kind, &name))
             .await
             .map_err(|e| Self::store_err(kind, &name, e))?;
-        let _ = self.feed.send(Arc::new(event));
+        self.publish(event);
         debug!(kind = kind.kind, name = %name, "Object created.");
         Ok(Written {
             object: stored.object,
@@ -435,7 +462,7 @@ impl Resources {
             )
             .await
             .map_err(|e| Self::store_err(kind, name, e))?;
-        let _ = self.feed.send(Arc::new(event));
+        self.publish(event);
         Ok(stored)
     }
 
@@ -691,7 +718,7 @@ impl Resources {
             let Some((stored, event)) = removed else {
                 return Err(ResourceError::NotFound { kind, name });
             };
-            let _ = self.feed.send(Arc::new(event));
+            self.publish(event);
             stored
         };
         match propagation {

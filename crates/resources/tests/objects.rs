@@ -596,6 +596,28 @@ async fn watches_start_with_the_objects_and_resume_from_a_version() {
         .await
         .unwrap();
     assert_eq!(next(&mut w).await, (WatchEventType::Added, "c".into()));
+    // And the other process's lists (its object cache catches up from the
+    // log) see it, and see a delete.
+    let all = || async {
+        let (items, _) = again
+            .list(
+                &WIDGET,
+                Some("default"),
+                &LabelSelector::default(),
+                &FieldSelector::default(),
+            )
+            .await
+            .unwrap();
+        items
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all().await, ["a", "c"]);
+    r.delete(&WIDGET, Some("default"), "a", &DeleteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(all().await, ["c"]);
 
     // Label and field selectors.
     let mut sel = req(None);

@@ -547,10 +547,11 @@ async fn list(
         .transpose()?;
     let (mut items, rv) = state
         .resources
-        .list(t.kind, t.namespace.as_deref(), &labels, &fields)
+        .list_cached(t.kind, t.namespace.as_deref(), &labels, &fields)
         .await?;
     if t.all_namespaces || (!t.kind.namespaced && t.kind.kind == "Namespace") {
-        items.retain(|o| {
+        items.retain(|c| {
+            let o = &c.object;
             let ns = if t.kind.namespaced {
                 o["metadata"]["namespace"].as_str()
             } else {
@@ -560,7 +561,8 @@ async fn list(
         });
     }
     if let Some((ns, name)) = &after {
-        items.retain(|o| {
+        items.retain(|c| {
+            let o = &c.object;
             let key = (
                 o["metadata"]["namespace"].as_str().unwrap_or(""),
                 o["metadata"]["name"].as_str().unwrap_or(""),
@@ -575,19 +577,15 @@ async fn list(
     {
         remaining = Some(items.len() - n);
         items.truncate(n);
-        next = items.last().map(continue_token);
+        next = items.last().map(|c| continue_token(&c.object));
     }
     let rv = rv.to_string();
-    match Shape::of(headers) {
+    // Rendered from the cache's ready JSON: no object is copied or
+    // serialized again.
+    let body = match Shape::of(headers) {
         Shape::Table => {
             let include = IncludeObject::parse(q.include_object.as_deref());
-            let tab = table::table(t.kind, &items, &rv, include, next.as_deref());
-            Ok(json_response(
-                StatusCode::OK,
-                Shape::Table.content_type(),
-                &tab,
-                &[],
-            ))
+            table::table_text(t.kind, &items, &rv, include, next.as_deref())
         }
         Shape::Json => {
             let mut meta = json!({"resourceVersion": rv});
@@ -595,15 +593,31 @@ async fn list(
                 meta["continue"] = json!(c);
                 meta["remainingItemCount"] = json!(remaining);
             }
-            let v = json!({
-                "apiVersion": t.kind.api_version(),
-                "kind": format!("{}List", t.kind.kind),
-                "metadata": meta,
-                "items": items,
-            });
-            Ok(json_response(StatusCode::OK, "application/json", &v, &[]))
+            let mut out =
+                String::with_capacity(items.iter().map(|c| c.json.len() + 1).sum::<usize>() + 256);
+            out.push_str(&format!(
+                "{{\"apiVersion\":{},\"kind\":{},\"metadata\":{},\"items\":[",
+                json!(t.kind.api_version()),
+                json!(format!("{}List", t.kind.kind)),
+                meta
+            ));
+            for (i, c) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&c.json);
+            }
+            out.push_str("]}");
+            out
         }
-    }
+    };
+    let shape = Shape::of(headers);
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(shape.content_type()),
+    );
+    Ok(resp)
 }
 
 async fn watch(

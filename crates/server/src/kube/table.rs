@@ -149,6 +149,63 @@ fn row(kind: &Kind, object: &Value, include: IncludeObject, now: Timestamp) -> V
     r
 }
 
+/// A Table of cached objects as JSON text: the rows' metadata (or objects)
+/// are the cache's ready JSON, only the cells are computed.
+pub(crate) fn table_text(
+    kind: &Kind,
+    objects: &[std::sync::Arc<oxflow_resources::Cached>],
+    resource_version: &str,
+    include: IncludeObject,
+    continue_token: Option<&str>,
+) -> String {
+    let now = Timestamp::now();
+    let mut meta = json!({"resourceVersion": resource_version});
+    if let Some(t) = continue_token {
+        meta["continue"] = json!(t);
+    }
+    let mut out = String::with_capacity(
+        objects
+            .iter()
+            .map(|c| c.meta_json.len() + 128)
+            .sum::<usize>()
+            + 1024,
+    );
+    out.push_str(&format!(
+        "{{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":{meta},\"columnDefinitions\":{},\"rows\":[",
+        column_definitions(kind)
+    ));
+    for (i, c) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let o = &c.object;
+        let mut cells = vec![o["metadata"]["name"].clone()];
+        for col in kind.columns {
+            cells.push(cell(col.type_, json_path(o, col.json_path), now));
+        }
+        if !has_date(kind) {
+            cells.push(age(o["metadata"]["creationTimestamp"].as_str(), now));
+        }
+        out.push_str("{\"cells\":");
+        out.push_str(&Value::Array(cells).to_string());
+        match include {
+            IncludeObject::None => {}
+            IncludeObject::Metadata => {
+                out.push_str(",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
+                out.push_str(&c.meta_json);
+                out.push('}');
+            }
+            IncludeObject::Object => {
+                out.push_str(",\"object\":");
+                out.push_str(&c.json);
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
 /// A Table of `objects` at `resource_version`.
 pub(crate) fn table(
     kind: &Kind,

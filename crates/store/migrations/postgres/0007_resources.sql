@@ -43,6 +43,9 @@ CREATE TABLE resource_events (
     object     TEXT COLLATE "C" NOT NULL
 );
 
+-- A kind's changes after a version (what the object cache catches up with).
+CREATE INDEX resource_events_by_kind ON resource_events (api_group, kind, resource_version);
+
 -- Who leads each controller. `token` (the fencing token) grows whenever
 -- the holder changes; a write made under a lease names it, and the store
 -- refuses the write in the same statement once another holder has taken

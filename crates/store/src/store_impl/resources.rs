@@ -501,6 +501,30 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// Change-log entries of one kind after version `after`, oldest first,
+    /// at most `limit` (an index serves it, however busy other kinds are).
+    pub async fn resource_events_of_kind_after(
+        &self,
+        group: &str,
+        kind: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ResourceEvent>> {
+        let rows = sqlx::query(
+            "SELECT resource_version, api_group, kind, namespace, name, type, object \
+             FROM resource_events WHERE api_group = $1 AND kind = $2 AND resource_version > $3 \
+             ORDER BY resource_version LIMIT $4",
+        )
+        .bind(group)
+        .bind(kind)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context(|| format!("reading {kind} changes after version {after}"))?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     /// The oldest version a watch can resume from: changes after it are all
     /// in the log.
     pub async fn resource_history_start(&self) -> Result<i64> {
