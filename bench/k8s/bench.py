@@ -108,6 +108,13 @@ def create(server, n, clients):
 
 def list_table(server, times, expect):
     conn = server.conn()
+    # One list first: a server that has not served the kind yet reads it
+    # into its object cache then (oxflow up does that at start).
+    t = time.perf_counter()
+    conn.request('GET', BASE, headers=server.headers(Accept=TABLE))
+    r = conn.getresponse()
+    r.read()
+    first = (time.perf_counter() - t) * 1000
     samples = []
     for _ in range(times):
         t = time.perf_counter()
@@ -119,7 +126,7 @@ def list_table(server, times, expect):
     rows = len(json.loads(body)['rows'])
     assert rows == expect, rows
     return {'rows': rows, 'times': times, 'p50_ms': pct(samples, 50), 'p99_ms': pct(samples, 99),
-            'max_ms': max(samples), 'bytes': len(body)}
+            'max_ms': max(samples), 'bytes': len(body), 'first_ms': first}
 
 
 def kubectl_get(server, times):
@@ -144,7 +151,10 @@ def watch_latency(server, watchers, writes):
     r = conn.getresponse()
     start_rv = json.loads(r.read())['metadata']['resourceVersion']
     sent = {}
-    received = [dict() for _ in range(watchers)]
+    # Each watcher keeps (arrival time, raw line): parsing waits until the
+    # end, so that 100 Python threads parsing JSON under one interpreter
+    # lock do not add their queueing to the server's latency.
+    lines = [[] for _ in range(watchers)]
     ready = threading.Barrier(watchers + 1)
 
     def watch(i):
@@ -154,12 +164,10 @@ def watch_latency(server, watchers, writes):
         resp = c.getresponse()
         assert resp.status == 200
         ready.wait()
+        got = lines[i]
         for line in resp:
-            now = time.perf_counter()
-            ev = json.loads(line)
-            seq = int(ev['object']['data']['seq'])
-            received[i][seq] = now
-            if seq == writes - 1:
+            got.append((time.perf_counter(), line))
+            if len(got) == writes:
                 return
 
     threads = [threading.Thread(target=watch, args=(i,), daemon=True) for i in range(watchers)]
@@ -174,14 +182,16 @@ def watch_latency(server, watchers, writes):
         r = conn.getresponse()
         r.read()
         assert r.status == 200, r.status
-        # Every watcher has this write before the next one is sent.
+        # Every watcher has this write before the next one is sent (one
+        # event per write and watcher).
         deadline = time.perf_counter() + 30
-        while any(seq not in rec for rec in received):
+        while any(len(got) <= seq for got in lines):
             if time.perf_counter() > deadline:
                 raise RuntimeError(f'write {seq} did not reach every watcher')
             time.sleep(0.0002)
     for th in threads:
         th.join(timeout=30)
+    received = [{int(json.loads(line)['object']['data']['seq']): t for t, line in got} for got in lines]
     lat = [(rec[s] - sent[s]) * 1000 for rec in received for s in range(writes)]
     return {'watchers': watchers, 'writes': writes, 'events': len(lat), 'p50_ms': pct(lat, 50),
             'p99_ms': pct(lat, 99), 'max_ms': max(lat)}
@@ -216,7 +226,7 @@ def main():
     print('| measure | result | goal |')
     print('|---|---|---|')
     print(f"| create {c['objects']} objects ({c['clients']} clients) | **{c['per_second']:.0f} objects/s** | ≥ 1,000/s |")
-    print(f"| list {lst['rows']} objects as a Table (request, TLS) | p50 {lst['p50_ms']:.1f} ms, **p99 {lst['p99_ms']:.1f} ms** ({lst['bytes'] / 1e6:.1f} MB) | p99 < 50 ms |")
+    print(f"| list {lst['rows']} objects as a Table (request, TLS; {lst['times']} after a first one of {lst['first_ms']:.0f} ms) | p50 {lst['p50_ms']:.1f} ms, **p99 {lst['p99_ms']:.1f} ms** ({lst['bytes'] / 1e6:.1f} MB) | p99 < 50 ms |")
     print(f"| `kubectl get cm` of {lst['rows']} (process included) | p50 {kc['p50_ms']:.0f} ms, p99 {kc['p99_ms']:.0f} ms | — |")
     print(f"| watch: {w['watchers']} watchers × {w['writes']} writes, write sent → event read | p50 {w['p50_ms']:.2f} ms, **p99 {w['p99_ms']:.2f} ms** | p99 < 10 ms |")
 

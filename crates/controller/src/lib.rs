@@ -276,7 +276,7 @@ async fn elect(
 /// Queues the keys of changed objects of `kinds`; on falling behind, all
 /// of the reconciler's keys.
 async fn follow_feed(
-    mut feed: broadcast::Receiver<Arc<oxflow_store::ResourceEvent>>,
+    mut feed: broadcast::Receiver<Arc<oxflow_resources::Change>>,
     kinds: Vec<(&'static str, &'static str)>,
     queue: Arc<WorkQueue>,
     reconciler: Arc<dyn Reconciler>,
@@ -288,12 +288,10 @@ async fn follow_feed(
             e = feed.recv() => e,
         };
         match event {
-            Ok(e) => {
-                if kinds
-                    .iter()
-                    .any(|(g, k)| e.key.group == *g && e.key.kind == *k)
-                {
-                    queue.add(e.key.clone());
+            Ok(change) => {
+                let key = &change.event.key;
+                if kinds.iter().any(|(g, k)| key.group == *g && key.kind == *k) {
+                    queue.add(key.clone());
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -861,6 +861,10 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     )?;
     let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
     ensure_default_namespace(&resources, &ctx.namespace).await?;
+    resources
+        .warm()
+        .await
+        .context("reading the stored objects into memory")?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         resources,

@@ -91,5 +91,38 @@ pub enum ResourceError {
     Store(#[from] StoreError),
 }
 
+/// A committed change as the feed delivers it, with its watch-stream line
+/// serialized once for every watcher that sends it.
+#[derive(Debug)]
+pub struct Change {
+    /// The change.
+    pub event: oxflow_store::ResourceEvent,
+    line: std::sync::OnceLock<std::sync::Arc<str>>,
+}
+
+impl Change {
+    /// Wraps a change.
+    pub fn new(event: oxflow_store::ResourceEvent) -> Self {
+        Self {
+            event,
+            line: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `{"type":…,"object":…}` and a newline: one watch event as JSON.
+    pub fn json_line(&self) -> std::sync::Arc<str> {
+        self.line
+            .get_or_init(|| {
+                format!(
+                    "{{\"type\":\"{}\",\"object\":{}}}\n",
+                    self.event.event_type.as_str(),
+                    self.event.object
+                )
+                .into()
+            })
+            .clone()
+    }
+}
+
 /// Results of resource calls.
 pub type Result<T, E = ResourceError> = std::result::Result<T, E>;

@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, broadcast};
 use tracing::debug;
 
 use crate::cache::{Cache, Cached};
-use crate::{Registry, ResourceError, Result};
+use crate::{Change, Registry, ResourceError, Result};
 
 /// How unknown fields in a write are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -109,7 +109,7 @@ pub struct DeleteOptions {
 pub struct Resources {
     store: Store,
     registry: Arc<Registry>,
-    feed: broadcast::Sender<Arc<ResourceEvent>>,
+    feed: broadcast::Sender<Arc<Change>>,
     /// Held across each write and its broadcast, so events go out in
     /// resourceVersion order.
     writing: Arc<Mutex<()>>,
@@ -139,7 +139,7 @@ impl Resources {
     /// writing lock, so in version order).
     fn publish(&self, event: ResourceEvent) {
         self.cache.apply(&event);
-        let _ = self.feed.send(Arc::new(event));
+        let _ = self.feed.send(Arc::new(Change::new(event)));
     }
 
     /// The kinds served.
@@ -152,6 +152,18 @@ impl Resources {
         &self.store
     }
 
+    /// Reads every kind of the registry into the object cache (what
+    /// `oxflow up` does at start, so the first list is as fast as the
+    /// next).
+    pub async fn warm(&self) -> Result<()> {
+        for kind in self.registry.kinds() {
+            self.cache
+                .snapshot(&self.store, kind.group, kind.kind, None)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// How many watches (and other subscribers) are open: what an
     /// abandoned watch must give back.
     pub fn watchers(&self) -> usize {
@@ -159,7 +171,7 @@ impl Resources {
     }
 
     /// Every committed change from now on, in resourceVersion order.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ResourceEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.feed.subscribe()
     }
 

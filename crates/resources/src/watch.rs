@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::objects::matches;
-use crate::{Resources, Result};
+use crate::{Change, Resources, Result};
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -32,15 +32,10 @@ pub struct WatchRequest {
 }
 
 /// One item of a watch stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum WatchItem {
-    /// A change.
-    Event {
-        /// ADDED, MODIFIED or DELETED.
-        event_type: WatchEventType,
-        /// The object after it.
-        object: Value,
-    },
+    /// A change (shared by every watcher it goes to).
+    Event(Arc<Change>),
     /// The version asked for is older than the kept history (410).
     Expired(String),
 }
@@ -66,10 +61,7 @@ impl Resources {
                 let this = self.clone();
                 tokio::spawn(async move {
                     for object in items {
-                        let item = WatchItem::Event {
-                            event_type: WatchEventType::Added,
-                            object,
-                        };
+                        let item = WatchItem::Event(Arc::new(Change::new(added(req.kind, object))));
                         if tx.send(item).await.is_err() {
                             return;
                         }
@@ -98,7 +90,7 @@ impl Resources {
     async fn follow(
         &self,
         req: WatchRequest,
-        mut feed: broadcast::Receiver<Arc<ResourceEvent>>,
+        mut feed: broadcast::Receiver<Arc<Change>>,
         mut last: i64,
         tx: mpsc::Sender<WatchItem>,
     ) {
@@ -111,7 +103,8 @@ impl Resources {
             tokio::select! {
                 () = tx.closed() => return,
                 event = feed.recv() => match event {
-                    Ok(event) => {
+                    Ok(change) => {
+                        let event = &change.event;
                         if event.resource_version <= last {
                             continue;
                         }
@@ -126,7 +119,7 @@ impl Resources {
                             }
                         }
                         last = event.resource_version;
-                        if !send(&req, &event, &tx).await {
+                        if !send(&req, &change, &tx).await {
                             return;
                         }
                     }
@@ -166,7 +159,7 @@ impl Resources {
             let n = events.len();
             for event in events {
                 *last = event.resource_version;
-                if !send(req, &event, tx).await {
+                if !send(req, &Arc::new(Change::new(event)), tx).await {
                     return false;
                 }
             }
@@ -178,7 +171,8 @@ impl Resources {
 }
 
 /// Sends `event` if the watch wants it; false once the client is gone.
-async fn send(req: &WatchRequest, event: &ResourceEvent, tx: &mpsc::Sender<WatchItem>) -> bool {
+async fn send(req: &WatchRequest, change: &Arc<Change>, tx: &mpsc::Sender<WatchItem>) -> bool {
+    let event = &change.event;
     let k = &event.key;
     if k.group != req.kind.group || k.kind != req.kind.kind {
         return true;
@@ -192,10 +186,27 @@ async fn send(req: &WatchRequest, event: &ResourceEvent, tx: &mpsc::Sender<Watch
     if !matches(&event.object, &req.labels, &req.fields) {
         return true;
     }
-    tx.send(WatchItem::Event {
-        event_type: event.event_type,
-        object: event.object.clone(),
-    })
-    .await
-    .is_ok()
+    tx.send(WatchItem::Event(change.clone())).await.is_ok()
+}
+
+/// A current object as the ADDED event a watch starts with.
+fn added(kind: &Kind, object: Value) -> ResourceEvent {
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    ResourceEvent {
+        resource_version: text("/metadata/resourceVersion").parse().unwrap_or(0),
+        event_type: WatchEventType::Added,
+        key: oxflow_store::ResourceKey {
+            group: kind.group.to_owned(),
+            kind: kind.kind.to_owned(),
+            namespace: text("/metadata/namespace"),
+            name: text("/metadata/name"),
+        },
+        object,
+    }
 }

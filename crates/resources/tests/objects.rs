@@ -525,9 +525,12 @@ async fn next(rx: &mut tokio::sync::mpsc::Receiver<WatchItem>) -> (WatchEventTyp
         .expect("a watch event in time")
         .expect("the watch is open");
     match item {
-        WatchItem::Event { event_type, object } => (
-            event_type,
-            object["metadata"]["name"].as_str().unwrap().to_owned(),
+        WatchItem::Event(change) => (
+            change.event.event_type,
+            change.event.object["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
         ),
         WatchItem::Expired(m) => panic!("expired: {m}"),
     }

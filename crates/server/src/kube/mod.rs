@@ -666,25 +666,33 @@ async fn watch(
                     () = tokio::time::sleep_until(deadline) => return None,
                 };
                 match item {
-                    WatchItem::Event { event_type, object } => {
+                    WatchItem::Event(change) => {
+                        let object = &change.event.object;
                         if all && !who.sees(object["metadata"]["namespace"].as_str().unwrap_or(""))
                         {
                             continue;
                         }
-                        let object = match shape {
+                        let line = match shape {
+                            // Serialized once for every watcher.
+                            Shape::Json => Bytes::from(change.json_line().as_bytes().to_vec()),
                             Shape::Table => {
                                 let rv = object["metadata"]["resourceVersion"]
                                     .as_str()
                                     .unwrap_or("")
                                     .to_owned();
-                                table::table(kind, &[object], &rv, IncludeObject::Metadata, None)
+                                let tab = table::table(
+                                    kind,
+                                    std::slice::from_ref(object),
+                                    &rv,
+                                    IncludeObject::Metadata,
+                                    None,
+                                );
+                                let mut s = json!({"type": change.event.event_type.as_str(), "object": tab}).to_string();
+                                s.push('\n');
+                                Bytes::from(s)
                             }
-                            Shape::Json => object,
                         };
-                        let mut s =
-                            json!({"type": event_type.as_str(), "object": object}).to_string();
-                        s.push('\n');
-                        return Some((Ok::<_, std::io::Error>(Bytes::from(s)), Some(rx)));
+                        return Some((Ok::<_, std::io::Error>(line), Some(rx)));
                     }
                     WatchItem::Expired(message) => {
                         let status = KubeError::new(StatusCode::GONE, "Expired", message).body();
