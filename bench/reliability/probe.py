@@ -2,8 +2,12 @@
 
 Starts real `oxflow up` / `oxflow serve` processes on loopback, attacks them
 and counts what must be zero. Every loop is bounded in count and time; all
-traffic goes to 127.0.0.1. Prints a markdown table (for BENCHMARKS.md) and
-exits non-zero when a figure that must be zero is not.
+traffic goes to 127.0.0.1. Requests carry the data directory's token
+(`<home>/token`), as every client of a server with authentication does,
+the attacks too: what refuses them is then the check under test (Host,
+Origin, bounds), not the missing token; a probe of its own counts requests
+without a valid token that were answered. Prints a markdown table (for
+BENCHMARKS.md) and exits non-zero when a figure that must be zero is not.
 
     python bench/reliability/probe.py --oxflow target/debug/oxflow [--quick]
 """
@@ -42,7 +46,7 @@ class Up:
     def __init__(self, oxflow, home, *extra):
         env = dict(os.environ, OXFLOW_HOME=str(home))
         env['PATH'] = str(Path(sys.executable).parent) + os.pathsep + env.get('PATH', '')
-        for k in ('OXFLOW_DATABASE', 'OXFLOW_SERVER'):
+        for k in ('OXFLOW_DATABASE', 'OXFLOW_SERVER', 'OXFLOW_TOKEN', 'OXFLOW_AUTH'):
             env.pop(k, None)
         # Beside the data directory, not in it: the disk-full probe fills
         # the data directory's filesystem.
@@ -65,6 +69,11 @@ class Up:
         if not self.url:
             raise RuntimeError('oxflow up did not start')
         threading.Thread(target=self._drain, daemon=True).start()
+        self.token = read_token(home)
+
+    def call(self, path, *args, **kwargs):
+        """`call` of a path on this server, with its token."""
+        return call(self.url + path, *args, token=self.token, **kwargs)
 
     def _drain(self):
         for line in self.proc.stderr:
@@ -87,10 +96,17 @@ class Up:
             self.proc.kill()
 
 
-def call(url, method='GET', body=None, headers=None, timeout=30):
+def read_token(home):
+    """The data directory's token (what clients send as `Authorization: Bearer`)."""
+    return (Path(home) / 'token').read_text().strip()
+
+
+def call(url, method='GET', body=None, headers=None, timeout=30, token=None):
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers=headers or {'Content-Type': 'application/json'})
+    headers = dict(headers or {'Content-Type': 'application/json'})
+    if token is not None:
+        headers['Authorization'] = f'Bearer {token}'
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
@@ -112,10 +128,12 @@ def raw(hostport, request: bytes, timeout=30):
     return (int(answer.split(b' ', 2)[1]) if answer.startswith(b'HTTP/') else 0), answer
 
 
-def http(method, path, host, headers=(), body=b''):
+def http(method, path, host, headers=(), body=b'', token=None):
     lines = [f'{method} {path} HTTP/1.1']
     if host is not None:
         lines.append(f'Host: {host}')
+    if token is not None:
+        lines.append(f'Authorization: Bearer {token}')
     lines += list(headers) + [f'Content-Length: {len(body)}', 'Connection: close', '', '']
     return '\r\n'.join(lines).encode() + body
 
@@ -141,7 +159,7 @@ def probe_outside_readers(oxflow, cycles, writes):
             t = threading.Thread(target=reader)
             t.start()
             for i in range(writes):
-                status, body = call(up.url + '/apis/v2beta1/experiments', 'POST',
+                status, body = up.call('/apis/v2beta1/experiments', 'POST',
                                     {'display_name': f'w-{len(acked)}-{i}-{random.random()}'})
                 if status == 200:
                     acked.append(json.loads(body)['experiment_id'])
@@ -149,7 +167,7 @@ def probe_outside_readers(oxflow, cycles, writes):
             t.join()
             up.kill9()
         up = Up(oxflow, home)
-        lost = sum(1 for e in acked if call(up.url + f'/apis/v2beta1/experiments/{e}')[0] != 200)
+        lost = sum(1 for e in acked if up.call(f'/apis/v2beta1/experiments/{e}')[0] != 200)
         up.stop()
     result('lost acknowledged writes, outside SQLite readers + kill -9', lost, True,
            f'({len(acked)} acknowledged, {opens[0]} outside opens, {cycles} kill -9)')
@@ -176,7 +194,7 @@ def probe_disk_full(oxflow):
         acked, failed_full = [], 0
         pad = 'x' * 4000
         for i in range(60):
-            status, body = call(up.url + '/apis/v2beta1/experiments', 'POST',
+            status, body = up.call('/apis/v2beta1/experiments', 'POST',
                                 {'display_name': f'full-{i}', 'description': pad})
             if status == 200:
                 acked.append(json.loads(body)['experiment_id'])
@@ -185,14 +203,14 @@ def probe_disk_full(oxflow):
         filler.unlink()
         failed_after = 0
         for i in range(60):
-            status, body = call(up.url + '/apis/v2beta1/experiments', 'POST', {'display_name': f'after-{i}'})
+            status, body = up.call('/apis/v2beta1/experiments', 'POST', {'display_name': f'after-{i}'})
             if status == 200:
                 acked.append(json.loads(body)['experiment_id'])
             else:
                 failed_after += 1
         up.kill9()
         up = Up(oxflow, home)
-        lost = sum(1 for e in acked if call(up.url + f'/apis/v2beta1/experiments/{e}')[0] != 200)
+        lost = sum(1 for e in acked if up.call(f'/apis/v2beta1/experiments/{e}')[0] != 200)
         up.stop()
         result('lost acknowledged writes, disk full then freed + kill -9', lost, True,
                f'({failed_full} of 60 refused while full, {len(acked)} acknowledged)')
@@ -235,6 +253,7 @@ def probe_secrets(oxflow):
         pkg = Path(work) / 'p.yaml'
         subprocess.run([sys.executable, '-W', 'ignore', str(src), str(pkg)], check=True)
         env = dict(os.environ, OXFLOW_HOME=home)
+        env.pop('OXFLOW_TOKEN', None)  # the CLI sends the data directory's token to --server
         subprocess.run([oxflow, 'secrets', 'create', 'probe', '--from-literal', f'token={value}'],
                        env=env, check=True, capture_output=True)
         up = Up(oxflow, home)
@@ -255,9 +274,9 @@ def probe_secrets(oxflow):
                     pass
         answers = []
         if run_id:
-            for p in [f'/apis/v2beta1/runs/{run_id}', f'/api/v1/runs/{run_id}',
-                      f'/api/v1/artifacts?uri={urllib.parse.quote(home + "/artifacts")}']:
-                answers.append(call(up.url + p)[1])
+            for p in [f'/apis/v2beta1/runs/{run_id}', f'/oxflow/v1/runs/{run_id}',
+                      f'/oxflow/v1/artifacts?uri={urllib.parse.quote(home + "/artifacts")}']:
+                answers.append(up.call(p)[1])
         for a in answers:
             if needle in a:
                 found.append('an API answer')
@@ -266,7 +285,7 @@ def probe_secrets(oxflow):
         deleted_left = None
         if run_id:
             up = Up(oxflow, home)
-            call(up.url + f'/apis/v2beta1/runs/{run_id}', 'DELETE')
+            up.call(f'/apis/v2beta1/runs/{run_id}', 'DELETE')
             deleted_left = sum(1 for p in Path(home, 'artifacts').rglob('*') if run_id in str(p))
             up.stop()
         for log in {first_log, up.log_path}:
@@ -290,7 +309,7 @@ def probe_cross_origin(oxflow):
             for p, key in [('/apis/v2beta1/experiments', 'experiments'), ('/apis/v2beta1/pipelines', 'pipelines'),
                            ('/apis/kubeflow.org/v1beta1/namespaces/default/experiments', 'items'),
                            ('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices', 'items')]:
-                out.append(len(json.loads(call(up.url + p)[1]).get(key) or []))
+                out.append(len(json.loads(up.call(p)[1]).get(key) or []))
             return out
 
         before = counts()
@@ -332,7 +351,8 @@ def probe_cross_origin(oxflow):
         for path, body, ctype in bodies:
             for host, headers in variants:
                 attempts += 1
-                status, _ = raw(up.hostport, http('POST', path, host, [f'Content-Type: {ctype}', *headers], body))
+                status, _ = raw(up.hostport, http('POST', path, host, [f'Content-Type: {ctype}', *headers], body,
+                                                  token=up.token))
                 if status < 300:
                     accepted += 1
         after = counts()
@@ -344,17 +364,21 @@ def probe_cross_origin(oxflow):
 
 # 4. Fuzzing -------------------------------------------------------------------
 
+# The route prefixes the fuzzer and the authentication probe pick from.
+PREFIXES = ['/apis/v2beta1/runs', '/apis/v2beta1/experiments', '/apis/v2beta1/pipelines',
+            '/apis/v2beta1/recurringruns', '/apis/v2beta1/pipelines/upload', '/oxflow/v1/runs', '/oxflow/v1/artifacts',
+            '/api/v1/namespaces', '/apis/kubeflow.org/v1beta1/namespaces/default/experiments',
+            '/apis/kubeflow.org/v1beta1/namespaces/default/trials',
+            '/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices',
+            '/apis/serving.kserve.io/v1alpha1/namespaces/default/trainedmodels', '/serving/default/x/v2/models',
+            '/openapi.json', '/']
+
+
 def probe_fuzz(oxflow, n):
     rng = random.Random(12)
     with tempfile.TemporaryDirectory() as home:
         up = Up(oxflow, home)
-        prefixes = ['/apis/v2beta1/runs', '/apis/v2beta1/experiments', '/apis/v2beta1/pipelines',
-                    '/apis/v2beta1/recurringruns', '/apis/v2beta1/pipelines/upload', '/api/v1/runs', '/api/v1/artifacts',
-                    '/api/v1/namespaces', '/apis/kubeflow.org/v1beta1/namespaces/default/experiments',
-                    '/apis/kubeflow.org/v1beta1/namespaces/default/trials',
-                    '/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices',
-                    '/apis/serving.kserve.io/v1alpha1/namespaces/default/trainedmodels', '/serving/default/x/v2/models',
-                    '/openapi.json', '/']
+        prefixes = PREFIXES
         junk = ['', '{}', '[]', 'null', '{"display_name": 1}', '{"a":' * 50, '\x00\xff', 'x' * 5000,
                 '{"pipeline_spec": {"root": {}}}', '{"metadata": {"name": "../../etc"}}', '%', '{"page_size": -1}']
         five = 0
@@ -371,7 +395,8 @@ def probe_fuzz(oxflow, n):
             ctype = rng.choice(['application/json', 'text/plain', 'multipart/form-data; boundary=z', ''])
             try:
                 status, _ = raw(up.hostport, http(method, path, up.hostport,
-                                                  [f'Content-Type: {ctype}'] if ctype else [], body))
+                                                  [f'Content-Type: {ctype}'] if ctype else [], body,
+                                                  token=up.token))
             except OSError:
                 status = -1
             codes[status] = codes.get(status, 0) + 1
@@ -380,6 +405,36 @@ def probe_fuzz(oxflow, n):
         up.stop()
     result('5xx (or no answer) under fuzzing', five, True,
            f'({n} requests; codes {dict(sorted(codes.items()))})')
+
+
+# 4b. Authentication -------------------------------------------------------------
+
+def probe_unauthenticated(oxflow, n):
+    """Requests with no token, a wrong one, a truncated one or another
+    scheme, on every API and the inference paths: each must be 401 and
+    change nothing."""
+    rng = random.Random(13)
+    with tempfile.TemporaryDirectory() as home:
+        up = Up(oxflow, home)
+        before = len(json.loads(up.call('/apis/v2beta1/experiments?page_size=1000')[1]).get('experiments') or [])
+        credentials = [None, 'Bearer oxf_' + '0' * 64, f'Bearer {up.token[:-1]}', f'Bearer {up.token}x',
+                       'Bearer ', f'Basic {up.token}', up.token]
+        answered, codes = 0, {}
+        for _ in range(n):
+            path = rng.choice(PREFIXES) + rng.choice(['', '/x', '/' + '0' * 36, ':terminate'])
+            method = rng.choice(['GET', 'POST', 'PUT', 'DELETE', 'PATCH'])
+            cred = rng.choice(credentials)
+            headers = ['Content-Type: application/json'] + ([f'Authorization: {cred}'] if cred else [])
+            try:
+                status, _ = raw(up.hostport, http(method, path, up.hostport, headers, b'{"display_name": "anon"}'))
+            except OSError:
+                status = -1
+            codes[status] = codes.get(status, 0) + 1
+            answered += status != 401
+        after = len(json.loads(up.call('/apis/v2beta1/experiments?page_size=1000')[1]).get('experiments') or [])
+        up.stop()
+    result('requests without a valid token answered other than 401', answered + (after - before), True,
+           f'({n} requests: none, wrong, truncated, extended, empty, Basic, no scheme; codes {dict(sorted(codes.items()))})')
 
 
 # 5. Slow clients --------------------------------------------------------------
@@ -414,7 +469,8 @@ def probe_slow_clients(oxflow, clients, seconds):
         while time.time() < deadline:
             started = time.monotonic()
             try:
-                status, _ = raw(up.hostport, http('GET', '/apis/v2beta1/runs', up.hostport), timeout=5)
+                status, _ = raw(up.hostport, http('GET', '/apis/v2beta1/runs', up.hostport, token=up.token),
+                                timeout=5)
                 ok = status == 200
             except OSError:
                 ok = False
@@ -443,10 +499,10 @@ def rss_kib(pid):
 def probe_bounds(oxflow, loads):
     with tempfile.TemporaryDirectory() as home:
         up = Up(oxflow, home)
-        status, _ = call(up.url + '/apis/v2beta1/experiments', 'POST',
+        status, _ = up.call('/apis/v2beta1/experiments', 'POST',
                          {'display_name': 'big', 'description': 'x' * (30 << 20)}, timeout=120)
         result('HTTP status of a 30 MB description', status, note='(400 expected: refused, nothing stored)')
-        sizes = [len(call(up.url + '/apis/v2beta1/experiments')[1])]
+        sizes = [len(up.call('/apis/v2beta1/experiments')[1])]
         result('largest list answer after it, bytes', max(sizes))
         up.stop()
     # 20,000 loads of names `oxflow serve` never had.
@@ -454,6 +510,7 @@ def probe_bounds(oxflow, loads):
         model_dir = Path(home) / 'm'
         model_dir.mkdir()
         env = dict(os.environ, OXFLOW_HOME=home)
+        env.pop('OXFLOW_AUTH', None)
         # Any model will do: a tiny XGBoost JSON (one stump) written by hand.
         (model_dir / 'model.json').write_text(json.dumps({
             'learner': {'attributes': {}, 'feature_names': [], 'feature_types': [],
@@ -486,13 +543,15 @@ def probe_bounds(oxflow, loads):
             m = re.search(r'on http://(\S+) \(REST', line)
             addr = m.group(1) if m else None
         threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        token = read_token(home)
         before = rss_kib(proc.pid)
         not_found = 0
         for i in range(loads):
-            status, _ = call(f'http://{addr}/v2/repository/models/unknown-{i}-{"n" * 150}/load', 'POST', b'')
+            status, _ = call(f'http://{addr}/v2/repository/models/unknown-{i}-{"n" * 150}/load', 'POST', b'',
+                             token=token)
             not_found += status == 404
         after = rss_kib(proc.pid)
-        ready, _ = call(f'http://{addr}/v2/health/ready')
+        ready, _ = call(f'http://{addr}/v2/health/ready', token=token)
         proc.terminate()
         proc.wait()
     result(f'RSS of oxflow serve before/after {loads} unknown-name loads', f'{before / 1024:.1f} / {after / 1024:.1f} MiB',
@@ -514,6 +573,8 @@ def main():
     probe_cross_origin(args.oxflow)
     print('== fuzzing', file=sys.stderr)
     probe_fuzz(args.oxflow, 1000 if q else 10000)
+    print('== authentication', file=sys.stderr)
+    probe_unauthenticated(args.oxflow, 500 if q else 2000)
     print('== slow clients', file=sys.stderr)
     probe_slow_clients(args.oxflow, 1100, 10 if q else 30)
     print('== bounds', file=sys.stderr)

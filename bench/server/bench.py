@@ -17,6 +17,10 @@ schema per server instance) it measures:
    GET /apis/v2beta1/runs?page_size=50&sort_by=created_at%20desc over one
    keep-alive connection: the first page, and deeper pages via page_token.
 
+Every request carries the data directory's token (`Authorization: Bearer`,
+from `<home>/token`), as every client of `oxflow up` does: the figures
+include authenticating each request.
+
 Prints a markdown table and writes raw JSON to --out.
 """
 import argparse
@@ -100,9 +104,23 @@ class Backend:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+class TokenConnection(http.client.HTTPConnection):
+    """A keep-alive connection that sends the server's token with every request."""
+
+    def __init__(self, host, port, token, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self.token = token
+
+    def request(self, method, url, body=None, headers=None, **kwargs):
+        headers = dict(headers or {})
+        headers['Authorization'] = f'Bearer {self.token}'
+        super().request(method, url, body=body, headers=headers, **kwargs)
+
+
 class Server:
     def __init__(self, binary, backend, db_args, extra=()):
         env = dict(os.environ, OXFLOW_HOME=backend.home)
+        env.pop('OXFLOW_AUTH', None)
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen([binary, 'up', '--addr', '127.0.0.1:0', *db_args, *extra],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -124,9 +142,12 @@ class Server:
         self.t_bound = time.perf_counter()
         host, port = self.addr.rsplit(':', 1)
         self.host, self.port = host, int(port)
+        # Written before the server says it serves.
+        with open(os.path.join(backend.home, 'token')) as f:
+            self.token = f.read().strip()
         while True:
             try:
-                c = http.client.HTTPConnection(self.host, self.port, timeout=5)
+                c = TokenConnection(self.host, self.port, self.token, timeout=5)
                 c.request('GET', API + '/healthz')
                 r = c.getresponse()
                 r.read()
@@ -145,7 +166,7 @@ class Server:
         return self.t_ready - self.t0
 
     def conn(self):
-        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+        return TokenConnection(self.host, self.port, self.token, timeout=60)
 
     def rss_mib(self):
         with open(f'/proc/{self.proc.pid}/status') as f:

@@ -1,11 +1,16 @@
 -- wrk script: POST the file named by $BODY_FILE and print one JSON line at
 -- the end. $HEADER_LEN set means a binary-extension body (JSON header of
--- that length followed by raw tensor bytes).
+-- that length followed by raw tensor bytes). $BEARER_TOKEN set: sent as
+-- `Authorization: Bearer` (Oxflow wants its data directory's token).
 local path = os.getenv("BODY_FILE")
 local f = assert(io.open(path, "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
+local token = os.getenv("BEARER_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 local header_len = os.getenv("HEADER_LEN")
 if header_len and header_len ~= "" then
   wrk.headers["Content-Type"] = "application/octet-stream"

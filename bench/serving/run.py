@@ -8,8 +8,10 @@ the whole process tree), then load on loopback for every model × batch
 binary tensor extension (wrk; Oxflow only, MLServer answers it with 422)
 and gRPC (h2load with raw_input_contents, as tritonclient sends). Each
 server's answers are checked against the frameworks' predictions before it
-is loaded. Results go to OUT/results.jsonl and a markdown table with the
-ratios is printed.
+is loaded. Every request to Oxflow carries its data directory's token
+(`Authorization: Bearer`), as its clients must; MLServer asks for none.
+Results go to OUT/results.jsonl and a markdown table with the ratios is
+printed.
 
 Usage: run.py --oxflow BIN [--out DIR] [--duration S] [--cold-runs N]
               [--servers mlserver,oxflow] [--protocols json,binary,grpc]
@@ -21,6 +23,7 @@ model is still loaded and checked.
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import struct
@@ -36,9 +39,12 @@ MODELS = ["sklearn-logreg", "sklearn-rf", "xgboost-gbt"]
 PORTS = {"mlserver": (18080, 18081), "oxflow": (18090, 18091)}
 
 
-def code(url, data=None, headers=None):
+def code(url, data=None, headers=None, token=None):
     try:
-        req = urllib.request.Request(url, data=data, headers=headers or {"Content-Type": "application/json"})
+        headers = dict(headers or {"Content-Type": "application/json"})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(url, data=data, headers=headers)
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
@@ -79,6 +85,8 @@ class Server:
         http, grpc = PORTS[kind]
         self.url = f"http://127.0.0.1:{http}"
         self.grpc = f"127.0.0.1:{grpc}"
+        # What every request to Oxflow carries (`Authorization: Bearer`); MLServer asks for none.
+        self.token = None
         models = os.path.join(out, "models")
         if kind == "mlserver":
             env = dict(os.environ, MLSERVER_PARALLEL_WORKERS="1", MLSERVER_HTTP_PORT=str(http),
@@ -86,6 +94,10 @@ class Server:
             cmd = [os.path.join(os.path.dirname(sys.executable), "mlserver"), "start", models]
         else:
             env = dict(os.environ, OXFLOW_HOME=os.path.join(out, "oxflow-home"))
+            env.pop("OXFLOW_AUTH", None)
+            # The data directory's token (made by the first `oxflow token` or start).
+            self.token = subprocess.run([args.oxflow, "token"], env=env, check=True, capture_output=True,
+                                        text=True).stdout.strip()
             cmd = [args.oxflow, "serve",
                    f"sklearn-logreg={models}/sklearn-logreg/model.onnx",
                    f"sklearn-rf={models}/sklearn-rf/model.onnx",
@@ -99,7 +111,7 @@ class Server:
     def wait_ready(self, timeout=180):
         deadline = self.t0 + timeout
         while time.monotonic() < deadline:
-            if all(code(f"{self.url}/v2/models/{m}/ready")[0] == 200 for m in MODELS):
+            if all(code(f"{self.url}/v2/models/{m}/ready", token=self.token)[0] == 200 for m in MODELS):
                 return time.monotonic() - self.t0
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}")
@@ -154,15 +166,15 @@ def check_answers(server, out):
         fx = json.load(open(os.path.join(out, "fixtures", f"{m}.json")))
         body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(fx["rows"]), 20], "datatype": "FP32",
                                        "data": fx["rows"]}]}).encode()
-        status, reply = code(f"{server.url}/v2/models/{m}/infer", body)
+        status, reply = code(f"{server.url}/v2/models/{m}/infer", body, token=server.token)
         assert status == 200, (server.kind, m, status, reply[:300])
         outs = json.loads(reply)["outputs"]
         labels = next(o for o in outs if o["name"] in ("predict", "label"))["data"]
         assert [int(x) for x in labels] == fx["predict"], (server.kind, m, "labels differ")
 
 
-def wrk(url, body, header_len, conc, duration):
-    env = dict(os.environ, BODY_FILE=body, HEADER_LEN=str(header_len or ""))
+def wrk(url, body, header_len, conc, duration, token=None):
+    env = dict(os.environ, BODY_FILE=body, HEADER_LEN=str(header_len or ""), BEARER_TOKEN=token or "")
     threads = 1 if conc == 1 else 2
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{conc}", f"-d{duration}s", "--timeout", "10s",
                           "-s", os.path.join(HERE, "post.lua"), url],
@@ -175,11 +187,12 @@ def wrk(url, body, header_len, conc, duration):
             "errors": r["socket_errors"] + r["status_errors"], "requests": r["requests"]}
 
 
-def h2load(target, body, conc, duration):
+def h2load(target, body, conc, duration, token=None):
+    auth = ["-H", f"authorization: Bearer {token}"] if token else []
     with tempfile.NamedTemporaryFile(suffix=".log") as log:
         out = subprocess.run(
             ["h2load", "-D", str(duration), "-c", str(conc), "-m", "1", "-t", "1" if conc == 1 else "2",
-             "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers",
+             "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", *auth,
              "--log-file", log.name, f"http://{target}/inference.GRPCInferenceService/ModelInfer"],
             capture_output=True, text=True, timeout=duration + 30).stdout
         lat = sorted(int(l.split()[2]) for l in open(log.name) if l.strip() and l.split()[1] == "200")
@@ -188,6 +201,13 @@ def h2load(target, body, conc, duration):
     failed = next((l for l in out.splitlines() if l.startswith("requests:")), "")
     if not lat:
         raise RuntimeError("h2load failed: " + out)
+    # A gRPC error (UNAUTHENTICATED without the token, say) is an HTTP 200
+    # with its status in the trailers and no message: h2load counts it as a
+    # success, so answers without any data mean the calls failed.
+    traffic = next((l for l in out.splitlines() if l.startswith("traffic:")), "")
+    m = re.search(r"\((\d+)\) data", traffic)
+    if not m or int(m.group(1)) == 0:
+        raise RuntimeError("h2load: no answer carried a message (gRPC errors are in the trailers): " + out)
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000
     return {"rps": rps, "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99),
             "errors": 0 if " 0 failed" in failed else failed, "requests": len(lat)}
@@ -200,8 +220,9 @@ def grpc_check(server, body):
     c = grpcclient.InferenceServerClient(url=server.grpc)
     inp = grpcclient.InferInput("input-0", [1, 20], "FP32")
     inp.set_data_from_numpy(np.zeros((1, 20), dtype=np.float32))
+    headers = {"authorization": f"Bearer {server.token}"} if server.token else None
     for m in MODELS:
-        c.infer(m, [inp])
+        c.infer(m, [inp], headers=headers)
 
 
 def main():
@@ -232,7 +253,8 @@ def main():
             s = Server(kind, a, out)
             ready = s.wait_ready()
             t = time.monotonic()
-            status, _ = code(f"{s.url}/v2/models/sklearn-rf/infer", open(bodies[("sklearn-rf", 1)]["json"], "rb").read())
+            status, _ = code(f"{s.url}/v2/models/sklearn-rf/infer", open(bodies[("sklearn-rf", 1)]["json"], "rb").read(),
+                             token=s.token)
             first = (time.monotonic() - t) * 1e3
             time.sleep(1)
             record({"server": kind, "kind": "cold", "run": i, "ready_s": round(ready, 3),
@@ -248,17 +270,17 @@ def main():
         try:
             for m in models:
                 # Warm-up.
-                wrk(f"{s.url}/v2/models/{m}/infer", bodies[(m, 1)]["json"], None, 4, 2)
+                wrk(f"{s.url}/v2/models/{m}/infer", bodies[(m, 1)]["json"], None, 4, 2, s.token)
                 for proto in protocols:
                     for b in batches:
                         for c in concurrencies:
                             load = open("/proc/loadavg").read().split()[0]
                             if proto == "grpc":
-                                r = h2load(s.grpc, bodies[(m, b)]["grpc"], c, a.duration)
+                                r = h2load(s.grpc, bodies[(m, b)]["grpc"], c, a.duration, s.token)
                             else:
                                 body = bodies[(m, b)][proto]
                                 path, hl = body if proto == "binary" else (body, None)
-                                r = wrk(f"{s.url}/v2/models/{m}/infer", path, hl, c, a.duration)
+                                r = wrk(f"{s.url}/v2/models/{m}/infer", path, hl, c, a.duration, s.token)
                             record({"server": kind, "kind": "load", "model": m, "protocol": proto,
                                     "batch": b, "concurrency": c, **r, **tree(s.proc.pid), "loadavg": load})
         finally:

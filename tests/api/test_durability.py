@@ -13,15 +13,16 @@ import urllib.request
 from conftest import Server
 
 
-def post(url, path, body):
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method='POST',
-                                 headers={'Content-Type': 'application/json'})
+def post(server, path, body):
+    req = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method='POST',
+                                 headers={'Content-Type': 'application/json', **server.auth})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
 
-def get(url, path):
-    with urllib.request.urlopen(url + path, timeout=30) as resp:
+def get(server, path):
+    req = urllib.request.Request(server.url + path, headers=server.auth)
+    with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
 
@@ -56,7 +57,7 @@ def test_outside_sqlite_clients_and_kill_9_lose_no_acknowledged_write():
         acknowledged = []
         try:
             for i in range(150):
-                e = post(server.url, '/apis/v2beta1/experiments', {'display_name': f'durable-{i}'})
+                e = post(server, '/apis/v2beta1/experiments', {'display_name': f'durable-{i}'})
                 acknowledged.append(e['experiment_id'])
                 if i % 25 == 0:
                     assert deleted_wal_fds(server.proc.pid) == [], 'the live WAL was unlinked under the server'
@@ -70,8 +71,9 @@ def test_outside_sqlite_clients_and_kill_9_lose_no_acknowledged_write():
 
         again = Server(home)
         try:
+            assert again.token == server.token, 'the data directory keeps its token across restarts'
             for eid in acknowledged:
-                got = get(again.url, f'/apis/v2beta1/experiments/{eid}')
+                got = get(again, f'/apis/v2beta1/experiments/{eid}')
                 assert got['experiment_id'] == eid
             print(f'{len(acknowledged)} acknowledged writes, {len(opened)} outside opens, 0 lost')
         finally:

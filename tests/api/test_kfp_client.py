@@ -150,7 +150,7 @@ def test_terminate_archive_delete(client, compiled, tmp_path):
 
 def post(server, path, body, content_type='application/json'):
     req = urllib.request.Request(server.url + path, data=body, method='POST',
-                                 headers={'Content-Type': content_type})
+                                 headers={'Content-Type': content_type, **server.auth})
     try:
         with urllib.request.urlopen(req) as resp:
             return resp.status, json.loads(resp.read() or b'{}')
@@ -187,7 +187,7 @@ def test_killing_the_server_mid_run_loses_nothing(compiled, tmp_path):
     (markers / 'sleep-second').write_text('120')
     first = Server(str(home))
     try:
-        c = kfp.Client(host=first.url)
+        c = kfp.Client(host=first.url, existing_token=first.token)
         r = c.create_run_from_pipeline_package(str(compiled / 'slow.yaml'),
                                                arguments={'marker_dir': str(markers)}, run_name='survivor')
         deadline = time.time() + 60
@@ -200,7 +200,7 @@ def test_killing_the_server_mid_run_loses_nothing(compiled, tmp_path):
     (markers / 'sleep-second').write_text('0')
     second = Server(str(home))
     try:
-        c = kfp.Client(host=second.url)
+        c = kfp.Client(host=second.url, existing_token=second.token)
         run = c.wait_for_run_completion(r.run_id, timeout=120, sleep_duration=0.2)
         assert run.state == 'SUCCEEDED', run.error
         assert (markers / 'started-first').read_text() == '1', 'finished work is kept'

@@ -146,7 +146,7 @@ def test_list_paging_sorting_filtering_and_disabled_creation(client, compiled):
 def request(server, method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(server.url + path, data=data, method=method,
-                                 headers={'Content-Type': 'application/json'})
+                                 headers={'Content-Type': 'application/json', **server.auth})
     try:
         with urllib.request.urlopen(req) as resp:
             return resp.status, json.loads(resp.read() or b'{}')

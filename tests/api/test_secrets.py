@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kfp import dsl, kubernetes
 
-from conftest import oxflow_bin
+from conftest import bearer, oxflow_bin, read_token
 
 
 class LoggedServer:
@@ -32,6 +32,8 @@ class LoggedServer:
         env = dict(os.environ, OXFLOW_HOME=str(home), OXFLOW_LOG='debug')
         env['PATH'] = str(Path(sys.executable).parent) + os.pathsep + env.get('PATH', '')
         env.pop('OXFLOW_DATABASE', None)
+        env.pop('OXFLOW_SERVER', None)
+        env.pop('OXFLOW_TOKEN', None)
         self.env = env
         self.log_file = open(self.log, 'w')
         self.proc = subprocess.Popen(
@@ -48,6 +50,8 @@ class LoggedServer:
         if self.url is None:
             self.stop()
             raise RuntimeError('oxflow up did not report its address:\n' + self.log.read_text())
+        self.token = read_token(home)
+        self.auth = bearer(self.token)
 
     def oxflow(self, *args):
         out = subprocess.run([oxflow_bin(), *args], env=self.env, capture_output=True, text=True)
@@ -58,7 +62,7 @@ class LoggedServer:
         """(status, body bytes) of a GET."""
         url = self.url + path + ('?' + urllib.parse.urlencode(query) if query else '')
         try:
-            with urllib.request.urlopen(url, timeout=30) as r:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=self.auth), timeout=30) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -118,18 +122,18 @@ def test_secret_values_appear_nowhere_and_deleted_runs_leave_nothing(logged_serv
         kubernetes.use_secret_as_env(t, secret_name='db-e2e', secret_key_to_env={'password': 'DB_PASSWORD'})
         return t.output
 
-    client = kfp.Client(host=s.url)
+    client = kfp.Client(host=s.url, existing_token=s.token)
     result = client.create_run_from_pipeline_func(pipe, experiment_name='secrets-e2e')
     run = client.wait_for_run_completion(result.run_id, timeout=120, sleep_duration=0.2)
     assert run.state == 'SUCCEEDED', run
     run_id = result.run_id
 
     # The component read both values (it printed only their digests).
-    status, detail = s.get(f'/api/v1/runs/{run_id}')
+    status, detail = s.get(f'/oxflow/v1/runs/{run_id}')
     assert status == 200
     detail = json.loads(detail)
     task = next(t for t in detail['tasks'] if t['name'] == 'read-secrets')
-    status, log = s.get(f'/api/v1/runs/{run_id}/tasks/{task["path"]}/log')
+    status, log = s.get(f'/oxflow/v1/runs/{run_id}/tasks/{task["path"]}/log')
     assert status == 200
     sha = lambda v: hashlib.sha256(v.encode()).hexdigest()
     assert f'crt {len(crt)} bytes sha256 {sha(crt)}' in log.decode(), log
@@ -157,16 +161,16 @@ def test_secret_values_appear_nowhere_and_deleted_runs_leave_nothing(logged_serv
     answers = [
         s.get(f'/apis/v2beta1/runs/{run_id}'),
         s.get('/apis/v2beta1/runs', page_size='100'),
-        s.get(f'/api/v1/runs/{run_id}'),
-        s.get('/api/v1/artifacts', run_id=run_id),
-        s.get(f'/api/v1/runs/{run_id}/events'),
+        s.get(f'/oxflow/v1/runs/{run_id}'),
+        s.get('/oxflow/v1/artifacts', run_id=run_id),
+        s.get(f'/oxflow/v1/runs/{run_id}/events'),
     ]
     for t in detail['tasks']:
-        answers.append(s.get(f'/api/v1/runs/{run_id}/tasks/{t["path"]}/log'))
+        answers.append(s.get(f'/oxflow/v1/runs/{run_id}/tasks/{t["path"]}/log'))
     served, todo = 0, [str(artifacts)]
     while todo:
         uri = todo.pop()
-        status, body = s.get('/api/v1/artifacts', uri=uri)
+        status, body = s.get('/oxflow/v1/artifacts', uri=uri)
         assert status == 200, (uri, body)
         answers.append((status, body))
         served += 1
@@ -188,7 +192,7 @@ def test_secret_values_appear_nowhere_and_deleted_runs_leave_nothing(logged_serv
     assert (task_dir / '.kfp' / 'log').exists()
     for uri in [task_dir / '.kfp', task_dir / '.kfp' / 'log', task_dir / '.kfp' / 'executor_output.json',
                 f'file://{task_dir}/.kfp/log', f'{task_dir}//.kfp/work']:
-        status, body = s.get('/api/v1/artifacts', uri=str(uri))
+        status, body = s.get('/oxflow/v1/artifacts', uri=str(uri))
         assert status == 403, (uri, status, body)
         assert b'.kfp' in body
 
@@ -204,3 +208,5 @@ def test_secret_values_appear_nowhere_and_deleted_runs_leave_nothing(logged_serv
     server_log = s.log.read_bytes()
     assert b'Run finished' in server_log, server_log[-2000:]
     assert not any(v in server_log for v in secrets)
+    # Nor the token every request carried.
+    assert s.token.encode() not in server_log

@@ -1,5 +1,9 @@
 """A real `oxflow up` and a real headless Chromium (Debian's chromium and
-chromedriver, driven by selenium) for the dashboard tests."""
+chromedriver, driven by selenium) for the dashboard tests.
+
+The server wants its token on every request: `Server.api` sends it
+(`Authorization: Bearer`, from `<home>/token`), and the `browser` logs in
+once, with the one-time link `oxflow up` printed, before any test uses it."""
 import json
 import os
 import re
@@ -15,6 +19,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def session_cookies(driver):
+    """The names of the browser's Oxflow session cookies."""
+    return [c['name'] for c in driver.get_cookies() if c['name'].startswith('oxflow_session_')]
 
 
 def oxflow_bin() -> str:
@@ -42,6 +51,7 @@ class Server:
         # Lightweight components run with the Python that runs the tests (it has kfp).
         env['PATH'] = str(Path(sys.executable).parent) + os.pathsep + env.get('PATH', '')
         env.pop('OXFLOW_DATABASE', None)
+        env.pop('OXFLOW_AUTH', None)
         # Models the tests write live in the work directory.
         self.proc = subprocess.Popen([oxflow_bin(), 'up', '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0',
                                       '--model-root', workdir], env=env, cwd=workdir,
@@ -49,20 +59,27 @@ class Server:
         self.lines = []
         deadline = time.time() + 60
         self.url = None
+        self.login_url = None
         while time.time() < deadline:
             line = self.proc.stderr.readline()
             if not line:
                 break
             self.lines.append(line)
+            if self.url:
+                # The line after the address: the one-time dashboard login link.
+                m = re.search(r'\(this link logs in once\): (http://\S+)', line)
+                self.login_url = m.group(1) if m else None
+                break
             m = re.search(r'serving on (http://\S+)', line)
             if m:
                 self.url = m.group(1)
-                break
-        if self.url is None:
+        if self.url is None or self.login_url is None:
             self.proc.kill()
-            raise RuntimeError('oxflow up did not report its address:\n' + ''.join(self.lines))
+            raise RuntimeError('oxflow up did not report its address and login link:\n' + ''.join(self.lines))
         # Keep reading its log so a chatty server never blocks on a full pipe.
         threading.Thread(target=self._drain, daemon=True).start()
+        self.token = (Path(home) / 'token').read_text().strip()
+        self.auth = {'Authorization': f'Bearer {self.token}'}
 
     def _drain(self):
         for line in self.proc.stderr:
@@ -71,7 +88,7 @@ class Server:
     def api(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={'Content-Type': 'application/json'})
+                                     headers={'Content-Type': 'application/json', **self.auth})
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b'{}')
 
@@ -113,8 +130,8 @@ def _chromium() -> str:
     pytest.fail('no chromium on PATH: scripts/test installs Debian\'s chromium and chromium-driver')
 
 
-@pytest.fixture(scope='session')
-def browser():
+def new_browser():
+    """A headless Chromium with a profile of its own (no cookies)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -135,8 +152,23 @@ def browser():
     opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     d = webdriver.Chrome(service=Service(driver_path), options=opts)
     d.set_page_load_timeout(60)
-    yield d
-    d.quit()
+    return d
+
+
+@pytest.fixture(scope='session')
+def browser(server):
+    """The browser every dashboard test drives, logged in with the link
+    `oxflow up` printed (it lands on the dashboard)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    d = new_browser()
+    try:
+        d.get(server.login_url)
+        WebDriverWait(d, 30, poll_frequency=0.1).until(
+            lambda d: d.current_url.split('#', 1)[0] == server.url + '/' and session_cookies(d),
+            message=f'the login link did not log in: {d.current_url}')
+        yield d
+    finally:
+        d.quit()
 
 
 @pytest.fixture(scope='session')

@@ -58,8 +58,10 @@ def set_text(driver, el, text):
 
 
 def get_status(server, path):
+    """The status of a GET of `path` with the server's token."""
     try:
-        with urllib.request.urlopen(server.url + path, timeout=10) as resp:
+        with urllib.request.urlopen(urllib.request.Request(server.url + path, headers=server.auth),
+                                    timeout=10) as resp:
             return resp.status
     except urllib.error.HTTPError as e:
         return e.code

@@ -162,7 +162,8 @@ def test_run_from_the_form_turns_green_with_logs_and_artifacts(server, browser, 
     import urllib.request
     from urllib.parse import quote
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(f'{server.url}/api/v1/artifacts?uri={quote(str(imported))}')
+        urllib.request.urlopen(urllib.request.Request(f'{server.url}/oxflow/v1/artifacts?uri={quote(str(imported))}',
+                                                      headers=server.auth))
     assert e.value.code == 403
     assert 'artifact store' in json.loads(e.value.read())['message']
 

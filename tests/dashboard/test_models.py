@@ -335,7 +335,8 @@ def test_a_predictor_that_scales_to_zero_is_sampled_without_waking_it(server, br
     wait(d, lambda d: attr(d, '#isvc-metrics', 'data-state') == 'ok'
          and int(attr(d, '#isvc-metrics', 'data-samples') or 0) >= 2, what='two metrics samples')
     assert attr(d, '#isvc-metrics', 'data-requests-window') == '0'
-    with urllib.request.urlopen(f'{server.url}{ISVCS}/ui-zero/metrics', timeout=30) as r:
+    with urllib.request.urlopen(urllib.request.Request(f'{server.url}{ISVCS}/ui-zero/metrics', headers=server.auth),
+                                timeout=30) as r:
         metrics = r.read().decode()
     assert 'oxflow_inference_requests_total' in metrics and 'model="ui-zero"' not in metrics, metrics
     # The model's metadata (a request to it) is asked for once the user turns to the form.
@@ -479,7 +480,7 @@ def test_the_detail_page_lists_the_trained_models_of_a_multi_model_service(serve
     assert wrong['reason'] and wrong['reason'] in text_of(d, f'{row("ui-tm-wrong")} .tm-reason')
     # The model answers at its URL, as the stump predicts.
     req = urllib.request.Request(status['url'], data=json.dumps({'instances': [[0.0, 0.0]]}).encode(),
-                                 headers={'Content-Type': 'application/json'}, method='POST')
+                                 headers={'Content-Type': 'application/json', **server.auth}, method='POST')
     with urllib.request.urlopen(req, timeout=30) as r:
         assert json.loads(r.read())['predictions'] == [stump_prediction(0.0)]
     # A service with no trained models says how to add them.

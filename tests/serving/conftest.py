@@ -1,4 +1,9 @@
-"""Starts a real `oxflow serve` over models trained by the real frameworks."""
+"""Starts a real `oxflow serve` over models trained by the real frameworks.
+
+Every request carries the data directory's token (`<home>/token`): `auth`
+is the header for urllib, `triton_http()` / `triton_grpc()` give Triton's
+clients with the token registered as a plugin, and `grpc_metadata` is the
+same for a bare gRPC stub."""
 import json
 import os
 import re
@@ -18,13 +23,61 @@ HERE = Path(__file__).resolve().parent
 def oxflow_bin() -> str:
     explicit = os.environ.get('OXFLOW_BIN')
     if explicit:
-        return explicit
+        return str(Path(explicit).resolve())
     target = os.environ.get('CARGO_TARGET_DIR', str(ROOT / 'target'))
     return str(Path(target) / 'debug' / 'oxflow')
 
 
+def read_token(home) -> str:
+    """The data directory's token (what clients send as `Authorization: Bearer`)."""
+    return (Path(home) / 'token').read_text().strip()
+
+
+def bearer(token: str) -> dict:
+    return {'Authorization': f'Bearer {token}'}
+
+
+def _bearer_plugin(token):
+    from tritonclient._plugin import InferenceServerClientPlugin
+
+    class Bearer(InferenceServerClientPlugin):
+        """Adds the token to every request of a Triton client (HTTP headers or gRPC metadata)."""
+
+        def __call__(self, request):
+            request.headers['authorization'] = f'Bearer {token}'
+
+    return Bearer()
+
+
+def triton_http(url, token, **kwargs):
+    """tritonclient.http's client for `url` (HOST:PORT[/PATH]), sending `token`."""
+    import tritonclient.http as httpclient
+    client = httpclient.InferenceServerClient(url=url, **kwargs)
+    client.register_plugin(_bearer_plugin(token))
+    return client
+
+
+def triton_grpc(url, token, **kwargs):
+    """tritonclient.grpc's client for `url` (HOST:PORT), sending `token`."""
+    import tritonclient.grpc as grpcclient
+    client = grpcclient.InferenceServerClient(url=url, **kwargs)
+    client.register_plugin(_bearer_plugin(token))
+    return client
+
+
 class Process:
     """A long-running oxflow command whose stderr is collected in `lines`."""
+
+    def triton_http(self, url=None, **kwargs):
+        return triton_http(url or self.http_addr, self.token, **kwargs)
+
+    def triton_grpc(self, url=None, **kwargs):
+        return triton_grpc(url or self.grpc, self.token, **kwargs)
+
+    def _credentials(self, home):
+        self.token = read_token(home)
+        self.auth = bearer(self.token)
+        self.grpc_metadata = (('authorization', f'Bearer {self.token}'),)
 
     def start(self, args, env, ready, what):
         """Starts `oxflow ARGS` and waits (60 s at most) for the stderr line
@@ -62,11 +115,15 @@ class Serve(Process):
     """`oxflow serve` on ephemeral ports."""
 
     def __init__(self, home, models, extra=()):
+        self.home = home
         env = dict(os.environ, OXFLOW_HOME=str(home))
+        env.pop('OXFLOW_AUTH', None)
         m = self.start(['serve', *models, '--addr', '127.0.0.1:0', '--grpc-addr', '127.0.0.1:0',
                         '--python', sys.executable, *extra],
                        env, r'on http://(\S+) \(REST V1/V2\) and (\S+) \(gRPC V2\)', 'serve')
         self.http, self.grpc = m.group(1), m.group(2)
+        self.http_addr = self.http
+        self._credentials(home)
 
     def url(self, path=''):
         return f'http://{self.http}{path}'
@@ -78,7 +135,8 @@ class Serve(Process):
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                with urllib.request.urlopen(self.url('/v2/health/ready')) as r:
+                with urllib.request.urlopen(urllib.request.Request(self.url('/v2/health/ready'),
+                                                                   headers=self.auth)) as r:
                     if r.status == 200:
                         return
             except urllib.error.HTTPError as e:
@@ -99,6 +157,8 @@ class Up(Process):
         self.env = dict(os.environ, OXFLOW_HOME=str(home))
         self.env.pop('OXFLOW_SERVER', None)
         self.env.pop('OXFLOW_MODEL_ROOTS', None)
+        self.env.pop('OXFLOW_TOKEN', None)
+        self.env.pop('OXFLOW_AUTH', None)
         # Local storageUri paths must lie under a model root: by default
         # pytest's base temporary directory, where the tests' models are.
         if model_roots is None:
@@ -108,6 +168,8 @@ class Up(Process):
                         *roots],
                        self.env, r'oxflow is serving on http://(\S+) .*inference gRPC on ([^\s)]+)', 'up')
         self.addr, self.grpc = m.group(1), m.group(2)
+        self.http_addr = self.addr
+        self._credentials(home)
 
     def url(self, path=''):
         return f'http://{self.addr}{path}'
@@ -115,9 +177,9 @@ class Up(Process):
     def replica_metrics(self, name):
         """A service's replica gauges, {metric: value}, for its one revision
         with processes (a command's copies or a scikit-learn model's workers)."""
-        text = urllib.request.urlopen(self.url(
+        text = urllib.request.urlopen(urllib.request.Request(self.url(
             f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}/metrics'),
-            timeout=10).read().decode()
+            headers=self.auth), timeout=10).read().decode()
         out = {}
         for line in text.splitlines():
             for metric in ['oxflow_serving_replicas', 'oxflow_serving_ready_replicas',

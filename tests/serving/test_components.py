@@ -18,9 +18,10 @@ from conftest import Up
 HERE = Path(__file__).resolve().parent / 'components'
 
 
-def post(url, body, headers=None):
+def post(up, url, body, headers=None):
+    """(status, JSON body) of a POST to `url` on `up`, with its token."""
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method='POST',
-                                 headers={'Content-Type': 'application/json', **(headers or {})})
+                                 headers={'Content-Type': 'application/json', **(headers or {}), **up.auth})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -63,7 +64,7 @@ def up(models, tmp_path_factory):
 
 
 def test_a_kserve_model_script_is_a_custom_predictor(up):
-    code, body = post(up.url('/serving/default/doubler/v1/models/doubler:predict'),
+    code, body = post(up, up.url('/serving/default/doubler/v1/models/doubler:predict'),
                       {'instances': [[1, 2.5], [-3, 0]]})
     assert code == 200, body
     assert body == {'predictions': [[2, 5.0], [-6, 0]]}
@@ -72,11 +73,11 @@ def test_a_kserve_model_script_is_a_custom_predictor(up):
 def test_requests_go_through_the_transformer_to_the_predictor(up, fixtures):
     rows = fixtures['xgb-binary']['rows']
     want = fixtures['xgb-binary']['outputs']['predict']
-    code, body = post(up.url('/serving/default/chained/v1/models/chained:predict'), {'rows': rows})
+    code, body = post(up, up.url('/serving/default/chained/v1/models/chained:predict'), {'rows': rows})
     assert code == 200, body
     assert body == {'labels': want, 'via': 'transformer'}
     # The predictor's own host skips the transformer.
-    code, body = post(up.url('/v1/models/chained:predict'), {'instances': rows},
+    code, body = post(up, up.url('/v1/models/chained:predict'), {'instances': rows},
                       {'Host': 'chained-predictor.default.example.com'})
     assert code == 200, body
     assert body == {'predictions': want}
@@ -85,7 +86,7 @@ def test_requests_go_through_the_transformer_to_the_predictor(up, fixtures):
 def test_explain_goes_to_the_explainer(up, fixtures):
     rows = fixtures['xgb-binary']['rows']
     want = fixtures['xgb-binary']['outputs']['predict']
-    code, body = post(up.url('/serving/default/chained/v1/models/chained:explain'), {'instances': rows})
+    code, body = post(up, up.url('/serving/default/chained/v1/models/chained:explain'), {'instances': rows})
     assert code == 200, body
     assert body == {'explanations': [{'row': i, 'positive': w == 1} for i, w in enumerate(want)]}
 
@@ -132,7 +133,7 @@ def test_min_replicas_runs_that_many_copies_of_a_command(up, tmp_path):
     up.cli('apply', '-f', str(f), '--wait', '120')
     assert len(pids('model_name twins')) == 2
     for _ in range(4):
-        code, body = post(up.url('/serving/default/twins/v1/models/twins:predict'), {'instances': [[1]]})
+        code, body = post(up, up.url('/serving/default/twins/v1/models/twins:predict'), {'instances': [[1]]})
         assert (code, body) == (200, {'predictions': [[2]]})
     # Requests went to both copies: each one's log shows some.
     logs = Path(up.home) / 'logs' / 'serving' / 'default' / 'twins'
@@ -160,7 +161,7 @@ def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):
         time.sleep(0.1)
     assert seen_failure and 'restarting' in seen_failure, seen_failure
     assert ready['status'] == 'True', status
-    code, body = post(up.url('/serving/default/doubler/v1/models/doubler:predict'), {'instances': [[4]]})
+    code, body = post(up, up.url('/serving/default/doubler/v1/models/doubler:predict'), {'instances': [[4]]})
     assert (code, body) == (200, {'predictions': [[8]]})
     [new_pid] = pids(str(HERE / 'doubler.py'))
     assert new_pid != pid
@@ -199,7 +200,7 @@ def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
 
     def client():
         while not stop.is_set():
-            code, body = post(up.url('/serving/default/busy/v1/models/busy:predict'),
+            code, body = post(up, up.url('/serving/default/busy/v1/models/busy:predict'),
                               {'instances': [[1]]})
             if code == 200:
                 answered.add(body['predictions'][0])
@@ -235,6 +236,6 @@ def test_load_scales_a_command_out_to_max_replicas_and_back_in(up, tmp_path):
         time.sleep(0.2)
     assert up.replica_metrics('busy')['oxflow_serving_replicas'] == 1
     assert len(pids('busy.py --port')) == 1
-    code, body = post(up.url('/serving/default/busy/v1/models/busy:predict'), {'instances': [[1]]})
+    code, body = post(up, up.url('/serving/default/busy/v1/models/busy:predict'), {'instances': [[1]]})
     assert code == 200 and body['predictions'][0] in running
     up.cli('isvc', 'delete', 'busy', remote=True)

@@ -3,6 +3,7 @@ REST API, served at their status URL (and by Host header), checked with
 KServe's and Triton's own clients against the frameworks' predictions, and
 still served after a restart."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,9 +28,10 @@ def isvc_yaml(name, uri, fmt=None):
             f'      modelFormat:\n        name: {fmt}\n      storageUri: {uri}\n')
 
 
-def http(method, url, body=None, headers=None):
+def http(up, method, url, body=None, headers=None):
+    """(status, JSON body) of a request to `url` on `up`, with its token."""
     data = body.encode() if isinstance(body, str) else body
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers={**(headers or {}), **up.auth})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read() or b'null')
@@ -50,7 +52,7 @@ def up(models, tmp_path_factory):
         assert f'inferenceservice.serving.kserve.io/{n} created' in out.stdout, out.stdout
         assert f'{n} is ready at {u.url("/serving/default/" + n)}' in out.stdout, out.stdout
     # The last one through the REST API, as JSON.
-    code, body = http('POST', u.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
+    code, body = http(u, 'POST', u.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
                       isvc_yaml(SERVED[-1], models / 'repo' / SERVED[-1]),
                       {'Content-Type': 'application/yaml'})
     assert code == 201, body
@@ -79,7 +81,7 @@ def test_status_is_kserves(up):
 def test_kserve_client_at_each_status_url(up, models):
     out = subprocess.run([sys.executable, str(Path(__file__).with_name('kserve_client_check.py')),
                           up.url('/serving/default/{model}'), str(models / 'fixtures.json')],
-                         capture_output=True, text=True, timeout=120)
+                         env={**os.environ, 'OXFLOW_TOKEN': up.token}, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == 'ok'
 
@@ -87,7 +89,7 @@ def test_kserve_client_at_each_status_url(up, models):
 @pytest.mark.parametrize('binary', [True, False], ids=['binary', 'json'])
 @pytest.mark.parametrize('model', ['onnx-rf', 'sk-logreg', 'lgb-binary'])
 def test_triton_client_through_the_service_path(up, fixtures, model, binary):
-    client = httpclient.InferenceServerClient(url=f'{up.addr}/serving/default/{model}')
+    client = up.triton_http(f'{up.addr}/serving/default/{model}')
     assert client.is_model_ready(model)
     rows = np.asarray(fixtures[model]['rows'], dtype=np.float32)
     inp = httpclient.InferInput('input-0', list(rows.shape), 'FP32')
@@ -100,7 +102,7 @@ def test_triton_client_through_the_service_path(up, fixtures, model, binary):
 @pytest.mark.parametrize('model', ['xgb-multi', 'onnx-rf', 'sk-logreg'])
 def test_triton_grpc_client_by_model_name(up, fixtures, model):
     import tritonclient.grpc as grpcclient
-    client = grpcclient.InferenceServerClient(url=up.grpc)
+    client = up.triton_grpc()
     assert client.is_server_live()
     assert client.is_model_ready(model)
     rows = np.asarray(fixtures[model]['rows'], dtype=np.float32)
@@ -116,11 +118,9 @@ def test_grpc_authority_picks_the_service(up, fixtures):
     from tritonclient.utils import InferenceServerException
     # KServe's way: the service's host as :authority; the request's model
     # name is then the service's own.
-    client = grpcclient.InferenceServerClient(
-        url=up.grpc, channel_args=[('grpc.default_authority', 'xgb-binary.default.example.com')])
+    client = up.triton_grpc(channel_args=[('grpc.default_authority', 'xgb-binary.default.example.com')])
     assert client.get_model_metadata('xgb-binary').name == 'xgb-binary'
-    other = grpcclient.InferenceServerClient(
-        url=up.grpc, channel_args=[('grpc.default_authority', 'xgb-binary.team-b.example.com')])
+    other = up.triton_grpc(channel_args=[('grpc.default_authority', 'xgb-binary.team-b.example.com')])
     with pytest.raises(InferenceServerException) as e:
         other.get_model_metadata('nope')
     assert 'no inference service nope' in str(e.value)
@@ -128,12 +128,12 @@ def test_grpc_authority_picks_the_service(up, fixtures):
 
 def test_host_header_routes_as_kserves_ingress(up, fixtures):
     rows = fixtures['xgb-multi']['rows']
-    code, body = http('POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),
+    code, body = http(up, 'POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),
                       {'Host': 'xgb-multi.default.example.com', 'Content-Type': 'application/json'})
     assert code == 200, body
     assert body['predictions'] == fixtures['xgb-multi']['outputs']['predict']
     # Another namespace's host does not reach it.
-    code, body = http('POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),
+    code, body = http(up, 'POST', up.url('/v1/models/xgb-multi:predict'), json.dumps({'instances': rows}),
                       {'Host': 'xgb-multi.team-b.example.com'})
     assert code == 404, body
 
@@ -160,11 +160,11 @@ def test_a_failed_model_reports_why_and_delete_unloads(up, tmp_path):
     assert 'broken-xgb failed: ModelLoadFailed' in out.stderr, out.stderr
     got = json.loads(up.cli('isvc', 'get', 'broken-xgb', '-o', 'json').stdout)
     assert got['status']['modelStatus']['transitionStatus'] == 'BlockedByFailedLoad'
-    code, body = http('GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
+    code, body = http(up, 'GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
     assert code == 503, body
     assert up.cli('isvc', 'delete', 'broken-xgb', remote=True).stdout.strip() == \
         'inferenceservice.serving.kserve.io "broken-xgb" deleted'
-    code, body = http('GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
+    code, body = http(up, 'GET', up.url('/serving/default/broken-xgb/v2/models/broken-xgb/ready'))
     assert code == 404, body
 
 
@@ -237,7 +237,7 @@ def test_s3_models_with_credentials_from_a_secret(up, fixtures, moto, tmp_path):
     out = up.cli('apply', '-f', str(f), '--wait', '120', check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = fixtures['xgb-binary']['rows']
-    code, body = http('POST', up.url('/serving/default/s3-xgb/v1/models/s3-xgb:predict'),
+    code, body = http(up, 'POST', up.url('/serving/default/s3-xgb/v1/models/s3-xgb:predict'),
                       json.dumps({'instances': rows}), {'Content-Type': 'application/json'})
     assert code == 200, body
     assert body['predictions'] == fixtures['xgb-binary']['outputs']['predict']
@@ -250,7 +250,7 @@ def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
         for url, headers in [(up.url(f'/serving/default/{name}/v2/repository/models/{name}/{verb}'), {}),
                              (up.url(f'/v2/repository/models/{name}/{verb}'),
                               {'Host': f'{name}.default.example.com'})]:
-            code, body = http('POST', url, '{}', headers)
+            code, body = http(up, 'POST', url, '{}', headers)
             assert code == 403, body
             assert body['error'] == (
                 f'the models of InferenceService default/{name} are managed by its controller and cannot '
@@ -258,7 +258,7 @@ def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
                 f'default/{name} instead'), body
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
-    client = grpcclient.InferenceServerClient(url=up.grpc)
+    client = up.triton_grpc()
     for call in [client.unload_model, client.load_model]:
         with pytest.raises(InferenceServerException) as e:
             call(name)
@@ -267,7 +267,7 @@ def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
     # Still served, and the status that says Ready is still true.
     assert client.is_model_ready(name)
     rows = fixtures[name]['rows']
-    code, body = http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'),
+    code, body = http(up, 'POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'),
                       json.dumps({'instances': rows}), {'Content-Type': 'application/json'})
     assert code == 200 and body['predictions'] == fixtures[name]['outputs']['predict'], body
     got = json.loads(up.cli('isvc', 'get', name, '-o', 'json').stdout)
@@ -277,12 +277,12 @@ def test_the_repository_api_cannot_change_a_services_models(up, fixtures):
 def test_host_files_are_refused_as_storage_uris(up, tmp_path):
     first = Path('/etc/passwd').read_text().splitlines()[0]
     for name, uri in [('passwd', '/etc/passwd'), ('passwd-file', 'file:///etc/passwd')]:
-        code, body = http('POST', up.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
+        code, body = http(up, 'POST', up.url('/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices'),
                           isvc_yaml(name, uri, 'xgboost'), {'Content-Type': 'application/yaml'})
         assert code == 201, body
         deadline = time.time() + 60
         while time.time() < deadline:
-            code, got = http('GET', up.url(f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}'))
+            code, got = http(up, 'GET', up.url(f'/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}'))
             failure = got.get('status', {}).get('modelStatus', {}).get('lastFailureInfo')
             if failure:
                 break
@@ -337,7 +337,7 @@ def test_sklearn_workers_scale_with_requests_per_second(up, models, fixtures, tm
 
     def client():
         while not stop.is_set():
-            got = http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
+            got = http(up, 'POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
                        {'Content-Type': 'application/json'})
             if got != (200, want):
                 wrong.append(got)
@@ -366,7 +366,7 @@ def test_sklearn_workers_scale_with_requests_per_second(up, models, fixtures, tm
         time.sleep(0.2)
     assert up.replica_metrics(name)['oxflow_serving_replicas'] == 1
     assert sklearn_workers(up) == before
-    assert http('POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
+    assert http(up, 'POST', up.url(f'/serving/default/{name}/v1/models/{name}:predict'), body,
                 {'Content-Type': 'application/json'}) == (200, want)
     up.cli('isvc', 'delete', name, remote=True)
 
@@ -377,7 +377,7 @@ def test_services_survive_a_restart(up, fixtures):
     again = Up(up.home)
     try:
         name = 'sk-logreg'
-        client = httpclient.InferenceServerClient(url=f'{again.addr}/serving/default/{name}')
+        client = again.triton_http(f'{again.addr}/serving/default/{name}')
         rows = np.asarray(fixtures[name]['rows'], dtype=np.float32)
         inp = httpclient.InferInput('input-0', list(rows.shape), 'FP32')
         inp.set_data_from_numpy(rows)

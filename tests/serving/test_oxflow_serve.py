@@ -19,9 +19,11 @@ import pytest
 from conftest import Serve
 
 
-def call(url, body=None, headers=None):
+def call(server, path, body=None, headers=None):
+    """(status, body) of a request to `server` (with its token)."""
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers=headers or {'Content-Type': 'application/json'})
+    req = urllib.request.Request(server.url(path), data=data,
+                                 headers={**(headers or {'Content-Type': 'application/json'}), **server.auth})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, r.read()
@@ -37,12 +39,12 @@ def v2_body(rows):
 
 @pytest.mark.parametrize('model', ['xgb-binary', 'lgb-multi', 'sk-logreg', 'xgb-reg'])
 def test_v1_predict_returns_the_frameworks_predict(server, fixtures, model):
-    status, body = call(server.url(f'/v1/models/{model}:predict'), {'instances': fixtures[model]['rows']})
+    status, body = call(server, f'/v1/models/{model}:predict', {'instances': fixtures[model]['rows']})
     assert status == 200, body
     got = np.asarray(json.loads(body)['predictions'])
     want = np.asarray(fixtures[model]['outputs']['predict'])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    status, body = call(server.url(f'/v1/models/{model}'))
+    status, body = call(server, f'/v1/models/{model}')
     assert json.loads(body) == {'name': model, 'ready': True}
 
 
@@ -58,26 +60,26 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server, fixtu
         ('/v1/models/xgb-binary:predict', {'rows': []}, 400, 'needs "instances"'),
     ]
     for path, body, status, message in cases:
-        got, reply = call(server.url(path), body)
+        got, reply = call(server, path, body)
         assert got == status, (path, reply)
         assert message in json.loads(reply)['error'], (path, reply)
-    status, _ = call(server.url('/v2/models/xgb-binary/infer'), v2_body(fixtures['xgb-binary']['rows']))
+    status, _ = call(server, '/v2/models/xgb-binary/infer', v2_body(fixtures['xgb-binary']['rows']))
     assert status == 200
-    metrics = call(server.url('/metrics'))[1].decode()
+    metrics = call(server, '/metrics')[1].decode()
     assert re.search(r'oxflow_inference_requests_total\{model="xgb-binary",protocol="v2",code="400"\} [1-9]', metrics)
 
 
 def test_a_crashed_scikit_learn_worker_is_replaced(server, fixtures):
     body = v2_body(fixtures['sk-logreg']['rows'])
-    assert call(server.url('/v2/models/sk-logreg/infer'), body)[0] == 200
+    assert call(server, '/v2/models/sk-logreg/infer', body)[0] == 200
     workers = subprocess.run(['pgrep', '-P', str(server.proc.pid), '-f', 'model.joblib'], capture_output=True,
                              text=True).stdout.split()
     assert len(workers) == 1, workers
     os.kill(int(workers[0]), signal.SIGKILL)
-    status, reply = call(server.url('/v2/models/sk-logreg/infer'), body)
+    status, reply = call(server, '/v2/models/sk-logreg/infer', body)
     assert status == 500, reply
     assert 'the scikit-learn worker exited (signal: 9' in json.loads(reply)['error']
-    status, reply = call(server.url('/v2/models/sk-logreg/infer'), body)
+    status, reply = call(server, '/v2/models/sk-logreg/infer', body)
     assert status == 200, reply
     got = json.loads(reply)['outputs'][0]['data']
     assert got == fixtures['sk-logreg']['outputs']['predict']
@@ -90,17 +92,17 @@ def test_concurrent_requests_are_batched(models, fixtures, tmp_path):
         s.wait_ready()
         rows = fixtures['xgb-binary']['rows'][:4]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            replies = list(pool.map(lambda r: call(s.url('/v2/models/xgb/infer'), v2_body([r])), rows))
+            replies = list(pool.map(lambda r: call(s, '/v2/models/xgb/infer', v2_body([r])), rows))
         for (status, reply), want in zip(replies, fixtures['xgb-binary']['outputs']['predict'][:4]):
             assert status == 200, reply
             assert json.loads(reply)['outputs'][0]['data'] == [want]
         # Four one-row requests, one batch of four (the batch closes when full,
         # long before the minute-long latency).
-        metrics = call(s.url('/metrics'))[1].decode()
+        metrics = call(s, '/metrics')[1].decode()
         assert 'oxflow_inference_batch_size_count{model="xgb"} 1' in metrics, metrics
         assert 'oxflow_inference_batch_size_sum{model="xgb"} 4' in metrics, metrics
         # Bodies beyond --max-body-mib are refused with 413.
-        status, reply = call(s.url('/v2/models/xgb/infer'), b' ' * (2 << 20))
+        status, reply = call(s, '/v2/models/xgb/infer', b' ' * (2 << 20))
         assert status == 413 and 'limit' in json.loads(reply)['error']
     finally:
         s.stop()
@@ -124,17 +126,17 @@ def test_models_from_http_uris_and_bad_models(models, fixtures, tmp_path):
         for name, fixture, output in [('lgb', 'lgb-binary', 'predict_proba'), ('onnx', 'onnx-logreg', 'probabilities')]:
             body = v2_body(fixtures[fixture]['rows'])
             body['outputs'] = [{'name': output}]
-            status, reply = call(s.url(f'/v2/models/{name}/infer'), body)
+            status, reply = call(s, f'/v2/models/{name}/infer', body)
             assert status == 200, reply
             got = np.asarray(json.loads(reply)['outputs'][0]['data']).reshape(-1, 2)
             np.testing.assert_allclose(got, fixtures[fixture]['outputs'][output], rtol=1e-5, atol=1e-6)
-        status, reply = call(s.url('/v2/models/broken/ready'))
+        status, reply = call(s, '/v2/models/broken/ready')
         assert status == 503
         assert 'loading failed' in json.loads(reply)['error']
-        status, reply = call(s.url('/v2/models/missing/ready'))
+        status, reply = call(s, '/v2/models/missing/ready')
         assert status == 503
         assert 'the server answered 404' in json.loads(reply)['error']
-        index = json.loads(call(s.url('/v2/repository/index'), {})[1])
+        index = json.loads(call(s, '/v2/repository/index', {})[1])
         assert {m['name']: m['state'] for m in index} == {
             'broken': 'UNAVAILABLE', 'lgb': 'READY', 'missing': 'UNAVAILABLE', 'onnx': 'READY'}
     finally:

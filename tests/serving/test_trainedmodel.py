@@ -18,9 +18,11 @@ from sklearn.tree import DecisionTreeClassifier
 from conftest import Up
 
 
-def http(method, url, body=None):
+def http(up, method, url, body=None):
+    """(status, JSON body) of a request to `url` on `up`, with its token."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={'Content-Type': 'application/json'})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={'Content-Type': 'application/json', **up.auth})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read() or b'null')
@@ -110,20 +112,20 @@ def status_url(up, name):
 def test_each_trained_model_answers_with_its_own_predictions(up, trained):
     rows = trained['rows']
     for name, model in [('iris-logreg', trained['logreg']), ('iris-tree', trained['tree'])]:
-        code, body = http('POST', status_url(up, name), {'instances': rows.tolist()})
+        code, body = http(up, 'POST', status_url(up, name), {'instances': rows.tolist()})
         assert code == 200, body
         assert body['predictions'] == model.predict(rows).tolist(), name
     # The service itself is ready and serves no model of its own name.
     isvc = json.loads(up.cli('isvc', 'get', 'sklearn-mms', '-o', 'json').stdout)
     assert {c['type']: c['status'] for c in isvc['status']['conditions']}['Ready'] == 'True'
-    code, _ = http('POST', up.url('/serving/default/sklearn-mms/v1/models/sklearn-mms:predict'),
+    code, _ = http(up, 'POST', up.url('/serving/default/sklearn-mms/v1/models/sklearn-mms:predict'),
                    {'instances': rows.tolist()})
     assert code == 404
 
 
 def test_grpc_reaches_a_trained_model_by_name(up, trained):
     import tritonclient.grpc as grpcclient
-    client = grpcclient.InferenceServerClient(url=up.grpc)
+    client = up.triton_grpc()
     assert client.is_model_ready('iris-tree')
     rows = trained['rows'].astype(np.float32)
     inp = grpcclient.InferInput('input-0', list(rows.shape), 'FP32')
@@ -156,9 +158,9 @@ def test_a_deleted_trained_model_404s_while_the_other_answers(up, trained):
     logreg_url = status_url(up, 'iris-logreg')
     out = up.cli('tm', 'delete', 'iris-logreg', remote=True)
     assert 'trainedmodel.serving.kserve.io "iris-logreg" deleted' in out.stdout, out.stdout
-    code, body = http('POST', logreg_url, {'instances': rows.tolist()})
+    code, body = http(up, 'POST', logreg_url, {'instances': rows.tolist()})
     assert code == 404, body
-    code, body = http('POST', tree_url, {'instances': rows.tolist()})
+    code, body = http(up, 'POST', tree_url, {'instances': rows.tolist()})
     assert code == 200, body
     assert body['predictions'] == trained['tree'].predict(rows).tolist()
     out = up.cli('tm', 'get', 'iris-logreg', check=False)
@@ -172,11 +174,11 @@ def test_trained_models_survive_a_restart(up, trained):
     try:
         rows = trained['rows']
         # The request waits while the model loads again.
-        code, body = http('POST', again.url('/serving/default/sklearn-mms/v1/models/iris-tree:predict'),
+        code, body = http(again, 'POST', again.url('/serving/default/sklearn-mms/v1/models/iris-tree:predict'),
                           {'instances': rows.tolist()})
         assert code == 200, body
         assert body['predictions'] == trained['tree'].predict(rows).tolist()
-        code, body = http('POST', again.url('/serving/default/sklearn-mms/v1/models/iris-logreg:predict'),
+        code, body = http(again, 'POST', again.url('/serving/default/sklearn-mms/v1/models/iris-logreg:predict'),
                           {'instances': rows.tolist()})
         assert code == 404, body
     finally:

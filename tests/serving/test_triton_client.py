@@ -1,6 +1,8 @@
 """The Open Inference Protocol with Triton's own clients: tritonclient.http
 (binary tensor extension, its default, and JSON) and tritonclient.grpc
-(raw contents). Every answer is compared with the framework's prediction."""
+(raw contents). Every answer is compared with the framework's prediction.
+The clients send the server's token through a registered plugin
+(conftest's triton_http / triton_grpc)."""
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -32,7 +34,7 @@ def check(fixture, name, got):
 @pytest.mark.parametrize('binary', [True, False], ids=['binary', 'json'])
 @pytest.mark.parametrize('model', sorted(CASES))
 def test_http_matches_the_framework(server, fixtures, model, binary):
-    client = httpclient.InferenceServerClient(url=server.http)
+    client = server.triton_http()
     rows = np.asarray(fixtures[model]['rows'], dtype=np.float32)
     inp = httpclient.InferInput('input-0', list(rows.shape), 'FP32')
     inp.set_data_from_numpy(rows, binary_data=binary)
@@ -45,7 +47,7 @@ def test_http_matches_the_framework(server, fixtures, model, binary):
 
 @pytest.mark.parametrize('model', sorted(CASES))
 def test_grpc_matches_the_framework(server, fixtures, model):
-    client = grpcclient.InferenceServerClient(url=server.grpc)
+    client = server.triton_grpc()
     rows = np.asarray(fixtures[model]['rows'], dtype=np.float32)
     inp = grpcclient.InferInput('input-0', list(rows.shape), 'FP32')
     inp.set_data_from_numpy(rows)
@@ -56,23 +58,23 @@ def test_grpc_matches_the_framework(server, fixtures, model):
 
 
 def test_health_and_metadata_with_both_clients(server):
-    for client in (httpclient.InferenceServerClient(url=server.http),
-                   grpcclient.InferenceServerClient(url=server.grpc)):
+    for client in (server.triton_http(),
+                   server.triton_grpc()):
         assert client.is_server_live()
         assert client.is_server_ready()
         assert client.is_model_ready('xgb-binary')
         assert not client.is_model_ready('no-such-model') if client.__module__.startswith('tritonclient.http') else True
-    meta = httpclient.InferenceServerClient(url=server.http).get_model_metadata('onnx-rf')
+    meta = server.triton_http().get_model_metadata('onnx-rf')
     assert meta['platform'] == 'onnx_onnxv1'
     assert meta['inputs'][0]['shape'] == [-1, 8]
-    gmeta = grpcclient.InferenceServerClient(url=server.grpc).get_model_metadata('xgb-multi', as_json=True)
+    gmeta = server.triton_grpc().get_model_metadata('xgb-multi', as_json=True)
     assert gmeta['outputs'][1] == {'name': 'predict_proba', 'datatype': 'FP32', 'shape': ['-1', '3']}
-    smeta = httpclient.InferenceServerClient(url=server.http).get_server_metadata()
+    smeta = server.triton_http().get_server_metadata()
     assert 'binary_tensor_data' in smeta['extensions']
 
 
 def test_errors_reach_the_clients_as_messages(server, fixtures):
-    http = httpclient.InferenceServerClient(url=server.http)
+    http = server.triton_http()
     rows = np.asarray(fixtures['xgb-binary']['rows'], dtype=np.float32)[:, :5]
     inp = httpclient.InferInput('input-0', list(rows.shape), 'FP32')
     inp.set_data_from_numpy(rows)
@@ -80,7 +82,7 @@ def test_errors_reach_the_clients_as_messages(server, fixtures):
         http.infer('xgb-binary', [inp])
     with pytest.raises(InferenceServerException, match='Model nope not found'):
         http.infer('nope', [inp])
-    grpc = grpcclient.InferenceServerClient(url=server.grpc)
+    grpc = server.triton_grpc()
     ginp = grpcclient.InferInput('input-0', list(rows.shape), 'FP32')
     ginp.set_data_from_numpy(rows)
     with pytest.raises(InferenceServerException, match='StatusCode.INVALID_ARGUMENT') as e:
@@ -91,11 +93,11 @@ def test_errors_reach_the_clients_as_messages(server, fixtures):
 
 
 def test_repository_unload_and_load(server):
-    for client in (httpclient.InferenceServerClient(url=server.http),
-                   grpcclient.InferenceServerClient(url=server.grpc)):
+    for client in (server.triton_http(),
+                   server.triton_grpc()):
         client.unload_model('xgb-reg')
         assert not client.is_model_ready('xgb-reg')
         client.load_model('xgb-reg')
         assert client.is_model_ready('xgb-reg')
-    index = httpclient.InferenceServerClient(url=server.http).get_model_repository_index()
+    index = server.triton_http().get_model_repository_index()
     assert {m['name'] for m in index} >= set(CASES)
