@@ -102,6 +102,11 @@ impl Cache {
         let mut kinds = self.kinds.write().unwrap_or_else(|e| e.into_inner());
         if let Some(k) = kinds.get_mut(&(event.key.group.clone(), event.key.kind.clone())) {
             k.apply(event);
+            // The very next version: nothing (of any kind) came between,
+            // so the kind is current to it without reading the log.
+            if event.resource_version == k.rv + 1 {
+                k.rv = event.resource_version;
+            }
         }
     }
 
