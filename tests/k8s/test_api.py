@@ -146,6 +146,9 @@ def test_bad_writes_name_the_field_and_store_nothing(server):
     status, body, _ = server.request('POST', base, cm('Bad_Name', {}))
     assert status == 422 and body['reason'] == 'Invalid'
     assert body['details']['causes'][0]['field'] == 'metadata.name'
+    status, body, _ = server.request('POST', base, raw=b'k8s\x00',
+                                     headers={'Content-Type': 'application/vnd.kubernetes.protobuf'})
+    assert status == 415 and 'apply' in body['message'], body
     status, body, _ = server.request('POST', base, raw=b'{"metadata": ')
     assert status == 400 and 'line 1' in body['message'], body
     status, body, _ = server.request('POST', base, dict(cm('x', {}), data={'n': 1}))

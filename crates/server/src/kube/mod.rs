@@ -325,6 +325,20 @@ fn write_options(q: &Params) -> KubeResult<WriteOptions> {
 
 /// A JSON (or YAML) object body.
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> KubeResult<Value> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(KubeError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!(
+                "the body is {content_type}; Oxflow takes JSON and YAML (kubectl's `create <kind>` generators send \
+                 protobuf: write the object with `kubectl create … --dry-run=client -o yaml | kubectl apply -f -`)"
+            ),
+        ));
+    }
     let text = std::str::from_utf8(body)
         .map_err(|_| KubeError::bad_request("the request body is not UTF-8"))?;
     let yaml = headers
