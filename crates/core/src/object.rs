@@ -321,7 +321,10 @@ pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
                 cur = arr.iter().find(|item| {
                     item.get(field.trim()).is_some_and(|v| match v {
                         Value::String(s) => s == want,
-                        other => other.to_string() == want,
+                        other => {
+                            let written = other.to_string();
+                            written == want
+                        }
                     })
                 })?;
             } else if let Some(from) = inner.strip_suffix(':') {

@@ -57,7 +57,10 @@ async fn start_with(
 }
 
 fn loopback() -> oxflow_edge::ServeConfig {
-    oxflow_edge::ServeConfig::new(oxflow_edge::HostPolicy::loopback())
+    oxflow_edge::ServeConfig::new(
+        oxflow_edge::HostPolicy::loopback(),
+        oxflow_edge::Access::Open,
+    )
 }
 
 fn input(

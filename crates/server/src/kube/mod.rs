@@ -282,15 +282,14 @@ async fn handle(
 /// cluster-scoped kinds: reads by anyone, writes by a caller who may
 /// reach every namespace).
 fn authorize(who: &Who, t: &Target, verb: Verb) -> KubeResult<()> {
-    let r = match (&t.namespace, t.all_namespaces) {
+    match (&t.namespace, t.all_namespaces) {
         (Some(ns), _) => oxflow_core::Namespace::new(ns.clone())
             .map_err(|e| KubeError::bad_request(format!("namespace: {e}")))
             .and_then(|ns| who.may(verb, &ns).map_err(forbidden)),
         // Lists across namespaces are filtered to what the caller sees.
         (None, true) => Ok(()),
         (None, false) => who.may_in(verb, None).map_err(forbidden),
-    };
-    r
+    }
 }
 
 fn forbidden(e: crate::ApiError) -> KubeError {
@@ -520,7 +519,7 @@ fn parse_continue(token: &str) -> KubeResult<(String, String)> {
             "continue: {token:?} is not a token this server gave"
         ))
     };
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..token.len())
