@@ -442,6 +442,37 @@ pub(crate) async fn check_list_namespace(
     }
 }
 
+/// Scopes a KFP list to one experiment (whose stored namespace is the one
+/// listed) or to the request's namespace, once `who` may list there.
+pub(crate) async fn scope_list(
+    state: &AppState,
+    who: &Who,
+    p: &ListParams,
+    experiment: Option<&str>,
+    q: &mut ListQuery,
+) -> ApiResult<()> {
+    match experiment {
+        Some(eid) => {
+            let ns = match state.store().get_experiment(eid).await? {
+                Some(e) => e.namespace,
+                None => p.namespace(state)?,
+            };
+            who.may(Verb::List, &ns)?;
+            q.filters.push(Filter::new(
+                "experiment_id",
+                FilterOp::Equals,
+                FilterValue::String(eid.to_owned()),
+            ));
+        }
+        None => {
+            let ns = p.namespace(state)?;
+            who.may(Verb::List, &ns)?;
+            q.namespace = Some(ns);
+        }
+    }
+    Ok(())
+}
+
 fn required_str<'a>(v: &'a Value, field: &str) -> ApiResult<&'a str> {
     match v.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
@@ -858,26 +889,7 @@ async fn list_runs(
     if let Some(eid) = exp {
         check_list_namespace(&state, &p, eid).await?;
     }
-    match exp {
-        Some(eid) => {
-            // The experiment's namespace is the one listed.
-            let ns = match state.store().get_experiment(eid).await? {
-                Some(e) => e.namespace,
-                None => p.namespace(&state)?,
-            };
-            who.may(Verb::List, &ns)?;
-            q.filters.push(Filter {
-                field: "experiment_id".into(),
-                op: FilterOp::Equals,
-                value: FilterValue::String(eid.to_owned()),
-            })
-        }
-        None => {
-            let ns = p.namespace(&state)?;
-            who.may(Verb::List, &ns)?;
-            q.namespace = Some(ns)
-        }
-    }
+    scope_list(&state, &who, &p, exp, &mut q).await?;
     let store = state.store();
     let page = list_page(
         q,

@@ -13,12 +13,13 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use oxflow_core::Timestamp;
 use oxflow_pipelines::{RunOptions, SubmitRequest, Trigger, check_max_concurrency};
-use oxflow_store::{Filter, FilterOp, FilterValue, RecurringRunRecord};
+use oxflow_store::RecurringRunRecord;
 use serde_json::{Value, json};
 
 use super::{
     ListParams, check_list_namespace, check_pipeline_namespace, explicit_namespace, json_body,
-    list_page, non_empty, optional_str, required_str, resolve_spec, run_namespace, split_verb,
+    list_page, non_empty, optional_str, required_str, resolve_spec, run_namespace, scope_list,
+    split_verb,
 };
 use crate::AppState;
 use crate::caller::Who;
@@ -230,25 +231,7 @@ async fn list_recurring_runs(
     if let Some(eid) = non_empty(&p.experiment_id) {
         check_list_namespace(&state, &p, eid).await?;
     }
-    match non_empty(&p.experiment_id) {
-        Some(eid) => {
-            let ns = match state.store().get_experiment(eid).await? {
-                Some(e) => e.namespace,
-                None => p.namespace(&state)?,
-            };
-            who.may(Verb::List, &ns)?;
-            q.filters.push(Filter::new(
-                "experiment_id",
-                FilterOp::Equals,
-                FilterValue::String(eid.to_owned()),
-            ))
-        }
-        None => {
-            let ns = p.namespace(&state)?;
-            who.may(Verb::List, &ns)?;
-            q.namespace = Some(ns)
-        }
-    }
+    scope_list(&state, &who, &p, non_empty(&p.experiment_id), &mut q).await?;
     let store = state.store();
     let page = list_page(
         q,
