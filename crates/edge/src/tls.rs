@@ -17,6 +17,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Why TLS could not be set up.
@@ -116,11 +117,12 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<TlsIdentity, TlsEr
             (key, crt)
         }
     };
-    let ca_der = pem_der(&ca_pem).ok_or_else(|| TlsError::Certificate {
-        what: "reading the CA certificate",
-        dir: dir.to_path_buf(),
-        why: format!("{} holds no PEM certificate", crt_path.display()),
-    })?;
+    let ca_der =
+        CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| TlsError::Certificate {
+            what: "reading the CA certificate",
+            dir: dir.to_path_buf(),
+            why: format!("{}: {e}", crt_path.display()),
+        })?;
     let issuer = Issuer::new(ca_params(), ca_key);
     let mut params =
         CertificateParams::new(names.to_vec()).map_err(cert_err("naming the server"))?;
@@ -142,7 +144,7 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<TlsIdentity, TlsEr
         .with_safe_default_protocol_versions()
         .and_then(|b| {
             b.with_no_client_auth().with_single_cert(
-                vec![cert.der().clone(), CertificateDer::from(ca_der)],
+                vec![cert.der().clone(), ca_der],
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
             )
         })
@@ -156,43 +158,6 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<TlsIdentity, TlsEr
         config: Arc::new(config),
         ca_pem,
     })
-}
-
-/// The DER bytes of the first PEM block in `pem`.
-fn pem_der(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    base64_decode(body.trim())
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            b'\r' | b'\n' | b' ' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Writes `bytes` to a new file readable by its owner only.
@@ -229,12 +194,5 @@ mod tests {
             a.config.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         );
-    }
-
-    #[test]
-    fn base64_round_trips_what_pem_holds() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
-        assert!(base64_decode("a*b").is_none());
     }
 }

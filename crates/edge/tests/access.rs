@@ -296,16 +296,9 @@ async fn tls_and_plain_http_share_the_port() {
 
     // A client that trusts the CA reaches it over TLS.
     let mut roots = rustls::RootCertStore::empty();
-    let der: Vec<u8> = {
-        let body: String = identity
-            .ca_pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        decode64(&body)
-    };
+    use rustls::pki_types::pem::PemObject;
     roots
-        .add(rustls::pki_types::CertificateDer::from(der))
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(identity.ca_pem.as_bytes()).unwrap())
         .unwrap();
     let client = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -349,27 +342,4 @@ async fn tls_and_plain_http_share_the_port() {
             .await
             .is_err()
     );
-}
-
-fn decode64(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }

@@ -624,13 +624,7 @@ async fn list(
             out
         }
     };
-    let shape = Shape::of(headers);
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(shape.content_type()),
-    );
-    Ok(resp)
+    Ok(Shape::of(headers).respond(Body::from(body)))
 }
 
 async fn watch(
@@ -718,12 +712,7 @@ async fn watch(
             }
         }
     });
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(shape.content_type()),
-    );
-    Ok(resp)
+    Ok(shape.respond(Body::from_stream(stream)))
 }
 
 async fn status_subresource(

@@ -34,6 +34,16 @@ impl Shape {
         Self::Json
     }
 
+    /// A 200 answer with `body` and this shape's content type.
+    pub(crate) fn respond(self, body: axum::body::Body) -> axum::response::Response {
+        let mut resp = axum::response::Response::new(body);
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(self.content_type()),
+        );
+        resp
+    }
+
     pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",
