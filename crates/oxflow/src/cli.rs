@@ -807,8 +807,17 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         Some(crate::tune::report_tokens(&credentials)),
     )?;
     let tuning_handle = tuning.start();
+    let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
+    ensure_default_namespace(&resources, &ctx.namespace).await?;
+    oxflow_serving::kinds::migrate_legacy(&resources)
+        .await
+        .context("moving the stored InferenceServices and TrainedModels to the resource model")?;
+    resources
+        .warm()
+        .await
+        .context("reading the stored objects into memory")?;
     let serving = oxflow_serving::controller::ServingController::new(
-        ctx.store.clone(),
+        resources.clone(),
         oxflow_serving::controller::ControllerConfig {
             home: ctx.home.clone(),
             model_roots: args.model_roots.clone(),
@@ -859,12 +868,6 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         gate.credentials().token(),
         &tls.ca_pem,
     )?;
-    let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
-    ensure_default_namespace(&resources, &ctx.namespace).await?;
-    resources
-        .warm()
-        .await
-        .context("reading the stored objects into memory")?;
     let state = oxflow_server::AppState {
         controller: controller.clone(),
         resources,

@@ -4,7 +4,7 @@
 //! Without `--server` they work on the local data directory: `apply` stores
 //! the service and a running `oxflow up` on the same data directory serves
 //! it within its resync interval (as `kubectl apply` leaves the work to the
-//! controller). With `--server` they go through its KServe API.
+//! controller). With `--server` they go through its Kubernetes API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use oxflow_core::{Namespace, Timestamp};
-use oxflow_serving::controller::{is_ready, isvc_json, stored_spec};
-use oxflow_serving::spec::{InferenceService, Resource, parse_documents};
+use oxflow_serving::controller::{is_ready, stored_spec};
+use oxflow_serving::kinds::INFERENCE_SERVICE;
+use oxflow_serving::spec::{Resource, parse_documents};
 use serde_json::Value;
 
-use crate::cli::{Cli, Ctx};
-use crate::remote::{Server, encode_path};
+use crate::cli::Cli;
+use crate::objects::{Backend, item_path};
+use crate::remote::encode_path;
 
 #[derive(Debug, Subcommand)]
 pub enum IsvcCommand {
@@ -71,99 +73,6 @@ pub struct ApplyArgs {
     pub wait: u64,
 }
 
-/// Where services are: the local store, or a server's API.
-pub(crate) enum Backend {
-    Local(Ctx),
-    Remote(Server),
-}
-
-impl Backend {
-    pub(crate) async fn open(cli: &Cli) -> Result<Backend> {
-        Ok(
-            match cli.server.as_deref().filter(|u| !u.trim().is_empty()) {
-                Some(url) => {
-                    Backend::Remote(Server::parse(url)?.with_token(crate::cli::client_token(cli)?))
-                }
-                None => Backend::Local(Ctx::open(cli).await?),
-            },
-        )
-    }
-
-    async fn get(&self, ns: &Namespace, name: &str) -> Result<Value> {
-        match self {
-            Backend::Local(ctx) => Ok(isvc_json(&ctx.store.get_inference_service(ns, name).await?)),
-            Backend::Remote(s) => s.json("GET", &item_path(ns, name), None).await,
-        }
-    }
-
-    async fn list(&self, ns: Option<&Namespace>) -> Result<Vec<Value>> {
-        match self {
-            Backend::Local(ctx) => Ok(ctx
-                .store
-                .list_inference_services(ns)
-                .await?
-                .iter()
-                .map(isvc_json)
-                .collect()),
-            Backend::Remote(s) => {
-                let path = match ns {
-                    Some(ns) => format!(
-                        "/apis/serving.kserve.io/v1beta1/namespaces/{}/inferenceservices",
-                        encode_path(ns.as_str())
-                    ),
-                    None => "/apis/serving.kserve.io/v1beta1/inferenceservices".to_owned(),
-                };
-                s.list_items(&path).await
-            }
-        }
-    }
-
-    /// Stores the service; returns `created`, `configured` or `unchanged`.
-    async fn apply(&self, ns: &Namespace, service: &InferenceService) -> Result<&'static str> {
-        match self {
-            Backend::Local(ctx) => {
-                let spec = stored_spec(service, ns);
-                let (_, applied) = ctx
-                    .store
-                    .apply_inference_service(ns, service.name.as_str(), &spec)
-                    .await?;
-                Ok(applied.as_str())
-            }
-            Backend::Remote(s) => {
-                let name = service.name.as_str();
-                let before = s.json("GET", &item_path(ns, name), None).await.ok();
-                let after = s
-                    .json("PUT", &item_path(ns, name), Some(&stored_spec(service, ns)))
-                    .await?;
-                let generation = |v: &Value| v["metadata"]["generation"].as_i64();
-                Ok(match before {
-                    None => "created",
-                    Some(b) if generation(&b) == generation(&after) => "unchanged",
-                    Some(_) => "configured",
-                })
-            }
-        }
-    }
-
-    async fn delete(&self, ns: &Namespace, name: &str) -> Result<bool> {
-        match self {
-            Backend::Local(ctx) => Ok(ctx.store.delete_inference_service(ns, name).await?),
-            Backend::Remote(s) => {
-                s.json("DELETE", &item_path(ns, name), None).await?;
-                Ok(true)
-            }
-        }
-    }
-}
-
-fn item_path(ns: &Namespace, name: &str) -> String {
-    format!(
-        "/apis/serving.kserve.io/v1beta1/namespaces/{}/inferenceservices/{}",
-        encode_path(ns.as_str()),
-        encode_path(name)
-    )
-}
-
 /// `oxflow apply -f FILE`: every resource is checked before any is stored,
 /// so a file with one bad document changes nothing.
 pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
@@ -191,7 +100,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
     let mut applied = Vec::new();
     for s in &services {
         let ns = s.namespace.clone().unwrap_or_else(|| default_ns.clone());
-        let what = backend.apply(&ns, s).await?;
+        let what = backend
+            .apply(&INFERENCE_SERVICE, &ns, stored_spec(s, &ns))
+            .await?;
         println!(
             "inferenceservice.serving.kserve.io/{} {what}",
             s.name.as_str()
@@ -202,7 +113,13 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
     let mut applied_models = Vec::new();
     for m in &models {
         let ns = m.namespace.clone().unwrap_or_else(|| default_ns.clone());
-        let what = backend.apply_trained_model(&ns, m).await?;
+        let what = backend
+            .apply(
+                &oxflow_serving::kinds::TRAINED_MODEL,
+                &ns,
+                oxflow_serving::controller::stored_trained_model_spec(m, &ns),
+            )
+            .await?;
         println!("trainedmodel.serving.kserve.io/{} {what}", m.name.as_str());
         applied_models.push((ns, m.name.as_str().to_owned()));
     }
@@ -213,7 +130,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
     let mut failed = false;
     for (ns, name) in &applied {
         loop {
-            let v = backend.get(ns, name).await?;
+            let v = backend.get(&INFERENCE_SERVICE, ns, name).await?;
             let status = &v["status"];
             let current =
                 status["observedGeneration"].as_i64() == v["metadata"]["generation"].as_i64();
@@ -297,7 +214,9 @@ pub async fn isvc(cli: &Cli, cmd: &IsvcCommand) -> Result<ExitCode> {
             output,
             all_namespaces,
         } => {
-            let items = backend.list((!*all_namespaces).then_some(&ns)).await?;
+            let items = backend
+                .list(&INFERENCE_SERVICE, (!*all_namespaces).then_some(&ns))
+                .await?;
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
@@ -305,7 +224,7 @@ pub async fn isvc(cli: &Cli, cmd: &IsvcCommand) -> Result<ExitCode> {
             }
         }
         IsvcCommand::Get { name, output } => {
-            let v = backend.get(&ns, name).await?;
+            let v = backend.get(&INFERENCE_SERVICE, &ns, name).await?;
             match output.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&v)?),
                 "yaml" => print!("{}", serde_saphyr::to_string(&v)?),
@@ -316,44 +235,47 @@ pub async fn isvc(cli: &Cli, cmd: &IsvcCommand) -> Result<ExitCode> {
             name,
             component,
             revision,
-        } => {
-            match &backend {
-                Backend::Remote(server) => {
-                    let query = match revision {
-                        Some(r) => format!("revision={}", encode_path(r)),
-                        None => format!("component={component}"),
-                    };
-                    let text = server
-                        .text("GET", &format!("{}/logs?{query}", item_path(&ns, name)))
-                        .await?;
-                    print!("{text}");
-                }
-                Backend::Local(ctx) => {
-                    let record = ctx.store.get_inference_service(&ns, name).await?;
-                    let revision = match revision {
+        } => match backend.remote() {
+            Some(server) => {
+                let query = match revision {
+                    Some(r) => format!("revision={}", encode_path(r)),
+                    None => format!("component={component}"),
+                };
+                let text = server
+                    .text(
+                        "GET",
+                        &format!("{}/logs?{query}", item_path(&INFERENCE_SERVICE, &ns, name)),
+                    )
+                    .await?;
+                print!("{text}");
+            }
+            None => {
+                let ctx = backend.local().context("no local data directory")?;
+                let v = backend.get(&INFERENCE_SERVICE, &ns, name).await?;
+                let revision = match revision {
                     Some(r) => r.clone(),
-                    None => record.status["components"][component.as_str()]
-                        ["latestCreatedRevision"]
+                    None => v["status"]["components"][component.as_str()]["latestCreatedRevision"]
                         .as_str()
                         .map(str::to_owned)
                         .with_context(|| {
-                            format!("{name} has no {component} (or `oxflow up` has not seen it yet)")
+                            format!(
+                                "{name} has no {component} (or `oxflow up` has not seen it yet)"
+                            )
                         })?,
                 };
-                    let path = oxflow_serving::logs::revision_log(&ctx.home, &ns, name, &revision)
-                        .map_err(|e| {
-                            anyhow::anyhow!(
-                                "{name}: {e} (only commands — custom containers — write a log)"
-                            )
-                        })?;
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    print!("{text}");
-                }
+                let path = oxflow_serving::logs::revision_log(&ctx.home, &ns, name, &revision)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{name}: {e} (only commands — custom containers — write a log)"
+                        )
+                    })?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                print!("{text}");
             }
-        }
+        },
         IsvcCommand::Delete { name } => {
-            if !backend.delete(&ns, name).await? {
+            if !backend.delete(&INFERENCE_SERVICE, &ns, name).await? {
                 bail!("inference service {name:?} not found in namespace {ns}");
             }
             println!("inferenceservice.serving.kserve.io \"{name}\" deleted");

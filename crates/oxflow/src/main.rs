@@ -4,6 +4,7 @@
 mod cli;
 mod isvc;
 mod kubeconfig;
+mod objects;
 mod output;
 mod remote;
 mod serve;

@@ -157,6 +157,23 @@ impl Server {
             .with_context(|| format!("{method} {}{path}: the answer is not JSON", self.url))
     }
 
+    /// [`Self::json`], with `None` for a 404 (an object that is not there).
+    pub(crate) async fn json_opt(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>> {
+        let r = self.send(method, path, body).await?;
+        if r.status == 404 {
+            return Ok(None);
+        }
+        let r = Self::check(r)?;
+        serde_json::from_slice(&r.body)
+            .map(Some)
+            .with_context(|| format!("{method} {}{path}: the answer is not JSON", self.url))
+    }
+
     /// Every item of a Kubernetes-style list at `path`, following its
     /// pages (`metadata.continue`).
     pub(crate) async fn list_items(&self, path: &str) -> Result<Vec<Value>> {
@@ -184,7 +201,12 @@ impl Server {
 
     /// A request that must succeed (2xx).
     async fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response> {
-        let r = self.send(method, path, body).await?;
+        Self::check(self.send(method, path, body).await?)
+    }
+
+    /// The answer if it is a success (2xx), else the server's message as
+    /// the error.
+    fn check(r: Response) -> Result<Response> {
         if (200..300).contains(&r.status) {
             return Ok(r);
         }

@@ -4,7 +4,8 @@
 //!
 //! Like `oxflow isvc`, without `--server` this works on the local data
 //! directory (a running `oxflow up` on it loads what is stored within its
-//! resync interval); with `--server` it goes through the server's API.
+//! resync interval); with `--server` it goes through the server's
+//! Kubernetes API.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -12,13 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use oxflow_core::Namespace;
-use oxflow_serving::controller::{stored_trained_model_spec, trained_model_json};
-use oxflow_serving::spec::TrainedModel;
+use oxflow_serving::kinds::TRAINED_MODEL;
 use serde_json::Value;
 
 use crate::cli::Cli;
-use crate::isvc::{Backend, age};
-use crate::remote::encode_path;
+use crate::isvc::age;
+use crate::objects::Backend;
 
 #[derive(Debug, Subcommand)]
 pub enum TrainedModelCommand {
@@ -44,88 +44,6 @@ pub enum TrainedModelCommand {
         /// The model's name.
         name: String,
     },
-}
-
-const API: &str = "/apis/serving.kserve.io/v1alpha1";
-
-fn item_path(ns: &Namespace, name: &str) -> String {
-    format!(
-        "{API}/namespaces/{}/trainedmodels/{}",
-        encode_path(ns.as_str()),
-        encode_path(name)
-    )
-}
-
-impl Backend {
-    async fn get_trained_model(&self, ns: &Namespace, name: &str) -> Result<Value> {
-        match self {
-            Backend::Local(ctx) => Ok(trained_model_json(
-                &ctx.store.get_trained_model(ns, name).await?,
-            )),
-            Backend::Remote(s) => s.json("GET", &item_path(ns, name), None).await,
-        }
-    }
-
-    async fn list_trained_models(&self, ns: Option<&Namespace>) -> Result<Vec<Value>> {
-        match self {
-            Backend::Local(ctx) => Ok(ctx
-                .store
-                .list_trained_models(ns)
-                .await?
-                .iter()
-                .map(trained_model_json)
-                .collect()),
-            Backend::Remote(s) => {
-                let path = match ns {
-                    Some(ns) => format!(
-                        "{API}/namespaces/{}/trainedmodels",
-                        encode_path(ns.as_str())
-                    ),
-                    None => format!("{API}/trainedmodels"),
-                };
-                s.list_items(&path).await
-            }
-        }
-    }
-
-    /// Stores the model; returns `created`, `configured` or `unchanged`.
-    pub(crate) async fn apply_trained_model(
-        &self,
-        ns: &Namespace,
-        model: &TrainedModel,
-    ) -> Result<&'static str> {
-        let name = model.name.as_str();
-        let spec = stored_trained_model_spec(model, ns);
-        match self {
-            Backend::Local(ctx) => {
-                let (_, applied) = ctx
-                    .store
-                    .apply_trained_model(ns, name, model.spec.inference_service.as_str(), &spec)
-                    .await?;
-                Ok(applied.as_str())
-            }
-            Backend::Remote(s) => {
-                let before = s.json("GET", &item_path(ns, name), None).await.ok();
-                let after = s.json("PUT", &item_path(ns, name), Some(&spec)).await?;
-                let generation = |v: &Value| v["metadata"]["generation"].as_i64();
-                Ok(match before {
-                    None => "created",
-                    Some(b) if generation(&b) == generation(&after) => "unchanged",
-                    Some(_) => "configured",
-                })
-            }
-        }
-    }
-
-    async fn delete_trained_model(&self, ns: &Namespace, name: &str) -> Result<bool> {
-        match self {
-            Backend::Local(ctx) => Ok(ctx.store.delete_trained_model(ns, name).await?),
-            Backend::Remote(s) => {
-                s.json("DELETE", &item_path(ns, name), None).await?;
-                Ok(true)
-            }
-        }
-    }
 }
 
 /// A TrainedModel condition by type.
@@ -163,7 +81,7 @@ pub(crate) async fn wait_ready(
     wait_s: u64,
 ) -> Result<bool> {
     loop {
-        let v = backend.get_trained_model(ns, name).await?;
+        let v = backend.get(&TRAINED_MODEL, ns, name).await?;
         let status = &v["status"];
         let current = status["observedGeneration"].as_i64() == v["metadata"]["generation"].as_i64();
         if current && is_ready(status) {
@@ -197,7 +115,7 @@ pub async fn trained_model(cli: &Cli, cmd: &TrainedModelCommand) -> Result<ExitC
             all_namespaces,
         } => {
             let items = backend
-                .list_trained_models((!*all_namespaces).then_some(&ns))
+                .list(&TRAINED_MODEL, (!*all_namespaces).then_some(&ns))
                 .await?;
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&items)?);
@@ -206,7 +124,7 @@ pub async fn trained_model(cli: &Cli, cmd: &TrainedModelCommand) -> Result<ExitC
             }
         }
         TrainedModelCommand::Get { name, output } => {
-            let v = backend.get_trained_model(&ns, name).await?;
+            let v = backend.get(&TRAINED_MODEL, &ns, name).await?;
             match output.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&v)?),
                 "yaml" => print!("{}", serde_saphyr::to_string(&v)?),
@@ -214,7 +132,7 @@ pub async fn trained_model(cli: &Cli, cmd: &TrainedModelCommand) -> Result<ExitC
             }
         }
         TrainedModelCommand::Delete { name } => {
-            if !backend.delete_trained_model(&ns, name).await? {
+            if !backend.delete(&TRAINED_MODEL, &ns, name).await? {
                 bail!("trained model {name:?} not found in namespace {ns}");
             }
             println!("trainedmodel.serving.kserve.io \"{name}\" deleted");

@@ -346,6 +346,58 @@ impl Resources {
         })
     }
 
+    /// Stores an object carried over from an older schema as it was: its
+    /// uid, generation, creation time and status are kept (a data
+    /// directory's migration). `AlreadyExists` when it was carried over
+    /// before, so a migration interrupted by a crash can run again.
+    pub async fn restore(&self, kind: &'static Kind, object: Value) -> Result<Value> {
+        let name_of = |o: &Value| {
+            o.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let mut meta =
+            parse_meta(object.get("metadata")).map_err(|causes| ResourceError::Invalid {
+                kind,
+                name: name_of(&object),
+                causes,
+            })?;
+        check_name(kind, &meta.name)?;
+        let uid = meta
+            .uid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        meta.uid = Some(uid.clone());
+        meta.generation = meta.generation.max(1);
+        meta.resource_version = None;
+        meta.deletion_timestamp = None;
+        if meta.creation_timestamp.is_none() {
+            meta.creation_timestamp = Some(Timestamp::now().to_rfc3339());
+        }
+        let status = object.get("status").cloned();
+        let name = meta.name.clone();
+        let mut object = validate(kind, &name, assemble(kind, &meta, object))?;
+        if let Some(s) = status.filter(|s| !s.is_null()) {
+            object["status"] = s;
+        }
+        let key = Self::key(kind, meta.namespace.as_deref(), &name);
+        let _writing = self.writing.lock().await;
+        let (stored, event) = self
+            .store
+            .create_resource(
+                &key,
+                &uid,
+                meta.generation,
+                object,
+                &Self::what(kind, &name),
+            )
+            .await
+            .map_err(|e| Self::store_err(kind, &name, e))?;
+        self.publish(event);
+        Ok(stored.object)
+    }
+
     /// Replaces an object (PUT): its `metadata.resourceVersion`, when
     /// given, must be the stored one.
     pub async fn replace(
@@ -356,6 +408,18 @@ impl Resources {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Written> {
+        // The API server compares the names before it reads the object.
+        if let Some(own) = body.pointer("/metadata/name").and_then(Value::as_str)
+            && !own.is_empty()
+            && own != name
+        {
+            return Err(ResourceError::BadRequest {
+                message: format!(
+                    "the name of the object ({own}) does not match the name on the URL ({name})"
+                ),
+                causes: vec![],
+            });
+        }
         let existing = self.get_stored(kind, namespace, name).await?;
         self.update_from(kind, namespace, name, existing, body, opts, true)
             .await
@@ -412,14 +476,16 @@ impl Resources {
                 }
             }
         }
+        // Validation defaults the body, so the generation is decided on
+        // the defaulted object: re-applying what was applied is no change.
+        meta.generation = existing.generation;
+        let mut object = validate(kind, name, assemble(kind, &meta, object))?;
         let generation = if body_of(&object) == body_of(&existing.object) {
             existing.generation
         } else {
             existing.generation + 1
         };
-        meta.generation = generation;
-        let object = assemble(kind, &meta, object);
-        let object = validate(kind, name, object)?;
+        object["metadata"]["generation"] = Value::from(generation);
         let mut unchanged = object.clone();
         unchanged["metadata"]["resourceVersion"] =
             existing.object["metadata"]["resourceVersion"].clone();
@@ -548,6 +614,49 @@ impl Resources {
             warnings: vec![],
             created: false,
         })
+    }
+
+    /// A controller's status for what it observed: written only while the
+    /// object is the one with `uid` at `generation`, so a reconcile that
+    /// finished an older spec (or a deleted and re-created object) cannot
+    /// overwrite the status of a newer one. Returns whether it was written
+    /// (or already equal); `false` means a newer reconcile will write.
+    pub async fn write_observed_status(
+        &self,
+        kind: &'static Kind,
+        namespace: Option<&str>,
+        name: &str,
+        observed: (&str, i64),
+        status: &Value,
+        fence: Option<&Fence>,
+    ) -> Result<bool> {
+        let (uid, generation) = observed;
+        // A concurrent write to the object (a label, a finalizer) moves its
+        // resourceVersion without changing what was observed: try again.
+        for _ in 0..5 {
+            let existing = match self.get_stored(kind, namespace, name).await {
+                Ok(e) => e,
+                Err(ResourceError::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if existing.uid != uid || existing.generation != generation {
+                return Ok(false);
+            }
+            if existing.object.get("status") == Some(status) {
+                return Ok(true);
+            }
+            let mut object = existing.object.clone();
+            object["status"] = status.clone();
+            match self
+                .write_update(kind, name, &existing, existing.generation, object, fence)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(ResourceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 
     /// Patches an object (PATCH), or its status (`status: true`). A patch

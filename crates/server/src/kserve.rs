@@ -1,13 +1,10 @@
-//! KServe's InferenceServices over HTTP, at Kubernetes-style paths so that
-//! what a KServe user knows (`kubectl get isvc -n NS -o yaml`) maps 1:1:
+//! What KServe serves besides its kinds (InferenceService and
+//! TrainedModel are resource-model kinds, served by the Kubernetes API like
+//! any other):
 //!
-//! - `GET  /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices`
-//!   — an `InferenceServiceList`; `POST` creates one from KServe YAML or
-//!   JSON (201; 409 when the name is taken; 400 names the field at fault).
-//! - `GET | PUT | DELETE …/inferenceservices/{name}` — one service in
-//!   KServe's shape with its status; `PUT` creates or replaces it (a new
-//!   generation when the spec changed).
-//! - `GET /apis/serving.kserve.io/v1beta1/inferenceservices` — every namespace.
+//! - `GET …/namespaces/{ns}/inferenceservices/{name}/logs` and `/metrics`
+//!   under `/apis/serving.kserve.io/v1beta1`: a command's output and the
+//!   service's request metrics, as the dashboard shows them.
 //!
 //! And the services themselves (the data plane), by path or by host:
 //!
@@ -17,47 +14,46 @@
 //!   `latest-{name}-predictor.{ns}.…` and `prev-…`) — KServe's own URL, as in
 //!   `curl -H "Host: sklearn-iris.default.example.com" …/v1/models/sklearn-iris:predict`.
 
-use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use oxflow_core::Namespace;
-use oxflow_serving::controller::{ServingController, ServingError, isvc_json};
+use oxflow_serving::controller::{ServingController, ServingError};
+use oxflow_serving::kinds::INFERENCE_SERVICE;
 use oxflow_serving::logs::RevisionLogError;
-use oxflow_serving::spec::InferenceService;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{KubeListParams, KubePager};
 use crate::routes::Routes;
 use oxflow_auth::Verb;
-
-const API_VERSION: &str = "serving.kserve.io/v1beta1";
 
 /// The routes under `/apis/serving.kserve.io/v1beta1`.
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route("/inferenceservices", get(list_all))
-        .route("/namespaces/{ns}/inferenceservices", get(list).post(create))
-        .route(
-            "/namespaces/{ns}/inferenceservices/{name}",
-            get(read).put(replace).delete(delete),
-        )
         .route("/namespaces/{ns}/inferenceservices/{name}/logs", get(logs))
         .route(
             "/namespaces/{ns}/inferenceservices/{name}/metrics",
             get(metrics),
         )
-        .with(|r| {
-            r.layer(axum::extract::DefaultBodyLimit::max(
-                MAX_RESOURCE_BODY_BYTES,
-            ))
-        })
+}
+
+/// 404 unless the service exists.
+async fn exists(state: &AppState, ns: &Namespace, name: &str) -> ApiResult<()> {
+    match state
+        .resources
+        .get(&INFERENCE_SERVICE, Some(ns.as_str()), name)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(oxflow_resources::ResourceError::NotFound { .. }) => Err(ApiError::not_found(format!(
+            "no inference service {name} in namespace {ns}"
+        ))),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
 }
 
 /// The service's request metrics (Prometheus text) as the control plane
@@ -71,7 +67,7 @@ async fn metrics(
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
     who.may(Verb::Get, &ns)?;
-    state.store().get_inference_service(&ns, &name).await?;
+    exists(&state, &ns, &name).await?;
     let text = serving(&state)?
         .service_metrics(&ns, &name)
         .unwrap_or_default();
@@ -115,7 +111,7 @@ async fn logs(
             "component: {component:?} is not predictor, transformer or explainer"
         )));
     }
-    state.store().get_inference_service(&ns, &name).await?;
+    exists(&state, &ns, &name).await?;
     let path = match &q.revision {
         Some(revision) => serving(&state)?
             .revision_log_path(&ns, &name, revision)
@@ -153,7 +149,7 @@ impl From<ServingError> for ApiError {
     fn from(e: ServingError) -> Self {
         match e {
             ServingError::Spec(e) => ApiError::bad_request(e.to_string()),
-            ServingError::Store(e) => e.into(),
+            ServingError::Resource(e) => ApiError::internal(e.to_string()),
         }
     }
 }
@@ -167,184 +163,6 @@ pub(crate) fn serving(state: &AppState) -> ApiResult<&ServingController> {
         .serving
         .as_ref()
         .ok_or_else(|| ApiError::internal("model serving is not enabled on this server"))
-}
-
-/// A request body as text (KServe YAML or JSON).
-pub(crate) fn body_text(body: &Bytes) -> ApiResult<&str> {
-    std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("the body is not UTF-8 text (send KServe YAML or JSON)"))
-}
-
-/// A body's `metadata.namespace`, when it has one, must be the URL's.
-pub(crate) fn same_namespace(own: Option<&Namespace>, ns: &Namespace) -> ApiResult<()> {
-    match own {
-        Some(own) if own != ns => Err(ApiError::bad_request(format!(
-            "metadata.namespace: {own} does not match the namespace in the URL ({ns})"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// A replaced resource's `metadata.name` must be the URL's.
-pub(crate) fn same_name(own: &str, name: &str) -> ApiResult<()> {
-    if own != name {
-        return Err(ApiError::bad_request(format!(
-            "metadata.name: {own} does not match the name in the URL ({name})"
-        )));
-    }
-    Ok(())
-}
-
-/// Bodies of the Kubernetes-style routes: a resource is at most
-/// [`oxflow_core::spec::MAX_OBJECT_BYTES`] as JSON, and its YAML at most
-/// the parsers' 4 MiB.
-pub(crate) const MAX_RESOURCE_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-/// A Kubernetes list of `kind` (`InferenceServiceList`, …): one page of
-/// `records` (ordered by namespace and name), with `metadata.continue`
-/// when more follow (see [`KubePager`]).
-pub(crate) fn list_json<T>(
-    api_version: &str,
-    kind: &str,
-    params: &KubeListParams,
-    records: Vec<T>,
-    key: impl Fn(&T) -> (String, String),
-    render: impl Fn(&T) -> Value,
-) -> ApiResult<Json<Value>> {
-    let mut pager = KubePager::new(params)?;
-    for (k, record) in pager.select(records, key) {
-        if !pager.wants_more() || !pager.push(k, render(&record)) {
-            break;
-        }
-    }
-    let (items, next) = pager.finish();
-    let metadata = match next {
-        Some(token) => json!({"continue": token}),
-        None => json!({}),
-    };
-    Ok(Json(json!({
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": metadata,
-        "items": items,
-    })))
-}
-
-/// A PUT's answer: 201 when it created the resource, else 200.
-pub(crate) fn put_status(applied: oxflow_store::Applied) -> StatusCode {
-    if applied == oxflow_store::Applied::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
-}
-
-/// Kubernetes' answer to a DELETE.
-pub(crate) fn deleted(name: &str, plural: &str) -> Json<Value> {
-    Json(json!({
-        "apiVersion": "v1",
-        "kind": "Status",
-        "status": "Success",
-        "details": {"name": name, "group": "serving.kserve.io", "kind": plural},
-    }))
-}
-
-/// The body as an InferenceService whose namespace, if it names one, is `ns`.
-fn parse(body: &Bytes, ns: &Namespace) -> ApiResult<InferenceService> {
-    let service = InferenceService::from_yaml(body_text(body)?)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    same_namespace(service.namespace.as_ref(), ns)?;
-    Ok(service)
-}
-
-fn isvc_list(
-    params: &KubeListParams,
-    records: Vec<oxflow_store::InferenceServiceRecord>,
-) -> ApiResult<Json<Value>> {
-    list_json(
-        API_VERSION,
-        "InferenceServiceList",
-        params,
-        records,
-        |r| (r.namespace.to_string(), r.name.clone()),
-        isvc_json,
-    )
-}
-
-async fn list_all(
-    State(state): State<AppState>,
-    who: Who,
-    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
-) -> ApiResult<Json<Value>> {
-    let mut records = state.store().list_inference_services(None).await?;
-    // Across namespaces: only those the caller may list.
-    records.retain(|r| who.sees(r.namespace.as_str()));
-    isvc_list(&params, records)
-}
-
-async fn list(
-    State(state): State<AppState>,
-    who: Who,
-    Path(ns): Path<String>,
-    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
-) -> ApiResult<Json<Value>> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::List, &ns)?;
-    let records = state.store().list_inference_services(Some(&ns)).await?;
-    isvc_list(&params, records)
-}
-
-async fn create(
-    State(state): State<AppState>,
-    who: Who,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Create, &ns)?;
-    let service = parse(&body, &ns)?;
-    let record = serving(&state)?.create(&ns, &service).await?;
-    Ok((StatusCode::CREATED, Json(isvc_json(&record))).into_response())
-}
-
-async fn read(
-    State(state): State<AppState>,
-    who: Who,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Get, &ns)?;
-    let record = state.store().get_inference_service(&ns, &name).await?;
-    Ok(Json(isvc_json(&record)))
-}
-
-async fn replace(
-    State(state): State<AppState>,
-    who: Who,
-    Path((ns, name)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Update, &ns)?;
-    let service = parse(&body, &ns)?;
-    same_name(service.name.as_str(), &name)?;
-    let (record, applied) = serving(&state)?.apply(&ns, &service).await?;
-    Ok((put_status(applied), Json(isvc_json(&record))).into_response())
-}
-
-async fn delete(
-    State(state): State<AppState>,
-    who: Who,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Delete, &ns)?;
-    if !serving(&state)?.delete(&ns, &name).await? {
-        return Err(ApiError::not_found(format!(
-            "inference service {name:?} not found in namespace {ns}"
-        )));
-    }
-    Ok(deleted(&name, "inferenceservices"))
 }
 
 /// Whether the request's caller may call a service in namespace `ns`

@@ -11,7 +11,6 @@ mod error;
 mod katib;
 mod kfp;
 mod kserve;
-mod kserve_trained;
 mod kube;
 mod limits;
 mod openapi;
@@ -62,7 +61,6 @@ fn routes() -> routes::Routes {
         .nest("/oxflow/v1", api::routes())
         .nest("/apis/kubeflow.org/v1beta1", katib::routes())
         .nest("/apis/serving.kserve.io/v1beta1", kserve::routes())
-        .nest("/apis/serving.kserve.io/v1alpha1", kserve_trained::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(kube::routes())
         .merge(dashboard::routes())
@@ -70,7 +68,11 @@ fn routes() -> routes::Routes {
 
 /// The kinds `oxflow up` serves through the Kubernetes API.
 pub fn registry() -> oxflow_resources::Registry {
-    oxflow_resources::Registry::new(oxflow_resources::builtin::kinds())
+    oxflow_resources::Registry::new(
+        oxflow_resources::builtin::kinds()
+            .into_iter()
+            .chain(oxflow_serving::kinds::kinds()),
+    )
 }
 
 /// The path of every route [`router`] serves (`{param}` segments as

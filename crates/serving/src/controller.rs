@@ -1,11 +1,13 @@
 //! The InferenceService controller of `oxflow up`: it makes every stored
 //! service servable in this process and reports KServe's status for it.
 //!
-//! The store is the source of truth, as the Kubernetes API is for KServe:
-//! `apply` writes the spec (bumping its generation) and then reconciles at
-//! once; a resync loop also reconciles what other processes wrote (an
-//! `oxflow apply` beside a running `oxflow up`) and removes what they
-//! deleted. Every generation of a service becomes a *revision*
+//! The resource model is the source of truth, as the Kubernetes API is for
+//! KServe: whoever writes an InferenceService or TrainedModel (kubectl, an
+//! SDK, the CLI, [`ServingController::apply`]) writes the object, and the
+//! controller, run by the controller framework, is woken by the change feed
+//! and reconciles it from its stored state; its periodic resync also picks
+//! up what other processes wrote (an `oxflow apply` beside a running
+//! `oxflow up`) and removes what they deleted. Every generation of a service becomes a *revision*
 //! (`NAME-predictor-00003`) with its own data plane. A new revision only
 //! takes traffic once its model is ready, so re-applying a service never
 //! interrupts it, and a revision that fails to load leaves the previous one
@@ -29,10 +31,12 @@ use oxflow_core::{Namespace, Timestamp};
 use oxflow_inference::batcher::BatchConfig;
 use oxflow_inference::metrics::Metrics;
 use oxflow_inference::{DataPlane, Loader, ModelControl, ModelState, PlaneConfig, Repository};
-use oxflow_store::{Applied, InferenceServiceRecord, Store, StoreError};
+use oxflow_resources::{ResourceError, Resources, WriteOptions};
+use oxflow_store::ResourceKey;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::kinds::{Applied, INFERENCE_SERVICE, InferenceServiceRecord, ROLLED_OUT, Stored};
 use crate::local::{ModelSource, SourceLoader};
 use crate::runtimes::RuntimeConfig;
 use crate::spec::{InferenceService, Predictor, PredictorSpec, SpecError};
@@ -50,7 +54,7 @@ mod trained;
 pub use autoscale::AutoscaleConfig;
 pub use grpc::serve_grpc;
 use status::transitions_from;
-pub use trained::{stored_trained_model_spec, trained_model_json};
+pub use trained::stored_trained_model_spec;
 
 /// How the controller serves.
 #[derive(Clone)]
@@ -85,9 +89,9 @@ pub enum ServingError {
     /// The resource is not a valid InferenceService.
     #[error("{0}")]
     Spec(#[from] SpecError),
-    /// The store failed or the service does not exist.
+    /// The write was refused or the service does not exist.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Resource(#[from] ResourceError),
 }
 
 /// What happens to a revision's model, as KServe's `modelStatus` says it.
@@ -262,22 +266,25 @@ enum Route {
 type Key = (Namespace, String);
 
 struct Inner {
-    store: Store,
+    resources: Resources,
     storage: Storage,
     config: ControllerConfig,
     /// Each service's request metrics (shared by its revisions).
     metrics: RwLock<HashMap<Key, Arc<Metrics>>>,
     services: RwLock<HashMap<Key, Entry>>,
     stop: Notify,
-    /// Bumped after every status write, so that callers can wait for a
-    /// service to settle without polling the store.
+    /// Bumped after every status write and every change of what is
+    /// served, so that callers can wait for a service to settle without
+    /// polling the store.
     changes: tokio::sync::watch::Sender<u64>,
     /// Held by `settle` from computing a status (and a promotion) until
-    /// both are stored, so that two changes finishing together cannot
-    /// store them in the wrong order (the older one last).
+    /// it is stored, so that two changes finishing together cannot store
+    /// them in the wrong order (the older one last).
     status_writes: tokio::sync::Mutex<()>,
     /// TrainedModels and the multi-model servers that load them.
     trained: trained::TrainedModels,
+    /// The framework controller that runs the reconciles, once started.
+    framework: std::sync::OnceLock<oxflow_controller::Controller>,
 }
 
 /// Serves the stored InferenceServices; cheap to clone.
@@ -293,15 +300,88 @@ struct Planned {
     load: Option<(SourceLoader, Arc<Repository>)>,
 }
 
+/// The serving controller as the framework runs it: a changed
+/// InferenceService is reconciled (or unloaded when gone); a changed
+/// TrainedModel brings every multi-model server in line.
+struct Reconcile(ServingController);
+
+impl oxflow_controller::Reconciler for Reconcile {
+    fn reconcile<'a>(
+        &'a self,
+        key: &'a ResourceKey,
+        _ctx: &'a oxflow_controller::Context,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<oxflow_controller::Action, oxflow_controller::ReconcileError>,
+    > {
+        Box::pin(async move {
+            if key.kind == crate::kinds::TRAINED_MODEL.kind {
+                self.0.resync_trained().await;
+            } else {
+                self.0.reconcile_key(&key.namespace, &key.name).await?;
+            }
+            Ok(oxflow_controller::Action::Done)
+        })
+    }
+
+    fn keys(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<ResourceKey>, oxflow_controller::ReconcileError>>
+    {
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            for kind in crate::kinds::kinds() {
+                let (objects, _) = self
+                    .0
+                    .inner
+                    .resources
+                    .list(kind, None, &Default::default(), &Default::default())
+                    .await?;
+                keys.extend(objects.iter().filter_map(|o| {
+                    Some(ResourceKey {
+                        group: kind.group.to_owned(),
+                        kind: kind.kind.to_owned(),
+                        namespace: o["metadata"]["namespace"].as_str()?.to_owned(),
+                        name: o["metadata"]["name"].as_str()?.to_owned(),
+                    })
+                }));
+            }
+            // Services gone while nothing watched (deleted by another
+            // process) are unloaded by reconciling their keys too.
+            let loaded: Vec<Key> = self
+                .0
+                .inner
+                .services
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            for (ns, name) in loaded {
+                let key = ResourceKey {
+                    group: INFERENCE_SERVICE.group.to_owned(),
+                    kind: INFERENCE_SERVICE.kind.to_owned(),
+                    namespace: ns.as_str().to_owned(),
+                    name,
+                };
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+    }
+}
+
 impl ServingController {
-    /// A controller over `store`; nothing is loaded until [`Self::start`]
-    /// or an apply.
-    pub fn new(store: Store, config: ControllerConfig) -> ServingController {
+    /// A controller over the serving kinds of `resources`; nothing is
+    /// loaded until [`Self::start`] or an apply.
+    pub fn new(resources: Resources, config: ControllerConfig) -> ServingController {
         ServingController {
             inner: Arc::new(Inner {
                 storage: Storage::new(&config.home)
                     .with_local_roots(LocalRoots::for_server(&config.home, &config.model_roots)),
-                store,
+                resources,
                 config,
                 metrics: RwLock::new(HashMap::new()),
                 services: RwLock::new(HashMap::new()),
@@ -309,19 +389,31 @@ impl ServingController {
                 changes: tokio::sync::watch::channel(0).0,
                 status_writes: tokio::sync::Mutex::new(()),
                 trained: trained::TrainedModels::default(),
+                framework: std::sync::OnceLock::new(),
             }),
         }
     }
 
     /// Registers every stored service (their models start loading), then
-    /// keeps resyncing with the store until [`Self::shutdown`]. Awaited
-    /// before the server accepts requests, so that a request for a stored
-    /// service right after a restart waits for its model instead of
-    /// finding no such service.
+    /// runs the controller on the framework (woken by the change feed,
+    /// resyncing every `resync`) and scales idle models down until
+    /// [`Self::shutdown`]. Awaited before the server accepts requests, so
+    /// that a request for a stored service right after a restart waits for
+    /// its model instead of finding no such service.
     pub async fn start(&self) -> tokio::task::JoinHandle<()> {
         if let Err(e) = self.resync().await {
             tracing::warn!(error = %e, "Could not read the stored inference services.");
         }
+        let mut config = oxflow_controller::ControllerConfig::new("serving");
+        config.resync = Some(self.inner.config.resync);
+        let framework = oxflow_controller::Controller::start(
+            self.inner.resources.store().clone(),
+            Some(&self.inner.resources),
+            &crate::kinds::kinds(),
+            Arc::new(Reconcile(self.clone())),
+            config,
+        );
+        let _ = self.inner.framework.set(framework);
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -329,17 +421,14 @@ impl ServingController {
                     _ = tokio::time::sleep(this.inner.config.resync) => {}
                     _ = this.inner.stop.notified() => return,
                 }
-                if let Err(e) = this.resync().await {
-                    tracing::warn!(error = %e, "Could not resync inference services.");
-                }
                 this.scale_down_idle().await;
             }
         })
     }
 
     /// Unloads the models of `minReplicas: 0` predictors that have been
-    /// idle for `scale_to_zero_after`; returns how many. The resync loop
-    /// calls it; the next request for one loads it again.
+    /// idle for `scale_to_zero_after`; returns how many. A loop started by
+    /// `start` calls it; the next request for one loads it again.
     pub async fn scale_down_idle(&self) -> usize {
         let idle = self.inner.config.scale_to_zero_after;
         let scaled: Vec<Key> = {
@@ -371,35 +460,127 @@ impl ServingController {
         scaled.len()
     }
 
-    /// Stops the resync loop (loaded models stay until the controller is dropped).
+    /// Stops the controller and the scale-down loop (loaded models stay
+    /// until the controller is dropped).
     pub fn shutdown(&self) {
+        if let Some(f) = self.inner.framework.get() {
+            f.stop();
+        }
         self.inner.stop.notify_waiters();
         self.inner.stop.notify_one();
+    }
+
+    /// The resource model the controller reads and writes.
+    pub fn resources(&self) -> &Resources {
+        &self.inner.resources
+    }
+
+    /// The stored services.
+    async fn stored_services(&self) -> Result<Vec<InferenceServiceRecord>, ServingError> {
+        let (objects, _) = self
+            .inner
+            .resources
+            .list(
+                &INFERENCE_SERVICE,
+                None,
+                &Default::default(),
+                &Default::default(),
+            )
+            .await?;
+        Ok(objects.iter().filter_map(Stored::from_object).collect())
     }
 
     /// Brings the in-memory services in line with the store: new or changed
     /// ones are reconciled, deleted ones are unloaded.
     pub async fn resync(&self) -> Result<(), ServingError> {
-        let records = self.inner.store.list_inference_services(None).await?;
+        let records = self.stored_services().await?;
         let live: std::collections::HashSet<Key> = records
             .iter()
             .map(|r| (r.namespace.clone(), r.name.clone()))
             .collect();
-        self.inner
+        let gone: Vec<Key> = self
+            .inner
             .services
-            .write()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| live.contains(k));
-        self.inner
-            .metrics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| live.contains(k));
+            .keys()
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.forget(&key).await;
+        }
         for record in records {
             self.reconcile(&record).await;
         }
         self.resync_trained().await;
         Ok(())
+    }
+
+    /// Reconciles one service from its stored state: unloaded when it is
+    /// gone.
+    async fn reconcile_key(&self, namespace: &str, name: &str) -> Result<(), ServingError> {
+        let Ok(ns) = Namespace::new(namespace.to_owned()) else {
+            return Ok(());
+        };
+        match self
+            .inner
+            .resources
+            .get(&INFERENCE_SERVICE, Some(namespace), name)
+            .await
+        {
+            Ok(object) => {
+                if let Some(record) = Stored::from_object(&object) {
+                    self.reconcile(&record).await;
+                }
+            }
+            Err(ResourceError::NotFound { .. }) => {
+                self.forget(&(ns, name.to_owned())).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Unloads a deleted service's models.
+    async fn forget(&self, key: &Key) {
+        let removed = self
+            .inner
+            .services
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+            .is_some();
+        self.inner
+            .metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        if removed {
+            tracing::info!(service = %format!("{}/{}", key.0, key.1), "Inference service deleted; its models are unloaded.");
+            // Its TrainedModels stay, saying that their service is gone.
+            self.settle_trained(Some(key)).await;
+            self.inner.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The stored service; `NotFound` when there is none.
+    pub async fn get(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<InferenceServiceRecord, ServingError> {
+        let object = self
+            .inner
+            .resources
+            .get(&INFERENCE_SERVICE, Some(namespace.as_str()), name)
+            .await?;
+        Stored::from_object(&object).ok_or_else(|| {
+            ServingError::Spec(SpecError::new(
+                "metadata",
+                "the stored object has no uid or namespace",
+            ))
+        })
     }
 
     /// Stores `service` in `namespace` (the file's own namespace wins when
@@ -413,20 +594,16 @@ impl ServingController {
             .namespace
             .clone()
             .unwrap_or_else(|| namespace.clone());
-        let spec = stored_spec(service, &ns);
-        let (record, applied) = self
-            .inner
-            .store
-            .apply_inference_service(&ns, service.name.as_str(), &spec)
-            .await?;
+        let (_, applied) = crate::kinds::apply(
+            &self.inner.resources,
+            &INFERENCE_SERVICE,
+            &ns,
+            stored_spec(service, &ns),
+        )
+        .await?;
+        let record = self.get(&ns, service.name.as_str()).await?;
         self.reconcile(&record).await;
-        Ok((
-            self.inner
-                .store
-                .get_inference_service(&ns, &record.name)
-                .await?,
-            applied,
-        ))
+        Ok((self.get(&ns, &record.name).await?, applied))
     }
 
     /// Stores a new service (a conflict if the name is taken) and reconciles it.
@@ -435,40 +612,38 @@ impl ServingController {
         namespace: &Namespace,
         service: &InferenceService,
     ) -> Result<InferenceServiceRecord, ServingError> {
-        let spec = stored_spec(service, namespace);
-        let record = self
-            .inner
-            .store
-            .create_inference_service(namespace, service.name.as_str(), &spec)
+        self.inner
+            .resources
+            .create(
+                &INFERENCE_SERVICE,
+                Some(namespace.as_str()),
+                stored_spec(service, namespace),
+                &WriteOptions::default(),
+            )
             .await?;
+        let record = self.get(namespace, service.name.as_str()).await?;
         self.reconcile(&record).await;
-        Ok(self
-            .inner
-            .store
-            .get_inference_service(namespace, &record.name)
-            .await?)
+        self.get(namespace, &record.name).await
     }
 
     /// Deletes the service and unloads its models; false when there was none.
     pub async fn delete(&self, namespace: &Namespace, name: &str) -> Result<bool, ServingError> {
-        let deleted = self
+        let deleted = match self
             .inner
-            .store
-            .delete_inference_service(namespace, name)
-            .await?;
-        self.inner
-            .services
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.clone(), name.to_owned()));
-        self.inner
-            .metrics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(namespace.clone(), name.to_owned()));
-        // Its TrainedModels stay, saying that their service is gone.
-        self.settle_trained(Some(&(namespace.clone(), name.to_owned())))
-            .await;
+            .resources
+            .delete(
+                &INFERENCE_SERVICE,
+                Some(namespace.as_str()),
+                name,
+                &Default::default(),
+            )
+            .await
+        {
+            Ok(_) => true,
+            Err(ResourceError::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        self.forget(&(namespace.clone(), name.to_owned())).await;
         Ok(deleted)
     }
 
@@ -709,7 +884,7 @@ impl ServingController {
         // is a canary of another predictor.
         let mut restored = None;
         if existing.is_empty()
-            && let Some(prev) = &record.rolled_out
+            && let Some(prev) = record.rolled_out()
             && let Some(json) = prev.get("predictor")
             && latest.as_ref().is_none_or(|l| l.key != predictor_key(json))
         {
@@ -806,10 +981,10 @@ impl ServingController {
     }
 
     /// After a change: promotes the latest revision when it took all the
-    /// traffic (recording it in the store), then writes the status.
+    /// traffic, then writes the status (which records the promotion).
     async fn settle(&self, key: &Key) {
         let _serial = self.inner.status_writes.lock().await;
-        let promoted = {
+        {
             let mut services = self
                 .inner
                 .services
@@ -827,31 +1002,13 @@ impl ServingController {
                     .iter()
                     .any(|(t, p)| *t == traffic::Target::Previous && *p > 0);
             let first = entry.rolled_out.is_none();
-            match &entry.latest {
-                Some(l)
-                    if l.phase() == Phase::Loaded
-                        && (first
-                            || latest_takes_all
-                                && entry.canary_percent.is_none_or(|p| p == 100))
-                        && !entry.rolled_out.as_ref().is_some_and(|r| Arc::ptr_eq(r, l)) =>
-                {
-                    entry.rolled_out = Some(l.clone());
-                    Some((
-                        entry.id.clone(),
-                        json!({"revision": l.name, "generation": l.generation, "predictor": l.predictor}),
-                    ))
-                }
-                _ => None,
+            if let Some(l) = &entry.latest
+                && l.phase() == Phase::Loaded
+                && (first || latest_takes_all && entry.canary_percent.is_none_or(|p| p == 100))
+                && !entry.rolled_out.as_ref().is_some_and(|r| Arc::ptr_eq(r, l))
+            {
+                entry.rolled_out = Some(l.clone());
             }
-        };
-        if let Some((id, rolled)) = promoted
-            && let Err(e) = self
-                .inner
-                .store
-                .set_inference_service_rolled_out(&id, &rolled)
-                .await
-        {
-            tracing::warn!(error = %e, "Could not record a rolled-out revision.");
         }
         self.write_status(key).await;
         self.write_trained_statuses(Some(key)).await;
@@ -1072,12 +1229,18 @@ impl ServingController {
         for c in spec["canary"].as_array().into_iter().flatten() {
             names.extend(c["predictor"]["serviceAccountName"].as_str());
         }
-        if let Some(prev) = &record.rolled_out {
+        if let Some(prev) = record.rolled_out() {
             names.extend(prev["predictor"]["serviceAccountName"].as_str());
         }
         let mut out = HashMap::new();
         for name in names {
-            let secret = match self.inner.store.get_secret(&record.namespace, name).await {
+            let secret = match self
+                .inner
+                .resources
+                .store()
+                .get_secret(&record.namespace, name)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(secret = name, error = %e, "Could not read a service account's secret.");
@@ -1502,13 +1665,23 @@ impl ServingController {
                 return;
             };
             let url = self.url(&key.0, &key.1);
-            let status = status::status_json(entry, &url);
+            let mut status = status::status_json(entry, &url);
+            if let Some(r) = &entry.rolled_out {
+                status[ROLLED_OUT] = json!({"revision": r.name, "generation": r.generation, "predictor": r.predictor});
+            }
             (entry.id.clone(), entry.generation, status)
         };
         if let Err(e) = self
             .inner
-            .store
-            .set_inference_service_status(&id, generation, &status)
+            .resources
+            .write_observed_status(
+                &INFERENCE_SERVICE,
+                Some(key.0.as_str()),
+                &key.1,
+                (&id, generation),
+                &status,
+                None,
+            )
             .await
         {
             tracing::warn!(service = %format!("{}/{}", key.0, key.1), error = %e, "Could not record an inference service's status.");
@@ -1579,63 +1752,6 @@ fn not_found(namespace: &str, name: &str) -> Response {
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
-}
-
-/// The service as KServe's API returns it (see [`api_object`]).
-pub fn isvc_json(record: &InferenceServiceRecord) -> Value {
-    api_object(
-        &record.spec,
-        (crate::spec::API_VERSION_V1BETA1, "InferenceService"),
-        StoredMeta {
-            name: &record.name,
-            namespace: &record.namespace,
-            id: &record.id,
-            generation: record.generation,
-            created_at: record.created_at,
-        },
-        &record.status,
-    )
-}
-
-/// What the store knows of a resource beyond its spec.
-pub(crate) struct StoredMeta<'a> {
-    pub name: &'a str,
-    pub namespace: &'a Namespace,
-    pub id: &'a str,
-    pub generation: i64,
-    pub created_at: Timestamp,
-}
-
-/// A stored KServe resource as KServe's API returns it: the stored spec
-/// with its `apiVersion` and `kind`, `metadata` filled in (uid,
-/// generation, creation time) and the status.
-pub(crate) fn api_object(
-    spec: &Value,
-    (api_version, kind): (&str, &str),
-    meta: StoredMeta<'_>,
-    status: &Value,
-) -> Value {
-    let mut v = spec.clone();
-    if !v.is_object() {
-        v = json!({});
-    }
-    v["apiVersion"] = json!(api_version);
-    v["kind"] = json!(kind);
-    if !v["metadata"].is_object() {
-        v["metadata"] = json!({});
-    }
-    let m = &mut v["metadata"];
-    m["name"] = json!(meta.name);
-    m["namespace"] = json!(meta.namespace.as_str());
-    m["uid"] = json!(meta.id);
-    m["generation"] = json!(meta.generation);
-    m["creationTimestamp"] = json!(meta.created_at.to_rfc3339());
-    v["status"] = if status.is_object() {
-        status.clone()
-    } else {
-        json!({})
-    };
-    v
 }
 
 /// Whether a status says the service serves (its `Ready` condition).

@@ -16,6 +16,7 @@
 //! stay inside it and everything else sees the typed model.
 
 pub mod controller;
+pub mod kinds;
 pub mod local;
 pub mod logs;
 pub mod runtimes;

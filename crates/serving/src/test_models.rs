@@ -101,3 +101,35 @@ pub fn controller_config(
         autoscale: Default::default(),
     }
 }
+
+/// The serving kinds' resource model over `store`, as one process has it
+/// (each call is another process's view of the same store).
+pub fn resources(store: &oxflow_store::Store) -> oxflow_resources::Resources {
+    oxflow_resources::Resources::new(
+        store.clone(),
+        oxflow_resources::Registry::new(crate::kinds::kinds()),
+    )
+}
+
+/// The stored object of `kind` named `name` in `namespace`, if any.
+pub async fn find_object(
+    store: &oxflow_store::Store,
+    kind: &'static oxflow_core::object::Kind,
+    namespace: &oxflow_core::Namespace,
+    name: &str,
+) -> Option<serde_json::Value> {
+    match resources(store)
+        .get(kind, Some(namespace.as_str()), name)
+        .await
+    {
+        Ok(v) => Some(v),
+        Err(oxflow_resources::ResourceError::NotFound { .. }) => None,
+        Err(e) => panic!("reading {name}: {e}"),
+    }
+}
+
+/// Whether the object's status describes its current generation.
+pub fn observed(v: &serde_json::Value) -> bool {
+    v["status"]["observedGeneration"].as_i64().is_some()
+        && v["status"]["observedGeneration"] == v["metadata"]["generation"]
+}

@@ -8,10 +8,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use oxflow_core::Namespace;
-use oxflow_serving::controller::{ServingController, is_ready, isvc_json};
+use oxflow_serving::controller::{ServingController, is_ready};
+use oxflow_serving::kinds::{Applied, INFERENCE_SERVICE};
 use oxflow_serving::spec::InferenceService;
 use oxflow_serving::test_models::xgboost_stump;
-use oxflow_store::{Applied, Store};
+use oxflow_serving::test_models::{find_object, observed, resources};
+use oxflow_store::Store;
 use serde_json::{Value, json};
 
 fn write_model(dir: &Path, name: &str, left: f64, right: f64) -> String {
@@ -33,7 +35,7 @@ fn controller(store: &Store, home: &Path) -> ServingController {
     let mut config = oxflow_serving::test_models::controller_config(home, "http://127.0.0.1:9");
     // Idle means "nothing in flight": scale_down_idle is called by hand.
     config.scale_to_zero_after = Duration::ZERO;
-    ServingController::new(store.clone(), config)
+    ServingController::new(resources(store), config)
 }
 
 /// A fresh data directory, its store and a controller over them.
@@ -57,11 +59,11 @@ async fn wait_for(
     let wait = async {
         loop {
             changes.borrow_and_update();
-            if let Some(r) = store.find_inference_service(&ns, name).await.unwrap() {
-                let v = isvc_json(&r);
-                if r.observed_generation == r.generation && done(&v) {
-                    return v;
-                }
+            if let Some(v) = find_object(store, &INFERENCE_SERVICE, &ns, name).await
+                && observed(&v)
+                && done(&v)
+            {
+                return v;
             }
             changes.changed().await.unwrap();
         }
@@ -69,11 +71,8 @@ async fn wait_for(
     match tokio::time::timeout(Duration::from_secs(30), wait).await {
         Ok(v) => v,
         Err(_) => {
-            let last = store.find_inference_service(&ns, name).await.unwrap();
-            panic!(
-                "{name} did not settle: {:#}",
-                last.map(|r| isvc_json(&r)).unwrap_or_default()
-            )
+            let last = find_object(store, &INFERENCE_SERVICE, &ns, name).await;
+            panic!("{name} did not settle: {:#}", last.unwrap_or_default())
         }
     }
 }
@@ -341,8 +340,7 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
     assert_eq!(code, StatusCode::NOT_FOUND);
     // Another process (the CLI without a server) writes a second service.
     let other = oxflow_serving::controller::stored_spec(&service("added", "xgboost", &uri), &ns);
-    store
-        .apply_inference_service(&ns, "added", &other)
+    oxflow_serving::kinds::apply(&resources(&store), &INFERENCE_SERVICE, &ns, other)
         .await
         .unwrap();
     c.resync().await.unwrap();
@@ -367,7 +365,15 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
     assert_eq!(c.resolve_host("localhost"), None);
 
     // Deleted by another process: gone after the next resync.
-    store.delete_inference_service(&ns, "added").await.unwrap();
+    resources(&store)
+        .delete(
+            &INFERENCE_SERVICE,
+            Some("default"),
+            "added",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     c.resync().await.unwrap();
     let (code, _) = infer(&c, "added", 0.0).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
@@ -485,9 +491,9 @@ async fn canary_traffic_percent_rolls_out_and_back_and_survives_a_restart() {
         "rollout-predictor-00002"
     );
     assert_eq!(answers(&c, "rollout").await, counts(&[("2.5", 100)]));
-    let stored = store.get_inference_service(&ns, "rollout").await.unwrap();
+    let stored = c.get(&ns, "rollout").await.unwrap();
     assert_eq!(
-        stored.rolled_out.unwrap()["revision"],
+        stored.rolled_out().unwrap()["revision"],
         "rollout-predictor-00002"
     );
 }
@@ -883,8 +889,10 @@ async fn min_replicas_zero_unloads_when_idle_and_the_next_request_waits_for_the_
     // Any request wakes it: this one found it unloaded and loading again
     // (a loaded model would say READY).
     assert_eq!(index[0]["state"], "LOADING", "{index}");
-    let v = store.get_inference_service(&ns, "awake").await.unwrap();
-    assert_eq!(active(&isvc_json(&v)), "Loaded");
+    let v = find_object(&store, &INFERENCE_SERVICE, &ns, "awake")
+        .await
+        .unwrap();
+    assert_eq!(active(&v), "Loaded");
 
     // The next request loads the model again and is answered.
     let (code, out) = infer(&c, "sleepy", 1.0).await;

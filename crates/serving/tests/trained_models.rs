@@ -9,12 +9,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use oxflow_core::Namespace;
-use oxflow_serving::controller::{
-    ServingController, is_ready, isvc_json, stored_trained_model_spec, trained_model_json,
-};
+use oxflow_serving::controller::{ServingController, is_ready, stored_trained_model_spec};
+use oxflow_serving::kinds::{Applied, INFERENCE_SERVICE, TRAINED_MODEL};
 use oxflow_serving::spec::{InferenceService, Resource, TrainedModel, parse_documents};
 use oxflow_serving::test_models::xgboost_stump;
-use oxflow_store::{Applied, Store};
+use oxflow_serving::test_models::{find_object, observed, resources};
+use oxflow_store::Store;
 use serde_json::{Value, json};
 
 fn write_model(dir: &Path, name: &str, left: f64, right: f64) -> String {
@@ -49,7 +49,7 @@ fn trained(name: &str, service: &str, framework: &str, uri: &str) -> TrainedMode
 
 fn controller(store: &Store, home: &Path) -> ServingController {
     ServingController::new(
-        store.clone(),
+        resources(store),
         oxflow_serving::test_models::controller_config(home, "http://127.0.0.1:9"),
     )
 }
@@ -103,9 +103,9 @@ async fn wait_tm(
         c,
         name,
         || async {
-            match store.find_trained_model(&ns, name).await.unwrap() {
-                Some(r) if r.observed_generation == r.generation => trained_model_json(&r),
-                Some(r) => json!({"pending": trained_model_json(&r)}),
+            match find_object(store, &TRAINED_MODEL, &ns, name).await {
+                Some(v) if observed(&v) => v,
+                Some(v) => json!({ "pending": v }),
                 None => Value::Null,
             }
         },
@@ -125,8 +125,8 @@ async fn wait_isvc(
         c,
         name,
         || async {
-            match store.find_inference_service(&ns, name).await.unwrap() {
-                Some(r) if r.observed_generation == r.generation => isvc_json(&r),
+            match find_object(store, &INFERENCE_SERVICE, &ns, name).await {
+                Some(v) if observed(&v) => v,
                 _ => Value::Null,
             }
         },
@@ -428,10 +428,8 @@ async fn updates_reload_and_deletes_unload() {
     assert!(c.delete_trained_model(&ns, "one").await.unwrap());
     assert!(!c.delete_trained_model(&ns, "one").await.unwrap());
     assert!(
-        store
-            .find_trained_model(&ns, "one")
+        find_object(&store, &TRAINED_MODEL, &ns, "one")
             .await
-            .unwrap()
             .is_none()
     );
     let (code, out) = infer_v2(&c, "mms", "one", 0.0).await;
@@ -490,16 +488,23 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
 
     // Another process (the CLI without a server) adds a model ...
     let other = trained("added", "mms", "xgboost", &b);
-    store
-        .apply_trained_model(&ns, "added", "mms", &stored_trained_model_spec(&other, &ns))
-        .await
-        .unwrap();
+    oxflow_serving::kinds::apply(
+        &resources(&store),
+        &TRAINED_MODEL,
+        &ns,
+        stored_trained_model_spec(&other, &ns),
+    )
+    .await
+    .unwrap();
     c.resync().await.unwrap();
     let v = wait_tm(&c, &store, "added", holds("Ready", "True")).await;
     assert_eq!(v["status"]["observedGeneration"], 1);
     answers(&c, "mms", "added", 1.0, 20.5).await;
     // ... and deletes one: gone after the next resync.
-    store.delete_trained_model(&ns, "kept").await.unwrap();
+    resources(&store)
+        .delete(&TRAINED_MODEL, Some("default"), "kept", &Default::default())
+        .await
+        .unwrap();
     c.resync().await.unwrap();
     let (code, _) = infer_v2(&c, "mms", "kept", 0.0).await;
     assert_eq!(code, StatusCode::NOT_FOUND);

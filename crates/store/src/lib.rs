@@ -16,14 +16,13 @@ pub use query::{
     DEFAULT_PAGE_SIZE, Filter, FilterOp, FilterValue, ListQuery, MAX_PAGE_SIZE, Page, Sort,
 };
 pub use records::{
-    ArtifactRecord, CacheEntry, ExperimentRecord, InferenceServiceRecord, ObservationLogRecord,
-    PipelineRecord, PipelineVersionRecord, RecurringRunRecord, RunQuery, RunRecord, StateChange,
-    StorageState, TaskRecord, TaskSummary, TrainedModelRecord, TuningExperimentRecord,
-    TuningTrialRecord, UnknownStorageState,
+    ArtifactRecord, CacheEntry, ExperimentRecord, ObservationLogRecord, PipelineRecord,
+    PipelineVersionRecord, RecurringRunRecord, RunQuery, RunRecord, StateChange, StorageState,
+    TaskRecord, TaskSummary, TuningExperimentRecord, TuningTrialRecord, UnknownStorageState,
 };
 pub use store_impl::{
-    Applied, DEFAULT_RUN_LIMIT, Fence, MIN_ID_PREFIX, ResourceEvent, ResourceKey, StoredResource,
-    WatchEventType,
+    DEFAULT_RUN_LIMIT, Fence, LegacyKServeKind, LegacyKServeRow, MIN_ID_PREFIX, ResourceEvent,
+    ResourceKey, StoredResource, WatchEventType,
 };
 
 /// What can go wrong talking to the database.

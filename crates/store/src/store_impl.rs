@@ -13,10 +13,10 @@ macro_rules! terminal_states {
 
 mod artifacts;
 mod experiments;
-mod inference_services;
 mod leases;
-pub use inference_services::Applied;
+mod legacy_kserve;
 pub use leases::Fence;
+pub use legacy_kserve::{LegacyKServeKind, LegacyKServeRow};
 mod listing;
 mod namespaces;
 mod pipelines;
@@ -26,7 +26,6 @@ pub use resources::{ResourceEvent, ResourceKey, StoredResource, WatchEventType};
 mod runs;
 mod secrets;
 mod tasks;
-mod trained_models;
 mod tuning;
 
 pub use runs::{DEFAULT_RUN_LIMIT, MIN_ID_PREFIX};

@@ -1155,286 +1155,6 @@ async fn open_explains_why_it_cannot_connect() {
 }
 
 #[tokio::test]
-async fn inference_services_apply_with_generations() {
-    use oxflow_store::Applied;
-    each_backend(|b: Backend| async move {
-        let team = ns("team-a");
-        let spec = json!({"spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}}}}});
-        let (first, applied) = b
-            .store
-            .apply_inference_service(&team, "iris", &spec)
-            .await
-            .unwrap();
-        assert_eq!(applied, Applied::Created, "{}", b.name);
-        assert_eq!((first.generation, first.observed_generation), (1, 0));
-        assert_eq!(first.status, json!({}));
-
-        // The same spec again changes nothing.
-        let (same, applied) = b
-            .store
-            .apply_inference_service(&team, "iris", &spec)
-            .await
-            .unwrap();
-        assert_eq!(applied, Applied::Unchanged, "{}", b.name);
-        assert_eq!(same, first, "{}", b.name);
-
-        // A status for generation 1 is kept; then a new spec bumps the
-        // generation and a late status for generation 1 is refused.
-        let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
-        assert!(
-            b.store
-                .set_inference_service_status(&first.id, 1, &ready)
-                .await
-                .unwrap()
-        );
-        let changed =
-            json!({"spec": {"predictor": {"model": {"modelFormat": {"name": "xgboost"}}}}});
-        let (second, applied) = b
-            .store
-            .apply_inference_service(&team, "iris", &changed)
-            .await
-            .unwrap();
-        assert_eq!(applied, Applied::Configured, "{}", b.name);
-        assert_eq!(
-            (second.id.as_str(), second.generation),
-            (first.id.as_str(), 2)
-        );
-        assert_eq!(second.spec, changed);
-        assert_eq!(
-            (second.status.clone(), second.observed_generation),
-            (ready.clone(), 1)
-        );
-        assert!(
-            !b.store
-                .set_inference_service_status(&first.id, 1, &json!({}))
-                .await
-                .unwrap()
-        );
-        assert!(
-            b.store
-                .set_inference_service_status(&first.id, 2, &json!({"x": 1}))
-                .await
-                .unwrap()
-        );
-        let got = b.store.get_inference_service(&team, "iris").await.unwrap();
-        assert_eq!((got.status, got.observed_generation), (json!({"x": 1}), 2));
-        assert_eq!(got.rolled_out, None);
-        let rolled = json!({"revision": "iris-predictor-00001", "generation": 1});
-        assert!(
-            b.store
-                .set_inference_service_rolled_out(&first.id, &rolled)
-                .await
-                .unwrap()
-        );
-        let got = b.store.get_inference_service(&team, "iris").await.unwrap();
-        assert_eq!(got.rolled_out, Some(rolled));
-
-        // Create refuses a taken name; names are per namespace.
-        let dup = b.store.create_inference_service(&team, "iris", &spec).await;
-        assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
-        b.store
-            .create_inference_service(&ns("team-b"), "iris", &spec)
-            .await
-            .unwrap();
-        b.store
-            .create_inference_service(&team, "churn", &spec)
-            .await
-            .unwrap();
-        let names = |v: Vec<oxflow_store::InferenceServiceRecord>| {
-            v.into_iter()
-                .map(|r| format!("{}/{}", r.namespace, r.name))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(b.store.list_inference_services(None).await.unwrap()),
-            ["team-a/churn", "team-a/iris", "team-b/iris"]
-        );
-        assert_eq!(
-            names(b.store.list_inference_services(Some(&team)).await.unwrap()),
-            ["team-a/churn", "team-a/iris"]
-        );
-
-        assert!(
-            b.store
-                .delete_inference_service(&team, "iris")
-                .await
-                .unwrap()
-        );
-        assert!(
-            !b.store
-                .delete_inference_service(&team, "iris")
-                .await
-                .unwrap()
-        );
-        assert!(
-            b.store
-                .find_inference_service(&team, "iris")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let missing = b.store.get_inference_service(&team, "iris").await;
-        assert!(
-            matches!(missing, Err(StoreError::NotFound { .. })),
-            "{missing:?}"
-        );
-        // A status for a deleted service is not written anywhere.
-        assert!(
-            !b.store
-                .set_inference_service_status(&first.id, 2, &json!({}))
-                .await
-                .unwrap()
-        );
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn trained_models_apply_with_generations_and_list_by_service() {
-    use oxflow_store::{Applied, TrainedModelRecord};
-    each_backend(|b: Backend| async move {
-        let team = ns("team-a");
-        let spec = |uri: &str| {
-            json!({"spec": {"inferenceService": "mms",
-                "model": {"storageUri": uri, "framework": "sklearn", "memory": "1Mi"}}})
-        };
-        let (first, applied) = b
-            .store
-            .apply_trained_model(&team, "m1", "mms", &spec("file:///a"))
-            .await
-            .unwrap();
-        assert_eq!(applied, Applied::Created, "{}", b.name);
-        assert_eq!((first.generation, first.observed_generation), (1, 0));
-        assert_eq!(
-            (first.inference_service.as_str(), &first.status),
-            ("mms", &json!({}))
-        );
-
-        // The same spec again changes nothing; a new one bumps the generation.
-        let (same, applied) = b
-            .store
-            .apply_trained_model(&team, "m1", "mms", &spec("file:///a"))
-            .await
-            .unwrap();
-        assert_eq!((applied, &same), (Applied::Unchanged, &first), "{}", b.name);
-        let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
-        assert!(
-            b.store
-                .set_trained_model_status(&first.id, 1, &ready)
-                .await
-                .unwrap()
-        );
-        let (second, applied) = b
-            .store
-            .apply_trained_model(&team, "m1", "mms", &spec("file:///b"))
-            .await
-            .unwrap();
-        assert_eq!(applied, Applied::Configured, "{}", b.name);
-        assert_eq!(
-            (
-                second.id.as_str(),
-                second.generation,
-                second.observed_generation
-            ),
-            (first.id.as_str(), 2, 1)
-        );
-        assert_eq!(second.spec, spec("file:///b"));
-        // A late status for generation 1 is refused; one for 2 is kept.
-        assert!(
-            !b.store
-                .set_trained_model_status(&first.id, 1, &json!({}))
-                .await
-                .unwrap()
-        );
-        assert!(
-            b.store
-                .set_trained_model_status(&first.id, 2, &json!({"x": 1}))
-                .await
-                .unwrap()
-        );
-        let got = b.store.get_trained_model(&team, "m1").await.unwrap();
-        assert_eq!((got.status, got.observed_generation), (json!({"x": 1}), 2));
-
-        // Moving a model to another service moves it in the per-service list.
-        let mut other = spec("file:///b");
-        other["spec"]["inferenceService"] = json!("other");
-        let (moved, applied) = b
-            .store
-            .apply_trained_model(&team, "m1", "other", &other)
-            .await
-            .unwrap();
-        assert_eq!((applied, moved.generation), (Applied::Configured, 3));
-        assert_eq!(moved.inference_service, "other");
-
-        // Create refuses a taken name; names are per namespace.
-        let dup = b
-            .store
-            .create_trained_model(&team, "m1", "mms", &spec("file:///c"))
-            .await;
-        assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
-        for (namespace, name, service) in [
-            (ns("team-b"), "m1", "mms"),
-            (team.clone(), "m2", "mms"),
-            (team.clone(), "m0", "mms"),
-        ] {
-            b.store
-                .create_trained_model(&namespace, name, service, &spec("file:///c"))
-                .await
-                .unwrap();
-        }
-        let names = |v: Vec<TrainedModelRecord>| {
-            v.into_iter()
-                .map(|r| format!("{}/{}", r.namespace, r.name))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(b.store.list_trained_models(None).await.unwrap()),
-            ["team-a/m0", "team-a/m1", "team-a/m2", "team-b/m1"]
-        );
-        assert_eq!(
-            names(b.store.list_trained_models(Some(&team)).await.unwrap()),
-            ["team-a/m0", "team-a/m1", "team-a/m2"]
-        );
-        assert_eq!(
-            names(b.store.list_trained_models_of(&team, "mms").await.unwrap()),
-            ["team-a/m0", "team-a/m2"]
-        );
-        assert_eq!(
-            names(
-                b.store
-                    .list_trained_models_of(&team, "other")
-                    .await
-                    .unwrap()
-            ),
-            ["team-a/m1"]
-        );
-
-        assert!(b.store.delete_trained_model(&team, "m1").await.unwrap());
-        assert!(!b.store.delete_trained_model(&team, "m1").await.unwrap());
-        assert!(
-            b.store
-                .find_trained_model(&team, "m1")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let missing = b.store.get_trained_model(&team, "m1").await;
-        assert!(
-            matches!(missing, Err(StoreError::NotFound { .. })),
-            "{missing:?}"
-        );
-        // A status for a deleted model is not written anywhere.
-        assert!(
-            !b.store
-                .set_trained_model_status(&first.id, 3, &json!({}))
-                .await
-                .unwrap()
-        );
-    })
-    .await;
-}
-
-#[tokio::test]
 async fn namespaces_in_use_are_those_holding_something() {
     each_backend(|b: Backend| async move {
         assert_eq!(
@@ -1445,14 +1165,24 @@ async fn namespaces_in_use_are_those_holding_something() {
             .put_secret(&ns("team-b"), "creds", &SecretData::new())
             .await
             .unwrap();
-        b.store
-            .apply_inference_service(&ns("team-a"), "iris", &serde_json::json!({"spec": {}}))
-            .await
-            .unwrap();
-        b.store
-            .apply_inference_service(&ns("team-b"), "wine", &serde_json::json!({"spec": {}}))
-            .await
-            .unwrap();
+        let isvc = |namespace: &str, name: &str| oxflow_store::ResourceKey {
+            group: "serving.kserve.io".into(),
+            kind: "InferenceService".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        for (namespace, name) in [("team-a", "iris"), ("team-b", "wine")] {
+            b.store
+                .create_resource(
+                    &isvc(namespace, name),
+                    &format!("uid-{name}"),
+                    1,
+                    serde_json::json!({"metadata": {"name": name, "namespace": namespace}}),
+                    name,
+                )
+                .await
+                .unwrap();
+        }
         assert_eq!(
             b.store.namespaces_in_use().await.unwrap(),
             [ns("team-a"), ns("team-b")],
@@ -1460,12 +1190,28 @@ async fn namespaces_in_use_are_those_holding_something() {
             b.name
         );
         b.store
-            .delete_inference_service(&ns("team-a"), "iris")
+            .delete_resource(&isvc("team-a", "iris"), None, "iris")
+            .await
+            .unwrap();
+        // A Namespace object is a namespace in use, holding something or not.
+        b.store
+            .create_resource(
+                &oxflow_store::ResourceKey {
+                    group: String::new(),
+                    kind: "Namespace".into(),
+                    namespace: String::new(),
+                    name: "team-c".into(),
+                },
+                "uid-team-c",
+                1,
+                serde_json::json!({"metadata": {"name": "team-c"}}),
+                "team-c",
+            )
             .await
             .unwrap();
         assert_eq!(
             b.store.namespaces_in_use().await.unwrap(),
-            [ns("team-b")],
+            [ns("team-b"), ns("team-c")],
             "{}",
             b.name
         );

@@ -43,22 +43,22 @@ pub async fn app_state(dir: &Path) -> AppState {
         },
     );
     tuning.start();
+    let resources = oxflow_resources::Resources::new(store.clone(), oxflow_server::registry());
+    let serving = oxflow_serving::controller::ServingController::new(resources.clone(), {
+        let mut config = oxflow_serving::test_models::controller_config(dir, "http://oxflow.test");
+        config.runtime.python.runtime = runtime.clone();
+        config.scale_to_zero_after = std::time::Duration::from_secs(60);
+        config
+    });
+    // Woken by the change feed, as in `oxflow up`.
+    drop(serving.start().await);
     AppState {
         controller,
-        resources: oxflow_resources::Resources::new(store.clone(), oxflow_server::registry()),
+        resources,
         store: store.clone(),
         default_namespace: Namespace::default(),
         tuning: Some(tuning),
-        serving: Some(oxflow_serving::controller::ServingController::new(
-            store.clone(),
-            {
-                let mut config =
-                    oxflow_serving::test_models::controller_config(dir, "http://oxflow.test");
-                config.runtime.python.runtime = runtime.clone();
-                config.scale_to_zero_after = std::time::Duration::from_secs(60);
-                config
-            },
-        )),
+        serving: Some(serving),
     }
 }
 

@@ -35,11 +35,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use oxflow_core::{Namespace, Timestamp};
 use oxflow_inference::{Loader, Model, ModelState, Repository};
-use oxflow_store::{Applied, TrainedModelRecord};
+use oxflow_resources::{ResourceError, WriteOptions};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::{Entry, Key, Phase, Revision, ServingController, ServingError};
+use crate::kinds::{Applied, Stored, TRAINED_MODEL, TrainedModelRecord};
 use crate::local::{ModelSource, SourceLoader};
 use crate::spec::{
     InferenceService, ModelFormatName, Predictor, PredictorSpec, Protocol, Resource, SpecError,
@@ -374,7 +375,7 @@ impl TrainedModels {
         let names: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
         known.retain(|(ns, name), k| {
             *ns != service.0
-                || k.record.inference_service != service.1
+                || k.record.inference_service() != service.1
                 || names.contains(name.as_str())
         });
         for r in records {
@@ -401,7 +402,7 @@ impl TrainedModels {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
             .get(&(namespace.clone(), name.to_owned()))
-            .map(|k| k.record.inference_service.clone())
+            .map(|k| k.record.inference_service().to_owned())
     }
 }
 
@@ -453,7 +454,7 @@ fn memory_misfits<'a>(
                 r.name.clone(),
                 format!(
                     "spec.model.memory: {memory} does not fit: the predictor of InferenceService {} has a memory limit of {spelled} and {} of it is taken by the TrainedModels created before this one; raise spec.predictor.model.resources.limits.memory or lower spec.model.memory",
-                    r.inference_service,
+                    r.inference_service(),
                     human_bytes(used)
                 ),
             );
@@ -519,22 +520,6 @@ pub fn stored_trained_model_spec(model: &TrainedModel, namespace: &Namespace) ->
     m.to_kserve_value()
 }
 
-/// The TrainedModel as KServe's API returns it (see [`super::api_object`]).
-pub fn trained_model_json(record: &TrainedModelRecord) -> Value {
-    super::api_object(
-        &record.spec,
-        (crate::spec::API_VERSION_V1ALPHA1, "TrainedModel"),
-        super::StoredMeta {
-            name: &record.name,
-            namespace: &record.namespace,
-            id: &record.id,
-            generation: record.generation,
-            created_at: record.created_at,
-        },
-        &record.status,
-    )
-}
-
 /// KServe's `PredictPath`: where a model of a V1 or V2 predictor answers.
 fn predict_path(name: &str, protocol: Protocol) -> String {
     match protocol {
@@ -593,6 +578,40 @@ impl Condition {
 }
 
 impl ServingController {
+    /// The stored TrainedModels (of every namespace).
+    async fn stored_trained_models(&self) -> Result<Vec<TrainedModelRecord>, ResourceError> {
+        let (objects, _) = self
+            .inner
+            .resources
+            .list(
+                &TRAINED_MODEL,
+                None,
+                &Default::default(),
+                &Default::default(),
+            )
+            .await?;
+        Ok(objects.iter().filter_map(Stored::from_object).collect())
+    }
+
+    /// The stored TrainedModel; `NotFound` when there is none.
+    pub async fn get_trained_model(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<TrainedModelRecord, ServingError> {
+        let object = self
+            .inner
+            .resources
+            .get(&TRAINED_MODEL, Some(namespace.as_str()), name)
+            .await?;
+        Stored::from_object(&object).ok_or_else(|| {
+            ServingError::Spec(SpecError::new(
+                "metadata",
+                "the stored object has no uid or namespace",
+            ))
+        })
+    }
+
     /// Stores `model` in `namespace` (the file's own namespace wins when it
     /// names one) and loads it into its service's servers.
     pub async fn apply_trained_model(
@@ -601,27 +620,16 @@ impl ServingController {
         model: &TrainedModel,
     ) -> Result<(TrainedModelRecord, Applied), ServingError> {
         let ns = model.namespace.clone().unwrap_or_else(|| namespace.clone());
-        let name = model.name.as_str();
-        let service = model.spec.inference_service.as_str();
-        let spec = stored_trained_model_spec(model, &ns);
-        let before = self.inner.store.find_trained_model(&ns, name).await?;
-        let (_, applied) = self
-            .inner
-            .store
-            .apply_trained_model(&ns, name, service, &spec)
-            .await?;
-        let mut services = vec![(ns.clone(), service.to_owned())];
-        if let Some(b) = before
-            && b.inference_service != service
-        {
-            services.push((ns.clone(), b.inference_service));
-        }
-        for key in &services {
-            self.sync_trained(key).await;
-        }
-        self.settle_trained(None).await;
+        let (_, applied) = crate::kinds::apply(
+            &self.inner.resources,
+            &TRAINED_MODEL,
+            &ns,
+            stored_trained_model_spec(model, &ns),
+        )
+        .await?;
+        self.resync_trained().await;
         Ok((
-            self.inner.store.get_trained_model(&ns, name).await?,
+            self.get_trained_model(&ns, model.name.as_str()).await?,
             applied,
         ))
     }
@@ -633,17 +641,17 @@ impl ServingController {
         namespace: &Namespace,
         model: &TrainedModel,
     ) -> Result<TrainedModelRecord, ServingError> {
-        let name = model.name.as_str();
-        let service = model.spec.inference_service.as_str();
-        let spec = stored_trained_model_spec(model, namespace);
         self.inner
-            .store
-            .create_trained_model(namespace, name, service, &spec)
+            .resources
+            .create(
+                &TRAINED_MODEL,
+                Some(namespace.as_str()),
+                stored_trained_model_spec(model, namespace),
+                &WriteOptions::default(),
+            )
             .await?;
-        let key = (namespace.clone(), service.to_owned());
-        self.sync_trained(&key).await;
-        self.settle_trained(Some(&key)).await;
-        Ok(self.inner.store.get_trained_model(namespace, name).await?)
+        self.resync_trained().await;
+        self.get_trained_model(namespace, model.name.as_str()).await
     }
 
     /// Deletes the TrainedModel and unloads it from its service; false when
@@ -653,17 +661,23 @@ impl ServingController {
         namespace: &Namespace,
         name: &str,
     ) -> Result<bool, ServingError> {
-        let Some(record) = self.inner.store.find_trained_model(namespace, name).await? else {
-            return Ok(false);
-        };
-        let deleted = self
+        match self
             .inner
-            .store
-            .delete_trained_model(namespace, name)
-            .await?;
-        self.sync_trained(&(namespace.clone(), record.inference_service))
-            .await;
-        Ok(deleted)
+            .resources
+            .delete(
+                &TRAINED_MODEL,
+                Some(namespace.as_str()),
+                name,
+                &Default::default(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(ResourceError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        self.resync_trained().await;
+        Ok(true)
     }
 
     /// The service that answers for a model called `model` in `namespace`:
@@ -722,13 +736,11 @@ impl ServingController {
     ) -> Vec<(Arc<ModelServer>, Vec<watch::Receiver<Outcome>>)> {
         let lock = self.inner.trained.sync_lock(service);
         let _serial = lock.lock().await;
-        let records = match self
-            .inner
-            .store
-            .list_trained_models_of(&service.0, &service.1)
-            .await
-        {
-            Ok(r) => r,
+        let records = match self.stored_trained_models().await {
+            Ok(r) => r
+                .into_iter()
+                .filter(|r| r.namespace == service.0 && r.inference_service() == service.1)
+                .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::warn!(service = %format!("{}/{}", service.0, service.1), error = %e, "Could not read the trained models of a service.");
                 return Vec::new();
@@ -791,7 +803,7 @@ impl ServingController {
     /// Picks up TrainedModels that other processes wrote or deleted, and
     /// refreshes every TrainedModel's status. Called by `resync`.
     pub(super) async fn resync_trained(&self) {
-        let records = match self.inner.store.list_trained_models(None).await {
+        let records = match self.stored_trained_models().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "Could not read the stored trained models.");
@@ -807,7 +819,7 @@ impl ServingController {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let service_of =
-                |r: &TrainedModelRecord| (r.namespace.clone(), r.inference_service.clone());
+                |r: &TrainedModelRecord| (r.namespace.clone(), r.inference_service().to_owned());
             let mut live = BTreeSet::new();
             for r in &records {
                 let key = (r.namespace.clone(), r.name.clone());
@@ -815,7 +827,7 @@ impl ServingController {
                     Some(k)
                         if k.record.id == r.id
                             && k.record.generation == r.generation
-                            && k.record.inference_service == r.inference_service => {}
+                            && k.record.inference_service() == r.inference_service() => {}
                     Some(k) => {
                         stale.insert(service_of(&k.record));
                         stale.insert(service_of(r));
@@ -837,6 +849,11 @@ impl ServingController {
         }
         self.inner.trained.prune();
         self.settle_trained(None).await;
+        if !stale.is_empty() {
+            // What is served changed (a model loaded or unloaded), whether
+            // or not a status did.
+            self.inner.changes.send_modify(|n| *n += 1);
+        }
     }
 
     /// Writes the changed statuses of the TrainedModels of `service` (of
@@ -849,7 +866,7 @@ impl ServingController {
     /// Computes TrainedModel statuses and stores those that changed; called
     /// with `status_writes` held.
     pub(super) async fn write_trained_statuses(&self, service: Option<&Key>) {
-        let updates: Vec<(String, i64, Value)> = {
+        let updates: Vec<(Key, String, i64, Value)> = {
             let services = self
                 .inner
                 .services
@@ -866,7 +883,7 @@ impl ServingController {
             for k in known.values() {
                 let service_key = (
                     k.record.namespace.clone(),
-                    k.record.inference_service.clone(),
+                    k.record.inference_service().to_owned(),
                 );
                 if misfits.contains_key(&service_key) {
                     continue;
@@ -880,7 +897,7 @@ impl ServingController {
                                 .values()
                                 .filter(|o| {
                                     o.record.namespace == service_key.0
-                                        && o.record.inference_service == service_key.1
+                                        && o.record.inference_service() == service_key.1
                                 })
                                 .map(|o| &o.record),
                         )
@@ -891,7 +908,7 @@ impl ServingController {
             for k in known.values_mut() {
                 let service_key = (
                     k.record.namespace.clone(),
-                    k.record.inference_service.clone(),
+                    k.record.inference_service().to_owned(),
                 );
                 if service.is_some_and(|s| *s != service_key) {
                     continue;
@@ -903,7 +920,12 @@ impl ServingController {
                 let status = self.trained_status(services.get(&service_key), k, misfit);
                 if status != k.written {
                     k.written = status.clone();
-                    updates.push((k.record.id.clone(), k.record.generation, status));
+                    updates.push((
+                        (k.record.namespace.clone(), k.record.name.clone()),
+                        k.record.id.clone(),
+                        k.record.generation,
+                        status,
+                    ));
                 }
             }
             updates
@@ -911,11 +933,18 @@ impl ServingController {
         if updates.is_empty() {
             return;
         }
-        for (id, generation, status) in updates {
+        for ((ns, name), id, generation, status) in updates {
             if let Err(e) = self
                 .inner
-                .store
-                .set_trained_model_status(&id, generation, &status)
+                .resources
+                .write_observed_status(
+                    &TRAINED_MODEL,
+                    Some(ns.as_str()),
+                    &name,
+                    (&id, generation),
+                    &status,
+                    None,
+                )
                 .await
             {
                 tracing::warn!(trained_model = %id, error = %e, "Could not record a trained model's status.");
@@ -933,7 +962,7 @@ impl ServingController {
     ) -> Value {
         let record = &k.record;
         let name = record.name.as_str();
-        let isvc = record.inference_service.as_str();
+        let isvc = record.inference_service();
         let ns = &record.namespace;
         let model = parse_stored(&record.spec);
         let service = entry.map(|e| InferenceService::from_json_value(e.spec.clone()));
@@ -1123,7 +1152,10 @@ impl ServingController {
         let Some(entry) = entry else {
             return Outcome::Loading;
         };
-        let service = (record.namespace.clone(), record.inference_service.clone());
+        let service = (
+            record.namespace.clone(),
+            record.inference_service().to_owned(),
+        );
         let in_use: Vec<(Arc<Revision>, Arc<ModelServer>)> = self
             .inner
             .trained

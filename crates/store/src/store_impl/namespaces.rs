@@ -1,6 +1,6 @@
-//! The namespaces that hold something. Oxflow has no namespace objects of
-//! its own yet (profiles will be), so a namespace exists once anything was
-//! created in it: the dashboard's namespace selector lists these.
+//! The namespaces that hold something: a namespace exists once anything was
+//! created in it (a Namespace object included, whose own namespace is the
+//! empty one): the dashboard's namespace selector lists these.
 
 use oxflow_core::Namespace;
 use sqlx::Row;
@@ -16,8 +16,8 @@ const IN_USE: &str = "SELECT DISTINCT namespace FROM (\
      UNION SELECT namespace FROM pipelines \
      UNION SELECT namespace FROM recurring_runs \
      UNION SELECT namespace FROM tuning_experiments \
-     UNION SELECT namespace FROM inference_services \
-     UNION SELECT namespace FROM trained_models \
+     UNION SELECT namespace FROM resources \
+     UNION SELECT name FROM resources WHERE api_group = '' AND kind = 'Namespace' \
      UNION SELECT namespace FROM secrets\
      ) AS used WHERE namespace <> '' ORDER BY namespace";
 
