@@ -5,9 +5,11 @@
 // token, which only a page of this origin can read.
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  /** `causes`: a Kubernetes Status's `details.causes` ({field, message, reason}). */
+  constructor(status, message, causes = []) {
     super(message);
     this.status = status;
+    this.causes = causes;
   }
 }
 
@@ -48,13 +50,15 @@ function toLogin() {
 async function failure(resp) {
   if (resp.status === 401) toLogin();
   let message = '';
+  let causes = [];
   try {
     const j = await resp.json();
     message = j.message || j.error || '';
+    causes = (j.details && Array.isArray(j.details.causes)) ? j.details.causes : [];
   } catch (_) {
     // Not JSON: the status line says enough.
   }
-  return new ApiError(resp.status, message || `${resp.status} ${resp.statusText}`);
+  return new ApiError(resp.status, message || `${resp.status} ${resp.statusText}`, causes);
 }
 
 /** fetch + JSON. `body` may be an object (sent as JSON) or FormData. */

@@ -186,3 +186,24 @@ export function replace(el, ...children) {
 export function add(el, ...children) {
   return append(el, children);
 }
+
+/**
+ * A refused write as an alert: each field at fault (a Kubernetes Status's
+ * `details.causes`, or a message of the form `field.path: what is wrong`)
+ * with its path set apart, so forms can point at it.
+ */
+export function specError(err, id) {
+  const msg = err && err.message ? err.message : String(err);
+  const api = err && typeof err.status === 'number';
+  const refused = api && (err.status === 400 || err.status === 422);
+  const status = api ? `${refused ? 'Not accepted' : `Error ${err.status}`}: ` : '';
+  // A Kubernetes Status names each field at fault in details.causes.
+  const causes = (err && Array.isArray(err.causes) ? err.causes : []).filter((c) => c && c.field);
+  if (causes.length) {
+    return h('div', {class: 'alert alert-error spec-error', role: 'alert', id},
+      status, causes.map((c, i) => [i ? '; ' : '', h('code', {class: 'field-path'}, c.field), ': ', c.message || '']));
+  }
+  const m = /^([A-Za-z][\w.[\]-]*): ([\s\S]*)$/.exec(msg);
+  return h('div', {class: 'alert alert-error spec-error', role: 'alert', id},
+    status, m ? [h('code', {class: 'field-path'}, m[1]), ': ', m[2]] : msg);
+}

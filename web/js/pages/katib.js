@@ -2,8 +2,8 @@
 // one, either from Katib YAML (the same file `kubectl apply` takes) or from a
 // form that writes that Experiment for the user.
 
-import {h, pageHeader, table, fmtTime, errorBox, empty, button, toast, replace, add} from '../dom.js';
-import {api, listKube, sendText, ApiError} from '../api.js';
+import {h, pageHeader, table, fmtTime, errorBox, empty, button, toast, replace, add, specError} from '../dom.js';
+import {api, listKube, sendText} from '../api.js';
 import {
   nsPath, experimentHref, phaseOf, currentCondition, phaseBadge, ACTIVE_PHASES, ALGORITHMS,
   bestObjective, bestTrialName, metricNames, fmtNumber, toYaml, exampleYaml,
@@ -86,14 +86,6 @@ async function renderList(ctx) {
 
 // ----------------------------------------------------------------- create
 
-/** A 400's message (`spec.parameters[0].feasibleSpace.min: …`) with its field path set apart. */
-function specError(err, id) {
-  const msg = err && err.message ? err.message : String(err);
-  const m = /^([A-Za-z][\w.[\]-]*): ([\s\S]*)$/.exec(msg);
-  const status = err instanceof ApiError ? `${err.status === 400 ? 'Not accepted' : `Error ${err.status}`}: ` : '';
-  return h('div', {class: 'alert alert-error spec-error', role: 'alert', id},
-    status, m ? [h('code', {class: 'field-path'}, m[1]), ': ', m[2]] : msg);
-}
 
 function shortId() {
   return Math.random().toString(36).slice(2, 6).padEnd(4, '0');

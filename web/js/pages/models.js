@@ -3,8 +3,8 @@
 // readiness, endpoint, model and traffic; creating one from YAML and
 // deleting one.
 
-import {h, pageHeader, table, fmtTime, errorBox, empty, button, toast, replace, add} from '../dom.js';
-import {api, listKube, sendText, ApiError} from '../api.js';
+import {h, pageHeader, table, fmtTime, errorBox, empty, button, toast, replace, add, specError} from '../dom.js';
+import {api, listKube, sendText} from '../api.js';
 import {
   isvcPath, modelHref, readiness, readinessBadge, modelOf, trafficOf, age, exampleYaml,
 } from '../models.js';
@@ -120,14 +120,6 @@ async function renderList(ctx) {
 
 // ----------------------------------------------------------------- create
 
-/** A 400's message (`spec.predictor.model.modelFormt: …`) with its field path set apart. */
-export function specError(err, id) {
-  const msg = err && err.message ? err.message : String(err);
-  const m = /^([A-Za-z][\w.[\]-]*): ([\s\S]*)$/.exec(msg);
-  const status = err instanceof ApiError ? `${err.status === 400 ? 'Not accepted' : `Error ${err.status}`}: ` : '';
-  return h('div', {class: 'alert alert-error spec-error', role: 'alert', id},
-    status, m ? [h('code', {class: 'field-path'}, m[1]), ': ', m[2]] : msg);
-}
 
 function shortId() {
   return Math.random().toString(36).slice(2, 6).padEnd(4, '0');

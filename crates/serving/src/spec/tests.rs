@@ -492,6 +492,15 @@ fn legacy_framework_keys_become_models() {
         "spec.predictor.sklearn.name",
         "not allowed in a model predictor",
     );
+    // KServe's Python SDK sends an empty name from its model defaults.
+    let s = ok(predictor(
+        json!({"model": {"name": "", "modelFormat": {"name": "sklearn"}, "storageUri": "gs://b/m"}}),
+    ));
+    assert!(
+        s.to_kserve_value()["spec"]["predictor"]["model"]
+            .get("name")
+            .is_none()
+    );
 }
 
 #[test]

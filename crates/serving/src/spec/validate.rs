@@ -411,7 +411,9 @@ fn model_spec(mut m: wire::ModelSpec, path: &str, legacy: Option<Legacy>) -> Res
             "confidential model serving is not supported; remove it",
         );
     }
-    if m.name.is_some() {
+    // An empty name is no name (KServe's Python SDK sends `name: ""` from
+    // its model defaults; Go reads it as unset).
+    if m.name.as_deref().is_some_and(|n| !n.is_empty()) {
         return err(
             format!("{path}.name"),
             "the 'name' field is not allowed in a model predictor (KServe's webhook refuses it too: the container is always kserve-container); remove it, or set spec.predictor.name to name the predictor variant",
