@@ -15,6 +15,29 @@ use serde_json::{Map, Value, json};
 
 use crate::spec::{Resource, SpecError};
 
+/// KServe's columns that both kinds print.
+const URL: Column = Column {
+    name: "URL",
+    type_: "string",
+    json_path: ".status.url",
+    priority: 0,
+    description: "Where it answers.",
+};
+const READY: Column = Column {
+    name: "Ready",
+    type_: "string",
+    json_path: ".status.conditions[?(@.type=='Ready')].status",
+    priority: 0,
+    description: "Whether it serves.",
+};
+const AGE: Column = Column {
+    name: "Age",
+    type_: "date",
+    json_path: ".metadata.creationTimestamp",
+    priority: 0,
+    description: "How long ago it was created.",
+};
+
 /// `serving.kserve.io/v1beta1` InferenceService (`isvc`), printed with
 /// KServe's own columns.
 pub static INFERENCE_SERVICE: Kind = Kind {
@@ -27,20 +50,8 @@ pub static INFERENCE_SERVICE: Kind = Kind {
     categories: &[],
     namespaced: true,
     columns: &[
-        Column {
-            name: "URL",
-            type_: "string",
-            json_path: ".status.url",
-            priority: 0,
-            description: "Where the service answers.",
-        },
-        Column {
-            name: "Ready",
-            type_: "string",
-            json_path: ".status.conditions[?(@.type=='Ready')].status",
-            priority: 0,
-            description: "Whether the service serves.",
-        },
+        URL,
+        READY,
         Column {
             name: "Prev",
             type_: "integer",
@@ -69,13 +80,7 @@ pub static INFERENCE_SERVICE: Kind = Kind {
             priority: 0,
             description: "The latest revision that is ready.",
         },
-        Column {
-            name: "Age",
-            type_: "date",
-            json_path: ".metadata.creationTimestamp",
-            priority: 0,
-            description: "How long ago it was created.",
-        },
+        AGE,
     ],
     status_subresource: true,
     fields: &["spec", "status"],
@@ -95,27 +100,9 @@ pub static TRAINED_MODEL: Kind = Kind {
     categories: &[],
     namespaced: true,
     columns: &[
-        Column {
-            name: "URL",
-            type_: "string",
-            json_path: ".status.url",
-            priority: 0,
-            description: "Where the model answers.",
-        },
-        Column {
-            name: "Ready",
-            type_: "string",
-            json_path: ".status.conditions[?(@.type=='Ready')].status",
-            priority: 0,
-            description: "Whether the model serves.",
-        },
-        Column {
-            name: "Age",
-            type_: "date",
-            json_path: ".metadata.creationTimestamp",
-            priority: 0,
-            description: "How long ago it was created.",
-        },
+        URL,
+        READY,
+        AGE,
     ],
     status_subresource: true,
     fields: &["spec", "status"],
