@@ -294,6 +294,78 @@ pub fn accept_any(_: &mut Value) -> Result<(), Vec<FieldError>> {
     Ok(())
 }
 
+/// The columns a kind prints (`kubectl get`, the CLI's tables): NAME,
+/// its printer columns, and AGE when none of them is a date. Each is
+/// `(name, type, priority)`.
+pub fn printed_columns(kind: &Kind) -> Vec<(&'static str, &'static str, i32)> {
+    let mut cols = vec![("Name", "string", 0)];
+    cols.extend(kind.columns.iter().map(|c| (c.name, c.type_, c.priority)));
+    if !has_date_column(kind) {
+        cols.push(("Age", "date", 0));
+    }
+    cols
+}
+
+fn has_date_column(kind: &Kind) -> bool {
+    kind.columns.iter().any(|c| c.type_ == "date")
+}
+
+/// One object's cells under [`printed_columns`]: dates as ages
+/// (`human_duration` since then, at `now`), absent values as null.
+pub fn printed_cells(kind: &Kind, object: &Value, now: crate::Timestamp) -> Vec<Value> {
+    let age = |ts: Option<&str>| match ts.and_then(crate::Timestamp::parse_rfc3339) {
+        Some(t) => Value::String(human_duration(t.millis_until(now) / 1000)),
+        None => Value::String("<unknown>".into()),
+    };
+    let mut cells = vec![object["metadata"]["name"].clone()];
+    for c in kind.columns {
+        cells.push(match json_path(object, c.json_path) {
+            None | Some(Value::Null) => Value::Null,
+            Some(Value::String(s)) if c.type_ == "date" => age(Some(s)),
+            Some(v) => v.clone(),
+        });
+    }
+    if !has_date_column(kind) {
+        cells.push(age(object["metadata"]["creationTimestamp"].as_str()));
+    }
+    cells
+}
+
+/// Kubernetes' short human durations: `45s`, `5m10s`, `3h`, `2d5h`, `400d`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=599 => {
+            let (m, r) = (s / 60, s % 60);
+            if r == 0 {
+                format!("{m}m")
+            } else {
+                format!("{m}m{r}s")
+            }
+        }
+        600..=10_799 => format!("{}m", s / 60),
+        10_800..=28_799 => {
+            let (h, m) = (s / 3600, (s % 3600) / 60);
+            if m == 0 {
+                format!("{h}h")
+            } else {
+                format!("{h}h{m}m")
+            }
+        }
+        28_800..=172_799 => format!("{}h", s / 3600),
+        172_800..=2_591_999 => {
+            let (d, h) = (s / 86_400, (s % 86_400) / 3600);
+            if h == 0 {
+                format!("{d}d")
+            } else {
+                format!("{d}d{h}h")
+            }
+        }
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 /// Evaluates the JSONPath subset printer columns use: `.a.b`, `.a[0]`,
 /// `.a[-1:]` (the last element), `.a[?(@.type=="Ready")].status`. `None`
 /// when nothing is there.
@@ -390,6 +462,22 @@ mod tests {
         set_condition(&mut list, c(ConditionStatus::True, "t3"));
         assert_eq!(list[0].last_transition_time.as_deref(), Some("t3"));
         assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        for (s, want) in [
+            (0, "0s"),
+            (59, "59s"),
+            (130, "2m10s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (10 * 3600, "10h"),
+            (2 * 86_400 + 3600, "2d1h"),
+            (400 * 86_400, "400d"),
+        ] {
+            assert_eq!(human_duration(s), want, "{s}");
+        }
     }
 
     #[test]

@@ -101,6 +101,14 @@ pub enum Command {
     /// multi-model InferenceService).
     #[command(subcommand, name = "trainedmodel", visible_aliases = ["tm", "trainedmodels"])]
     TrainedModel(crate::trainedmodel::TrainedModelCommand),
+    /// List objects of any kind, with the kind's own columns (`oxflow get
+    /// isvc`, `oxflow get cm -l app=demo -o yaml`), as kubectl does.
+    Get(crate::get::GetArgs),
+    /// Show one object of any kind: metadata, spec, status, conditions
+    /// and the events about it.
+    Describe(crate::get::DescribeArgs),
+    /// Delete objects of any kind by name.
+    Delete(crate::get::DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -414,6 +422,9 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
                 | Command::Apply(_)
                 | Command::Isvc(_)
                 | Command::TrainedModel(_)
+                | Command::Get(_)
+                | Command::Describe(_)
+                | Command::Delete(_)
         )
     {
         return crate::remote::main(&cli, url).await;
@@ -448,6 +459,9 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         Command::Apply(args) => crate::isvc::apply(&cli, args).await,
         Command::Isvc(cmd) => crate::isvc::isvc(&cli, cmd).await,
         Command::TrainedModel(cmd) => crate::trainedmodel::trained_model(&cli, cmd).await,
+        Command::Get(args) => crate::get::get(&cli, args).await,
+        Command::Describe(args) => crate::get::describe(&cli, args).await,
+        Command::Delete(args) => crate::get::delete(&cli, args).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
         Command::Logs { run, task } => {
             let ctx = Ctx::open(&cli).await?;

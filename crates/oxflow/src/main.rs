@@ -2,6 +2,7 @@
 //! others together and talks to the terminal; it holds no platform logic.
 
 mod cli;
+mod get;
 mod isvc;
 mod kubeconfig;
 mod objects;

@@ -506,7 +506,10 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
         | Command::Token
         | Command::Apply(_)
         | Command::Isvc(_)
-        | Command::TrainedModel(_) => {
+        | Command::TrainedModel(_)
+        | Command::Get(_)
+        | Command::Describe(_)
+        | Command::Delete(_) => {
             bail!("internal error: this command runs locally and never through --server")
         }
         Command::Up(_) => {

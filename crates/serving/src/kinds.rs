@@ -99,11 +99,7 @@ pub static TRAINED_MODEL: Kind = Kind {
     short_names: &["tm"],
     categories: &[],
     namespaced: true,
-    columns: &[
-        URL,
-        READY,
-        AGE,
-    ],
+    columns: &[URL, READY, AGE],
     status_subresource: true,
     fields: &["spec", "status"],
     builtin: false,

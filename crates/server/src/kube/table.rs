@@ -3,7 +3,7 @@
 //! for custom resources, ages included.
 
 use oxflow_core::Timestamp;
-use oxflow_core::object::{Kind, json_path};
+use oxflow_core::object::{Kind, printed_cells, printed_columns};
 use serde_json::{Value, json};
 
 /// What the Accept header asks for.
@@ -71,83 +71,34 @@ impl IncludeObject {
     }
 }
 
-fn has_date(kind: &Kind) -> bool {
-    kind.columns.iter().any(|c| c.type_ == "date")
-}
-
 fn column_definitions(kind: &Kind) -> Value {
-    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name",
-        "description": "Name must be unique within a namespace.", "priority": 0})];
-    for c in kind.columns {
-        cols.push(json!({"name": c.name, "type": c.type_, "format": "",
-                         "description": c.description, "priority": c.priority}));
-    }
-    if !has_date(kind) {
-        cols.push(json!({"name": "Age", "type": "date", "format": "",
-            "description": "When the object was created.", "priority": 0}));
-    }
-    Value::Array(cols)
-}
-
-/// Kubernetes' short human durations: `45s`, `5m10s`, `3h`, `2d5h`, `400d`.
-pub(crate) fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=599 => {
-            let (m, r) = (s / 60, s % 60);
-            if r == 0 {
-                format!("{m}m")
-            } else {
-                format!("{m}m{r}s")
-            }
-        }
-        600..=10_799 => format!("{}m", s / 60),
-        10_800..=28_799 => {
-            let (h, m) = (s / 3600, (s % 3600) / 60);
-            if m == 0 {
-                format!("{h}h")
-            } else {
-                format!("{h}h{m}m")
-            }
-        }
-        28_800..=172_799 => format!("{}h", s / 3600),
-        172_800..=2_591_999 => {
-            let (d, h) = (s / 86_400, (s % 86_400) / 3600);
-            if h == 0 {
-                format!("{d}d")
-            } else {
-                format!("{d}d{h}h")
-            }
-        }
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-fn age(ts: Option<&str>, now: Timestamp) -> Value {
-    match ts.and_then(Timestamp::parse_rfc3339) {
-        Some(t) => Value::String(human_duration(t.millis_until(now) / 1000)),
-        None => Value::String("<unknown>".into()),
-    }
-}
-
-fn cell(kind_type: &str, v: Option<&Value>, now: Timestamp) -> Value {
-    match (kind_type, v) {
-        (_, None) | (_, Some(Value::Null)) => Value::Null,
-        ("date", Some(Value::String(s))) => age(Some(s), now),
-        (_, Some(v)) => v.clone(),
-    }
+    Value::Array(
+        printed_columns(kind)
+            .into_iter()
+            .map(|(name, type_, priority)| {
+                let description = kind
+                    .columns
+                    .iter()
+                    .find(|c| c.name == name)
+                    .map(|c| c.description)
+                    .unwrap_or(match name {
+                        "Name" => "Name must be unique within a namespace.",
+                        _ => "When the object was created.",
+                    });
+                let format = if name == "Name" && priority == 0 && type_ == "string" {
+                    "name"
+                } else {
+                    ""
+                };
+                json!({"name": name, "type": type_, "format": format,
+                       "description": description, "priority": priority})
+            })
+            .collect(),
+    )
 }
 
 fn row(kind: &Kind, object: &Value, include: IncludeObject, now: Timestamp) -> Value {
-    let mut cells = vec![object["metadata"]["name"].clone()];
-    for c in kind.columns {
-        cells.push(cell(c.type_, json_path(object, c.json_path), now));
-    }
-    if !has_date(kind) {
-        cells.push(age(object["metadata"]["creationTimestamp"].as_str(), now));
-    }
-    let mut r = json!({"cells": cells});
+    let mut r = json!({"cells": printed_cells(kind, object, now)});
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
@@ -188,16 +139,8 @@ pub(crate) fn table_text(
         if i > 0 {
             out.push(',');
         }
-        let o = &c.object;
-        let mut cells = vec![o["metadata"]["name"].clone()];
-        for col in kind.columns {
-            cells.push(cell(col.type_, json_path(o, col.json_path), now));
-        }
-        if !has_date(kind) {
-            cells.push(age(o["metadata"]["creationTimestamp"].as_str(), now));
-        }
         out.push_str("{\"cells\":");
-        out.push_str(&Value::Array(cells).to_string());
+        out.push_str(&Value::Array(printed_cells(kind, &c.object, now)).to_string());
         match include {
             IncludeObject::None => {}
             IncludeObject::Metadata => {
@@ -241,22 +184,6 @@ pub(crate) fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_kubectl() {
-        for (s, want) in [
-            (0, "0s"),
-            (59, "59s"),
-            (130, "2m10s"),
-            (600, "10m"),
-            (3 * 3600 + 60, "3h1m"),
-            (10 * 3600, "10h"),
-            (2 * 86_400 + 3600, "2d1h"),
-            (400 * 86_400, "400d"),
-        ] {
-            assert_eq!(human_duration(s), want, "{s}");
-        }
-    }
 
     #[test]
     fn accept_headers() {
