@@ -81,6 +81,8 @@ def test_kubectl_applies_waits_for_and_deletes_an_inference_service(server, mode
 
     described = kubectl.run('describe', 'isvc', name).stdout
     assert f'Name:         {name}' in described and 'Ready' in described, described
+    # The controller's event, found by kubectl's own involvedObject query.
+    assert 'InferenceServiceReady' in described and 'inferenceservice-controller' in described, described
 
     # Server-side apply (one PATCH, create or merge) of the same spec.
     out = kubectl.run('apply', '--server-side', '-f', '-', stdin=isvc_yaml(name, model_uri)).stdout

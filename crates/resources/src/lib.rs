@@ -10,6 +10,7 @@
 
 pub mod builtin;
 mod cache;
+mod events;
 mod objects;
 mod registry;
 mod watch;
@@ -18,6 +19,7 @@ use oxflow_core::object::{FieldError, Kind};
 use oxflow_store::StoreError;
 
 pub use cache::Cached;
+pub use events::{EventType, Recorder};
 pub use objects::{
     DeleteOptions, FieldValidation, PatchType, Propagation, Resources, WriteOptions, Written,
     matches,

@@ -420,9 +420,25 @@ impl Resources {
                 causes: vec![],
             });
         }
-        let existing = self.get_stored(kind, namespace, name).await?;
-        self.update_from(kind, namespace, name, existing, body, opts, true)
-            .await
+        // Without a resourceVersion a replace is unconditional: a write
+        // that lands between the read and this one (a controller's status)
+        // is read again and the replace retried, as the API server's
+        // GuaranteedUpdate does.
+        let unconditional = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        let mut tries = 0;
+        loop {
+            let existing = self.get_stored(kind, namespace, name).await?;
+            match self
+                .update_from(kind, namespace, name, existing, body.clone(), opts, true)
+                .await
+            {
+                Err(ResourceError::Conflict { .. }) if unconditional && tries < 8 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// The update path shared by replace and patch: `body` is the whole

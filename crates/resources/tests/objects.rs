@@ -702,3 +702,70 @@ async fn an_abandoned_watch_lets_go_and_an_old_version_is_expired() {
     let mut w = r.watch(req(Some(first + 1))).await.unwrap();
     assert_eq!(next(&mut w).await, (WatchEventType::Modified, "a".into()));
 }
+
+#[tokio::test]
+async fn events_are_deduplicated_and_go_with_their_object() {
+    let (_dir, r) = resources().await;
+    let w = r
+        .create(&WIDGET, Some("default"), widget("evented", 2), &opts())
+        .await
+        .unwrap()
+        .object;
+    let rec = oxflow_resources::Recorder::new(r.clone(), "widget-controller");
+    let events = || async {
+        r.list(
+            &builtin::EVENT,
+            Some("default"),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
+        .await
+        .unwrap()
+        .0
+    };
+    rec.record(
+        &w,
+        oxflow_resources::EventType::Warning,
+        "Jammed",
+        "gear 3 slipped",
+    )
+    .await;
+    rec.record(
+        &w,
+        oxflow_resources::EventType::Warning,
+        "Jammed",
+        "gear 3 slipped",
+    )
+    .await;
+    rec.record(
+        &w,
+        oxflow_resources::EventType::Normal,
+        "Freed",
+        "running again",
+    )
+    .await;
+    let got = events().await;
+    let mut seen: Vec<(Value, Value)> = got
+        .iter()
+        .map(|e| (e["reason"].clone(), e["count"].clone()))
+        .collect();
+    seen.sort_by_key(|(r, _)| r.to_string());
+    assert_eq!(
+        seen,
+        [(json!("Freed"), json!(1)), (json!("Jammed"), json!(2))]
+    );
+    let jammed = got.iter().find(|e| e["reason"] == "Jammed").unwrap();
+    assert_eq!(jammed["involvedObject"]["uid"], w["metadata"]["uid"]);
+    assert_eq!(jammed["source"]["component"], "widget-controller");
+    assert_eq!(jammed["type"], "Warning");
+    // Owned by the widget: deleting it deletes them.
+    r.delete(
+        &WIDGET,
+        Some("default"),
+        "evented",
+        &DeleteOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(events().await.is_empty());
+}

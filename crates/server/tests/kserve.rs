@@ -149,6 +149,28 @@ async fn inference_services_are_managed_and_served() {
         v["status"]["url"],
         "http://oxflow.test/serving/default/stump"
     );
+    // Becoming ready is an event about the service, found as kubectl
+    // describe finds it; recorded once, however often the status is written.
+    let (code, events) = h
+        .call(
+            "GET",
+            "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=stump",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{events}");
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(
+        (&items[0]["type"], &items[0]["reason"], &items[0]["count"]),
+        (&json!("Normal"), &json!("InferenceServiceReady"), &json!(1))
+    );
+    assert_eq!(items[0]["involvedObject"]["uid"], v["metadata"]["uid"]);
+    assert_eq!(
+        items[0]["source"]["component"],
+        "inferenceservice-controller"
+    );
 
     // By path, V2 and V1; then by Host, as KServe's docs call it.
     let (code, v) = h
@@ -260,6 +282,16 @@ async fn inference_services_are_managed_and_served() {
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = h.call("GET", &format!("{BASE}/stump"), None, "").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+    // Its events went with it (they are owned by the service).
+    let (_, events) = h
+        .call(
+            "GET",
+            "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=stump",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(events["items"], json!([]), "{events}");
     h.until_answer(
         "/serving/default/stump/v2/models/stump/infer",
         StatusCode::NOT_FOUND,

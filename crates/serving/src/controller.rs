@@ -195,6 +195,9 @@ struct Entry {
     tag_routing: bool,
     /// When each condition type last changed status.
     transitions: HashMap<&'static str, (bool, Timestamp)>,
+    /// The Ready condition (status, reason) last written: an event is
+    /// recorded when it changes.
+    reported: Option<(String, String)>,
     /// Requests routed so far (picks the target of the next one).
     requests: Arc<AtomicU64>,
 }
@@ -285,6 +288,8 @@ struct Inner {
     trained: trained::TrainedModels,
     /// The framework controller that runs the reconciles, once started.
     framework: std::sync::OnceLock<oxflow_controller::Controller>,
+    /// Records the services' events (readiness gained or lost).
+    events: oxflow_resources::Recorder,
 }
 
 /// Serves the stored InferenceServices; cheap to clone.
@@ -381,6 +386,10 @@ impl ServingController {
             inner: Arc::new(Inner {
                 storage: Storage::new(&config.home)
                     .with_local_roots(LocalRoots::for_server(&config.home, &config.model_roots)),
+                events: oxflow_resources::Recorder::new(
+                    resources.clone(),
+                    "inferenceservice-controller",
+                ),
                 resources,
                 config,
                 metrics: RwLock::new(HashMap::new()),
@@ -923,12 +932,14 @@ impl ServingController {
                 predictor_host: None,
                 tag_routing: false,
                 transitions: transitions_from(&record.status),
+                reported: ready_of(&record.status).map(|(s, r, _)| (s, r)),
                 requests: Arc::new(AtomicU64::new(0)),
             });
             if entry.id != record.id {
                 // Deleted and created again under the same name.
                 entry.rolled_out = None;
                 entry.transitions.clear();
+                entry.reported = None;
             }
             if restored.is_some() {
                 entry.rolled_out = restored;
@@ -1655,7 +1666,7 @@ impl ServingController {
     /// Computes the service's status and stores it; called by `settle`
     /// with `status_writes` held.
     async fn write_status(&self, key: &Key) {
-        let (id, generation, status) = {
+        let (id, generation, status, event) = {
             let mut services = self
                 .inner
                 .services
@@ -1669,8 +1680,42 @@ impl ServingController {
             if let Some(r) = &entry.rolled_out {
                 status[ROLLED_OUT] = json!({"revision": r.name, "generation": r.generation, "predictor": r.predictor});
             }
-            (entry.id.clone(), entry.generation, status)
+            // Readiness gained or lost is an event (once per change).
+            let ready = ready_of(&status);
+            let event = match &ready {
+                Some((s, r, m)) if entry.reported.as_ref() != Some(&(s.clone(), r.clone())) => {
+                    entry.reported = Some((s.clone(), r.clone()));
+                    match s.as_str() {
+                        "True" => Some((
+                            oxflow_resources::EventType::Normal,
+                            "InferenceServiceReady".to_owned(),
+                            format!("InferenceService {} is ready at {url}", key.1),
+                        )),
+                        // A revision still loading or starting is not a
+                        // failure; anything else keeping it unready is.
+                        "False" if !r.is_empty() && !TRANSITIONAL.contains(&r.as_str()) => {
+                            Some((oxflow_resources::EventType::Warning, r.clone(), m.clone()))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            (entry.id.clone(), entry.generation, status, event)
         };
+        // Recorded before the status that shows it, so whoever sees the
+        // new Ready condition finds its event.
+        if let Some((kind, reason, message)) = event {
+            let object = json!({
+                "apiVersion": INFERENCE_SERVICE.api_version(),
+                "kind": INFERENCE_SERVICE.kind,
+                "metadata": {"name": key.1, "namespace": key.0.as_str(), "uid": id},
+            });
+            self.inner
+                .events
+                .record(&object, kind, &reason, &message)
+                .await;
+        }
         if let Err(e) = self
             .inner
             .resources
@@ -1688,6 +1733,21 @@ impl ServingController {
         }
         self.inner.changes.send_modify(|n| *n += 1);
     }
+}
+
+/// Ready-condition reasons of a service on its way up.
+const TRANSITIONAL: [&str; 2] = ["ModelLoading", "Starting"];
+
+/// A status's Ready condition: (status, reason, message).
+fn ready_of(status: &Value) -> Option<(String, String, String)> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (text("status"), text("reason"), text("message"))
+        })
 }
 
 /// What the controller cannot serve yet, whatever the predictor.

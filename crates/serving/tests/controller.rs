@@ -236,6 +236,26 @@ async fn services_that_cannot_be_served_say_why() {
         .find(|c| c["type"] == "Ready")
         .unwrap();
     assert_eq!(ready["status"], "False");
+    // The failure is a Warning event about the service, recorded once
+    // (before the status that shows it).
+    let (events, _) = resources(&store)
+        .list(
+            &oxflow_resources::builtin::EVENT,
+            Some("default"),
+            &Default::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let about: Vec<_> = events
+        .iter()
+        .filter(|e| e["involvedObject"]["uid"] == v["metadata"]["uid"])
+        .map(|e| (e["type"].clone(), e["reason"].clone(), e["count"].clone()))
+        .collect();
+    assert_eq!(
+        about,
+        [(json!("Warning"), json!("NoSupportingRuntime"), json!(1))]
+    );
     assert!(
         ready["message"].as_str().unwrap().contains("tensorflow"),
         "{ready}"
