@@ -62,8 +62,8 @@ async function failure(resp) {
 }
 
 /** fetch + JSON. `body` may be an object (sent as JSON) or FormData. */
-export async function api(path, {method = 'GET', query, body, signal} = {}) {
-  const opts = {method, signal, headers: stateHeaders(method, {Accept: 'application/json'})};
+export async function api(path, {method = 'GET', query, body, signal, accept = 'application/json'} = {}) {
+  const opts = {method, signal, headers: stateHeaders(method, {Accept: accept})};
   if (body instanceof FormData) {
     opts.body = body;
   } else if (body !== undefined) {
@@ -101,6 +101,8 @@ export async function fetchRaw(path, {query, signal} = {}) {
 export const KFP = '/apis/v2beta1';
 export const OX = '/oxflow/v1';
 export const KATIB = '/apis/kubeflow.org/v1beta1';
+/** What kubectl asks a list for: the server's Table with the kind's printer columns. */
+export const TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io';
 
 /** KFP's list filter: [[key, op, value], …] → the JSON the API takes. */
 export function kfpFilter(preds) {

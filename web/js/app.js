@@ -19,6 +19,7 @@ import * as katibExperiment from './pages/katib-experiment.js';
 import * as models from './pages/models.js';
 import * as model from './pages/model.js';
 import * as coming from './pages/coming.js';
+import * as resources from './pages/resources.js';
 
 const NAV = [
   {path: '/', label: 'Home', icon: 'M3 10 L12 3 L21 10 V20 H14 V14 H10 V20 H3 Z'},
@@ -29,6 +30,7 @@ const NAV = [
   {path: '/artifacts', label: 'Artifacts', icon: 'M4 7 L12 3 L20 7 V17 L12 21 L4 17 Z M4 7 L12 11 L20 7 M12 11 V21'},
   {path: '/katib', label: 'Katib', icon: 'M4 20 V10 M10 20 V4 M16 20 V13 M22 20 H2'},
   {path: '/models', label: 'Models', icon: 'M12 3 L21 8 L12 13 L3 8 Z M3 13 L12 18 L21 13'},
+  {path: '/resources', label: 'Resources', icon: 'M4 5 h16 M4 12 h16 M4 19 h16 M8 3 v4 M14 10 v4 M10 17 v4'},
   {section: 'Coming'},
   {path: '/notebooks', label: 'Notebooks', coming: true, icon: 'M6 3 h11 a1 1 0 0 1 1 1 v16 a1 1 0 0 1 -1 1 h-11 z M9 3 v18'},
   {path: '/contributors', label: 'Contributors', coming: true, icon: 'M9 11 a3.5 3.5 0 1 0 0 -7 a3.5 3.5 0 0 0 0 7 M2 21 a7 7 0 0 1 14 0 M17 11 a3 3 0 1 0 0 -6 M18 14 a6 6 0 0 1 4 6'},
@@ -51,6 +53,9 @@ const ROUTES = [
   [/^\/models$/, models],
   [/^\/models\/new$/, models, {mode: 'new'}],
   [/^\/models\/services\/([^/]+)$/, model],
+  [/^\/resources$/, resources],
+  [/^\/resources\/([^/]+)\/([^/]+)\/([^/]+)$/, resources],
+  [/^\/resources\/([^/]+)\/([^/]+)\/([^/]+)\/([^/]+)$/, resources],
   [/^\/(notebooks|contributors)$/, coming],
 ];
 

@@ -583,23 +583,37 @@ async fn list(
             key > (ns.as_str(), name.as_str())
         });
     }
+    // A page ends at `limit` items, and after about MAX_LIST_BYTES of
+    // JSON (at least one item): the rest is behind the continue token, so
+    // no answer holds an unbounded number of bytes.
+    let shape = Shape::of(headers);
+    let include = IncludeObject::parse(q.include_object.as_deref());
+    let size = |c: &oxflow_resources::Cached| match (shape, include) {
+        (Shape::Json, _) | (Shape::Table, IncludeObject::Object) => c.json.len() + 1,
+        (Shape::Table, _) => c.meta_json.len() + 128,
+    };
+    let total = items.len();
+    let mut keep = limit.unwrap_or(total).min(total);
+    let mut bytes = 0;
+    for (i, c) in items.iter().take(keep).enumerate() {
+        bytes += size(c);
+        if i > 0 && bytes > crate::limits::MAX_LIST_BYTES {
+            keep = i;
+            break;
+        }
+    }
     let mut next = None;
     let mut remaining = None;
-    if let Some(n) = limit
-        && items.len() > n
-    {
-        remaining = Some(items.len() - n);
-        items.truncate(n);
+    if keep < total {
+        remaining = Some(total - keep);
+        items.truncate(keep);
         next = items.last().map(|c| continue_token(&c.object));
     }
     let rv = rv.to_string();
     // Rendered from the cache's ready JSON: no object is copied or
     // serialized again.
-    let body = match Shape::of(headers) {
-        Shape::Table => {
-            let include = IncludeObject::parse(q.include_object.as_deref());
-            table::table_text(t.kind, &items, &rv, include, next.as_deref())
-        }
+    let body = match shape {
+        Shape::Table => table::table_text(t.kind, &items, &rv, include, next.as_deref()),
         Shape::Json => {
             let mut meta = json!({"resourceVersion": rv});
             if let Some(c) = next {
@@ -624,7 +638,7 @@ async fn list(
             out
         }
     };
-    Ok(Shape::of(headers).respond(Body::from(body)))
+    Ok(shape.respond(Body::from(body)))
 }
 
 async fn watch(

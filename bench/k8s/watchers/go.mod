@@ -1,0 +1,3 @@
+module oxflow.dev/bench/k8s/watchers
+
+go 1.22
