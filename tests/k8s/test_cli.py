@@ -67,3 +67,38 @@ def test_unknown_kinds_and_bad_selectors_are_named(server):
     assert p.returncode != 0 and '"widgets"' in p.stderr and 'inferenceservices (isvc)' in p.stderr, p.stderr
     p = oxflow(server, 'get', 'cm', '-l', 'app in (a', check=False)
     assert p.returncode != 0 and '--selector' in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize('remote', [True, False], ids=['server', 'local'])
+def test_apply_takes_any_kind_and_checks_every_document_first(server, remote, tmp_path):
+    tag = 'r' if remote else 'l'
+    good = (f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied-{tag}\n  labels: {{app: applied}}\n'
+            f'data:\n  k: "1"\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-{tag}\n')
+    f = tmp_path / 'objects.yaml'
+    f.write_text(good)
+    out = oxflow(server, 'apply', '-f', str(f), remote=remote).stdout
+    assert f'configmap/applied-{tag} created' in out and f'namespace/team-{tag} created' in out, out
+    out = oxflow(server, 'apply', '-f', str(f), remote=remote).stdout
+    assert f'configmap/applied-{tag} unchanged' in out, out
+    f.write_text(good.replace('k: "1"', 'k: "2"'))
+    out = oxflow(server, 'apply', '-f', str(f), remote=remote).stdout
+    assert f'configmap/applied-{tag} configured' in out, out
+    status, cm, _ = server.request('GET', f'/api/v1/namespaces/default/configmaps/applied-{tag}')
+    assert status == 200 and cm['data'] == {'k': '2'}, cm
+
+    # A bad second document: refused naming it and the field, and the
+    # first (a new object) is not stored either.
+    f.write_text(f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: never-{tag}\ndata:\n  k: "1"\n---\n'
+                 f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad-{tag}\ndata:\n  k: 3\n')
+    p = oxflow(server, 'apply', '-f', str(f), remote=remote, check=False)
+    assert p.returncode != 0 and 'document 2' in p.stderr and 'data.k' in p.stderr, p.stderr
+    status, _, _ = server.request('GET', f'/api/v1/namespaces/default/configmaps/never-{tag}')
+    assert status == 404
+    f.write_text('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndta:\n  k: "1"\n')
+    p = oxflow(server, 'apply', '-f', str(f), remote=remote, check=False)
+    assert p.returncode != 0 and 'dta: unknown field' in p.stderr, p.stderr
+    f.write_text('apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n')
+    p = oxflow(server, 'apply', '-f', str(f), remote=remote, check=False)
+    assert p.returncode != 0 and '"Widget"' in p.stderr and 'document 1' in p.stderr, p.stderr
+    oxflow(server, 'delete', 'cm', f'applied-{tag}', remote=remote)
+    oxflow(server, 'delete', 'ns', f'team-{tag}', remote=remote)

@@ -92,7 +92,8 @@ pub enum Command {
     Experiments(crate::tune::ExperimentsCommand),
     /// Serve models over KServe's V1 and the Open Inference Protocol (V2 REST and gRPC).
     Serve(crate::serve::ServeArgs),
-    /// Create or update KServe resources (InferenceService and TrainedModel YAML) from a file.
+    /// Create or update objects from a file (KServe InferenceServices and
+    /// TrainedModels, or any kind `oxflow get` lists), as `kubectl apply -f`.
     Apply(crate::isvc::ApplyArgs),
     /// Inspect and manage KServe InferenceServices.
     #[command(subcommand, visible_alias = "inferenceservices")]

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use oxflow_core::object::Kind;
 use oxflow_core::{Namespace, Timestamp};
 use oxflow_serving::controller::{is_ready, stored_spec};
-use oxflow_serving::kinds::INFERENCE_SERVICE;
+use oxflow_serving::kinds::{INFERENCE_SERVICE, TRAINED_MODEL};
 use oxflow_serving::spec::{Resource, parse_documents};
 use serde_json::Value;
 
@@ -74,54 +75,124 @@ pub struct ApplyArgs {
 }
 
 /// `oxflow apply -f FILE`: every resource is checked before any is stored,
-/// so a file with one bad document changes nothing.
+/// so a file with one bad document changes nothing. A file of KServe
+/// documents is read by KServe's parser (its errors name `[document N]`
+/// and the field); any other file document by document through the kind
+/// registry, each held to its kind's rules, so every kind the server
+/// serves can be applied.
 pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let resources =
-        parse_documents(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let file = args.file.display().to_string();
+    let docs = oxflow_core::spec::read_documents(
+        &text,
+        &oxflow_core::spec::ReadOptions {
+            max_bytes: oxflow_serving::spec::MAX_DOCUMENT_BYTES,
+            input: "file",
+            yaml_budget: oxflow_core::spec::YamlBudget::Strict,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let default_ns = Namespace::new(cli.namespace.clone())?;
-    let mut services = Vec::new();
-    let mut models = Vec::new();
-    for (i, r) in resources.into_iter().enumerate() {
-        match r {
-            Resource::InferenceService(s) => services.push(*s),
-            Resource::TrainedModel(m) => models.push(m),
-            other => bail!(
-                "{}: document {}: {} {:?}: Oxflow picks the runtime for each model format itself (onnx, xgboost, lightgbm, sklearn) and applies no ServingRuntimes; remove this document",
-                args.file.display(),
-                i + 1,
-                other.kind(),
-                other.name()
-            ),
+    let kserve_only = docs.iter().all(|d| {
+        d["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("serving.kserve.io/"))
+    });
+    // (kind, namespace, object), checked, in the order they are stored.
+    let mut objects: Vec<(&'static Kind, Namespace, Value)> = Vec::new();
+    if kserve_only {
+        let resources = parse_documents(&text).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        for (i, r) in resources.into_iter().enumerate() {
+            match r {
+                Resource::InferenceService(s) => {
+                    let ns = s.namespace.clone().unwrap_or_else(|| default_ns.clone());
+                    let object = stored_spec(&s, &ns);
+                    objects.push((&INFERENCE_SERVICE, ns, object));
+                }
+                Resource::TrainedModel(m) => {
+                    let ns = m.namespace.clone().unwrap_or_else(|| default_ns.clone());
+                    let object = oxflow_serving::controller::stored_trained_model_spec(&m, &ns);
+                    objects.push((&TRAINED_MODEL, ns, object));
+                }
+                other => bail!(
+                    "{file}: document {}: {} {:?}: Oxflow picks the runtime for each model format itself (onnx, xgboost, lightgbm, sklearn) and applies no ServingRuntimes; remove this document",
+                    i + 1,
+                    other.kind(),
+                    other.name()
+                ),
+            }
         }
+    } else {
+        let registry = oxflow_server::registry();
+        for (i, mut doc) in docs.into_iter().enumerate() {
+            let at = |what: String| anyhow::anyhow!("{file}: document {}: {what}", i + 1);
+            let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_owned();
+            let kind_name = doc["kind"].as_str().unwrap_or_default().to_owned();
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let Some(kind) = registry
+                .by_kind(group, &kind_name)
+                .filter(|k| k.api_version() == api_version)
+            else {
+                let hint = if kind_name == "Experiment" {
+                    " (run a Katib Experiment with `oxflow tune -f`)"
+                } else {
+                    ""
+                };
+                return Err(at(format!(
+                    "{kind_name:?} of apiVersion {api_version:?} is not a kind this server serves{hint}; `oxflow get <kind>` takes the kinds it does"
+                )));
+            };
+            let ns = match doc["metadata"]["namespace"].as_str() {
+                Some(n) => Namespace::new(n.to_owned())
+                    .map_err(|e| at(format!("metadata.namespace: {e}")))?,
+                None => default_ns.clone(),
+            };
+            if kind.namespaced {
+                doc["metadata"]["namespace"] = Value::String(ns.as_str().to_owned());
+            }
+            if let Some(unknown) = doc.as_object().and_then(|m| {
+                m.keys().find(|k| {
+                    !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                        && !kind.fields.contains(&k.as_str())
+                })
+            }) {
+                return Err(at(format!("{unknown}: unknown field of a {kind_name}")));
+            }
+            let mut probe = doc.clone();
+            (kind.validate)(&mut probe).map_err(|causes| {
+                at(causes
+                    .iter()
+                    .map(|c| format!("{}: {}", c.field, c.message))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            })?;
+            objects.push((kind, ns, doc));
+        }
+        // TrainedModels after their services, so a file with both serves
+        // its models at once.
+        objects.sort_by_key(|(k, _, _)| std::ptr::eq(*k, &TRAINED_MODEL));
     }
     let backend = Backend::open(cli).await?;
     let mut applied = Vec::new();
-    for s in &services {
-        let ns = s.namespace.clone().unwrap_or_else(|| default_ns.clone());
-        let what = backend
-            .apply(&INFERENCE_SERVICE, &ns, stored_spec(s, &ns))
-            .await?;
-        println!(
-            "inferenceservice.serving.kserve.io/{} {what}",
-            s.name.as_str()
-        );
-        applied.push((ns, s.name.as_str().to_owned()));
-    }
-    // After the services, so that a file with both serves its models at once.
     let mut applied_models = Vec::new();
-    for m in &models {
-        let ns = m.namespace.clone().unwrap_or_else(|| default_ns.clone());
-        let what = backend
-            .apply(
-                &oxflow_serving::kinds::TRAINED_MODEL,
-                &ns,
-                oxflow_serving::controller::stored_trained_model_spec(m, &ns),
-            )
-            .await?;
-        println!("trainedmodel.serving.kserve.io/{} {what}", m.name.as_str());
-        applied_models.push((ns, m.name.as_str().to_owned()));
+    for (kind, ns, object) in objects {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let what = backend.apply(kind, &ns, object).await?;
+        let shown = if kind.group.is_empty() {
+            kind.singular.to_owned()
+        } else {
+            format!("{}.{}", kind.singular, kind.group)
+        };
+        println!("{shown}/{name} {what}");
+        if std::ptr::eq(kind, &INFERENCE_SERVICE) {
+            applied.push((ns, name));
+        } else if std::ptr::eq(kind, &TRAINED_MODEL) {
+            applied_models.push((ns, name));
+        }
     }
     if args.wait == 0 {
         return Ok(ExitCode::SUCCESS);
