@@ -93,6 +93,22 @@ impl Harness {
 }
 
 impl Harness {
+    /// The events about `name`, found as kubectl describe finds them.
+    async fn events_about(&self, name: &str) -> Value {
+        let (code, events) = self
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name={name}"
+                ),
+                None,
+                "",
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{events}");
+        events
+    }
+
     /// Waits on the controller's notifications until a data-plane call
     /// answers `want` (the controller acts on a deletion when the change
     /// feed reaches it, not within the API call).
@@ -151,15 +167,7 @@ async fn inference_services_are_managed_and_served() {
     );
     // Becoming ready is an event about the service, found as kubectl
     // describe finds it; recorded once, however often the status is written.
-    let (code, events) = h
-        .call(
-            "GET",
-            "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=stump",
-            None,
-            "",
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK, "{events}");
+    let events = h.events_about("stump").await;
     let items = events["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{events}");
     assert_eq!(
@@ -283,14 +291,7 @@ async fn inference_services_are_managed_and_served() {
     let (code, _) = h.call("GET", &format!("{BASE}/stump"), None, "").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     // Its events went with it (they are owned by the service).
-    let (_, events) = h
-        .call(
-            "GET",
-            "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=stump",
-            None,
-            "",
-        )
-        .await;
+    let events = h.events_about("stump").await;
     assert_eq!(events["items"], json!([]), "{events}");
     h.until_answer(
         "/serving/default/stump/v2/models/stump/infer",

@@ -579,10 +579,21 @@ impl ServingController {
         namespace: &Namespace,
         name: &str,
     ) -> Result<InferenceServiceRecord, ServingError> {
+        self.stored(&INFERENCE_SERVICE, namespace, name).await
+    }
+
+    /// A stored object of one of the serving kinds, as the controller
+    /// reads it.
+    pub(super) async fn stored(
+        &self,
+        kind: &'static oxflow_core::object::Kind,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Stored, ServingError> {
         let object = self
             .inner
             .resources
-            .get(&INFERENCE_SERVICE, Some(namespace.as_str()), name)
+            .get(kind, Some(namespace.as_str()), name)
             .await?;
         Stored::from_object(&object).ok_or_else(|| {
             ServingError::Spec(SpecError::new(

@@ -599,17 +599,7 @@ impl ServingController {
         namespace: &Namespace,
         name: &str,
     ) -> Result<TrainedModelRecord, ServingError> {
-        let object = self
-            .inner
-            .resources
-            .get(&TRAINED_MODEL, Some(namespace.as_str()), name)
-            .await?;
-        Stored::from_object(&object).ok_or_else(|| {
-            ServingError::Spec(SpecError::new(
-                "metadata",
-                "the stored object has no uid or namespace",
-            ))
-        })
+        self.stored(&TRAINED_MODEL, namespace, name).await
     }
 
     /// Stores `model` in `namespace` (the file's own namespace wins when it
