@@ -191,3 +191,31 @@ def test_table_output_and_pages(server):
     assert tab['rows'][0]['object']['kind'] == 'PartialObjectMetadata'
     for i in range(5):
         server.request('DELETE', f'{base}/page-{i}')
+
+
+AGG = ('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,'
+       'application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json')
+
+
+@pytest.mark.parametrize('version', ['v2', 'v2beta1'])
+def test_aggregated_discovery_lists_every_kind_in_one_answer(server, version):
+    accept = AGG if version == 'v2' else AGG.split(',', 1)[1]
+    status, body, headers = server.request('GET', '/apis', headers={'Accept': accept})
+    assert status == 200, body
+    assert headers['Content-Type'] == f'application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList'
+    assert body['kind'] == 'APIGroupDiscoveryList' and body['apiVersion'] == f'apidiscovery.k8s.io/{version}'
+    groups = {g['metadata']['name']: g for g in body['items']}
+    assert '' not in groups, 'the core group is /api'
+    serving = {v['version']: v for v in groups['serving.kserve.io']['versions']}
+    isvc = next(r for r in serving['v1beta1']['resources'] if r['resource'] == 'inferenceservices')
+    assert isvc['scope'] == 'Namespaced' and isvc['shortNames'] == ['isvc']
+    assert isvc['responseKind'] == {'group': 'serving.kserve.io', 'version': 'v1beta1', 'kind': 'InferenceService'}
+    assert isvc['subresources'][0]['subresource'] == 'status'
+    assert 'v1alpha1' in serving
+    status, core, _ = server.request('GET', '/api', headers={'Accept': accept})
+    assert [g['metadata']['name'] for g in core['items']] == ['']
+    kinds = {r['resource']: r['scope'] for r in core['items'][0]['versions'][0]['resources']}
+    assert kinds['namespaces'] == 'Cluster' and kinds['configmaps'] == 'Namespaced'
+    # Without the aggregated Accept, the legacy lists.
+    status, legacy, _ = server.request('GET', '/apis')
+    assert legacy['kind'] == 'APIGroupList'

@@ -1,5 +1,6 @@
 //! What kubectl asks before anything else: `/version`, the group lists
-//! (`/api`, `/apis`), each group version's resources, and an OpenAPI
+//! (`/api`, `/apis`; aggregated, with every resource, when asked), each
+//! group version's resources, and an OpenAPI
 //! document — the minimal protobuf `/openapi/v2` that makes kubectl
 //! validate on the server (`fieldValidation=Strict`) rather than refuse to
 //! apply.
@@ -31,7 +32,10 @@ pub(crate) async fn version() -> axum::Json<Value> {
     }))
 }
 
-pub(crate) async fn core_versions(headers: HeaderMap) -> axum::Json<Value> {
+pub(crate) async fn core_versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(aggregated) = Aggregated::asked(&headers) {
+        return aggregated.answer(&state, true);
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -41,6 +45,7 @@ pub(crate) async fn core_versions(headers: HeaderMap) -> axum::Json<Value> {
         "versions": ["v1"],
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
     }))
+    .into_response()
 }
 
 fn group_json(name: &str, versions: &[&str]) -> Value {
@@ -52,7 +57,10 @@ fn group_json(name: &str, versions: &[&str]) -> Value {
     })
 }
 
-pub(crate) async fn groups(State(state): State<AppState>) -> axum::Json<Value> {
+pub(crate) async fn groups(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(aggregated) = Aggregated::asked(&headers) {
+        return aggregated.answer(&state, false);
+    }
     let groups: Vec<Value> = state
         .resources
         .registry()
@@ -62,6 +70,7 @@ pub(crate) async fn groups(State(state): State<AppState>) -> axum::Json<Value> {
         .map(|(g, versions)| group_json(g, &versions))
         .collect();
     axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        .into_response()
 }
 
 pub(crate) async fn group(
@@ -141,6 +150,109 @@ pub(crate) async fn group_resources(
     resource_list(&state, &group, &version).map(axum::Json)
 }
 
+/// The aggregated discovery document kubectl asks for first (`Accept:
+/// application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`,
+/// `v2beta1` from kubectl 1.27): every group version with its resources
+/// in one answer, instead of one request per group version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Aggregated {
+    V2,
+    V2Beta1,
+}
+
+impl Aggregated {
+    /// The aggregated form the request asks for, if any (the first one its
+    /// Accept header names that Oxflow serves).
+    pub(crate) fn asked(headers: &HeaderMap) -> Option<Self> {
+        let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+        accept.split(',').find_map(|media| {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            let has = |p: &str| params.contains(&p);
+            if !(has("g=apidiscovery.k8s.io") && has("as=APIGroupDiscoveryList")) {
+                return None;
+            }
+            if has("v=v2") {
+                Some(Aggregated::V2)
+            } else if has("v=v2beta1") {
+                Some(Aggregated::V2Beta1)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn version(self) -> &'static str {
+        match self {
+            Aggregated::V2 => "v2",
+            Aggregated::V2Beta1 => "v2beta1",
+        }
+    }
+
+    /// The groups `core` selects (the core group for `/api`, the named
+    /// ones for `/apis`), as one `APIGroupDiscoveryList`.
+    pub(crate) fn answer(self, state: &AppState, core: bool) -> Response {
+        let registry = state.resources.registry();
+        let items: Vec<Value> = registry
+            .groups()
+            .into_iter()
+            .filter(|(g, _)| g.is_empty() == core)
+            .map(|(group, versions)| {
+                let versions: Vec<Value> = versions
+                    .iter()
+                    .map(|version| {
+                        let resources: Vec<Value> = registry
+                            .in_version(group, version)
+                            .iter()
+                            .map(|k| discovered(k))
+                            .collect();
+                        json!({"version": version, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": group}, "versions": versions})
+            })
+            .collect();
+        let body = json!({
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": format!("apidiscovery.k8s.io/{}", self.version()),
+            "metadata": {},
+            "items": items,
+        });
+        (
+            [(
+                header::CONTENT_TYPE,
+                format!(
+                    "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList",
+                    self.version()
+                ),
+            )],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// One kind as aggregated discovery describes it.
+fn discovered(k: &Kind) -> Value {
+    let kind = json!({"group": k.group, "version": k.version, "kind": k.kind});
+    let mut r = json!({
+        "resource": k.plural,
+        "responseKind": kind,
+        "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": k.singular,
+        "verbs": VERBS,
+        "shortNames": k.short_names,
+        "categories": k.categories,
+    });
+    if k.status_subresource {
+        r["subresources"] = json!([{
+            "subresource": "status",
+            "responseKind": kind,
+            "verbs": ["get", "patch", "update"],
+        }]);
+    }
+    r
+}
+
 /// The smallest OpenAPI v2 document kubectl accepts (gnostic protobuf:
 /// `swagger: "2.0"`, `info{title, version}`, empty `paths`). With it kubectl
 /// validates nothing itself and asks the server to (`fieldValidation=Strict`).
@@ -184,6 +296,38 @@ pub(crate) async fn openapi_v2(headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregated_discovery_is_recognised_as_kubectl_asks_for_it() {
+        let ask = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            Aggregated::asked(&h)
+        };
+        // kubectl 1.33, then 1.27, then a plain client.
+        assert_eq!(
+            ask(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some(Aggregated::V2)
+        );
+        assert_eq!(
+            ask(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some(Aggregated::V2Beta1)
+        );
+        assert_eq!(ask("application/json, */*"), None);
+    }
+
+    #[test]
+    fn a_kind_is_discovered_with_its_scope_names_and_status() {
+        let k = oxflow_resources::builtin::NAMESPACE;
+        let d = discovered(&k);
+        assert_eq!(d["scope"], "Cluster");
+        assert_eq!(d["responseKind"]["kind"], "Namespace");
+        assert_eq!(d["shortNames"], json!(["ns"]));
+    }
 
     #[tokio::test]
     async fn the_openapi_document_is_the_one_kubectl_accepts() {
