@@ -440,6 +440,20 @@ async fn trained_models_are_managed_and_served_under_their_service() {
         v["status"]["url"],
         "http://oxflow.test/serving/default/mms/v2/models/ma/infer"
     );
+    // Its readiness is an event about it (recorded once).
+    let events = h.events_about("ma").await;
+    let reasons: Vec<_> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].clone(), e["reason"].clone(), e["count"].clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [(json!("Normal"), json!("TrainedModelReady"), json!(1))],
+        "{events}"
+    );
+    assert_eq!(events["items"][0]["involvedObject"]["kind"], "TrainedModel");
     let v = h.tm_ready("mb", "True").await;
     assert_eq!(v["status"]["observedGeneration"], 2);
     for (model, x0, expected) in [("ma", 0.0, -0.5), ("mb", 1.0, 20.5)] {

@@ -321,6 +321,25 @@ async fn conditions_say_why_a_trained_model_cannot_serve() {
         "{message}"
     );
     assert_eq!(condition(&v, "Ready")["status"], "False");
+    // A reason waiting will not fix is a Warning event about the model.
+    let (events, _) = resources(&store)
+        .list(
+            &oxflow_resources::builtin::EVENT,
+            Some("default"),
+            &Default::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let about: Vec<_> = events
+        .iter()
+        .filter(|e| e["involvedObject"]["uid"] == v["metadata"]["uid"])
+        .map(|e| (e["type"].clone(), e["reason"].clone()))
+        .collect();
+    assert_eq!(
+        about,
+        [(json!("Warning"), condition(&v, "Ready")["reason"].clone())]
+    );
     let (code, _) = infer_v2(&c, "later", "lgb", 0.0).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 

@@ -520,6 +520,38 @@ pub fn stored_trained_model_spec(model: &TrainedModel, namespace: &Namespace) ->
     m.to_kserve_value()
 }
 
+/// The event a TrainedModel's new status calls for: its Ready condition
+/// became True (Normal `TrainedModelReady`), or False for a reason waiting
+/// will not fix (Warning, that reason); `None` when Ready did not change or
+/// the model is on its way (loading, its service starting).
+fn ready_event(
+    before: &Value,
+    after: &Value,
+    name: &str,
+) -> Option<(oxflow_resources::EventType, String, String)> {
+    let (status, reason, message) = super::ready_of(after)?;
+    let was = super::ready_of(before).map(|(s, r, _)| (s, r));
+    if was.as_ref() == Some(&(status.clone(), reason.clone())) {
+        return None;
+    }
+    match status.as_str() {
+        "True" => Some((
+            oxflow_resources::EventType::Normal,
+            "TrainedModelReady".into(),
+            format!("TrainedModel {name} is loaded and ready"),
+        )),
+        "False"
+            if !matches!(
+                reason.as_str(),
+                "" | "ModelLoading" | "InferenceServiceNotReady"
+            ) =>
+        {
+            Some((oxflow_resources::EventType::Warning, reason, message))
+        }
+        _ => None,
+    }
+}
+
 /// KServe's `PredictPath`: where a model of a V1 or V2 predictor answers.
 fn predict_path(name: &str, protocol: Protocol) -> String {
     match protocol {
@@ -856,7 +888,8 @@ impl ServingController {
     /// Computes TrainedModel statuses and stores those that changed; called
     /// with `status_writes` held.
     pub(super) async fn write_trained_statuses(&self, service: Option<&Key>) {
-        let updates: Vec<(Key, String, i64, Value)> = {
+        type Event = Option<(oxflow_resources::EventType, String, String)>;
+        let updates: Vec<(Key, String, i64, Value, Event)> = {
             let services = self
                 .inner
                 .services
@@ -909,12 +942,14 @@ impl ServingController {
                     .cloned();
                 let status = self.trained_status(services.get(&service_key), k, misfit);
                 if status != k.written {
+                    let event = ready_event(&k.written, &status, &k.record.name);
                     k.written = status.clone();
                     updates.push((
                         (k.record.namespace.clone(), k.record.name.clone()),
                         k.record.id.clone(),
                         k.record.generation,
                         status,
+                        event,
                     ));
                 }
             }
@@ -923,7 +958,19 @@ impl ServingController {
         if updates.is_empty() {
             return;
         }
-        for ((ns, name), id, generation, status) in updates {
+        for ((ns, name), id, generation, status, event) in updates {
+            // Recorded before the status that shows it (as for services).
+            if let Some((kind, reason, message)) = event {
+                let object = json!({
+                    "apiVersion": TRAINED_MODEL.api_version(),
+                    "kind": TRAINED_MODEL.kind,
+                    "metadata": {"name": name, "namespace": ns.as_str(), "uid": id},
+                });
+                self.inner
+                    .events
+                    .record(&object, kind, &reason, &message)
+                    .await;
+            }
             if let Err(e) = self
                 .inner
                 .resources
