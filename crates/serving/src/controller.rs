@@ -486,15 +486,18 @@ impl ServingController {
 
     /// The stored services.
     async fn stored_services(&self) -> Result<Vec<InferenceServiceRecord>, ServingError> {
+        Ok(self.stored_all(&INFERENCE_SERVICE).await?)
+    }
+
+    /// Every stored object of one of the serving kinds (every namespace).
+    pub(super) async fn stored_all(
+        &self,
+        kind: &'static oxflow_core::object::Kind,
+    ) -> Result<Vec<Stored>, ResourceError> {
         let (objects, _) = self
             .inner
             .resources
-            .list(
-                &INFERENCE_SERVICE,
-                None,
-                &Default::default(),
-                &Default::default(),
-            )
+            .list(kind, None, &Default::default(), &Default::default())
             .await?;
         Ok(objects.iter().filter_map(Stored::from_object).collect())
     }

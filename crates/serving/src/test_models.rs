@@ -133,3 +133,23 @@ pub fn observed(v: &serde_json::Value) -> bool {
     v["status"]["observedGeneration"].as_i64().is_some()
         && v["status"]["observedGeneration"] == v["metadata"]["generation"]
 }
+
+/// The events about the object with `uid`.
+pub async fn events_about(
+    store: &oxflow_store::Store,
+    uid: &serde_json::Value,
+) -> Vec<serde_json::Value> {
+    let (events, _) = resources(store)
+        .list(
+            &oxflow_resources::builtin::EVENT,
+            None,
+            &Default::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("listing events: {e}"));
+    events
+        .into_iter()
+        .filter(|e| e["involvedObject"]["uid"] == *uid)
+        .collect()
+}

@@ -12,7 +12,7 @@ use oxflow_serving::controller::{ServingController, is_ready};
 use oxflow_serving::kinds::{Applied, INFERENCE_SERVICE};
 use oxflow_serving::spec::InferenceService;
 use oxflow_serving::test_models::xgboost_stump;
-use oxflow_serving::test_models::{find_object, observed, resources};
+use oxflow_serving::test_models::{events_about, find_object, observed, resources};
 use oxflow_store::Store;
 use serde_json::{Value, json};
 
@@ -238,18 +238,9 @@ async fn services_that_cannot_be_served_say_why() {
     assert_eq!(ready["status"], "False");
     // The failure is a Warning event about the service, recorded once
     // (before the status that shows it).
-    let (events, _) = resources(&store)
-        .list(
-            &oxflow_resources::builtin::EVENT,
-            Some("default"),
-            &Default::default(),
-            &Default::default(),
-        )
+    let about: Vec<_> = events_about(&store, &v["metadata"]["uid"])
         .await
-        .unwrap();
-    let about: Vec<_> = events
         .iter()
-        .filter(|e| e["involvedObject"]["uid"] == v["metadata"]["uid"])
         .map(|e| (e["type"].clone(), e["reason"].clone(), e["count"].clone()))
         .collect();
     assert_eq!(

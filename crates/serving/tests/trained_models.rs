@@ -13,7 +13,7 @@ use oxflow_serving::controller::{ServingController, is_ready, stored_trained_mod
 use oxflow_serving::kinds::{Applied, INFERENCE_SERVICE, TRAINED_MODEL};
 use oxflow_serving::spec::{InferenceService, Resource, TrainedModel, parse_documents};
 use oxflow_serving::test_models::xgboost_stump;
-use oxflow_serving::test_models::{find_object, observed, resources};
+use oxflow_serving::test_models::{events_about, find_object, observed, resources};
 use oxflow_store::Store;
 use serde_json::{Value, json};
 
@@ -322,18 +322,9 @@ async fn conditions_say_why_a_trained_model_cannot_serve() {
     );
     assert_eq!(condition(&v, "Ready")["status"], "False");
     // A reason waiting will not fix is a Warning event about the model.
-    let (events, _) = resources(&store)
-        .list(
-            &oxflow_resources::builtin::EVENT,
-            Some("default"),
-            &Default::default(),
-            &Default::default(),
-        )
+    let about: Vec<_> = events_about(&store, &v["metadata"]["uid"])
         .await
-        .unwrap();
-    let about: Vec<_> = events
         .iter()
-        .filter(|e| e["involvedObject"]["uid"] == v["metadata"]["uid"])
         .map(|e| (e["type"].clone(), e["reason"].clone()))
         .collect();
     assert_eq!(

@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::{Entry, Key, Phase, Revision, ServingController, ServingError};
-use crate::kinds::{Applied, Stored, TRAINED_MODEL, TrainedModelRecord};
+use crate::kinds::{Applied, TRAINED_MODEL, TrainedModelRecord};
 use crate::local::{ModelSource, SourceLoader};
 use crate::spec::{
     InferenceService, ModelFormatName, Predictor, PredictorSpec, Protocol, Resource, SpecError,
@@ -612,17 +612,7 @@ impl Condition {
 impl ServingController {
     /// The stored TrainedModels (of every namespace).
     async fn stored_trained_models(&self) -> Result<Vec<TrainedModelRecord>, ResourceError> {
-        let (objects, _) = self
-            .inner
-            .resources
-            .list(
-                &TRAINED_MODEL,
-                None,
-                &Default::default(),
-                &Default::default(),
-            )
-            .await?;
-        Ok(objects.iter().filter_map(Stored::from_object).collect())
+        self.stored_all(&TRAINED_MODEL).await
     }
 
     /// The stored TrainedModel; `NotFound` when there is none.
