@@ -13,7 +13,14 @@ validation, so the figures are the resource model's own cost).
    --watch-client go (the default) the watchers and the writer are Go
    goroutines (bench/k8s/watchers, built with the local Go toolchain), so
    the client's own cost stays out of the figure; --watch-client python
-   runs them as Python threads, as the first measurement did.
+   runs them as Python threads, as the first measurement did;
+4. Experiments: --experiments Katib Experiments created through POST
+   /apis/kubeflow.org/v1beta1/namespaces/default/experiments by --clients
+   connections: objects/s. Each is defaulted and validated by Katib's rules
+   (the spec parser) on the way in, and the tuning controller starts each
+   (one one-trial run apiece) while the rest are still being created, as
+   on a real cluster; run last, so that those trials disturb no other
+   figure.
 
 Every request carries the data directory's token over TLS, as kubectl sends
 it. Prints a markdown table; raw JSON to --out.
@@ -107,6 +114,53 @@ def create(server, n, clients):
     elapsed = time.perf_counter() - t
     if errors:
         raise RuntimeError(f'{len(errors)} creates failed: {errors[:5]}')
+    return {'objects': n, 'clients': clients, 'seconds': elapsed, 'per_second': n / elapsed}
+
+
+EXPERIMENT = {
+    'apiVersion': 'kubeflow.org/v1beta1', 'kind': 'Experiment',
+    'spec': {
+        'objective': {'type': 'minimize', 'objectiveMetricName': 'loss'},
+        'algorithm': {'algorithmName': 'random'},
+        'parallelTrialCount': 1, 'maxTrialCount': 1,
+        'parameters': [{'name': 'lr', 'parameterType': 'double', 'feasibleSpace': {'min': '0.01', 'max': '0.1'}}],
+        'trialTemplate': {
+            'primaryContainerName': 'training-container',
+            'trialParameters': [{'name': 'learningRate', 'reference': 'lr'}],
+            'trialSpec': {'apiVersion': 'batch/v1', 'kind': 'Job', 'spec': {'template': {'spec': {
+                'restartPolicy': 'Never',
+                'containers': [{'name': 'training-container', 'image': 'python:3.11',
+                                'command': ['sh', '-c', 'echo loss=${trialParameters.learningRate}']}]}}}},
+        },
+    },
+}
+
+
+def create_experiments(server, n, clients):
+    per = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+    errors = []
+    path = '/apis/kubeflow.org/v1beta1/namespaces/default/experiments'
+
+    def worker(c, count):
+        conn = server.conn()
+        for i in range(count):
+            body = dict(EXPERIMENT, metadata={'name': f'exp-{c}-{i}'})
+            conn.request('POST', path, body=json.dumps(body),
+                         headers=server.headers(**{'Content-Type': 'application/json'}))
+            r = conn.getresponse()
+            text = r.read()
+            if r.status != 201:
+                errors.append((r.status, text[:200]))
+
+    threads = [threading.Thread(target=worker, args=(c, per[c])) for c in range(clients)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t
+    if errors:
+        raise RuntimeError(f'{len(errors)} creates failed: {errors[:3]}')
     return {'objects': n, 'clients': clients, 'seconds': elapsed, 'per_second': n / elapsed}
 
 
@@ -222,7 +276,8 @@ def main():
     ap.add_argument('--watchers', type=int, default=100)
     ap.add_argument('--writes', type=int, default=200)
     ap.add_argument('--watch-client', choices=['go', 'python'], default='go')
-    ap.add_argument('--only-watch', action='store_true', help='skip create, list and kubectl get')
+    ap.add_argument('--experiments', type=int, default=1000)
+    ap.add_argument('--only-watch', action='store_true', help='skip create, list, kubectl get and experiments')
     ap.add_argument('--out', default='bench/out/k8s.json')
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
@@ -242,9 +297,13 @@ def main():
             else:
                 w = watch_latency(s, a.watchers, a.writes)
             w['client'] = a.watch_client
+            x = None
+            if not a.only_watch and a.experiments:
+                log(f'creating {a.experiments} Katib Experiments with {a.clients} clients')
+                x = create_experiments(s, a.experiments, a.clients)
         finally:
             s.stop()
-    results = {'create': c, 'list_table': lst, 'kubectl_get': kc, 'watch': w}
+    results = {'create': c, 'list_table': lst, 'kubectl_get': kc, 'watch': w, 'experiments': x}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(results, indent=2))
     print('| measure | result | goal |')
@@ -256,6 +315,8 @@ def main():
     print(f"| list {lst['rows']} objects as a Table (request, TLS; {lst['times']} after a first one of {lst['first_ms']:.0f} ms) | p50 {lst['p50_ms']:.1f} ms, **p99 {lst['p99_ms']:.1f} ms** ({lst['bytes'] / 1e6:.1f} MB) | p99 < 50 ms |")
     print(f"| `kubectl get cm` of {lst['rows']} (process included) | p50 {kc['p50_ms']:.0f} ms, p99 {kc['p99_ms']:.0f} ms | — |")
     print(f"| watch ({w['client']} clients): {w['watchers']} watchers × {w['writes']} writes, write sent → event read | p50 {w['p50_ms']:.2f} ms, **p99 {w['p99_ms']:.2f} ms** | p99 < 10 ms |")
+    if x is not None:
+        print(f"| create {x['objects']} Katib Experiments ({x['clients']} clients; the controller starting them meanwhile) | **{x['per_second']:.0f} objects/s** | ≥ 1,000/s |")
 
 
 if __name__ == '__main__':

@@ -44,7 +44,7 @@ export function phaseOf(exp) {
   return c && c.status === 'True' ? c.type : 'Created';
 }
 
-/** A trial's phase: the type of its (single) condition. */
+/** A trial's phase: the type of its newest condition that holds. */
 export function trialPhase(t) {
   const list = conditions(t);
   const c = [...list].reverse().find((x) => x.status === 'True') || list[list.length - 1];
@@ -114,9 +114,28 @@ export function metricValue(metrics, name, how) {
   return Number.isFinite(n) ? n : String(raw);
 }
 
+/** Oxflow's block of a trial's status: `{attempt, objective}`. */
+function oxflowStatus(t) {
+  return (t.status && t.status.oxflow) || {};
+}
+
+/** A trial's position in its experiment (from 0), or null. */
+export function trialSeq(t) {
+  const raw = t.metadata && t.metadata.annotations && t.metadata.annotations['tuning.oxflow.dev/seq'];
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(n) ? n : null;
+}
+
+/** How many times a trial was started. */
+export function trialAttempt(t) {
+  const n = oxflowStatus(t).attempt;
+  return typeof n === 'number' ? n : 0;
+}
+
 /** The objective value of a trial: the server's, or computed from the observation. */
 export function trialObjective(exp, t) {
-  if (t.oxflow && typeof t.oxflow.objective === 'number') return t.oxflow.objective;
+  const own = oxflowStatus(t).objective;
+  if (typeof own === 'number') return own;
   const metric = metricNames(exp)[0];
   const v = metricValue(t.status && t.status.observation && t.status.observation.metrics, metric, strategyOf(exp, metric));
   return typeof v === 'number' ? v : null;
@@ -149,7 +168,7 @@ export function assignments(t) {
 
 /** Trials in creation order. */
 export function sortTrials(items) {
-  const seq = (t) => (t.oxflow && typeof t.oxflow.seq === 'number' ? t.oxflow.seq : Number.MAX_SAFE_INTEGER);
+  const seq = (t) => (trialSeq(t) === null ? Number.MAX_SAFE_INTEGER : trialSeq(t));
   return [...(items || [])].sort((a, b) => seq(a) - seq(b)
     || String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp))
     || a.metadata.name.localeCompare(b.metadata.name));

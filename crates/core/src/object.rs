@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Metadata of a stored object (`metadata`), as Kubernetes defines it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -131,6 +131,53 @@ impl FieldError {
             reason: "FieldValueUnknown",
         }
     }
+}
+
+/// A kind's parser error as a `details.causes` entry: the field it names
+/// (`spec` for the object as a whole), unknown fields as such.
+impl From<crate::spec::SpecError> for FieldError {
+    fn from(e: crate::spec::SpecError) -> Self {
+        let field = if e.path.is_empty() {
+            "spec".to_owned()
+        } else {
+            e.path
+        };
+        if e.message.contains("unknown field") {
+            Self {
+                field,
+                message: e.message,
+                reason: "FieldValueUnknown",
+            }
+        } else {
+            Self::invalid(field, e.message)
+        }
+    }
+}
+
+/// The object as its user wrote it: `apiVersion`, `kind`, the user's
+/// `metadata` (name, namespace, labels, annotations) and `spec`; what the
+/// server adds (uid, versions, status) left out. What a kind's spec parser
+/// reads (KServe's and Katib's parsers take their YAML in this shape).
+pub fn user_view(object: &Value) -> Value {
+    let mut meta = Map::new();
+    if let Some(m) = object.get("metadata").and_then(Value::as_object) {
+        for key in ["name", "namespace", "labels", "annotations"] {
+            if let Some(v) = m.get(key).filter(|v| !v.is_null()) {
+                meta.insert(key.to_owned(), v.clone());
+            }
+        }
+    }
+    let mut out = Map::new();
+    for key in ["apiVersion", "kind"] {
+        if let Some(v) = object.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    out.insert("metadata".into(), Value::Object(meta));
+    if let Some(spec) = object.get("spec").filter(|v| !v.is_null()) {
+        out.insert("spec".into(), spec.clone());
+    }
+    Value::Object(out)
 }
 
 impl std::fmt::Display for FieldError {

@@ -817,20 +817,19 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     } else {
         bound
     };
-    let (tuning, tuning_runtime) = ctx.tuning(
-        Some(format!("http://{report_host}")),
-        Some(crate::tune::report_tokens(&credentials)),
-    )?;
-    let tuning_handle = tuning.start();
     let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
     ensure_default_namespace(&resources, &ctx.namespace).await?;
-    oxflow_serving::kinds::migrate_legacy(&resources)
-        .await
-        .context("moving the stored InferenceServices and TrainedModels to the resource model")?;
+    crate::objects::migrate_legacy(&resources).await?;
     resources
         .warm()
         .await
         .context("reading the stored objects into memory")?;
+    let (tuning, tuning_runtime) = ctx.tuning(
+        resources.clone(),
+        Some(format!("http://{report_host}")),
+        Some(crate::tune::report_tokens(&credentials)),
+    )?;
+    let tuning_handle = tuning.start();
     let serving = oxflow_serving::controller::ServingController::new(
         resources.clone(),
         oxflow_serving::controller::ControllerConfig {

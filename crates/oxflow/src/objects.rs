@@ -3,7 +3,7 @@
 //! server (through its Kubernetes API). `oxflow apply`, `oxflow isvc` and
 //! `oxflow trainedmodel` are built on these calls.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use oxflow_core::Namespace;
 use oxflow_core::object::Kind;
 use oxflow_resources::{ResourceError, Resources};
@@ -53,6 +53,18 @@ pub(crate) fn item_path(kind: &Kind, ns: &Namespace, name: &str) -> String {
     format!("{}/{}", collection_path(kind, Some(ns)), encode_path(name))
 }
 
+/// Moves a data directory's objects from before the resource model onto
+/// it (every start does; once moved, it reads two empty tables).
+pub(crate) async fn migrate_legacy(resources: &Resources) -> Result<()> {
+    oxflow_serving::kinds::migrate_legacy(resources)
+        .await
+        .context("moving the stored InferenceServices and TrainedModels to the resource model")?;
+    oxflow_tuning::migrate_legacy(resources)
+        .await
+        .context("moving the stored Katib experiments to the resource model")?;
+    Ok(())
+}
+
 impl Backend {
     /// The server given by `--server`, else the local data directory
     /// (whose objects from before the resource model are moved onto it
@@ -66,7 +78,7 @@ impl Backend {
                 None => {
                     let ctx = Ctx::open(cli).await?;
                     let resources = Resources::new(ctx.store.clone(), oxflow_server::registry());
-                    oxflow_serving::kinds::migrate_legacy(&resources).await?;
+                    migrate_legacy(&resources).await?;
                     Backend::Local { ctx, resources }
                 }
             },

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use oxflow_core::{ExperimentPhase, TrialPhase};
+use oxflow_resources::Resources;
 use oxflow_runtime::{LocalConfig, LocalRuntime};
-use oxflow_store::{TuningExperimentRecord, TuningTrialRecord};
-use oxflow_tuning::{TuningConfig, TuningController, TuningEvent, experiment_json, trial_json};
+use oxflow_tuning::kinds::EXPERIMENT;
+use oxflow_tuning::{
+    StoredExperiment, StoredTrial, TuningConfig, TuningController, TuningEvent, trial_objects,
+};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -85,10 +88,11 @@ pub enum ExperimentsCommand {
 }
 
 impl Ctx {
-    /// A tuning controller over this data directory; `report_url` is where
-    /// trials push metrics, when something serves it.
+    /// A tuning controller over this data directory's `resources`;
+    /// `report_url` is where trials push metrics, when something serves it.
     pub(crate) fn tuning(
         &self,
+        resources: Resources,
         report_url: Option<String>,
         report_tokens: Option<oxflow_tuning::ReportTokens>,
     ) -> Result<(TuningController, Arc<LocalRuntime>)> {
@@ -112,7 +116,7 @@ impl Ctx {
                 .with_context(|| format!("writing {}", helper.display()))?;
         }
         let controller = TuningController::new(
-            self.store.clone(),
+            resources,
             runtime.clone(),
             TuningConfig {
                 logs_dir: self.home.join("logs").join("tuning"),
@@ -137,7 +141,7 @@ pub(crate) fn report_tokens(credentials: &oxflow_auth::Credentials) -> oxflow_tu
 /// long as the returned token is not cancelled, admitting the data
 /// directory's token and trials' scoped tokens; returns its base URL.
 async fn serve_reports(
-    store: oxflow_store::Store,
+    resources: Resources,
     credentials: &oxflow_auth::Credentials,
     stop: CancellationToken,
 ) -> Result<String> {
@@ -145,7 +149,7 @@ async fn serve_reports(
         .await
         .context("listening for pushed metrics on loopback")?;
     let addr = listener.local_addr()?;
-    let app = oxflow_server::katib_report_router(store);
+    let app = oxflow_server::katib_report_router(resources);
     let gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), false));
     tokio::spawn(async move {
         let config = oxflow_edge::ServeConfig::new(
@@ -161,11 +165,12 @@ pub(crate) async fn tune(cli: &Cli, file: &Path, output: &str) -> Result<ExitCod
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let ctx = Ctx::open(cli).await?;
+    let resources = local_resources(&ctx).await?;
     let stop_reports = CancellationToken::new();
     let _guard = stop_reports.clone().drop_guard();
     let credentials = crate::cli::credentials(&ctx.home)?;
-    let url = serve_reports(ctx.store.clone(), &credentials, stop_reports.clone()).await?;
-    let (tuning, runtime) = ctx.tuning(Some(url), Some(report_tokens(&credentials)))?;
+    let url = serve_reports(resources.clone(), &credentials, stop_reports.clone()).await?;
+    let (tuning, runtime) = ctx.tuning(resources, Some(url), Some(report_tokens(&credentials)))?;
     let cwd = std::env::current_dir().ok();
     let e = match tuning.create(&text, &ctx.namespace, cwd.as_deref()).await {
         Ok(e) => e,
@@ -176,25 +181,35 @@ pub(crate) async fn tune(cli: &Cli, file: &Path, output: &str) -> Result<ExitCod
         Err(e) => return Err(e.into()),
     };
     eprintln!("experiment {} created in namespace {}", e.name, e.namespace);
-    let code = drive(&ctx, &tuning, e, output).await;
+    let code = drive(&tuning, e, output).await;
     runtime.shutdown().await;
     code
 }
 
+/// The data directory's objects, those from before the resource model
+/// moved onto it first.
+async fn local_resources(ctx: &Ctx) -> Result<Resources> {
+    let resources = Resources::new(ctx.store.clone(), oxflow_server::registry());
+    crate::objects::migrate_legacy(&resources).await?;
+    Ok(resources)
+}
+
+/// The stored experiment object (Katib's shape, with its status).
+async fn experiment_object(resources: &Resources, e: &StoredExperiment) -> Result<Value> {
+    Ok(resources
+        .get(&EXPERIMENT, Some(e.namespace.as_str()), &e.name)
+        .await?)
+}
+
 /// Runs an experiment in the foreground with live output; Ctrl-C stops it.
-async fn drive(
-    ctx: &Ctx,
-    tuning: &TuningController,
-    e: TuningExperimentRecord,
-    output: &str,
-) -> Result<ExitCode> {
+async fn drive(tuning: &TuningController, e: StoredExperiment, output: &str) -> Result<ExitCode> {
     let mut events = tuning.subscribe();
     let cancel = CancellationToken::new();
-    let id = e.id.clone();
     let runner = {
         let tuning = tuning.clone();
         let cancel = cancel.clone();
-        tokio::spawn(async move { tuning.run(&id, cancel).await })
+        let (ns, name) = (e.namespace.clone(), e.name.clone());
+        tokio::spawn(async move { tuning.run(&ns, &name, cancel).await })
     };
     let ctrl_c = {
         let tuning = tuning.clone();
@@ -210,7 +225,8 @@ async fn drive(
         })
     };
     let printer = {
-        let store = ctx.store.clone();
+        let tuning = tuning.clone();
+        let record = e.clone();
         let exp_id = e.id.clone();
         let maximize = e
             .spec
@@ -240,7 +256,7 @@ async fn drive(
                 {
                     continue;
                 }
-                let params = match store.list_trials(&exp_id).await {
+                let params = match tuning.trials(&record).await {
                     Ok(ts) => ts
                         .iter()
                         .find(|t| t.name == trial)
@@ -279,11 +295,11 @@ async fn drive(
     ctrl_c.abort();
     printer.abort();
     let finished = result?;
-    let trials = ctx.store.list_trials(&finished.id).await?;
+    let trials = tuning.trials(&finished).await?;
     if output == "json" {
         println!(
             "{}",
-            serde_json::to_string_pretty(&experiment_json(&finished, &trials))?
+            serde_json::to_string_pretty(&experiment_object(tuning.resources(), &finished).await?)?
         );
     } else {
         print_summary(&finished, &trials);
@@ -307,7 +323,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn assignments_text(t: &TuningTrialRecord) -> String {
+fn assignments_text(t: &StoredTrial) -> String {
     t.assignments
         .as_array()
         .map(|l| {
@@ -325,8 +341,8 @@ fn assignments_text(t: &TuningTrialRecord) -> String {
         .unwrap_or_default()
 }
 
-fn print_summary(e: &TuningExperimentRecord, trials: &[TuningTrialRecord]) {
-    let reason = oxflow_tuning::status::latest_reason(e);
+fn print_summary(e: &StoredExperiment, trials: &[StoredTrial]) {
+    let reason = e.latest_reason();
     println!(
         "experiment {}: {} ({reason}), {} trials",
         e.name,
@@ -360,25 +376,33 @@ fn print_summary(e: &TuningExperimentRecord, trials: &[TuningTrialRecord]) {
 
 pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<ExitCode> {
     let ctx = Ctx::open(cli).await?;
-    let store = &ctx.store;
+    let resources = local_resources(&ctx).await?;
     let ns = &ctx.namespace;
+    let tuning_of = |report: Option<(String, oxflow_tuning::ReportTokens)>| {
+        let (url, tokens) = report.unzip();
+        ctx.tuning(resources.clone(), url, tokens)
+    };
+    let (tuning, _rt) = tuning_of(None)?;
     match cmd {
         ExperimentsCommand::List { output } => {
-            let list = store.list_tuning_experiments(Some(ns)).await?;
+            let (objects, _) = resources
+                .list(
+                    &EXPERIMENT,
+                    Some(ns.as_str()),
+                    &Default::default(),
+                    &Default::default(),
+                )
+                .await?;
             if output == "json" {
-                let mut items = Vec::new();
-                for e in &list {
-                    items.push(experiment_json(e, &store.list_trials(&e.id).await?));
-                }
-                println!("{}", serde_json::to_string_pretty(&items)?);
+                println!("{}", serde_json::to_string_pretty(&objects)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
                 "{:<28} {:<11} {:<31} {:>7} {:>14}  BEST TRIAL",
                 "NAME", "STATE", "REASON", "TRIALS", "OBJECTIVE"
             );
-            for e in &list {
-                let trials = store.list_trials(&e.id).await?;
+            for e in objects.iter().filter_map(StoredExperiment::from_object) {
+                let trials = tuning.trials(&e).await?;
                 let best = e
                     .optimal_trial
                     .as_ref()
@@ -387,7 +411,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                     "{:<28} {:<11} {:<31} {:>7} {:>14}  {}",
                     e.name,
                     e.phase.as_str(),
-                    oxflow_tuning::status::latest_reason(e),
+                    e.latest_reason(),
                     trials.len(),
                     best.and_then(|b| b.objective)
                         .map(num)
@@ -397,26 +421,24 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
             }
         }
         ExperimentsCommand::Get { name, output } => {
-            let e = store.get_tuning_experiment(ns, name).await?;
-            let trials = store.list_trials(&e.id).await?;
+            let e = tuning.experiment(ns, name).await?;
             match output.as_str() {
                 "json" => println!(
                     "{}",
-                    serde_json::to_string_pretty(&experiment_json(&e, &trials))?
+                    serde_json::to_string_pretty(&experiment_object(&resources, &e).await?)?
                 ),
                 "yaml" => print!(
                     "{}",
-                    serde_saphyr::to_string(&experiment_json(&e, &trials))
+                    serde_saphyr::to_string(&experiment_object(&resources, &e).await?)
                         .context("rendering YAML")?
                 ),
-                _ => print_summary(&e, &trials),
+                _ => print_summary(&e, &tuning.trials(&e).await?),
             }
         }
         ExperimentsCommand::Trials { name, output } => {
-            let e = store.get_tuning_experiment(ns, name).await?;
-            let trials = store.list_trials(&e.id).await?;
+            let e = tuning.experiment(ns, name).await?;
             if output == "json" {
-                let items: Vec<Value> = trials.iter().map(|t| trial_json(&e, t)).collect();
+                let items = trial_objects(&resources, &e).await?;
                 println!("{}", serde_json::to_string_pretty(&items)?);
                 return Ok(ExitCode::SUCCESS);
             }
@@ -424,7 +446,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                 "{:<30} {:<19} {:>14}  PARAMETERS",
                 "TRIAL", "STATE", "OBJECTIVE"
             );
-            for t in &trials {
+            for t in &tuning.trials(&e).await? {
                 let best = e.optimal_trial.as_deref() == Some(t.name.as_str());
                 println!(
                     "{:<30} {:<19} {:>14}  {}{}",
@@ -437,7 +459,6 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
             }
         }
         ExperimentsCommand::Stop { name } => {
-            let (tuning, _rt) = ctx.tuning(None, None)?;
             let e = tuning.stop(ns, name).await?;
             println!("experiment {} is {}", e.name, e.phase);
         }
@@ -446,12 +467,12 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
             max_trial_count,
             detach,
         } => {
-            let e = store.get_tuning_experiment(ns, name).await?;
+            let e = tuning.experiment(ns, name).await?;
             let stop_reports = CancellationToken::new();
             let _guard = stop_reports.clone().drop_guard();
             let credentials = crate::cli::credentials(&ctx.home)?;
-            let url = serve_reports(ctx.store.clone(), &credentials, stop_reports.clone()).await?;
-            let (tuning, runtime) = ctx.tuning(Some(url), Some(report_tokens(&credentials)))?;
+            let url = serve_reports(resources.clone(), &credentials, stop_reports.clone()).await?;
+            let (tuning, runtime) = tuning_of(Some((url, report_tokens(&credentials))))?;
             let e = if e.phase.is_terminal() {
                 tuning.resume(ns, name, *max_trial_count).await?
             } else if max_trial_count.is_some() {
@@ -467,21 +488,21 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                 println!("experiment {} is {}", e.name, e.phase);
                 return Ok(ExitCode::SUCCESS);
             }
-            let code = drive(&ctx, &tuning, e, "text").await;
+            let code = drive(&tuning, e, "text").await;
             runtime.shutdown().await;
             return code;
         }
         ExperimentsCommand::Delete { name } => {
-            let (tuning, _rt) = ctx.tuning(None, None)?;
             tuning.delete(ns, name).await?;
             println!("experiment {name} deleted");
         }
         ExperimentsCommand::Logs { trial } => {
-            let (_e, t) = store.find_trial(ns, trial).await?;
-            let Some(log) = &t.log_path else {
+            let (e, t, _) = oxflow_tuning::find_trial(&resources, ns, trial).await?;
+            if t.attempt == 0 {
                 bail!("trial {trial} has not started yet");
-            };
-            match std::fs::read(log) {
+            }
+            let log = tuning.log_path(&e, &t.name);
+            match std::fs::read(&log) {
                 Ok(bytes) => {
                     use std::io::Write;
                     std::io::stdout().write_all(&bytes)?;
@@ -489,7 +510,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     bail!("trial {trial} has not written a log yet")
                 }
-                Err(e) => return Err(e).with_context(|| format!("reading {log}")),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
             }
         }
     }

@@ -213,8 +213,14 @@ impl Tune {
     }
 }
 
+/// A trial's phase: its newest condition (Created, then the phase;
+/// `Created` before the controller wrote any).
 fn phase(t: &Value) -> &str {
-    t["status"]["conditions"][0]["type"].as_str().unwrap()
+    t["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["type"].as_str())
+        .unwrap_or("Created")
 }
 
 fn condition(e: &Value) -> (String, String) {
@@ -297,10 +303,10 @@ fn random_search_finds_and_reports_the_best_trial() {
     let best = trials
         .iter()
         .min_by(|a, b| {
-            a["oxflow"]["objective"]
+            a["status"]["oxflow"]["objective"]
                 .as_f64()
                 .unwrap()
-                .total_cmp(&b["oxflow"]["objective"].as_f64().unwrap())
+                .total_cmp(&b["status"]["oxflow"]["objective"].as_f64().unwrap())
         })
         .unwrap();
     let optimal = &e["status"]["currentOptimalTrial"];
@@ -313,7 +319,7 @@ fn random_search_finds_and_reports_the_best_trial() {
         .unwrap();
     assert_eq!(
         loss["min"].as_str().unwrap().parse::<f64>().unwrap(),
-        best["oxflow"]["objective"].as_f64().unwrap()
+        best["status"]["oxflow"]["objective"].as_f64().unwrap()
     );
     // Each trial ran with its own x, and loss is (x - 0.3)^2 of that x.
     let mut seen = BTreeSet::new();
@@ -324,7 +330,7 @@ fn random_search_finds_and_reports_the_best_trial() {
             .parse()
             .unwrap();
         assert!((-1.0..=1.0).contains(&x));
-        let loss = tr["oxflow"]["objective"].as_f64().unwrap();
+        let loss = tr["status"]["oxflow"]["objective"].as_f64().unwrap();
         assert!((loss - (x - 0.3).powi(2)).abs() < 1e-9, "{tr}");
         assert!(seen.insert(assignments(tr)), "duplicate suggestion {tr}");
     }
@@ -355,7 +361,7 @@ fn experiments_run_on_postgres() {
         assert!(
             trials
                 .iter()
-                .all(|tr| tr["oxflow"]["objective"].is_number())
+                .all(|tr| tr["status"]["oxflow"]["objective"].is_number())
         );
         assert!(!t.env.home.path().join("oxflow.db").exists());
     });
@@ -435,7 +441,7 @@ fn a_killed_experiment_resumes_without_losing_or_repeating_trials() {
         .iter()
         .find(|t| t["metadata"]["name"] == interrupted[0].as_str())
         .unwrap();
-    assert_eq!(rerun["oxflow"]["attempt"], 2);
+    assert_eq!(rerun["status"]["oxflow"]["attempt"], 2);
     // Nothing repeated, and the same suggestions as an uninterrupted experiment with the same seed.
     std::fs::write(&sleep, "0").unwrap();
     let mut same = Exp::new("nocrash");
@@ -621,7 +627,7 @@ fn every_metrics_collector_reads_the_objective() {
                 .unwrap()
                 .parse()
                 .unwrap();
-            let loss = tr["oxflow"]["objective"].as_f64().unwrap();
+            let loss = tr["status"]["oxflow"]["objective"].as_f64().unwrap();
             let expected = (x - 0.3).powi(2);
             // TensorBoard stores float32; the text format has 12 decimals.
             assert!(

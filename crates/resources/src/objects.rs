@@ -49,6 +49,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// What to do with unknown fields.
     pub validation: FieldValidation,
+    /// A controller's lease: a create is refused
+    /// ([`ResourceError::Fenced`]) once another process holds it.
+    pub fence: Option<Fence>,
 }
 
 /// What a write returns: the object and the warnings to send back
@@ -334,7 +337,14 @@ impl Resources {
         let _writing = self.writing.lock().await;
         let (stored, event) = self
             .store
-            .create_resource(&key, &uid, 1, object, &Self::what(kind, &name))
+            .create_resource_fenced(
+                &key,
+                &uid,
+                1,
+                object,
+                &Self::what(kind, &name),
+                opts.fence.as_ref(),
+            )
             .await
             .map_err(|e| Self::store_err(kind, &name, e))?;
         self.publish(event);

@@ -96,6 +96,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The resource model's refusals on Oxflow's own routes (the Kubernetes
+/// API answers them as `Status` objects instead).
+impl From<oxflow_resources::ResourceError> for ApiError {
+    fn from(e: oxflow_resources::ResourceError) -> Self {
+        use oxflow_resources::ResourceError as E;
+        let status = match &e {
+            E::NotFound { .. } => StatusCode::NOT_FOUND,
+            E::AlreadyExists { .. } | E::Conflict { .. } | E::Fenced { .. } => StatusCode::CONFLICT,
+            E::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            E::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            E::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            E::Store(_) => {
+                tracing::error!(error = %e, "A resource request failed in the store.");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {

@@ -1,14 +1,14 @@
-//! Katib's resources over HTTP, at Kubernetes-style paths so that what a
-//! Katib user knows (`kubectl get experiments -n NS -o yaml`) maps 1:1:
+//! Katib's routes beside the Kubernetes API: Experiments, Trials and
+//! Suggestions themselves are resource-model kinds, served (list, get,
+//! create, replace, patch, delete, watch) by the generic Kubernetes API
+//! at `/apis/kubeflow.org/v1beta1/…`. What Katib does not express as
+//! objects lives here:
 //!
-//! - `GET  /apis/kubeflow.org/v1beta1/namespaces/{ns}/experiments` — an
-//!   `ExperimentList`; `POST` creates one from Katib YAML or JSON (201;
-//!   400 names the field at fault).
-//! - `GET | DELETE …/experiments/{name}` — one experiment in Katib's shape,
-//!   with `status.currentOptimalTrial`.
-//! - `GET …/experiments/{name}/trials` — a `TrialList`.
+//! - `GET …/namespaces/{ns}/experiments/{name}/trials` — a `TrialList` of
+//!   the experiment's trials in creation order.
 //! - `POST …/experiments/{name}/stop`, `POST …/experiments/{name}/resume`
-//!   (body `{"maxTrialCount": N}`, optional).
+//!   (body `{"maxTrialCount": N}`, optional): stored intent (a `Stopped`
+//!   or `Restarting` condition); they answer the experiment.
 //! - `GET …/trials/{trial}/logs` — the trial's output.
 //! - `GET …/trials/{trial}/metrics` — its observation log (Katib's
 //!   `GetObservationLog` shape); `POST` reports metrics for a running trial
@@ -23,28 +23,21 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use oxflow_core::{Namespace, Timestamp};
-use oxflow_store::{ObservationLogRecord, Store};
-use oxflow_tuning::{TuningController, TuningError, experiment_json, trial_json};
+use oxflow_resources::Resources;
+use oxflow_store::ObservationLogRecord;
+use oxflow_tuning::kinds::EXPERIMENT;
+use oxflow_tuning::{TuningController, TuningError};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::caller::Who;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{KubeListParams, KubePager};
 use crate::routes::Routes;
 use oxflow_auth::Verb;
 
 /// The routes under `/apis/kubeflow.org/v1beta1`.
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(
-            "/namespaces/{ns}/experiments",
-            get(list_experiments).post(create_experiment),
-        )
-        .route(
-            "/namespaces/{ns}/experiments/{name}",
-            get(get_experiment).delete(delete_experiment),
-        )
         .route(
             "/namespaces/{ns}/experiments/{name}/trials",
             get(list_trials),
@@ -70,17 +63,19 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// Only the push endpoint, for `oxflow tune`, which serves nothing else.
-pub fn report_router(store: Store) -> axum::Router {
+pub fn report_router(resources: Resources) -> axum::Router {
     axum::Router::new() // route table: own listener (`oxflow tune`'s, behind the same edge)
         .route(
             "/apis/kubeflow.org/v1beta1/namespaces/{ns}/trials/{trial}/metrics",
             post(
-                |State(store): State<Store>,
+                |State(resources): State<Resources>,
                  Path((ns, trial)): Path<(String, String)>,
-                 body: Bytes| async move { report(&store, &ns, &trial, &body).await },
+                 body: Bytes| async move {
+                    report(&resources, &ns, &trial, &body).await
+                },
             ),
         )
-        .with_state(store)
+        .with_state(resources)
 }
 
 impl From<TuningError> for ApiError {
@@ -88,6 +83,7 @@ impl From<TuningError> for ApiError {
         match e {
             TuningError::Spec(e) => ApiError::bad_request(e.to_string()),
             TuningError::Store(e) => e.into(),
+            TuningError::Resource(e) => e.into(),
             TuningError::Invalid(m) => ApiError {
                 status: StatusCode::PRECONDITION_FAILED,
                 message: m,
@@ -108,89 +104,6 @@ fn tuning(state: &AppState) -> ApiResult<&TuningController> {
         .ok_or_else(|| ApiError::internal("hyperparameter tuning is not enabled on this server"))
 }
 
-/// One page of the namespace's experiments, oldest first (`limit`,
-/// `continue`; see [`KubePager`]).
-async fn list_experiments(
-    State(state): State<AppState>,
-    who: Who,
-    Path(ns): Path<String>,
-    axum::extract::Query(params): axum::extract::Query<KubeListParams>,
-) -> ApiResult<Json<Value>> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::List, &ns)?;
-    let store = state.store();
-    let mut pager = KubePager::new(&params)?;
-    let all = store.list_tuning_experiments(Some(&ns)).await?;
-    for (key, e) in pager.select(all, |e| (e.created_at.millis(), e.id.clone())) {
-        if !pager.wants_more() {
-            break;
-        }
-        let trials = store.list_trials(&e.id).await?;
-        if !pager.push(key, experiment_json(&e, &trials)) {
-            break;
-        }
-    }
-    let (items, next) = pager.finish();
-    Ok(Json(json!({
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "ExperimentList",
-        "metadata": match next {
-            Some(token) => json!({"continue": token}),
-            None => json!({}),
-        },
-        "items": items,
-    })))
-}
-
-async fn create_experiment(
-    State(state): State<AppState>,
-    who: Who,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Create, &ns)?;
-    let text = std::str::from_utf8(&body).map_err(|_| {
-        ApiError::bad_request("the body is not UTF-8 text (send Katib YAML or JSON)")
-    })?;
-    let tuning = tuning(&state)?;
-    let e = tuning.create(text, &ns, None).await?;
-    if e.namespace != ns {
-        // The YAML named another namespace than the URL: refuse, as the
-        // Kubernetes API server does, and leave nothing behind.
-        tuning.delete(&e.namespace, &e.name).await?;
-        return Err(ApiError::bad_request(format!(
-            "metadata.namespace: {} does not match the namespace in the URL ({ns})",
-            e.namespace
-        )));
-    }
-    Ok((StatusCode::CREATED, Json(experiment_json(&e, &[]))).into_response())
-}
-
-async fn get_experiment(
-    State(state): State<AppState>,
-    who: Who,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Get, &ns)?;
-    let store = state.store();
-    let e = store.get_tuning_experiment(&ns, &name).await?;
-    let trials = store.list_trials(&e.id).await?;
-    Ok(Json(experiment_json(&e, &trials)))
-}
-
-async fn delete_experiment(
-    State(state): State<AppState>,
-    who: Who,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let ns = namespace(&ns)?;
-    who.may(Verb::Delete, &ns)?;
-    tuning(&state)?.delete(&ns, &name).await?;
-    Ok(Json(json!({})))
-}
-
 async fn list_trials(
     State(state): State<AppState>,
     who: Who,
@@ -198,14 +111,26 @@ async fn list_trials(
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     who.may(Verb::List, &ns)?;
-    let store = state.store();
-    let e = store.get_tuning_experiment(&ns, &name).await?;
-    let trials = store.list_trials(&e.id).await?;
+    let e = oxflow_tuning::get_experiment(&state.resources, &ns, &name).await?;
+    let items = oxflow_tuning::trial_objects(&state.resources, &e)
+        .await
+        .map_err(ApiError::from)?;
     Ok(Json(json!({
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "TrialList",
-        "items": trials.iter().map(|t| trial_json(&e, t)).collect::<Vec<_>>(),
+        "metadata": {},
+        "items": items,
     })))
+}
+
+/// The experiment as stored now.
+async fn experiment_object(state: &AppState, ns: &Namespace, name: &str) -> ApiResult<Json<Value>> {
+    let object = state
+        .resources
+        .get(&EXPERIMENT, Some(ns.as_str()), name)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Json(object))
 }
 
 async fn stop_experiment(
@@ -215,9 +140,8 @@ async fn stop_experiment(
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     who.may(Verb::Update, &ns)?;
-    let e = tuning(&state)?.stop(&ns, &name).await?;
-    let trials = state.store().list_trials(&e.id).await?;
-    Ok(Json(experiment_json(&e, &trials)))
+    tuning(&state)?.stop(&ns, &name).await?;
+    experiment_object(&state, &ns, &name).await
 }
 
 async fn resume_experiment(
@@ -245,9 +169,8 @@ async fn resume_experiment(
             ),
         }
     };
-    let e = tuning(&state)?.resume(&ns, &name, max).await?;
-    let trials = state.store().list_trials(&e.id).await?;
-    Ok(Json(experiment_json(&e, &trials)))
+    tuning(&state)?.resume(&ns, &name, max).await?;
+    experiment_object(&state, &ns, &name).await
 }
 
 async fn trial_logs(
@@ -257,12 +180,13 @@ async fn trial_logs(
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
     who.may(Verb::Get, &ns)?;
-    let (_e, t) = state.store().find_trial(&ns, &trial).await?;
-    let Some(path) = t.log_path else {
+    let (e, t, _) = oxflow_tuning::find_trial(&state.resources, &ns, &trial).await?;
+    if t.attempt == 0 {
         return Err(ApiError::not_found(format!(
             "trial {trial} has not started yet"
         )));
-    };
+    }
+    let path = tuning(&state)?.log_path(&e, &t.name);
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -282,7 +206,7 @@ async fn trial_metrics(
 ) -> ApiResult<Json<Value>> {
     let ns = namespace(&ns)?;
     who.may(Verb::Get, &ns)?;
-    let (_e, t) = state.store().find_trial(&ns, &trial).await?;
+    let (_e, t, _) = oxflow_tuning::find_trial(&state.resources, &ns, &trial).await?;
     let logs = state.store().list_observation_logs(&t.id).await?;
     Ok(Json(json!({
         "metricLogs": logs.iter().map(|l| json!({
@@ -297,13 +221,13 @@ async fn report_metrics(
     Path((ns, trial)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    report(state.store(), &ns, &trial, &body).await
+    report(&state.resources, &ns, &trial, &body).await
 }
 
-async fn report(store: &Store, ns: &str, trial: &str, body: &[u8]) -> ApiResult<Response> {
+async fn report(resources: &Resources, ns: &str, trial: &str, body: &[u8]) -> ApiResult<Response> {
     let ns = namespace(ns)?;
     let logs = parse_report(body)?;
-    oxflow_tuning::report_metrics(store, &ns, trial, &logs).await?;
+    oxflow_tuning::report_metrics(resources, &ns, trial, &logs).await?;
     Ok(Json(json!({"recorded": logs.len()})).into_response())
 }
 

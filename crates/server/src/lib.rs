@@ -71,7 +71,8 @@ pub fn registry() -> oxflow_resources::Registry {
     oxflow_resources::Registry::new(
         oxflow_resources::builtin::kinds()
             .into_iter()
-            .chain(oxflow_serving::kinds::kinds()),
+            .chain(oxflow_serving::kinds::kinds())
+            .chain(oxflow_tuning::kinds::kinds()),
     )
 }
 
@@ -134,8 +135,8 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
 
 /// Only the endpoint trials push metrics to (`kind: Push`), for `oxflow
 /// tune`, which serves nothing else while an experiment runs.
-pub fn katib_report_router(store: Store) -> Router {
-    katib::report_router(store)
+pub fn katib_report_router(resources: oxflow_resources::Resources) -> Router {
+    katib::report_router(resources)
 }
 
 /// Serves `app` on an already bound listener through the edge (Host and

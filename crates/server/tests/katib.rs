@@ -1,4 +1,5 @@
-//! Katib's resources through the real router and a real tuning controller:
+//! Katib's kinds through the real router (the Kubernetes API for the
+//! objects, Katib's own routes for the rest) and a real tuning controller:
 //! create from YAML, validation errors naming the field, listing, trials,
 //! pushed metrics, stop, resume and delete.
 
@@ -33,6 +34,15 @@ impl Harness {
                 Request::builder()
                     .method(method)
                     .uri(uri)
+                    // Experiments are written as YAML, as `kubectl apply` can.
+                    .header(
+                        "content-type",
+                        if body.trim_start().starts_with('{') || body.is_empty() {
+                            "application/json"
+                        } else {
+                            "application/yaml"
+                        },
+                    )
                     .body(Body::from(body.to_owned()))
                     .unwrap(),
             )
@@ -99,14 +109,14 @@ spec:
     )
 }
 
+/// The newest condition that holds ("" before the controller wrote any).
 fn phase(e: &Value) -> String {
     e["status"]["conditions"]
         .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|c| c["status"] == "True")
-        .map(|c| c["type"].as_str().unwrap().to_owned())
-        .unwrap()
+        .and_then(|c| c.iter().rfind(|c| c["status"] == "True"))
+        .and_then(|c| c["type"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,12 +125,10 @@ async fn experiments_run_through_the_api() {
     // Bad input names the field and stores nothing.
     let bad = experiment("bad", "echo score=1", "", 3).replace("max: \"9\"", "max: \"zero\"");
     let (status, body, _) = h.call("POST", &format!("{BASE}/experiments"), &bad).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.parameters[0].feasibleSpace.max"),
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["reason"], "Invalid", "{body}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.parameters[0].feasibleSpace.max",
         "{body}"
     );
     let (_, list, _) = h.call("GET", &format!("{BASE}/experiments"), "").await;

@@ -391,7 +391,7 @@ async fn kubernetes_objects_are_bounded_as_kubernetes_bounds_them() {
     );
     let r = create(isvc("a", &uri, 5 * 1024 * 1024, "x")).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.json);
-    // Katib's experiments go through the same reader.
+    // Katib's experiments are objects of the same API.
     let katib = |annotation: usize| {
         format!(
             "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\nmetadata:\n  name: big\n  \
@@ -407,7 +407,7 @@ async fn kubernetes_objects_are_bounded_as_kubernetes_bounds_them() {
             katib(300 * 1024).into_bytes(),
         )
         .await;
-    refused(
+    kube_refused(
         &r,
         "metadata.annotations: the annotations are 307204 bytes…",
     );
@@ -419,7 +419,7 @@ async fn kubernetes_objects_are_bounded_as_kubernetes_bounds_them() {
             katib(2 << 20).into_bytes(),
         )
         .await;
-    refused(&r, "the object is 2097…");
+    kube_refused(&r, "the object is 2097…");
     // Nothing was stored.
     assert_eq!(h.get(ISVCS).await.json["items"], json!([]));
     assert_eq!(h.get(EXPERIMENTS).await.json["items"], json!([]));

@@ -11,9 +11,9 @@
 
 use oxflow_core::object::{Column, FieldError, Kind};
 use oxflow_core::{Namespace, Timestamp};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::spec::{Resource, SpecError};
+use crate::spec::Resource;
 
 /// KServe's columns that both kinds print.
 const URL: Column = Column {
@@ -122,54 +122,14 @@ fn validate_trained_model(object: &mut Value) -> Result<(), Vec<FieldError>> {
 /// Parses the object as the user wrote it and stores its `spec` as the
 /// parser renders it back.
 fn default_spec(object: &mut Value) -> Result<(), Vec<FieldError>> {
-    let resource = Resource::from_json_value(user_view(object)).map_err(|e| vec![cause(e)])?;
+    let resource =
+        Resource::from_json_value(user_view(object)).map_err(|e| vec![FieldError::from(e)])?;
     let rendered = resource.to_kserve_value();
     object["spec"] = rendered.get("spec").cloned().unwrap_or_else(|| json!({}));
     Ok(())
 }
 
-/// A spec error as a `details.causes` entry.
-fn cause(e: SpecError) -> FieldError {
-    let field = if e.path.is_empty() {
-        "spec".to_owned()
-    } else {
-        e.path
-    };
-    if e.message.contains("unknown field") {
-        FieldError {
-            field,
-            message: e.message,
-            reason: "FieldValueUnknown",
-        }
-    } else {
-        FieldError::invalid(field, e.message)
-    }
-}
-
-/// The object as KServe's YAML has it: `apiVersion`, `kind`, the
-/// user's `metadata` (name, namespace, labels, annotations) and `spec`;
-/// what the server adds (uid, versions, status) left out.
-pub fn user_view(object: &Value) -> Value {
-    let mut meta = Map::new();
-    if let Some(m) = object.get("metadata").and_then(Value::as_object) {
-        for key in ["name", "namespace", "labels", "annotations"] {
-            if let Some(v) = m.get(key).filter(|v| !v.is_null()) {
-                meta.insert(key.to_owned(), v.clone());
-            }
-        }
-    }
-    let mut out = Map::new();
-    for key in ["apiVersion", "kind"] {
-        if let Some(v) = object.get(key) {
-            out.insert(key.to_owned(), v.clone());
-        }
-    }
-    out.insert("metadata".into(), Value::Object(meta));
-    if let Some(spec) = object.get("spec").filter(|v| !v.is_null()) {
-        out.insert("spec".into(), spec.clone());
-    }
-    Value::Object(out)
-}
+pub use oxflow_core::object::user_view;
 
 /// A stored InferenceService or TrainedModel as the controller reads it.
 #[derive(Debug, Clone, PartialEq)]

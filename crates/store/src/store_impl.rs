@@ -91,6 +91,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_resources.sql"),
         include_str!("../migrations/postgres/0007_resources.sql"),
     ),
+    (
+        8,
+        "trial observations",
+        include_str!("../migrations/sqlite/0008_trial_observations.sql"),
+        include_str!("../migrations/postgres/0008_trial_observations.sql"),
+    ),
 ];
 
 /// How long a caller waits for a free pooled connection (or for the server to

@@ -1878,7 +1878,7 @@ async fn migrating_from_0001_keeps_existing_runs() {
                 .iter()
                 .map(|r| r.try_get(0).unwrap())
                 .collect();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
 
         // The migrated run works with the new API: listed, filtered,
         // archived, and its history starts at its next state change.

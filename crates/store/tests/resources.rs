@@ -294,6 +294,55 @@ async fn leases_fence_writes_of_a_process_that_lost_them() {
             .unwrap()
             .unwrap();
         assert_eq!(c.token, 3);
+
+        // A create under a stale fence is refused too, and stores nothing;
+        // under the holder's, it is stored.
+        let e = s
+            .create_resource_fenced(
+                &key("default", "g"),
+                "uid-g",
+                1,
+                object("g", None),
+                "g",
+                Some(&a),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Fenced { .. }), "{}: {e}", b.name);
+        assert!(
+            s.get_resource(&key("default", "g"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        s.create_resource_fenced(
+            &key("default", "g"),
+            "uid-g",
+            1,
+            object("g", None),
+            "g",
+            Some(&c),
+        )
+        .await
+        .unwrap();
+
+        // A holder known to be gone loses the lease before it expires, with
+        // the next token; taking it from anyone else does nothing.
+        assert_eq!(s.lease_holder("ctl").await.unwrap().as_deref(), Some("c"));
+        assert!(
+            s.take_lease_from("ctl", "someone-else", "d", Timestamp::now(), 60_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let d = s
+            .take_lease_from("ctl", "c", "d", Timestamp::now(), 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.holder.as_str(), d.token), ("d", 4));
+        assert!(!s.lease_holds(&c, Timestamp::now()).await.unwrap());
+        assert_eq!(s.lease_holder("nothing").await.unwrap(), None);
     })
     .await;
 }

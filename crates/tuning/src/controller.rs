@@ -1,27 +1,38 @@
 //! The experiment controller: Katib's experiment, suggestion and trial
-//! controllers and its metrics collectors collapsed into one reconcile loop
-//! per experiment.
+//! controllers and its metrics collectors, over Experiment, Trial and
+//! Suggestion objects of the resource model.
 //!
-//! Every pass re-reads the experiment and its trials from the store, decides
-//! whether the experiment has ended (goal → too many failures → max trials,
-//! Katib's order), asks the algorithm for as many new trials as
-//! `parallelTrialCount` allows, stores them *before* starting them, and waits
-//! for a trial to end (or a resync tick, which is how a `stop` from another
-//! process is noticed). Because suggestions are stored before they run and
-//! algorithms are pure functions of the stored history, a controller that
-//! dies loses nothing: the next one re-runs the interrupted trials with the
-//! same parameters and continues exactly where the first stopped.
+//! The controller framework reconciles Experiments: one that has not ended
+//! gets a loop in the process that takes its lease (`experiment/<uid>`);
+//! every write of that loop carries the lease's fencing token, so a process
+//! that lost the lease cannot write. Each pass of the loop re-reads the
+//! experiment and its trials, decides whether the experiment has ended
+//! (goal → too many failures → max trials, Katib's order), asks the
+//! algorithm for as many new trials as `parallelTrialCount` allows, stores
+//! them as Trial objects *before* starting them, and waits for a trial to
+//! end, a nudge (a change to the experiment) or a resync tick (how a write
+//! by another process is noticed). Because suggestions are stored before
+//! they run and algorithms are pure functions of the stored history, a
+//! controller that dies loses nothing: the next one re-runs the
+//! interrupted trials with the same parameters and continues exactly where
+//! the first stopped.
+//!
+//! Stopping and resuming are stored intent: a `Stopped` or `Restarting`
+//! condition written to the experiment's status (by any process), which
+//! the loop (or the next reconcile) acts on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oxflow_core::{ExperimentPhase, Mount, Namespace, Timestamp, TrialPhase, Workload, new_id};
-use oxflow_runtime::Runtime;
-use oxflow_store::{
-    ObservationLogRecord, Store, StoreError, TuningExperimentRecord, TuningTrialRecord,
+use oxflow_core::selector::{FieldSelector, LabelSelector};
+use oxflow_core::{ExperimentPhase, Mount, Namespace, Timestamp, TrialPhase, Workload};
+use oxflow_resources::{
+    DeleteOptions, EventType, Recorder, ResourceError, Resources, WriteOptions,
 };
+use oxflow_runtime::Runtime;
+use oxflow_store::{Fence, ObservationLogRecord, ResourceKey, Store, StoreError};
 use oxflow_suggest::{Algorithm, Budget, Outcome, SearchSpace, TrialRecord};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -29,20 +40,23 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::kinds::{EXPERIMENT, EXPERIMENT_LABEL, SUGGESTION, TRIAL, WORKING_DIR_ANNOTATION};
 use crate::metrics::{self, MetricLog};
 use crate::spec::{
     CollectorKind, Experiment, FileFormat, MetricsCollector, ObjectiveType, ParameterAssignment,
     ResumePolicy, SpecError,
 };
-use crate::status::push_condition;
+use crate::status::{experiment_status, push_condition};
+use crate::stored::{StoredExperiment, StoredTrial, new_trial_object, owned_by, owner_reference};
 
-/// How often a running experiment re-reads its record without being nudged
-/// (how quickly a `stop` from another process takes effect).
+/// How often a running experiment re-reads its object without being
+/// nudged (how quickly a `stop` from another process takes effect).
 const RESYNC: Duration = Duration::from_millis(500);
 /// How often a running trial's output is read for metrics and early stopping.
 const TAIL: Duration = Duration::from_millis(100);
-/// A controller whose heartbeat is older than this is presumed dead.
-const STALE: Duration = Duration::from_secs(30);
+/// How long an experiment's lease lasts unrenewed: a controller that died
+/// is replaced after this long (renewed every third of it).
+const LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// What can go wrong driving experiments.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +67,9 @@ pub enum TuningError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The resource model refused or failed (not found, a conflict, a lost lease).
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
     /// The request does not fit the experiment's state (resume a running one, …).
     #[error("{0}")]
     Invalid(String),
@@ -96,12 +113,8 @@ pub struct TuningConfig {
     /// A directory with the `oxflow_katib` Python helper, put first on the
     /// trials' `PYTHONPATH`.
     pub python_path: Option<PathBuf>,
-    /// This process's identity as an owner (`oxflow_runtime::owner::owner_id`).
+    /// This process's identity as a lease holder (`oxflow_runtime::owner::owner_id`).
     pub owner: String,
-}
-
-fn owner_alive(owner: Option<&str>, heartbeat: Option<Timestamp>, now: Timestamp) -> bool {
-    oxflow_runtime::owner::owner_alive(owner, heartbeat, now, STALE)
 }
 
 /// A change worth showing live.
@@ -109,7 +122,7 @@ fn owner_alive(owner: Option<&str>, heartbeat: Option<Timestamp>, now: Timestamp
 pub enum TuningEvent {
     /// A trial changed phase.
     Trial {
-        /// The experiment's id.
+        /// The experiment's uid.
         experiment_id: String,
         /// The trial's name.
         trial: String,
@@ -120,7 +133,7 @@ pub enum TuningEvent {
     },
     /// The experiment changed phase.
     Experiment {
-        /// The experiment's id.
+        /// The experiment's uid.
         experiment_id: String,
         /// Its new phase.
         phase: ExperimentPhase,
@@ -133,46 +146,248 @@ pub struct TuningController {
     inner: Arc<Inner>,
 }
 
+/// An experiment whose loop runs in this process.
+struct Active {
+    namespace: Namespace,
+    name: String,
+    /// Ends the loop (a stop, the experiment's deletion, shutdown).
+    cancel: CancellationToken,
+    /// Makes the loop look again now (its experiment changed).
+    nudge: Arc<Notify>,
+    /// Told when the loop has let go of the experiment.
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
 struct Inner {
-    store: Store,
+    resources: Resources,
     runtime: Arc<dyn Runtime>,
     config: TuningConfig,
     events: broadcast::Sender<TuningEvent>,
-    /// Experiments whose loop runs in this process, with the token that stops it.
-    active: Mutex<HashMap<String, CancellationToken>>,
-    nudge: Notify,
+    /// Experiments (by uid) whose loop runs in this process.
+    active: Mutex<HashMap<String, Active>>,
     shutdown: CancellationToken,
+    /// The framework controller that runs the reconciles, once started.
+    framework: std::sync::OnceLock<oxflow_controller::Controller>,
+    /// Records the experiments' events (started, ended, failed).
+    recorder: Recorder,
 }
 
 /// What the loop needs from the spec, parsed once per (re)start.
 struct Ctx {
-    record: TuningExperimentRecord,
+    record: StoredExperiment,
     exp: Experiment,
     space: SearchSpace,
     algorithm: Box<dyn Algorithm>,
     metric_names: Vec<String>,
+    /// The experiment's lease, carried by every write of the loop.
+    fence: Fence,
+}
+
+/// The framework's view of the controller: a changed Experiment is
+/// reconciled (its loop started, nudged or stopped).
+struct Reconcile(TuningController);
+
+impl oxflow_controller::Reconciler for Reconcile {
+    fn reconcile<'a>(
+        &'a self,
+        key: &'a ResourceKey,
+        _ctx: &'a oxflow_controller::Context,
+    ) -> futures::future::BoxFuture<
+        'a,
+        std::result::Result<oxflow_controller::Action, oxflow_controller::ReconcileError>,
+    > {
+        Box::pin(async move {
+            let ns = Namespace::new(key.namespace.clone())
+                .map_err(|e| TuningError::Invalid(format!("namespace: {e}")))?;
+            Ok(self.0.reconcile_key(&ns, &key.name).await?)
+        })
+    }
+
+    fn keys(
+        &self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        std::result::Result<Vec<ResourceKey>, oxflow_controller::ReconcileError>,
+    > {
+        Box::pin(async move {
+            let (objects, _) = self
+                .0
+                .inner
+                .resources
+                .list(
+                    &EXPERIMENT,
+                    None,
+                    &LabelSelector::default(),
+                    &FieldSelector::default(),
+                )
+                .await?;
+            let mut keys: Vec<ResourceKey> = objects
+                .iter()
+                .filter_map(|o| {
+                    Some(experiment_key(
+                        o["metadata"]["namespace"].as_str()?,
+                        o["metadata"]["name"].as_str()?,
+                    ))
+                })
+                .collect();
+            // Loops of experiments deleted while nothing watched end too.
+            for (ns, name) in self.0.active_names() {
+                let key = experiment_key(ns.as_str(), &name);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+    }
+}
+
+fn experiment_key(namespace: &str, name: &str) -> ResourceKey {
+    ResourceKey {
+        group: EXPERIMENT.group.to_owned(),
+        kind: EXPERIMENT.kind.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// Marks an ended experiment for restarting (Katib's `Restarting`).
+fn mark_restarting(e: &mut StoredExperiment) {
+    let now = Timestamp::now();
+    e.phase = ExperimentPhase::Restarting;
+    e.finished_at = None;
+    push_condition(
+        &mut e.conditions,
+        ExperimentPhase::Restarting,
+        "ExperimentRestarting",
+        "Experiment is restarting",
+        now,
+    );
+}
+
+/// The lease an experiment's loop holds.
+fn lease_name(uid: &str) -> String {
+    format!("experiment/{uid}")
+}
+
+/// The trials of `experiment` (labelled with its name and owned by it), in
+/// creation order.
+pub async fn trial_objects(
+    resources: &Resources,
+    experiment: &StoredExperiment,
+) -> std::result::Result<Vec<Value>, ResourceError> {
+    let labels =
+        LabelSelector::parse(&format!("{EXPERIMENT_LABEL}={}", experiment.name)).map_err(|e| {
+            ResourceError::BadRequest {
+                message: format!("experiment name {:?}: {e}", experiment.name),
+                causes: vec![],
+            }
+        })?;
+    let (mut objects, _) = resources
+        .list(
+            &TRIAL,
+            Some(experiment.namespace.as_str()),
+            &labels,
+            &FieldSelector::default(),
+        )
+        .await?;
+    objects.retain(|o| owned_by(o, &experiment.id));
+    let seq = |o: &Value| {
+        StoredTrial::from_object(o)
+            .map(|t| t.seq)
+            .unwrap_or(i64::MAX)
+    };
+    objects.sort_by(|a, b| {
+        seq(a).cmp(&seq(b)).then_with(|| {
+            a["metadata"]["name"]
+                .as_str()
+                .cmp(&b["metadata"]["name"].as_str())
+        })
+    });
+    Ok(objects)
+}
+
+/// The stored experiment `name` in `namespace`.
+pub async fn get_experiment(
+    resources: &Resources,
+    namespace: &Namespace,
+    name: &str,
+) -> Result<StoredExperiment> {
+    let object = resources
+        .get(&EXPERIMENT, Some(namespace.as_str()), name)
+        .await?;
+    StoredExperiment::from_object(&object).ok_or_else(|| TuningError::Corrupt {
+        name: name.to_owned(),
+        message: "the stored object has no namespace or uid".into(),
+    })
+}
+
+/// The trials of `experiment`, in creation order.
+pub async fn get_trials(
+    resources: &Resources,
+    experiment: &StoredExperiment,
+) -> Result<Vec<StoredTrial>> {
+    Ok(trial_objects(resources, experiment)
+        .await?
+        .iter()
+        .filter_map(StoredTrial::from_object)
+        .collect())
+}
+
+/// The Trial `name` in `namespace`, with the experiment that owns it.
+pub async fn find_trial(
+    resources: &Resources,
+    namespace: &Namespace,
+    name: &str,
+) -> Result<(StoredExperiment, StoredTrial, Value)> {
+    let object = resources
+        .get(&TRIAL, Some(namespace.as_str()), name)
+        .await?;
+    let trial = StoredTrial::from_object(&object).ok_or_else(|| TuningError::Corrupt {
+        name: name.to_owned(),
+        message: "the stored trial has no uid".into(),
+    })?;
+    let experiment = object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(EXPERIMENT_LABEL))
+        .and_then(Value::as_str)
+        .ok_or_else(|| TuningError::Invalid(format!("trial {name} belongs to no experiment")))?;
+    let e = get_experiment(resources, namespace, experiment).await?;
+    if !owned_by(&object, &e.id) {
+        return Err(TuningError::Invalid(format!(
+            "trial {name} is not a trial of experiment {experiment}"
+        )));
+    }
+    Ok((e, trial, object))
 }
 
 impl TuningController {
-    /// A controller storing in `store` and running trials on `runtime`.
-    pub fn new(store: Store, runtime: Arc<dyn Runtime>, config: TuningConfig) -> Self {
+    /// A controller over the tuning kinds of `resources`, running trials
+    /// on `runtime`; nothing runs until [`Self::start`] or [`Self::run`].
+    pub fn new(resources: Resources, runtime: Arc<dyn Runtime>, config: TuningConfig) -> Self {
         let (events, _) = broadcast::channel(4096);
         Self {
             inner: Arc::new(Inner {
-                store,
+                recorder: Recorder::new(resources.clone(), "experiment-controller"),
+                resources,
                 runtime,
                 config,
                 events,
                 active: Mutex::new(HashMap::new()),
-                nudge: Notify::new(),
                 shutdown: CancellationToken::new(),
+                framework: std::sync::OnceLock::new(),
             }),
         }
     }
 
-    /// The store it writes to.
+    /// The resource model it reads and writes.
+    pub fn resources(&self) -> &Resources {
+        &self.inner.resources
+    }
+
+    /// The store underneath (trials' metric reports).
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        self.inner.resources.store()
     }
 
     /// Live trial and experiment changes.
@@ -184,115 +399,187 @@ impl TuningController {
         let _ = self.inner.events.send(e);
     }
 
-    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Validates an Experiment (YAML or JSON) and stores it as `Created`.
-    /// `namespace` applies when the YAML names none; `working_dir` is where
-    /// trials run when their container names no `workingDir`.
+    fn active_names(&self) -> Vec<(Namespace, String)> {
+        self.lock_active()
+            .values()
+            .map(|a| (a.namespace.clone(), a.name.clone()))
+            .collect()
+    }
+
+    /// The stored experiment `name` in `namespace`.
+    pub async fn experiment(&self, namespace: &Namespace, name: &str) -> Result<StoredExperiment> {
+        get_experiment(&self.inner.resources, namespace, name).await
+    }
+
+    /// Where trial `trial` of `e` writes its output.
+    pub fn log_path(&self, e: &StoredExperiment, trial: &str) -> PathBuf {
+        self.inner
+            .config
+            .logs_dir
+            .join(e.namespace.as_str())
+            .join(&e.name)
+            .join(format!("{trial}.log"))
+    }
+
+    /// The experiment's trials in creation order.
+    pub async fn trials(&self, e: &StoredExperiment) -> Result<Vec<StoredTrial>> {
+        get_trials(&self.inner.resources, e).await
+    }
+
+    /// Validates an Experiment (YAML or JSON) and stores it. `namespace`
+    /// applies when the YAML names none; `working_dir` is where trials run
+    /// when their container names no `workingDir`.
     pub async fn create(
         &self,
         text: &str,
         namespace: &Namespace,
         working_dir: Option<&Path>,
-    ) -> Result<TuningExperimentRecord> {
+    ) -> Result<StoredExperiment> {
         let exp = Experiment::from_yaml(text)?;
         let namespace = exp.namespace.clone().unwrap_or_else(|| namespace.clone());
-        let now = Timestamp::now();
-        let id = new_id();
-        // The seed is fixed now so that every later suggestion (after a
-        // restart too) is reproducible; `random_state` in the settings wins.
-        let seed = seed_from(&id);
-        let mut conditions = json!([]);
-        push_condition(
-            &mut conditions,
-            ExperimentPhase::Created,
-            "ExperimentCreated",
-            "Experiment is created",
-            now,
-        );
-        let mut spec = exp.to_katib_value();
-        if let Some(meta) = spec.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("namespace".into(), json!(namespace.as_str()));
+        let mut object = exp.to_katib_value();
+        object["metadata"]["namespace"] = json!(namespace.as_str());
+        if let Some(dir) = working_dir {
+            let meta = &mut object["metadata"];
+            if !meta["annotations"].is_object() {
+                meta["annotations"] = json!({});
+            }
+            meta["annotations"][WORKING_DIR_ANNOTATION] = json!(dir.display().to_string());
         }
-        let record = TuningExperimentRecord {
-            id,
-            namespace,
+        let written = self
+            .inner
+            .resources
+            .create(
+                &EXPERIMENT,
+                Some(namespace.as_str()),
+                object,
+                &WriteOptions::default(),
+            )
+            .await?;
+        info!(experiment = %exp.name, namespace = %namespace, "Experiment created.");
+        StoredExperiment::from_object(&written.object).ok_or_else(|| TuningError::Corrupt {
             name: exp.name.clone(),
-            spec,
-            seed,
-            options: json!({"workingDir": working_dir.map(|d| d.display().to_string())}),
-            phase: ExperimentPhase::Created,
-            conditions,
-            optimal_trial: None,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            owner: None,
-            heartbeat_at: None,
+            message: "the stored object has no namespace or uid".into(),
+        })
+    }
+
+    /// Writes `e`'s status (computed from its fields and `trials`) if it
+    /// is still at the resourceVersion `e` was read at. `None` when it has
+    /// moved on (read it again and decide anew).
+    async fn write_status(
+        &self,
+        e: &StoredExperiment,
+        trials: &[StoredTrial],
+        fence: Option<&Fence>,
+    ) -> Result<Option<StoredExperiment>> {
+        let body = json!({
+            "metadata": {"resourceVersion": e.resource_version},
+            "status": experiment_status(e, trials),
+        });
+        let resources = &self.inner.resources;
+        let ns = Some(e.namespace.as_str());
+        let written = match fence {
+            Some(f) => {
+                resources
+                    .replace_status_fenced(&EXPERIMENT, ns, &e.name, body, f)
+                    .await
+            }
+            None => {
+                resources
+                    .replace_status(&EXPERIMENT, ns, &e.name, body)
+                    .await
+            }
         };
-        self.inner.store.insert_tuning_experiment(&record).await?;
-        info!(experiment = %record.name, namespace = %record.namespace, "Experiment created.");
-        self.inner.nudge.notify_one();
-        Ok(record)
+        match written {
+            Ok(w) => {
+                let now = StoredExperiment::from_object(&w.object);
+                if now.as_ref().is_some_and(|n| n.id != e.id) {
+                    // Deleted and created again under the name meanwhile:
+                    // this status was not for it (a conflict, in effect).
+                    return Ok(None);
+                }
+                Ok(now)
+            }
+            Err(ResourceError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Stops an experiment: its running trials are killed and it ends as
     /// `Stopped` (it can be resumed). Stopping an ended experiment is a no-op.
-    pub async fn stop(&self, namespace: &Namespace, name: &str) -> Result<TuningExperimentRecord> {
-        let mut e = self
-            .inner
-            .store
-            .get_tuning_experiment(namespace, name)
-            .await?;
-        if e.phase.is_terminal() {
-            return Ok(e);
+    pub async fn stop(&self, namespace: &Namespace, name: &str) -> Result<StoredExperiment> {
+        loop {
+            let mut e = self.experiment(namespace, name).await?;
+            if e.phase.is_terminal() {
+                return Ok(e);
+            }
+            let trials = self.trials(&e).await?;
+            let now = Timestamp::now();
+            e.phase = ExperimentPhase::Stopped;
+            e.finished_at = Some(now);
+            push_condition(
+                &mut e.conditions,
+                ExperimentPhase::Stopped,
+                "ExperimentStopped",
+                "Experiment was stopped by a user",
+                now,
+            );
+            let Some(stopped) = self.write_status(&e, &trials, None).await? else {
+                continue;
+            };
+            // A loop in this process stops at once (and is waited for: its
+            // trials are killed and counted when this returns); one in
+            // another process sees the condition at its next resync.
+            let done = self.lock_active().get(&stopped.id).map(|a| {
+                a.cancel.cancel();
+                a.done.clone()
+            });
+            if let Some(mut done) = done {
+                let _ = done.wait_for(|d| *d).await;
+            }
+            let stopped = match self.experiment(namespace, name).await {
+                Ok(now) if now.id == stopped.id => now,
+                _ => stopped,
+            };
+            self.event(
+                &stopped,
+                EventType::Normal,
+                "ExperimentStopped",
+                "Experiment was stopped by a user",
+            )
+            .await;
+            self.emit(TuningEvent::Experiment {
+                experiment_id: stopped.id.clone(),
+                phase: stopped.phase,
+            });
+            return Ok(stopped);
         }
-        let now = Timestamp::now();
-        e.phase = ExperimentPhase::Stopped;
-        e.finished_at = Some(now);
-        push_condition(
-            &mut e.conditions,
-            ExperimentPhase::Stopped,
-            "ExperimentStopped",
-            "Experiment was stopped by a user",
-            now,
-        );
-        self.inner.store.update_tuning_experiment(&e).await?;
-        // A loop in this process stops at once; one in another process sees
-        // the phase at its next resync.
-        if let Some(token) = self.lock_active().get(&e.id) {
-            token.cancel();
-        }
-        self.emit(TuningEvent::Experiment {
-            experiment_id: e.id.clone(),
-            phase: e.phase,
-        });
-        Ok(e)
     }
 
-    /// Resumes an ended experiment (Katib's restart): a stopped one always,
-    /// a succeeded one only when it ended on `maxTrialCount`, its
-    /// `resumePolicy` is not `Never`, and `max_trial_count` is larger than
-    /// the number of trials it has.
+    /// Resumes an ended experiment (Katib's restart): a stopped or failed
+    /// one always, a succeeded one only when it ended on `maxTrialCount`,
+    /// its `resumePolicy` is not `Never`, and `max_trial_count` is larger
+    /// than the number of trials it has.
     pub async fn resume(
         &self,
         namespace: &Namespace,
         name: &str,
         max_trial_count: Option<u32>,
-    ) -> Result<TuningExperimentRecord> {
-        let store = &self.inner.store;
-        let mut e = store.get_tuning_experiment(namespace, name).await?;
+    ) -> Result<StoredExperiment> {
+        let e = self.experiment(namespace, name).await?;
         let exp = parse_stored(&e)?;
-        let trials = store.list_trials(&e.id).await?.len() as u32;
+        let trials = self.trials(&e).await?.len() as u32;
         match e.phase {
             ExperimentPhase::Stopped | ExperimentPhase::Failed => {}
             ExperimentPhase::Succeeded => {
-                if crate::status::latest_reason(&e) != "ExperimentMaxTrialsReached" {
+                if e.latest_reason() != "ExperimentMaxTrialsReached" {
                     return Err(TuningError::Invalid(format!(
                         "experiment {name} succeeded with reason {}; only an experiment that reached maxTrialCount can be resumed",
-                        crate::status::latest_reason(&e)
+                        e.latest_reason()
                     )));
                 }
                 if exp.spec.resume_policy == ResumePolicy::Never {
@@ -321,39 +608,107 @@ impl TuningController {
                     "maxTrialCount {m} must be larger than the {trials} trials experiment {name} already has"
                 )));
             }
-            e.spec["spec"]["maxTrialCount"] = json!(m);
-            // Revalidate: the new count must still fit the rest of the spec.
-            parse_stored(&e)?;
+            // The validation hook checks the new count against the rest of the spec.
+            self.inner
+                .resources
+                .patch(
+                    &EXPERIMENT,
+                    Some(namespace.as_str()),
+                    name,
+                    oxflow_resources::PatchType::Merge,
+                    json!({"metadata": {"uid": e.id}, "spec": {"maxTrialCount": m}}),
+                    false,
+                    &WriteOptions::default(),
+                )
+                .await?;
         }
-        let now = Timestamp::now();
-        e.phase = ExperimentPhase::Restarting;
-        e.finished_at = None;
-        push_condition(
-            &mut e.conditions,
-            ExperimentPhase::Restarting,
-            "ExperimentRestarting",
-            "Experiment is restarting",
-            now,
-        );
-        store.update_tuning_experiment(&e).await?;
-        self.inner.nudge.notify_one();
-        self.emit(TuningEvent::Experiment {
-            experiment_id: e.id.clone(),
-            phase: e.phase,
-        });
-        Ok(e)
+        loop {
+            let mut e = self.experiment(namespace, name).await?;
+            if !e.phase.is_terminal() {
+                return Ok(e);
+            }
+            let trials = self.trials(&e).await?;
+            mark_restarting(&mut e);
+            if let Some(e) = self.write_status(&e, &trials, None).await? {
+                self.nudge(&e);
+                self.emit(TuningEvent::Experiment {
+                    experiment_id: e.id.clone(),
+                    phase: e.phase,
+                });
+                return Ok(e);
+            }
+        }
     }
 
-    /// Deletes an experiment with its trials, metrics and logs. A running
-    /// one is stopped first.
+    /// Deletes an experiment with its trials, suggestion, metrics and logs.
+    /// A running one is stopped first.
     pub async fn delete(&self, namespace: &Namespace, name: &str) -> Result<()> {
+        // Stopped first (a local loop is waited for), so that no trial
+        // writes after the delete.
         let e = self.stop(namespace, name).await?;
-        // Wait for a local loop to let go of it, so no trial writes after the delete.
-        while self.lock_active().contains_key(&e.id) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match self
+            .inner
+            .resources
+            .delete(
+                &EXPERIMENT,
+                Some(namespace.as_str()),
+                name,
+                &DeleteOptions {
+                    uid: Some(e.id.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(_) | Err(ResourceError::NotFound { .. }) => {}
+            Err(err) => return Err(err.into()),
         }
-        self.inner.store.delete_tuning_experiment(&e.id).await?;
-        let dir = |base: &Path| base.join(e.namespace.as_str()).join(&e.name);
+        self.forget(namespace, name).await;
+        Ok(())
+    }
+
+    /// Removes what a deleted experiment leaves behind: its trials' files
+    /// and metric reports, and trials its loop stored while the deletion
+    /// went on (owned by no experiment that exists).
+    async fn forget(&self, namespace: &Namespace, name: &str) {
+        let resources = &self.inner.resources;
+        let current = self.experiment(namespace, name).await.ok().map(|e| e.id);
+        if let Ok(labels) = LabelSelector::parse(&format!("{EXPERIMENT_LABEL}={name}"))
+            && let Ok((trials, _)) = resources
+                .list(
+                    &TRIAL,
+                    Some(namespace.as_str()),
+                    &labels,
+                    &FieldSelector::default(),
+                )
+                .await
+        {
+            for t in trials {
+                if current.as_deref().is_some_and(|uid| owned_by(&t, uid)) {
+                    continue;
+                }
+                let trial = t["metadata"]["name"].as_str().unwrap_or_default();
+                match resources
+                    .delete(
+                        &TRIAL,
+                        Some(namespace.as_str()),
+                        trial,
+                        &DeleteOptions::default(),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(ResourceError::NotFound { .. }) => {}
+                    Err(e) => {
+                        warn!(trial, error = %e, "Could not delete a trial of a deleted experiment.")
+                    }
+                }
+            }
+        }
+        if current.is_some() {
+            // Created again under the name: its files are its own now.
+            return;
+        }
+        let dir = |base: &Path| base.join(namespace.as_str()).join(name);
         for d in [
             dir(&self.inner.config.logs_dir),
             dir(&self.inner.config.work_dir),
@@ -364,185 +719,384 @@ impl TuningController {
                 warn!(dir = %d.display(), error = %err, "Could not remove an experiment's files.");
             }
         }
-        Ok(())
+        if let Err(e) = self
+            .store()
+            .delete_orphan_observation_logs((TRIAL.group, TRIAL.kind))
+            .await
+        {
+            warn!(error = %e, "Could not drop the metrics of deleted trials.");
+        }
     }
 
-    /// Starts the background loop that runs every experiment waiting for a
-    /// controller (created, restarting, or running under a dead one); returns at once.
+    /// Makes the experiment's loop in this process (if any) look again, and
+    /// the framework reconcile it.
+    fn nudge(&self, e: &StoredExperiment) {
+        if let Some(a) = self.lock_active().get(&e.id) {
+            a.nudge.notify_one();
+        }
+        if let Some(f) = self.inner.framework.get() {
+            f.enqueue(experiment_key(e.namespace.as_str(), &e.name));
+        }
+    }
+
+    /// Starts the framework controller that runs every experiment waiting
+    /// for a controller (created, restarting, or held by a dead one);
+    /// returns at once. The handle ends with [`Self::shutdown`].
     pub fn start(&self) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
+        let mut config = oxflow_controller::ControllerConfig::new("tuning");
+        // Experiments whose lease another process held come back when it lapses.
+        config.resync = Some(LEASE_TTL);
+        let framework = oxflow_controller::Controller::start(
+            self.store().clone(),
+            Some(&self.inner.resources),
+            &[&EXPERIMENT],
+            Arc::new(Reconcile(self.clone())),
+            config,
+        );
+        let _ = self.inner.framework.set(framework.clone());
+        let shutdown = self.inner.shutdown.clone();
         tokio::spawn(async move {
-            loop {
-                if let Err(e) = this.pass().await {
-                    warn!(error = %e, "Tuning controller pass failed.");
-                }
-                tokio::select! {
-                    _ = this.inner.shutdown.cancelled() => return,
-                    _ = this.inner.nudge.notified() => {}
-                    _ = tokio::time::sleep(RESYNC * 4) => {}
-                }
-            }
+            shutdown.cancelled().await;
+            framework.stop();
         })
     }
 
-    /// Stops the background loop and every experiment loop of this process.
-    /// Their trials die with the process and are re-run by the next one.
+    /// Stops the framework controller and every experiment loop of this
+    /// process. Their trials die with the process and are re-run by the
+    /// next one.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
     }
 
-    async fn pass(&self) -> Result<()> {
-        let now = Timestamp::now();
-        let waiting = self
-            .inner
-            .store
-            .list_tuning_experiments_in(&[
-                ExperimentPhase::Created,
-                ExperimentPhase::Restarting,
-                ExperimentPhase::Running,
-            ])
-            .await?;
-        for e in waiting {
-            if self.lock_active().contains_key(&e.id) {
-                continue;
-            }
-            if e.phase == ExperimentPhase::Running
-                && owner_alive(e.owner.as_deref(), e.heartbeat_at, now)
-            {
-                continue;
-            }
-            let this = self.clone();
-            let token = self.inner.shutdown.child_token();
-            tokio::spawn(async move {
-                if let Err(err) = this.run(&e.id, token).await {
-                    warn!(experiment = %e.name, error = %err, "Experiment loop ended with an error.");
-                }
-            });
-        }
-        Ok(())
-    }
-
-    /// Runs the experiment until it ends (or `cancel` fires, which leaves it
-    /// to the next controller as after a crash) and returns its final record.
-    pub async fn run(&self, id: &str, cancel: CancellationToken) -> Result<TuningExperimentRecord> {
-        {
-            let mut active = self.lock_active();
-            if active.contains_key(id) {
-                return Err(TuningError::Invalid(format!(
-                    "experiment {id} is already running in this process"
-                )));
-            }
-            active.insert(id.to_owned(), cancel.clone());
-        }
-        let result = self.run_claimed(id, cancel).await;
-        self.lock_active().remove(id);
-        result
-    }
-
-    async fn run_claimed(
+    /// Brings one experiment in line: a loop for one that has not ended
+    /// (if this process can take its lease), none for one that has ended or
+    /// is gone; a succeeded one whose `maxTrialCount` was raised above its
+    /// trials restarts, as in Katib.
+    async fn reconcile_key(
         &self,
-        id: &str,
-        cancel: CancellationToken,
-    ) -> Result<TuningExperimentRecord> {
-        let store = &self.inner.store;
-        let now = Timestamp::now();
-        let stale = Timestamp(now.0 - STALE.as_millis() as i64);
-        let record = store.get_tuning_experiment_by_id(id).await?;
-        if record.phase.is_terminal() {
-            return Ok(record);
-        }
-        // A live owner elsewhere keeps it; a dead one's claim is taken over.
-        let owner_alive = owner_alive(record.owner.as_deref(), record.heartbeat_at, now);
-        let stale = if owner_alive {
-            stale
-        } else {
-            Timestamp(i64::MAX)
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<oxflow_controller::Action> {
+        use oxflow_controller::Action;
+        let e = match self.experiment(namespace, name).await {
+            Ok(e) => e,
+            Err(TuningError::Resource(ResourceError::NotFound { .. })) => {
+                let gone: Vec<CancellationToken> = self
+                    .lock_active()
+                    .values()
+                    .filter(|a| &a.namespace == namespace && a.name == name)
+                    .map(|a| a.cancel.clone())
+                    .collect();
+                for c in gone {
+                    c.cancel();
+                }
+                self.forget(namespace, name).await;
+                return Ok(Action::Done);
+            }
+            Err(e) => return Err(e),
         };
-        if !store
-            .claim_tuning_experiment(id, &self.inner.config.owner, now, stale)
+        if let Some(a) = self.lock_active().get(&e.id) {
+            if e.phase.is_terminal() {
+                a.cancel.cancel();
+            } else {
+                a.nudge.notify_one();
+            }
+            return Ok(Action::Done);
+        }
+        let mut e = e;
+        if e.phase.is_terminal() {
+            if !self.raised_budget(&e).await? {
+                return Ok(Action::Done);
+            }
+            let trials = self.trials(&e).await?;
+            mark_restarting(&mut e);
+            match self.write_status(&e, &trials, None).await? {
+                Some(restarting) => e = restarting,
+                // Changed meanwhile: its own change event brings it back.
+                None => return Ok(Action::Done),
+            }
+        }
+        let fence = match self.acquire(&e).await? {
+            Some(f) => f,
+            // Another live process runs it; look again when its lease may have lapsed.
+            None => return Ok(Action::RequeueAfter(LEASE_TTL / 3)),
+        };
+        let this = self.clone();
+        let token = self.inner.shutdown.child_token();
+        tokio::spawn(async move {
+            let (ns, name) = (e.namespace.clone(), e.name.clone());
+            if let Err(err) = this.run_leased(e, fence, token).await {
+                warn!(experiment = %name, namespace = %ns, error = %err, "Experiment loop ended with an error.");
+            }
+        });
+        Ok(Action::Done)
+    }
+
+    /// Whether a succeeded experiment's budget was raised (Katib's
+    /// `edit_experiment_budget`): it ended on `maxTrialCount`, may be
+    /// resumed, and its `maxTrialCount` is now above its trials.
+    async fn raised_budget(&self, e: &StoredExperiment) -> Result<bool> {
+        if e.phase != ExperimentPhase::Succeeded
+            || e.latest_reason() != "ExperimentMaxTrialsReached"
+        {
+            return Ok(false);
+        }
+        let Ok(exp) = parse_stored(e) else {
+            return Ok(false);
+        };
+        if exp.spec.resume_policy == ResumePolicy::Never {
+            return Ok(false);
+        }
+        let trials = self.trials(e).await?.len() as u32;
+        Ok(exp.spec.max_trial_count.is_some_and(|m| m > trials))
+    }
+
+    /// Takes (or renews) the experiment's lease for this process: free,
+    /// expired, or held by a process of this host that no longer exists
+    /// (an `oxflow tune` killed mid-run: its experiment is resumed at once
+    /// rather than after the lease's time).
+    async fn acquire(&self, e: &StoredExperiment) -> Result<Option<Fence>> {
+        let store = self.store();
+        let (lease, me) = (lease_name(&e.id), &self.inner.config.owner);
+        let ttl = LEASE_TTL.as_millis() as i64;
+        if let Some(f) = store
+            .acquire_lease(&lease, me, Timestamp::now(), ttl)
             .await?
         {
-            return Err(TuningError::Invalid(format!(
-                "experiment {} is run by another live controller ({})",
-                record.name,
-                record.owner.as_deref().unwrap_or("unknown")
-            )));
+            return Ok(Some(f));
         }
-        let mut record = store.get_tuning_experiment_by_id(id).await?;
-        let ctx = match Ctx::new(record.clone()) {
-            Ok(ctx) => ctx,
-            Err(err) => {
-                self.finish(
-                    &mut record,
-                    ExperimentPhase::Failed,
-                    "ExperimentFailed",
-                    &err.to_string(),
-                )
-                .await?;
-                return Ok(record);
-            }
-        };
-        let ctx = Arc::new(ctx);
-        if record.phase != ExperimentPhase::Running || record.started_at.is_none() {
-            record.started_at.get_or_insert(now);
-            record.phase = ExperimentPhase::Running;
-            push_condition(
-                &mut record.conditions,
-                ExperimentPhase::Running,
-                "ExperimentRunning",
-                "Experiment is running",
-                now,
-            );
-            store.update_tuning_experiment(&record).await?;
-            self.emit(TuningEvent::Experiment {
-                experiment_id: record.id.clone(),
-                phase: record.phase,
-            });
+        match store.lease_holder(&lease).await? {
+            Some(gone) if oxflow_runtime::owner::local_owner_gone(&gone) => Ok(store
+                .take_lease_from(&lease, &gone, me, Timestamp::now(), ttl)
+                .await?),
+            _ => Ok(None),
         }
-        info!(experiment = %record.name, "Experiment running.");
+    }
 
-        let heartbeat = {
-            let store = store.clone();
-            let owner = self.inner.config.owner.clone();
+    /// Runs the experiment in this process until it ends (or `cancel`
+    /// fires, which leaves it to the next controller as after a crash) and
+    /// returns it as it ended (`oxflow tune`, `oxflow experiments resume`).
+    pub async fn run(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+        cancel: CancellationToken,
+    ) -> Result<StoredExperiment> {
+        let e = self.experiment(namespace, name).await?;
+        if e.phase.is_terminal() {
+            return Ok(e);
+        }
+        let Some(fence) = self.acquire(&e).await? else {
+            return Err(TuningError::Invalid(format!(
+                "experiment {name} is run by another live controller"
+            )));
+        };
+        self.run_leased(e, fence, cancel).await?;
+        match self.experiment(namespace, name).await {
+            Ok(e) => Ok(e),
+            Err(TuningError::Resource(ResourceError::NotFound { .. })) => Err(
+                TuningError::Invalid(format!("experiment {name} was deleted while it ran")),
+            ),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs the loop of `e` under `fence`: registered as this process's,
+    /// its lease renewed while it runs and given back when it ends.
+    async fn run_leased(
+        &self,
+        e: StoredExperiment,
+        fence: Fence,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let nudge = Arc::new(Notify::new());
+        let (done_tx, done) = tokio::sync::watch::channel(false);
+        {
+            let mut active = self.lock_active();
+            if active.contains_key(&e.id) {
+                return Err(TuningError::Invalid(format!(
+                    "experiment {} is already running in this process",
+                    e.name
+                )));
+            }
+            active.insert(
+                e.id.clone(),
+                Active {
+                    namespace: e.namespace.clone(),
+                    name: e.name.clone(),
+                    cancel: cancel.clone(),
+                    nudge: nudge.clone(),
+                    done,
+                },
+            );
+        }
+        // The lease is renewed while the loop runs; lost, the loop ends.
+        let renew = {
+            let store = self.store().clone();
+            let fence = fence.clone();
+            let cancel = cancel.clone();
             let token = CancellationToken::new();
             let t = token.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = t.cancelled() => return,
-                        _ = tokio::time::sleep(STALE / 3) => {
-                            let _ = store.heartbeat_tuning(&owner, Timestamp::now()).await;
+                        _ = tokio::time::sleep(LEASE_TTL / 3) => {
+                            match store.acquire_lease(&fence.lease, &fence.holder, Timestamp::now(),
+                                LEASE_TTL.as_millis() as i64).await {
+                                Ok(Some(f)) if f.token == fence.token => {}
+                                Ok(_) => {
+                                    warn!(lease = %fence.lease, "Lost an experiment's lease; its loop stops.");
+                                    cancel.cancel();
+                                    return;
+                                }
+                                Err(e) => warn!(lease = %fence.lease, error = %e, "Could not renew an experiment's lease."),
+                            }
                         }
                     }
                 }
             });
             token.drop_guard()
         };
+        let (id, ns, name) = (e.id.clone(), e.namespace.clone(), e.name.clone());
+        let result = self.run_claimed(e, fence.clone(), nudge, cancel).await;
+        // Trials killed on the way out (a stop) are counted in the status.
+        if let Err(err) = self.refresh_status(&ns, &name, &id, &fence).await {
+            warn!(experiment = %name, error = %err, "Could not bring an experiment's status up to date.");
+        }
+        drop(renew);
+        if let Err(err) = self.store().release_lease(&fence).await {
+            warn!(lease = %fence.lease, error = %err, "Could not give an experiment's lease back.");
+        }
+        self.lock_active().remove(&id);
+        let _ = done_tx.send(true);
+        result
+    }
 
+    /// Writes the experiment's status from its trials as they are now.
+    async fn refresh_status(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+        uid: &str,
+        fence: &Fence,
+    ) -> Result<()> {
+        for _ in 0..5 {
+            let e = match self.experiment(namespace, name).await {
+                Ok(e) if e.id == uid => e,
+                Ok(_) | Err(TuningError::Resource(ResourceError::NotFound { .. })) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let trials = self.trials(&e).await?;
+            if self.write_status(&e, &trials, Some(fence)).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_claimed(
+        &self,
+        record: StoredExperiment,
+        fence: Fence,
+        nudge: Arc<Notify>,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let ctx = match Ctx::new(record.clone(), fence) {
+            Ok(ctx) => ctx,
+            Err(err) => {
+                let trials = self.trials(&record).await?;
+                let mut record = record;
+                let now = Timestamp::now();
+                record.phase = ExperimentPhase::Failed;
+                record.finished_at = Some(now);
+                push_condition(
+                    &mut record.conditions,
+                    ExperimentPhase::Failed,
+                    "ExperimentFailed",
+                    &err.to_string(),
+                    now,
+                );
+                self.write_status(&record, &trials, None).await?;
+                return Ok(());
+            }
+        };
+        let ctx = Arc::new(ctx);
         let mut running: JoinSet<(String, Result<TrialPhase>)> = JoinSet::new();
         let mut tokens: HashMap<String, CancellationToken> = HashMap::new();
         // Trials a dead controller left behind run again, from the start.
-        for t in store.list_trials(id).await? {
+        for t in self.trials(&record).await? {
             if !t.phase.is_terminal() {
                 self.spawn_trial(&ctx, t, &mut running, &mut tokens);
             }
         }
         let result = self
-            .reconcile(&ctx, &mut running, &mut tokens, &cancel)
+            .reconcile(&ctx, &mut running, &mut tokens, &nudge, &cancel)
             .await;
-        drop(heartbeat);
         // Whatever ended the loop, no trial of this loop may outlive it.
         for t in tokens.values() {
             t.cancel();
         }
         while running.join_next().await.is_some() {}
-        let mut fresh = store.get_tuning_experiment_by_id(id).await?;
-        if fresh.owner.as_deref() == Some(self.inner.config.owner.as_str()) {
-            fresh.owner = None;
-            store.update_tuning_experiment(&fresh).await?;
+        result
+    }
+
+    /// Marks the experiment running (once per (re)start), under the lease.
+    async fn mark_running(
+        &self,
+        ctx: &Ctx,
+        e: &StoredExperiment,
+        trials: &[StoredTrial],
+    ) -> Result<Option<StoredExperiment>> {
+        let mut e = e.clone();
+        let now = Timestamp::now();
+        e.started_at.get_or_insert(now);
+        e.finished_at = None;
+        if e.conditions.as_array().is_none_or(|c| c.is_empty()) {
+            push_condition(
+                &mut e.conditions,
+                ExperimentPhase::Created,
+                "ExperimentCreated",
+                "Experiment is created",
+                now,
+            );
         }
-        result?;
-        Ok(fresh)
+        e.phase = ExperimentPhase::Running;
+        push_condition(
+            &mut e.conditions,
+            ExperimentPhase::Running,
+            "ExperimentRunning",
+            "Experiment is running",
+            now,
+        );
+        let written = self.write_status(&e, trials, Some(&ctx.fence)).await?;
+        if let Some(w) = &written {
+            info!(experiment = %w.name, "Experiment running.");
+            self.event(
+                w,
+                EventType::Normal,
+                "ExperimentRunning",
+                "Experiment is running",
+            )
+            .await;
+            self.emit(TuningEvent::Experiment {
+                experiment_id: w.id.clone(),
+                phase: w.phase,
+            });
+        }
+        Ok(written)
+    }
+
+    async fn event(&self, e: &StoredExperiment, kind: EventType, reason: &str, message: &str) {
+        let object = json!({
+            "apiVersion": EXPERIMENT.api_version(),
+            "kind": EXPERIMENT.kind,
+            "metadata": {"name": e.name, "namespace": e.namespace.as_str(), "uid": e.id},
+        });
+        self.inner
+            .recorder
+            .record(&object, kind, reason, message)
+            .await;
     }
 
     async fn reconcile(
@@ -550,32 +1104,56 @@ impl TuningController {
         ctx: &Arc<Ctx>,
         running: &mut JoinSet<(String, Result<TrialPhase>)>,
         tokens: &mut HashMap<String, CancellationToken>,
+        nudge: &Notify,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let store = &self.inner.store;
-        let id = ctx.record.id.as_str();
+        let (ns, name) = (&ctx.record.namespace, ctx.record.name.as_str());
         loop {
-            let mut record = store.get_tuning_experiment_by_id(id).await?;
-            if record.phase == ExperimentPhase::Stopped {
-                self.kill_all(running, tokens, "Experiment was stopped")
-                    .await;
-                return Ok(());
-            }
             if cancel.is_cancelled() {
-                // Shutdown: trials die with the process and run again later.
+                // Shutdown, a stop or a lost lease: trials die with the
+                // loop (a stopped experiment's for good, the others run
+                // again under the next controller).
                 return Ok(());
             }
-            let trials = store.list_trials(id).await?;
+            let record = match self.experiment(ns, name).await {
+                Ok(e) if e.id == ctx.record.id => e,
+                Ok(_) | Err(TuningError::Resource(ResourceError::NotFound { .. })) => {
+                    self.kill_all(running, tokens).await;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            if record.phase.is_terminal() {
+                self.kill_all(running, tokens).await;
+                return Ok(());
+            }
+            let trials = self.trials(&record).await?;
+            if record.phase != ExperimentPhase::Running {
+                // Created or restarting: running from now on (read again
+                // either way, written or changed meanwhile).
+                self.mark_running(ctx, &record, &trials).await?;
+                continue;
+            }
             let best = best_trial(ctx, &trials);
-            let best_name = best.map(|t| t.name.clone());
-            if record.optimal_trial != best_name {
-                record.optimal_trial = best_name;
-                store.update_tuning_experiment(&record).await?;
-            }
+            let mut record = record;
+            record.optimal_trial = best.map(|t| t.name.clone());
             if let Some((phase, reason, message)) = termination(ctx, &trials, best) {
-                self.kill_all(running, tokens, "Experiment has ended").await;
-                self.finish(&mut record, phase, reason, &message).await?;
-                return Ok(());
+                self.kill_all(running, tokens).await;
+                if self
+                    .finish(ctx, record, &trials, phase, reason, &message)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            // The status follows the trials (counts, lists, the best one).
+            if self
+                .write_status(&record, &trials, Some(&ctx.fence))
+                .await?
+                .is_none()
+            {
+                continue;
             }
             // Katib asks for min(parallel, max - completed) - active; every
             // stored trial is either active or completed, so that is "up to
@@ -599,9 +1177,11 @@ impl TuningController {
                 let suggestions = match suggestions {
                     Ok(s) => s,
                     Err(err) => {
-                        self.kill_all(running, tokens, "Experiment failed").await;
+                        self.kill_all(running, tokens).await;
                         self.finish(
-                            &mut record,
+                            ctx,
+                            record,
+                            &trials,
                             ExperimentPhase::Failed,
                             "ExperimentFailed",
                             &format!("suggestion failed: {err}"),
@@ -611,41 +1191,46 @@ impl TuningController {
                     }
                 };
                 if suggestions.is_empty() && active == 0 {
-                    self.finish(
-                        &mut record,
-                        ExperimentPhase::Succeeded,
-                        "ExperimentSuggestionEndReached",
-                        "The search space is exhausted",
-                    )
-                    .await?;
-                    return Ok(());
+                    if self
+                        .finish(
+                            ctx,
+                            record,
+                            &trials,
+                            ExperimentPhase::Succeeded,
+                            "ExperimentSuggestionEndReached",
+                            "The search space is exhausted",
+                        )
+                        .await?
+                    {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                let now = Timestamp::now();
                 let mut new = Vec::with_capacity(suggestions.len());
                 for (seq, s) in (trials.len() as i64..).zip(suggestions) {
                     let assignments = crate::spec::format_assignment(&ctx.space, &s.assignment);
-                    new.push(TuningTrialRecord {
-                        id: new_id(),
-                        experiment_id: id.to_owned(),
-                        name: trial_name(&ctx.record.name, &ctx.record.id, seq),
+                    let trial = trial_name(&ctx.record.name, &ctx.record.id, seq);
+                    let run_spec = ctx
+                        .exp
+                        .render_trial(&trial, ns.as_str(), &assignments)
+                        .ok()
+                        .map(|r| r.spec);
+                    let object = new_trial_object(
+                        &record,
+                        &trial,
                         seq,
-                        assignments: serde_json::to_value(&assignments).unwrap_or(json!([])),
-                        tags: serde_json::to_value(&s.tags).unwrap_or(json!({})),
-                        phase: TrialPhase::Created,
-                        message: None,
-                        objective: None,
-                        observation: json!([]),
-                        log_path: None,
-                        attempt: 0,
-                        created_at: now,
-                        started_at: None,
-                        finished_at: None,
-                    });
+                        &serde_json::to_value(&assignments).unwrap_or(json!([])),
+                        &serde_json::to_value(&s.tags).unwrap_or(json!({})),
+                        run_spec,
+                    );
+                    new.push(self.store_trial(ctx, object, &trial).await?);
                 }
-                store.insert_trials(&new).await?;
+                let mut all = trials;
+                all.extend(new.iter().cloned());
+                self.record_suggestions(ctx, &record, &all).await?;
                 for t in new {
                     self.emit(TuningEvent::Trial {
-                        experiment_id: id.to_owned(),
+                        experiment_id: ctx.record.id.clone(),
                         trial: t.name.clone(),
                         phase: TrialPhase::Created,
                         objective: None,
@@ -664,16 +1249,122 @@ impl TuningController {
                     }
                 }
                 _ = cancel.cancelled() => {}
+                _ = nudge.notified() => {}
                 _ = tokio::time::sleep(RESYNC) => {}
             }
         }
+    }
+
+    /// Stores a suggested trial under the lease; one stored before (by a
+    /// pass that crashed before starting it) is taken as it is.
+    async fn store_trial(&self, ctx: &Ctx, object: Value, name: &str) -> Result<StoredTrial> {
+        let resources = &self.inner.resources;
+        let ns = Some(ctx.record.namespace.as_str());
+        let opts = WriteOptions {
+            fence: Some(ctx.fence.clone()),
+            ..Default::default()
+        };
+        let stored = match resources.create(&TRIAL, ns, object, &opts).await {
+            Ok(w) => w.object,
+            Err(ResourceError::AlreadyExists { .. }) => {
+                let existing = resources.get(&TRIAL, ns, name).await?;
+                if !owned_by(&existing, &ctx.record.id) {
+                    return Err(TuningError::Invalid(format!(
+                        "a trial named {name} exists and belongs to another experiment"
+                    )));
+                }
+                existing
+            }
+            Err(e) => return Err(e.into()),
+        };
+        StoredTrial::from_object(&stored).ok_or_else(|| TuningError::Corrupt {
+            name: ctx.record.name.clone(),
+            message: format!("trial {name} was stored without a uid"),
+        })
+    }
+
+    /// Keeps the experiment's Suggestion in line with what was suggested:
+    /// `spec.requests` and `status.suggestions` (every trial's parameters).
+    async fn record_suggestions(
+        &self,
+        ctx: &Ctx,
+        e: &StoredExperiment,
+        trials: &[StoredTrial],
+    ) -> Result<()> {
+        let resources = &self.inner.resources;
+        let ns = Some(e.namespace.as_str());
+        let spec = json!({
+            "algorithm": e.spec.pointer("/spec/algorithm").cloned().unwrap_or(Value::Null),
+            "requests": trials.len(),
+            "resumePolicy": e.spec.pointer("/spec/resumePolicy").cloned().unwrap_or(Value::Null),
+        });
+        let object = match resources.get(&SUGGESTION, ns, &e.name).await {
+            Ok(o) if owned_by(&o, &e.id) && o.get("spec") == Some(&spec) => o,
+            Ok(o) if owned_by(&o, &e.id) => {
+                let mut body = o.clone();
+                body["spec"] = spec;
+                resources
+                    .replace(&SUGGESTION, ns, &e.name, body, &WriteOptions::default())
+                    .await?
+                    .object
+            }
+            // A leftover of an earlier experiment of the name, being deleted.
+            Ok(_) => return Ok(()),
+            Err(ResourceError::NotFound { .. }) => {
+                let body = json!({
+                    "apiVersion": SUGGESTION.api_version(),
+                    "kind": SUGGESTION.kind,
+                    "metadata": {
+                        "name": e.name,
+                        "namespace": e.namespace.as_str(),
+                        "labels": {EXPERIMENT_LABEL: e.name},
+                        "ownerReferences": [owner_reference(e)],
+                    },
+                    "spec": spec,
+                });
+                let opts = WriteOptions {
+                    fence: Some(ctx.fence.clone()),
+                    ..Default::default()
+                };
+                resources.create(&SUGGESTION, ns, body, &opts).await?.object
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
+        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
+        let created = object["metadata"]["creationTimestamp"].clone();
+        let status = json!({
+            "startTime": created,
+            "suggestionCount": trials.len(),
+            "suggestions": trials.iter().map(|t| json!({
+                "name": t.name,
+                "parameterAssignments": t.assignments,
+                "labels": t.tags,
+            })).collect::<Vec<_>>(),
+            "conditions": [
+                {"type": "Created", "status": "True", "reason": "SuggestionCreated",
+                 "message": "Suggestion is created", "lastUpdateTime": created, "lastTransitionTime": created},
+                {"type": "Running", "status": "True", "reason": "SuggestionRunning",
+                 "message": "Suggestion is running", "lastUpdateTime": created, "lastTransitionTime": created},
+            ],
+        });
+        resources
+            .write_observed_status(
+                &SUGGESTION,
+                ns,
+                &e.name,
+                (uid, generation),
+                &status,
+                Some(&ctx.fence),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn kill_all(
         &self,
         running: &mut JoinSet<(String, Result<TrialPhase>)>,
         tokens: &mut HashMap<String, CancellationToken>,
-        _why: &str,
     ) {
         for t in tokens.values() {
             t.cancel();
@@ -682,30 +1373,50 @@ impl TuningController {
         tokens.clear();
     }
 
+    /// Ends the experiment with `phase`; false when it changed meanwhile
+    /// (the caller reads it again).
     async fn finish(
         &self,
-        record: &mut TuningExperimentRecord,
+        ctx: &Ctx,
+        mut record: StoredExperiment,
+        trials: &[StoredTrial],
         phase: ExperimentPhase,
         reason: &str,
         message: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let now = Timestamp::now();
         record.phase = phase;
         record.finished_at = Some(now);
         push_condition(&mut record.conditions, phase, reason, message, now);
-        self.inner.store.update_tuning_experiment(record).await?;
-        info!(experiment = %record.name, phase = %phase, reason, "Experiment ended.");
+        // Trials killed on the way out are stored by now: count them.
+        let trials = match self.trials(&record).await {
+            Ok(t) => t,
+            Err(_) => trials.to_vec(),
+        };
+        let Some(done) = self
+            .write_status(&record, &trials, Some(&ctx.fence))
+            .await?
+        else {
+            return Ok(false);
+        };
+        info!(experiment = %done.name, phase = %phase, reason, "Experiment ended.");
+        let kind = if phase == ExperimentPhase::Failed {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        self.event(&done, kind, reason, message).await;
         self.emit(TuningEvent::Experiment {
-            experiment_id: record.id.clone(),
+            experiment_id: done.id.clone(),
             phase,
         });
-        Ok(())
+        Ok(true)
     }
 
     fn spawn_trial(
         &self,
         ctx: &Arc<Ctx>,
-        trial: TuningTrialRecord,
+        trial: StoredTrial,
         running: &mut JoinSet<(String, Result<TrialPhase>)>,
         tokens: &mut HashMap<String, CancellationToken>,
     ) {
@@ -719,22 +1430,35 @@ impl TuningController {
         });
     }
 
-    /// Runs one trial to its end and records it (phase, metrics) atomically.
+    /// Writes a trial's status under the lease; false when the trial is
+    /// gone or no longer the one started.
+    async fn write_trial(&self, ctx: &Ctx, trial: &StoredTrial) -> Result<bool> {
+        Ok(self
+            .inner
+            .resources
+            .write_observed_status(
+                &TRIAL,
+                Some(ctx.record.namespace.as_str()),
+                &trial.name,
+                (&trial.id, trial.generation),
+                &trial.status(),
+                Some(&ctx.fence),
+            )
+            .await?)
+    }
+
+    /// Runs one trial to its end and records it (metrics, then phase).
     async fn run_trial(
         &self,
         ctx: &Ctx,
-        mut trial: TuningTrialRecord,
+        mut trial: StoredTrial,
         kill: CancellationToken,
     ) -> Result<TrialPhase> {
-        let store = &self.inner.store;
+        let store = self.store();
         let cfg = &self.inner.config;
         let ns = ctx.record.namespace.as_str();
         let exp_name = &ctx.record.name;
-        let log_path = cfg
-            .logs_dir
-            .join(ns)
-            .join(exp_name)
-            .join(format!("{}.log", trial.name));
+        let log_path = self.log_path(&ctx.record, &trial.name);
         let work = cfg.work_dir.join(ns).join(exp_name).join(&trial.name);
         let now = Timestamp::now();
         trial.phase = TrialPhase::Running;
@@ -742,10 +1466,14 @@ impl TuningController {
         trial.started_at = Some(now);
         trial.finished_at = None;
         trial.message = None;
-        trial.log_path = Some(log_path.display().to_string());
+        trial.objective = None;
+        trial.observation = json!([]);
         let prepared = self.prepare_trial(ctx, &trial, &log_path, &work);
         // Fresh output for this attempt: an interrupted one's metrics go.
-        store.restart_trial(&trial).await?;
+        store.clear_observation_logs(&trial.id).await?;
+        if !self.write_trial(ctx, &trial).await? {
+            return Ok(TrialPhase::Killed);
+        }
         self.emit(TuningEvent::Trial {
             experiment_id: ctx.record.id.clone(),
             trial: trial.name.clone(),
@@ -861,7 +1589,7 @@ impl TuningController {
     async fn end_trial(
         &self,
         ctx: &Ctx,
-        mut trial: TuningTrialRecord,
+        mut trial: StoredTrial,
         mut phase: TrialPhase,
         message: Option<String>,
         logs: Vec<MetricLog>,
@@ -909,7 +1637,14 @@ impl TuningController {
                 }
                 l
             };
-        self.inner.store.finish_trial(&trial, &new_logs).await?;
+        // The reports first: a crash between the two leaves a trial that
+        // has not ended, which the next controller runs again afresh.
+        self.store()
+            .append_observation_logs(&trial.id, &new_logs)
+            .await?;
+        if !self.write_trial(ctx, &trial).await? {
+            return Ok(phase);
+        }
         info!(trial = %trial.name, phase = %phase, objective = ?objective, "Trial ended.");
         self.emit(TuningEvent::Trial {
             experiment_id: ctx.record.id.clone(),
@@ -925,7 +1660,7 @@ impl TuningController {
     fn prepare_trial(
         &self,
         ctx: &Ctx,
-        trial: &TuningTrialRecord,
+        trial: &StoredTrial,
         log_path: &Path,
         work: &Path,
     ) -> std::result::Result<(Workload, MetricsSource), String> {
@@ -1009,13 +1744,7 @@ impl TuningController {
         let working_dir = run
             .working_dir
             .map(PathBuf::from)
-            .or_else(|| {
-                ctx.record
-                    .options
-                    .get("workingDir")
-                    .and_then(Value::as_str)
-                    .map(PathBuf::from)
-            })
+            .or_else(|| ctx.record.working_dir.as_ref().map(PathBuf::from))
             .unwrap_or_else(|| work.to_path_buf());
         let mut command = run.command.into_iter();
         let program = command
@@ -1046,10 +1775,10 @@ impl TuningController {
         let Some(es) = &ctx.exp.spec.early_stopping else {
             return Ok(None);
         };
-        let store = &self.inner.store;
+        let store = self.store();
         let metric = &ctx.exp.spec.objective.objective_metric_name;
         let mut series = Vec::new();
-        for t in store.list_trials(&ctx.record.id).await? {
+        for t in self.trials(&ctx.record).await? {
             if t.phase != TrialPhase::Succeeded {
                 continue;
             }
@@ -1074,19 +1803,22 @@ impl TuningController {
 /// trial names itself with `KATIB_TRIAL_NAME`). Only a running trial may
 /// report; the controller reads them when the trial ends.
 pub async fn report_metrics(
-    store: &Store,
+    resources: &Resources,
     namespace: &Namespace,
     trial: &str,
     logs: &[ObservationLogRecord],
 ) -> Result<()> {
-    let (_e, t) = store.find_trial(namespace, trial).await?;
+    let (_e, t, _) = find_trial(resources, namespace, trial).await?;
     if t.phase != TrialPhase::Running {
         return Err(TuningError::Invalid(format!(
             "trial {trial} is {}; only a running trial can report metrics",
             t.phase
         )));
     }
-    store.append_observation_logs(&t.id, logs).await?;
+    resources
+        .store()
+        .append_observation_logs(&t.id, logs)
+        .await?;
     Ok(())
 }
 
@@ -1186,7 +1918,7 @@ impl Tail {
 }
 
 impl Ctx {
-    fn new(record: TuningExperimentRecord) -> Result<Self> {
+    fn new(record: StoredExperiment, fence: Fence) -> Result<Self> {
         let exp = parse_stored(&record)?;
         let space = exp.spec.search_space();
         let budget = Budget {
@@ -1208,12 +1940,13 @@ impl Ctx {
             space,
             algorithm,
             metric_names,
+            fence,
         })
     }
 }
 
-fn parse_stored(e: &TuningExperimentRecord) -> Result<Experiment> {
-    Experiment::from_yaml(&e.spec.to_string()).map_err(|err| TuningError::Corrupt {
+fn parse_stored(e: &StoredExperiment) -> Result<Experiment> {
+    Experiment::from_json_value(e.spec.clone()).map_err(|err| TuningError::Corrupt {
         name: e.name.clone(),
         message: format!("its stored spec no longer validates: {err}"),
     })
@@ -1231,7 +1964,7 @@ fn observation_json(summaries: &[metrics::MetricSummary]) -> Value {
 }
 
 /// The trials as the algorithms see them: losses (lower is better).
-fn history(ctx: &Ctx, trials: &[TuningTrialRecord]) -> Result<Vec<TrialRecord>> {
+fn history(ctx: &Ctx, trials: &[StoredTrial]) -> Result<Vec<TrialRecord>> {
     let sign = match ctx.exp.spec.objective.objective_type {
         ObjectiveType::Minimize => 1.0,
         ObjectiveType::Maximize => -1.0,
@@ -1292,12 +2025,12 @@ fn history(ctx: &Ctx, trials: &[TuningTrialRecord]) -> Result<Vec<TrialRecord>> 
 }
 
 /// The best trial with an objective value (succeeded or early-stopped).
-fn best_trial<'a>(ctx: &Ctx, trials: &'a [TuningTrialRecord]) -> Option<&'a TuningTrialRecord> {
+fn best_trial<'a>(ctx: &Ctx, trials: &'a [StoredTrial]) -> Option<&'a StoredTrial> {
     let better = |a: f64, b: f64| match ctx.exp.spec.objective.objective_type {
         ObjectiveType::Minimize => a < b,
         ObjectiveType::Maximize => a > b,
     };
-    let mut best: Option<&TuningTrialRecord> = None;
+    let mut best: Option<&StoredTrial> = None;
     for t in trials {
         if !matches!(t.phase, TrialPhase::Succeeded | TrialPhase::EarlyStopped) {
             continue;
@@ -1313,8 +2046,8 @@ fn best_trial<'a>(ctx: &Ctx, trials: &'a [TuningTrialRecord]) -> Option<&'a Tuni
 /// Katib's termination rules, in Katib's order.
 fn termination(
     ctx: &Ctx,
-    trials: &[TuningTrialRecord],
-    best: Option<&TuningTrialRecord>,
+    trials: &[StoredTrial],
+    best: Option<&StoredTrial>,
 ) -> Option<(ExperimentPhase, &'static str, String)> {
     let spec = &ctx.exp.spec;
     if let (Some(goal), Some(v)) = (spec.objective.goal, best.and_then(|b| b.objective)) {
@@ -1378,12 +2111,6 @@ fn trial_name(experiment: &str, experiment_id: &str, seq: i64) -> String {
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect();
     format!("{experiment}-{suffix}")
-}
-
-fn seed_from(id: &str) -> i64 {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(id.as_bytes());
-    i64::from_le_bytes(d[..8].try_into().expect("8 bytes")) & i64::MAX
 }
 
 /// Katib's medianstop rule, made once per trial start.

@@ -8,9 +8,11 @@
 //! metrics collectors (TEXT lines, JSON lines, TensorFlow event files) as
 //! parsers and reduces observations the way Katib's trial controller does.
 //!
+//! [`kinds`] are Experiment, Trial and Suggestion as resource-model kinds.
 //! [`TuningController`] is the rest of Katib (experiment, suggestion and
-//! trial controllers, metrics collection, early stopping) as one reconcile
-//! loop per experiment over the store and a [`oxflow_runtime::Runtime`].
+//! trial controllers, metrics collection, early stopping): on the
+//! controller framework, one loop per running experiment over its objects
+//! and a [`oxflow_runtime::Runtime`].
 //!
 //! Architecture invariant: [`spec`] and [`metrics`] do no process management
 //! and no storage; the controller feeds them text and files and stores what
@@ -19,15 +21,20 @@
 //! maps its calls onto Katib's resource paths.
 
 mod controller;
+pub mod kinds;
 pub mod metrics;
+mod migrate;
 pub mod spec;
 pub mod status;
+pub mod stored;
 
 pub use controller::{
-    ReportTokens, TuningConfig, TuningController, TuningError, TuningEvent, report_metrics,
-    report_path,
+    ReportTokens, TuningConfig, TuningController, TuningError, TuningEvent, find_trial,
+    get_experiment, get_trials, report_metrics, report_path, trial_objects,
 };
-pub use status::{experiment_json, trial_json};
+pub use migrate::{Migrated, migrate_legacy};
+pub use status::experiment_status;
+pub use stored::{StoredExperiment, StoredTrial};
 
 pub use metrics::{
     JsonParser, MetricLog, MetricSummary, MetricsError, TextParser, objective_value, reduce,

@@ -1,10 +1,11 @@
-//! Katib's view of stored experiments and trials: the `status` block with
-//! its condition list, trial counters and `currentOptimalTrial`, and Trial
-//! objects, rendered from Oxflow's records.
+//! Katib's experiment `status`: its condition list, trial counters and
+//! lists, and `currentOptimalTrial`, computed from the experiment and its
+//! trials whenever either changes.
 
 use oxflow_core::{ExperimentPhase, Timestamp, TrialPhase};
-use oxflow_store::{TuningExperimentRecord, TuningTrialRecord};
 use serde_json::{Map, Value, json};
+
+use crate::stored::{StoredExperiment, StoredTrial};
 
 /// One entry of Katib's condition list.
 pub(crate) fn condition(kind: &str, reason: &str, message: &str, now: Timestamp) -> Value {
@@ -44,17 +45,6 @@ pub(crate) fn push_condition(
     list.push(condition(phase.as_str(), reason, message, now));
 }
 
-/// The message of the newest condition, for tables.
-pub fn latest_reason(e: &TuningExperimentRecord) -> String {
-    e.conditions
-        .as_array()
-        .and_then(|l| l.last())
-        .and_then(|c| c.get("reason"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn list_key(phase: TrialPhase) -> (&'static str, &'static str) {
     match phase {
         TrialPhase::Created => ("pendingTrialList", "trialsPending"),
@@ -69,15 +59,9 @@ fn list_key(phase: TrialPhase) -> (&'static str, &'static str) {
     }
 }
 
-/// The experiment in Katib's shape: the stored spec plus a `status` block
-/// computed from its trials.
-pub fn experiment_json(e: &TuningExperimentRecord, trials: &[TuningTrialRecord]) -> Value {
-    let mut doc = e.spec.clone();
-    if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("namespace".into(), json!(e.namespace.as_str()));
-        meta.insert("uid".into(), json!(e.id));
-        meta.insert("creationTimestamp".into(), json!(e.created_at.to_rfc3339()));
-    }
+/// The experiment's `status` in Katib's shape, from its own fields (times,
+/// conditions, best trial) and its trials.
+pub fn experiment_status(e: &StoredExperiment, trials: &[StoredTrial]) -> Value {
     let mut status = Map::new();
     if let Some(t) = e.started_at {
         status.insert("startTime".into(), json!(t.to_rfc3339()));
@@ -104,85 +88,22 @@ pub fn experiment_json(e: &TuningExperimentRecord, trials: &[TuningTrialRecord])
     status.extend(lists);
     status.insert("trials".into(), json!(trials.len()));
     status.extend(counts);
-    if let Some(best) = e
+    let best = e
         .optimal_trial
         .as_ref()
-        .and_then(|name| trials.iter().find(|t| &t.name == name))
-    {
-        status.insert(
-            "currentOptimalTrial".into(),
-            json!({
+        .and_then(|name| trials.iter().find(|t| &t.name == name));
+    status.insert(
+        "currentOptimalTrial".into(),
+        match best {
+            Some(best) => json!({
                 "bestTrialName": best.name,
                 "parameterAssignments": best.assignments,
                 "observation": {"metrics": best.observation},
             }),
-        );
-    } else {
-        status.insert(
-            "currentOptimalTrial".into(),
-            json!({"bestTrialName": "", "parameterAssignments": [], "observation": {"metrics": []}}),
-        );
-    }
-    doc["status"] = Value::Object(status);
-    doc
-}
-
-/// A trial in Katib's `Trial` shape.
-pub fn trial_json(e: &TuningExperimentRecord, t: &TuningTrialRecord) -> Value {
-    let objective = e
-        .spec
-        .pointer("/spec/objective")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mut status = Map::new();
-    if let Some(s) = t.started_at {
-        status.insert("startTime".into(), json!(s.to_rfc3339()));
-    }
-    if let Some(f) = t.finished_at
-        && t.phase.is_terminal()
-    {
-        status.insert("completionTime".into(), json!(f.to_rfc3339()));
-    }
-    let reason = match t.phase {
-        TrialPhase::Created => "TrialCreated",
-        TrialPhase::Running => "TrialRunning",
-        TrialPhase::Succeeded => "TrialSucceeded",
-        TrialPhase::Failed => "TrialFailed",
-        TrialPhase::Killed => "TrialKilled",
-        TrialPhase::EarlyStopped => "TrialEarlyStopped",
-        TrialPhase::MetricsUnavailable => "MetricsUnavailable",
-    };
-    let at = t.finished_at.or(t.started_at).unwrap_or(t.created_at);
-    status.insert(
-        "conditions".into(),
-        json!([condition(
-            t.phase.as_str(),
-            reason,
-            t.message.as_deref().unwrap_or_default(),
-            at
-        )]),
+            None => json!({"bestTrialName": "", "parameterAssignments": [], "observation": {"metrics": []}}),
+        },
     );
-    status.insert("observation".into(), json!({"metrics": t.observation}));
-    json!({
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Trial",
-        "metadata": {
-            "name": t.name,
-            "namespace": e.namespace.as_str(),
-            "uid": t.id,
-            "creationTimestamp": t.created_at.to_rfc3339(),
-            "labels": {"katib.kubeflow.org/experiment": e.name},
-        },
-        "spec": {
-            "objective": objective,
-            "parameterAssignments": t.assignments,
-            "primaryContainerName": e.spec.pointer("/spec/trialTemplate/primaryContainerName").cloned().unwrap_or(Value::Null),
-            "labels": t.tags,
-        },
-        "status": Value::Object(status),
-        // Oxflow's own fields, outside Katib's shape.
-        "oxflow": {"seq": t.seq, "attempt": t.attempt, "objective": t.objective, "logPath": t.log_path},
-    })
+    Value::Object(status)
 }
 
 #[cfg(test)]

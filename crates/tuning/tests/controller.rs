@@ -1,18 +1,24 @@
-//! The experiment controller's background loop (what `oxflow up` runs) picks
-//! up an experiment whose controller died: finished trials stay as they are,
-//! the interrupted one runs again with the same parameters, and the
-//! experiment completes with exactly maxTrialCount trials.
+//! The experiment controller on the controller framework (what `oxflow up`
+//! runs) takes over an experiment whose controller died once its lease
+//! lapses: finished trials stay as they are, the interrupted one runs again
+//! with the same parameters, the experiment completes with exactly
+//! maxTrialCount trials, and the dead controller's lease can no longer
+//! write.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use oxflow_core::{ExperimentPhase, Namespace, Timestamp, TrialPhase, new_id};
-use oxflow_runtime::{LocalConfig, LocalRuntime};
-use oxflow_store::{Store, TuningTrialRecord};
-use oxflow_tuning::{TuningConfig, TuningController};
+use oxflow_core::{ExperimentPhase, Namespace, Timestamp, TrialPhase};
+use oxflow_resources::{ResourceError, Resources, WriteOptions};
+use oxflow_store::Store;
+use oxflow_tuning::kinds::{EXPERIMENT, TRIAL};
+use oxflow_tuning::stored::new_trial_object;
+use oxflow_tuning::{StoredTrial, TuningEvent};
+
+mod common;
+use common::{controller, registry};
 use serde_json::json;
 
-const EXPERIMENT: &str = r#"
+const EXPERIMENT_YAML: &str = r#"
 apiVersion: kubeflow.org/v1beta1
 kind: Experiment
 metadata:
@@ -42,89 +48,132 @@ spec:
             restartPolicy: Never
 "#;
 
-fn trial(experiment_id: &str, seq: i64, x: &str, phase: TrialPhase) -> TuningTrialRecord {
-    TuningTrialRecord {
-        id: new_id(),
-        experiment_id: experiment_id.into(),
-        name: format!("orphan-t{seq}"),
-        seq,
-        assignments: json!([{"name": "x", "value": x}]),
-        tags: json!({}),
-        phase,
-        message: None,
-        objective: (phase == TrialPhase::Succeeded).then(|| x.parse().unwrap()),
-        observation: json!([]),
-        log_path: None,
-        attempt: 1,
-        created_at: Timestamp::now(),
-        started_at: Some(Timestamp::now()),
-        finished_at: None,
-    }
+/// Waits (on the controller's own events) until the experiment ends.
+async fn ended(
+    events: &mut tokio::sync::broadcast::Receiver<TuningEvent>,
+    id: &str,
+) -> ExperimentPhase {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(TuningEvent::Experiment {
+                experiment_id,
+                phase,
+            }) = events.recv().await
+                && experiment_id == id
+                && phase.is_terminal()
+            {
+                return phase;
+            }
+        }
+    })
+    .await
+    .expect("the experiment did not end within a minute")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_orphaned_experiment_is_continued_by_the_next_controller() {
+async fn an_experiment_whose_controller_died_is_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let runtime = Arc::new(LocalRuntime::new(LocalConfig {
-        scratch_dir: dir.path().join("scratch"),
-        warm_python: false,
-        ..Default::default()
-    }));
-    let controller = TuningController::new(
-        store.clone(),
-        runtime,
-        TuningConfig {
-            logs_dir: dir.path().join("logs"),
-            work_dir: dir.path().join("work"),
-            report_url: None,
-            report_tokens: None,
-            python_path: None,
-            owner: oxflow_runtime::owner::owner_id(),
-        },
-    );
+    let resources = Resources::new(store.clone(), registry());
+    let controller = controller(dir.path(), resources.clone());
+    let ns = Namespace::default();
     // What a controller that died mid-trial leaves behind: the experiment
-    // Running under a dead owner, one trial done, one interrupted.
-    let mut e = controller
-        .create(EXPERIMENT, &Namespace::default(), None)
+    // running under its (now lapsed) lease, one trial done, one interrupted.
+    let mut e = controller.create(EXPERIMENT_YAML, &ns, None).await.unwrap();
+    let dead = store
+        .acquire_lease(
+            &format!("experiment/{}", e.id),
+            "dead-host:1:1",
+            Timestamp::now(),
+            1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Timestamp::now();
+    e.started_at = Some(now);
+    let status = json!({
+        "startTime": now.to_rfc3339(),
+        "conditions": [
+            {"type": "Created", "status": "True", "reason": "ExperimentCreated", "message": ""},
+            {"type": "Running", "status": "True", "reason": "ExperimentRunning", "message": ""},
+        ],
+    });
+    resources
+        .replace_status(
+            &EXPERIMENT,
+            Some("default"),
+            "orphan",
+            json!({"status": status}),
+        )
         .await
         .unwrap();
-    e.phase = ExperimentPhase::Running;
-    e.started_at = Some(Timestamp::now());
-    e.owner = Some(format!(
-        "{}:{}:1",
-        oxflow_runtime::owner::hostname(),
-        u32::MAX - 1
-    ));
-    store.update_tuning_experiment(&e).await.unwrap();
-    let done = trial(&e.id, 0, "0.25", TrialPhase::Succeeded);
-    let interrupted = trial(&e.id, 1, "0.75", TrialPhase::Running);
-    store
-        .insert_trials(&[done.clone(), interrupted.clone()])
-        .await
-        .unwrap();
-
-    let handle = controller.start();
-    let start = Instant::now();
-    let finished = loop {
-        let now = store.get_tuning_experiment_by_id(&e.id).await.unwrap();
-        if now.phase.is_terminal() {
-            break now;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the orphaned experiment was not continued: {now:?}"
+    let mut stored = Vec::new();
+    for (seq, x, phase) in [
+        (0, "0.25", TrialPhase::Succeeded),
+        (1, "0.75", TrialPhase::Running),
+    ] {
+        let name = format!("orphan-t{seq}");
+        let object = new_trial_object(
+            &e,
+            &name,
+            seq,
+            &json!([{"name": "x", "value": x}]),
+            &json!({}),
+            None,
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    controller.shutdown();
-    handle.abort();
+        let created = resources
+            .create(&TRIAL, Some("default"), object, &WriteOptions::default())
+            .await
+            .unwrap()
+            .object;
+        let mut t = StoredTrial::from_object(&created).unwrap();
+        t.phase = phase;
+        t.attempt = 1;
+        t.started_at = Some(now);
+        t.finished_at = (phase == TrialPhase::Succeeded).then_some(now);
+        t.objective = (phase == TrialPhase::Succeeded).then(|| x.parse().unwrap());
+        let written = resources
+            .replace_status(
+                &TRIAL,
+                Some("default"),
+                &name,
+                json!({"status": t.status()}),
+            )
+            .await
+            .unwrap();
+        stored.push(StoredTrial::from_object(&written.object).unwrap());
+    }
+    let (done, interrupted) = (stored[0].clone(), stored[1].clone());
+
+    let mut events = controller.subscribe();
+    let handle = controller.start();
+    assert_eq!(ended(&mut events, &e.id).await, ExperimentPhase::Succeeded);
+    let finished = controller.experiment(&ns, "orphan").await.unwrap();
     assert_eq!(finished.phase, ExperimentPhase::Succeeded);
-    let trials = store.list_trials(&e.id).await.unwrap();
+    assert_eq!(finished.latest_reason(), "ExperimentMaxTrialsReached");
+
+    // The dead controller's lease was taken over: it cannot write.
+    let refused = resources
+        .replace_status_fenced(
+            &EXPERIMENT,
+            Some("default"),
+            "orphan",
+            json!({"status": {}}),
+            &dead,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(ResourceError::Fenced { .. })),
+        "{refused:?}"
+    );
+
+    controller.shutdown();
+    handle.await.unwrap();
+    let trials = controller.trials(&finished).await.unwrap();
     assert_eq!(trials.len(), 3, "{trials:?}");
     // The finished trial was left alone.
-    assert_eq!(trials[0].id, done.id);
-    assert_eq!(trials[0].attempt, 1);
+    assert_eq!(trials[0], done);
     // The interrupted one ran again with its own parameters.
     assert_eq!(trials[1].id, interrupted.id);
     assert_eq!(trials[1].attempt, 2);
@@ -138,4 +187,97 @@ async fn an_orphaned_experiment_is_continued_by_the_next_controller() {
         .min_by(|a, b| a.objective.unwrap().total_cmp(&b.objective.unwrap()))
         .unwrap();
     assert_eq!(finished.optimal_trial.as_deref(), Some(best.name.as_str()));
+    // Katib's status: counts and the best trial's parameters.
+    let object = resources
+        .get(&EXPERIMENT, Some("default"), "orphan")
+        .await
+        .unwrap();
+    assert_eq!(object["status"]["trials"], 3);
+    assert_eq!(object["status"]["trialsSucceeded"], 3);
+    assert_eq!(
+        object["status"]["currentOptimalTrial"]["parameterAssignments"],
+        best.assignments
+    );
+    // The suggestion records what was suggested.
+    let suggestion = resources
+        .get(&oxflow_tuning::kinds::SUGGESTION, Some("default"), "orphan")
+        .await
+        .unwrap();
+    assert_eq!(suggestion["status"]["suggestionCount"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_is_stored_and_a_deleted_experiment_takes_its_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let resources = Resources::new(store.clone(), registry());
+    let controller = controller(dir.path(), resources.clone());
+    let ns = Namespace::default();
+    let slow = EXPERIMENT_YAML.replace(
+        "echo loss=${trialParameters.x}",
+        "echo x=${trialParameters.x}; sleep 600",
+    );
+    let e = controller.create(&slow, &ns, None).await.unwrap();
+    let mut events = controller.subscribe();
+    let handle = controller.start();
+    // Wait for the first trial to run.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(TuningEvent::Trial {
+                phase: TrialPhase::Running,
+                ..
+            }) = events.recv().await
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("no trial started");
+    // A stop from anywhere is a condition in the stored status.
+    let stopped = controller.stop(&ns, "orphan").await.unwrap();
+    assert_eq!(stopped.phase, ExperimentPhase::Stopped);
+    assert_eq!(ended(&mut events, &e.id).await, ExperimentPhase::Stopped);
+    let object = resources
+        .get(&EXPERIMENT, Some("default"), "orphan")
+        .await
+        .unwrap();
+    let last = object["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "Stopped");
+    assert_eq!(last["reason"], "ExperimentStopped");
+    // The running trial was killed, not left running.
+    let trials = controller.trials(&stopped).await.unwrap();
+    assert_eq!(trials.len(), 1);
+    assert_eq!(trials[0].phase, TrialPhase::Killed);
+    // Its status counts the killed trial once the loop let go.
+    let object = resources
+        .get(&EXPERIMENT, Some("default"), "orphan")
+        .await
+        .unwrap();
+    assert_eq!(object["status"]["trialsKilled"], 1, "{}", object["status"]);
+    // Deleting the experiment deletes its trials and suggestion (owner references).
+    controller.delete(&ns, "orphan").await.unwrap();
+    let (left, _) = resources
+        .list(
+            &TRIAL,
+            Some("default"),
+            &Default::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(matches!(
+        resources
+            .get(&oxflow_tuning::kinds::SUGGESTION, Some("default"), "orphan")
+            .await,
+        Err(ResourceError::NotFound { .. })
+    ));
+    controller.shutdown();
+    handle.await.unwrap();
 }

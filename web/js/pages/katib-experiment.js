@@ -9,7 +9,7 @@ import {api, fetchRaw, ApiError} from '../api.js';
 import {
   nsPath, phaseOf, currentCondition, phaseBadge, trialPhase, trialMessage, ACTIVE_PHASES, ACTIVE_TRIAL_PHASES,
   metricNames, strategyOf, metricValue, trialObjective, bestTrialName, bestObjective, fmtNumber, assignments,
-  sortTrials, objectiveChart, parallelChart, parallelAxes, toYaml,
+  sortTrials, trialSeq, trialAttempt, objectiveChart, parallelChart, parallelAxes, toYaml,
 } from '../katib.js';
 
 /** Polling interval while something is active. */
@@ -257,12 +257,12 @@ export async function render(ctx) {
       const a = assignments(t);
       const obs = (t.status && t.status.observation && t.status.observation.metrics) || [];
       const isBest = tname === best;
-      const seq = t.oxflow && typeof t.oxflow.seq === 'number' ? t.oxflow.seq + 1 : '';
+      const seq = trialSeq(t) === null ? '' : trialSeq(t) + 1;
       const end = ACTIVE_TRIAL_PHASES.has(phase) ? null : t.status.completionTime;
       return h('tr', {'data-trial': tname, 'data-state': phase, class: isBest ? 'best' : null, 'aria-current': isBest ? 'true' : null},
         h('td', {class: 'num muted'}, String(seq)),
         h('td', {class: 'trial-name'}, tname, isBest ? h('span', {class: 'best-chip', title: 'The best trial so far'}, 'best') : null,
-          t.oxflow && t.oxflow.attempt > 1 ? h('span', {class: 'muted small'}, ` attempt ${t.oxflow.attempt}`) : null),
+          trialAttempt(t) > 1 ? h('span', {class: 'muted small'}, ` attempt ${trialAttempt(t)}`) : null),
         h('td', {title: msg}, phaseBadge(phase), msg && phase !== 'Succeeded' && phase !== 'Running' ? h('div', {class: 'muted small trial-message'}, msg) : null),
         ...paramNames.map((p) => {
           if (!a.has(p)) return h('td', {class: 'param', 'data-param': p}, '—');
@@ -286,7 +286,7 @@ export async function render(ctx) {
     const metric = metricNames(exp)[0];
     const type = (exp.spec.objective && exp.spec.objective.type) || 'minimize';
     const best = bestTrialName(exp);
-    const withValue = trials.map((t, i) => ({t, value: trialObjective(exp, t), index: t.oxflow && typeof t.oxflow.seq === 'number' ? t.oxflow.seq + 1 : i + 1}))
+    const withValue = trials.map((t, i) => ({t, value: trialObjective(exp, t), index: trialSeq(t) === null ? i + 1 : trialSeq(t) + 1}))
       .filter((x) => typeof x.value === 'number');
     if (!withValue.length) {
       replace(charts, empty(`The charts appear once a trial reports ${metric}.`));

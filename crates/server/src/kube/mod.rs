@@ -319,6 +319,7 @@ fn write_options(q: &Params) -> KubeResult<WriteOptions> {
     Ok(WriteOptions {
         dry_run,
         validation,
+        fence: None,
     })
 }
 

@@ -30,8 +30,9 @@ pub async fn app_state(dir: &Path) -> AppState {
     );
     let controller = RunController::new(engine, 2);
     controller.start();
+    let resources = oxflow_resources::Resources::new(store.clone(), oxflow_server::registry());
     let tuning = oxflow_tuning::TuningController::new(
-        store.clone(),
+        resources.clone(),
         runtime.clone(),
         oxflow_tuning::TuningConfig {
             logs_dir: dir.join("logs").join("tuning"),
@@ -43,7 +44,6 @@ pub async fn app_state(dir: &Path) -> AppState {
         },
     );
     tuning.start();
-    let resources = oxflow_resources::Resources::new(store.clone(), oxflow_server::registry());
     let serving = oxflow_serving::controller::ServingController::new(resources.clone(), {
         let mut config = oxflow_serving::test_models::controller_config(dir, "http://oxflow.test");
         config.runtime.python.runtime = runtime.clone();

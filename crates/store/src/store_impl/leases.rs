@@ -54,6 +54,52 @@ impl Store {
         .transpose()
     }
 
+    /// Who holds lease `name` (expired or not), if it was ever taken.
+    pub async fn lease_holder(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT holder FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("reading lease {name}"))?;
+        row.map(|r| Reader::keyed(&r, "lease", "holder")?.get("holder"))
+            .transpose()
+    }
+
+    /// Takes lease `name` from `gone`, a holder known to have died (a
+    /// process of this host that no longer exists), before it expires: as
+    /// after an expiry, the fencing token grows, so whatever `gone` might
+    /// still send is refused. `None` when `gone` no longer holds it.
+    pub async fn take_lease_from(
+        &self,
+        name: &str,
+        gone: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>> {
+        let row = sqlx::query(
+            "UPDATE leases SET holder = $3, token = token + 1, renewed_at = $4, expires_at = $5 \
+             WHERE name = $1 AND holder = $2 RETURNING name, holder, token",
+        )
+        .bind(name)
+        .bind(gone)
+        .bind(holder)
+        .bind(now.millis())
+        .bind(now.millis() + ttl_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("taking lease {name} from {gone}"))?;
+        row.map(|r| {
+            let r = Reader::keyed(&r, "lease", "name")?;
+            Ok(Fence {
+                lease: r.get("name")?,
+                holder: r.get("holder")?,
+                token: r.get("token")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Gives the lease up (a clean shutdown), so another process can take
     /// it at once.
     pub async fn release_lease(&self, fence: &Fence) -> Result<bool> {

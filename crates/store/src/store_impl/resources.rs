@@ -217,17 +217,39 @@ impl Store {
         key: &ResourceKey,
         uid: &str,
         generation: i64,
+        object: Value,
+        what: &str,
+    ) -> Result<(StoredResource, ResourceEvent)> {
+        self.create_resource_fenced(key, uid, generation, object, what, None)
+            .await
+    }
+
+    /// [`Self::create_resource`] by a controller under its lease: with a
+    /// `fence`, only while that lease holds, checked in the same statement
+    /// ([`StoreError::Fenced`] otherwise).
+    pub async fn create_resource_fenced(
+        &self,
+        key: &ResourceKey,
+        uid: &str,
+        generation: i64,
         mut object: Value,
         what: &str,
+        fence: Option<&Fence>,
     ) -> Result<(StoredResource, ResourceEvent)> {
         let context = || format!("creating {}", key.describe());
         let mut tx = self.pool.begin().await.context(context)?;
         let rv = Self::next_version(&mut tx, what).await?;
         set_version(&mut object, rv);
+        let (lease, holder, token) = match fence {
+            Some(f) => (f.lease.as_str(), f.holder.as_str(), f.token),
+            None => ("", "", 0),
+        };
         let inserted = sqlx::query(concat!(
             "INSERT INTO resources (",
             resource_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE ($10 = '' OR EXISTS (SELECT 1 FROM leases WHERE leases.name = $10 AND leases.holder = $11 \
+                  AND leases.token = $12 AND leases.expires_at > $13))"
         ))
         .bind(&key.group)
         .bind(&key.kind)
@@ -238,9 +260,20 @@ impl Store {
         .bind(generation)
         .bind(owner_uids(&object))
         .bind(object.to_string())
+        .bind(lease)
+        .bind(holder)
+        .bind(token)
+        .bind(oxflow_core::Timestamp::now().millis())
         .execute(&mut *tx)
         .await;
         match inserted {
+            Ok(done) if done.rows_affected() == 0 => {
+                return Err(StoreError::Fenced {
+                    what: what.to_owned(),
+                    lease: lease.to_owned(),
+                    token,
+                });
+            }
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 return Err(StoreError::AlreadyExists {
