@@ -81,6 +81,20 @@ def test_kubectl_runs_an_experiment_to_the_end_and_deletes_it(server, binary):
                        'jsonpath={.status.currentOptimalTrial.bestTrialName}').stdout
     assert best == min(lr, key=lr.get)
     assert kubectl.run('get', 'suggestion', name, '-o', 'jsonpath={.status.suggestionCount}').stdout == '3'
+    # Each trial ran as a pod with Katib's labels; its log is what it printed.
+    pods = json.loads(kubectl.run('get', 'pods', '-l', f'katib.kubeflow.org/experiment={name}',
+                                  '-o', 'json').stdout)['items']
+    assert sorted(p['metadata']['labels']['katib.kubeflow.org/trial'] for p in pods) == sorted(lr)
+    assert all(p['status']['phase'] == 'Succeeded' for p in pods), [p['status'] for p in pods]
+    pod = next(p for p in pods if p['metadata']['labels']['katib.kubeflow.org/trial'] == best)
+    state = pod['status']['containerStatuses'][0]
+    assert state['name'] == 'training-container' and state['state']['terminated']['exitCode'] == 0, state
+    out = kubectl.run('logs', pod['metadata']['name'], '-c', 'training-container').stdout
+    assert float(out.strip().split('=')[1]) == pytest.approx(lr[best]), out
+    out = kubectl.run('logs', '-f', '--tail=1', pod['metadata']['name']).stdout
+    assert out.startswith('loss='), out
+    p = kubectl.run('logs', pod['metadata']['name'], '-c', 'sidecar', check=False)
+    assert p.returncode != 0 and 'container sidecar is not valid' in p.stderr, p.stderr
     # Events from the experiment controller, as describe shows them.
     described = kubectl.run('describe', 'experiment', name).stdout
     assert 'ExperimentRunning' in described and 'ExperimentMaxTrialsReached' in described, described
@@ -92,12 +106,14 @@ def test_kubectl_runs_an_experiment_to_the_end_and_deletes_it(server, binary):
     assert 'spec.maxFailedTrialCount' in p.stderr, p.stderr
     assert kubectl.run('get', 'experiment', f'{name}-bad', check=False).returncode != 0
 
-    # Deleting the experiment deletes its trials and suggestion.
+    # Deleting the experiment deletes its trials, their pods and its suggestion.
     kubectl.run('delete', '-f', '-', stdin=experiment_yaml(name))
     kubectl.run('wait', f'experiment/{name}', '--for=delete', '--timeout=60s')
     left = kubectl.run('get', 'trials', '-l', f'katib.kubeflow.org/experiment={name}', '-o', 'name').stdout
     assert left.strip() == ''
     assert kubectl.run('get', 'suggestion', name, check=False).returncode != 0
+    left = kubectl.run('get', 'pods', '-l', f'katib.kubeflow.org/experiment={name}', '-o', 'name').stdout
+    assert left.strip() == ''
 
 
 def test_the_katib_sdk_creates_waits_for_resumes_and_deletes_experiments(server):
@@ -152,6 +168,14 @@ def test_the_katib_sdk_creates_waits_for_resumes_and_deletes_experiments(server)
     assert optimal.best_trial_name == max(accuracy, key=accuracy.get)
     assert [m.name for m in optimal.observation.metrics] == ['accuracy']
     assert float(optimal.observation.metrics[0].latest) == pytest.approx(max(accuracy.values()))
+
+    # A trial's output through its pod, as the SDK finds it (pods by label,
+    # then pods/NAME/log, also followed).
+    best = optimal.best_trial_name
+    lines = list(kc.get_job_logs(name, best))
+    assert [float(x.split('=')[1]) for x in lines if x.startswith('accuracy=')] == [accuracy[best]], lines
+    followed = ''.join(kc.get_job_logs(name, best, follow=True))
+    assert 'accuracy=' in followed, followed
 
     # Katib's budget edit: a merge patch of the whole object, stale status
     # and resourceVersion included; the experiment restarts and runs one more.

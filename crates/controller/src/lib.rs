@@ -15,6 +15,7 @@
 //! them in the same statement once another process has taken the lease, so
 //! a process that lost its lease cannot write.
 
+mod limit;
 mod queue;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use limit::TokenBucket;
 pub use queue::{Outcome, WorkQueue};
 
 /// What a reconcile asks for next.

@@ -887,6 +887,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         resources,
         store: ctx.store.clone(),
         default_namespace: ctx.namespace.clone(),
+        pod_logs: vec![Arc::new(tuning.clone())],
         tuning: Some(tuning.clone()),
         serving: Some(serving.clone()),
     };

@@ -1,5 +1,5 @@
 //! Kubernetes' own kinds that Oxflow stores like any other: namespaces,
-//! config maps and events (the core group, `/api/v1`).
+//! config maps, events and pods (the core group, `/api/v1`).
 
 use oxflow_core::object::{Column, FieldError, Kind};
 use serde_json::Value;
@@ -163,7 +163,69 @@ pub static EVENT: Kind = Kind {
     validate: validate_event,
 };
 
+/// `spec.containers`, when given, is a list of objects with a name.
+fn validate_pod(v: &mut Value) -> Result<(), Vec<FieldError>> {
+    let Some(spec) = v.get("spec").filter(|s| !s.is_null()) else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    match spec.get("containers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, c) in list.iter().enumerate() {
+                if c.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    errors.push(FieldError::required(format!("spec.containers[{i}].name")));
+                }
+            }
+        }
+        Some(_) => errors.push(FieldError::invalid("spec.containers", "expected a list")),
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// `v1` Pod: how every workload Oxflow runs (a trial's process, …) is
+/// shown, with the labels Kubeflow's controllers set, its container's
+/// state and its output at `pods/NAME/log`. Oxflow's controllers write
+/// them; a pod written by anyone else is stored but runs nothing.
+pub static POD: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
+    singular: "pod",
+    short_names: &["po"],
+    categories: &["all"],
+    namespaced: true,
+    columns: &[
+        Column {
+            name: "Status",
+            type_: "string",
+            json_path: ".status.phase",
+            priority: 0,
+            description: "Pending, Running, Succeeded or Failed.",
+        },
+        Column {
+            name: "Restarts",
+            type_: "integer",
+            json_path: ".status.containerStatuses[0].restartCount",
+            priority: 0,
+            description: "How many times its container was started again.",
+        },
+    ],
+    status_subresource: true,
+    fields: &["spec", "status"],
+    builtin: true,
+    validate: validate_pod,
+};
+
 /// The core group's kinds.
-pub fn kinds() -> [&'static Kind; 3] {
-    [&NAMESPACE, &CONFIG_MAP, &EVENT]
+pub fn kinds() -> [&'static Kind; 4] {
+    [&NAMESPACE, &CONFIG_MAP, &EVENT, &POD]
 }

@@ -27,6 +27,17 @@ pub use objects::{
 pub use registry::Registry;
 pub use watch::{WatchItem, WatchRequest};
 
+/// Where a pod's output is. The controllers that show their workloads as
+/// Pods answer for their own; the API's `pods/NAME/log` asks each in turn.
+pub trait PodLogs: Send + Sync {
+    /// The file holding `pod`'s output (a stored Pod object), if this
+    /// controller runs it. Derived from what the controller itself put on
+    /// the pod (its namespace and labels, validated names), never a path
+    /// written by the pod's author, so that a pod can only show output of
+    /// its own namespace.
+    fn log_path(&self, pod: &serde_json::Value) -> Option<std::path::PathBuf>;
+}
+
 /// Why a resource call failed, in the Kubernetes API's terms (each maps
 /// to one `Status` reason and code).
 #[derive(Debug, thiserror::Error)]

@@ -46,6 +46,9 @@ pub struct AppState {
     pub serving: Option<oxflow_serving::controller::ServingController>,
     /// Every kind of the registry, behind the Kubernetes API.
     pub resources: oxflow_resources::Resources,
+    /// The controllers that show their workloads as Pods, asked in turn
+    /// where a pod's output is (`pods/NAME/log`).
+    pub pod_logs: Vec<std::sync::Arc<dyn oxflow_resources::PodLogs>>,
 }
 
 impl AppState {

@@ -325,3 +325,169 @@ async fn pushed_metrics_and_stop() {
         .await;
     assert_eq!(phase(&e), "Stopped");
 }
+
+/// A running trial's pod: its log followed as the trial writes it, to the
+/// end of the trial; a pod of another namespace that names the trial in
+/// its labels shows nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_trials_pod_log_is_followed_to_its_end() {
+    let h = Harness::new().await;
+    let gate = h._dir.path().join("gate");
+    let cmd = format!(
+        "echo first=${{trialParameters.a}}; while [ ! -f {} ]; do sleep 0.05; done; echo score=3",
+        gate.display()
+    );
+    let (status, _, text) = h
+        .call(
+            "POST",
+            &format!("{BASE}/experiments"),
+            &experiment("follow", &cmd, "", 2),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let pods =
+        "/api/v1/namespaces/default/pods?labelSelector=katib.kubeflow.org%2Fexperiment%3Dfollow";
+    h.wait_for("a running pod", async |h: &Harness| {
+        let (_, list, _) = h.call("GET", pods, "").await;
+        list["items"][0]["status"]["phase"] == "Running"
+    })
+    .await;
+    let (_, list, _) = h.call("GET", pods, "").await;
+    let pod = list["items"][0].clone();
+    let name = pod["metadata"]["name"].as_str().unwrap().to_owned();
+    let trial = pod["metadata"]["labels"]["katib.kubeflow.org/trial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["name"],
+        trial.as_str()
+    );
+    assert_eq!(pod["spec"]["containers"][0]["name"], "main");
+
+    let resp = common::router(h.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri(format!(
+                    "/api/v1/namespaces/default/pods/{name}/log?follow=true&container=main"
+                ))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    while !seen.contains('\n') {
+        let frame = body.frame().await.expect("the log ended early").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap()));
+    }
+    assert!(seen.starts_with("first="), "{seen}");
+    // Deleting the other trial's pod ends its process; its trial fails, saying so.
+    h.wait_for("two running pods", async |h: &Harness| {
+        let (_, list, _) = h.call("GET", pods, "").await;
+        list["items"][1]["status"]["phase"] == "Running"
+    })
+    .await;
+    let (_, list, _) = h.call("GET", pods, "").await;
+    let other = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["metadata"]["name"] != name.as_str())
+        .unwrap()
+        .clone();
+    let other_trial = other["metadata"]["labels"]["katib.kubeflow.org/trial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, text) = h
+        .call(
+            "DELETE",
+            &format!(
+                "/api/v1/namespaces/default/pods/{}",
+                other["metadata"]["name"].as_str().unwrap()
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    h.wait_for("the other trial to fail", async |h: &Harness| {
+        let (_, t, _) = h
+            .call("GET", &format!("{BASE}/trials/{other_trial}"), "")
+            .await;
+        phase(&t) == "Failed"
+    })
+    .await;
+    let (_, t, _) = h
+        .call("GET", &format!("{BASE}/trials/{other_trial}"), "")
+        .await;
+    let last = t["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("pod was deleted"),
+        "{last}"
+    );
+    // The first trial goes on: what it writes next arrives, then the stream ends.
+    std::fs::write(&gate, "").unwrap();
+    while let Some(frame) = body.frame().await {
+        seen.push_str(&String::from_utf8_lossy(
+            &frame.unwrap().into_data().unwrap(),
+        ));
+    }
+    assert!(seen.ends_with("score=3\n"), "{seen}");
+    let (_, pod, _) = h
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/default/pods/{name}"),
+            "",
+        )
+        .await;
+    assert_eq!(pod["status"]["phase"], "Succeeded");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    let (status, _, text) = h
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/default/pods/{name}/log?tailLines=1"),
+            "",
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "score=3\n"));
+    let (status, body, _) = h
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/default/pods/{name}/log?container=other"),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Someone's pod in another namespace, labelled as this trial's.
+    let forged = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "forged", "labels": {
+            "katib.kubeflow.org/experiment": "follow",
+            "katib.kubeflow.org/trial": trial,
+        }},
+        "spec": {"containers": [{"name": "main"}]},
+    });
+    let (status, _, text) = h
+        .call("POST", "/api/v1/namespaces/other/pods", &forged.to_string())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let (status, _, text) = h
+        .call("GET", "/api/v1/namespaces/other/pods/forged/log", "")
+        .await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, ""));
+}

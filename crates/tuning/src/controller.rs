@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use oxflow_core::selector::{FieldSelector, LabelSelector};
 use oxflow_core::{ExperimentPhase, Mount, Namespace, Timestamp, TrialPhase, Workload};
+use oxflow_resources::builtin::POD;
 use oxflow_resources::{
     DeleteOptions, EventType, Recorder, ResourceError, Resources, WriteOptions,
 };
@@ -40,7 +41,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::kinds::{EXPERIMENT, EXPERIMENT_LABEL, SUGGESTION, TRIAL, WORKING_DIR_ANNOTATION};
+use crate::kinds::{
+    EXPERIMENT, EXPERIMENT_LABEL, SUGGESTION, TRIAL, TRIAL_LABEL, WORKING_DIR_ANNOTATION,
+};
 use crate::metrics::{self, MetricLog};
 use crate::spec::{
     CollectorKind, Experiment, FileFormat, MetricsCollector, ObjectiveType, ParameterAssignment,
@@ -50,8 +53,15 @@ use crate::status::{experiment_status, push_condition};
 use crate::stored::{StoredExperiment, StoredTrial, new_trial_object, owned_by, owner_reference};
 
 /// How often a running experiment re-reads its object without being
-/// nudged (how quickly a `stop` from another process takes effect).
-const RESYNC: Duration = Duration::from_millis(500);
+/// nudged (how quickly a `stop` from another process takes effect; one
+/// from this process, or any change through its API, nudges at once).
+const RESYNC: Duration = Duration::from_secs(1);
+/// Experiment loops started at once, and per second after that: a burst
+/// of created experiments is accepted at the API's pace and started at
+/// this one (a Kubernetes controller's client is bounded the same way,
+/// controller-runtime's by 20 requests per second with bursts of 30).
+const START_BURST: u32 = 30;
+const STARTS_PER_SECOND: u32 = 20;
 /// How often a running trial's output is read for metrics and early stopping.
 const TAIL: Duration = Duration::from_millis(100);
 /// How long an experiment's lease lasts unrenewed: a controller that died
@@ -170,6 +180,11 @@ struct Inner {
     framework: std::sync::OnceLock<oxflow_controller::Controller>,
     /// Records the experiments' events (started, ended, failed).
     recorder: Recorder,
+    /// Bounds how fast the framework starts experiment loops.
+    starts: oxflow_controller::TokenBucket,
+    /// The pods of trials running in this process, by (namespace, name):
+    /// deleting one ends its trial's process.
+    pods: Mutex<HashMap<(String, String), CancellationToken>>,
 }
 
 /// What the loop needs from the spec, parsed once per (re)start.
@@ -197,6 +212,10 @@ impl oxflow_controller::Reconciler for Reconcile {
         std::result::Result<oxflow_controller::Action, oxflow_controller::ReconcileError>,
     > {
         Box::pin(async move {
+            if key.kind == POD.kind && key.group == POD.group {
+                self.0.reconcile_pod(&key.namespace, &key.name).await?;
+                return Ok(oxflow_controller::Action::Done);
+            }
             let ns = Namespace::new(key.namespace.clone())
                 .map_err(|e| TuningError::Invalid(format!("namespace: {e}")))?;
             Ok(self.0.reconcile_key(&ns, &key.name).await?)
@@ -268,6 +287,67 @@ fn mark_restarting(e: &mut StoredExperiment) {
 /// The lease an experiment's loop holds.
 fn lease_name(uid: &str) -> String {
     format!("experiment/{uid}")
+}
+
+/// A Kubernetes object name Oxflow could have written (lowercase letters,
+/// digits, `-` and `.`, no `..`): safe as one path segment.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+/// A trial's pod: where its output is, from the pod's namespace and its
+/// Katib labels (never from a path on the pod), so a pod shows only the
+/// output of a trial of its own namespace.
+impl oxflow_resources::PodLogs for TuningController {
+    fn log_path(&self, pod: &Value) -> Option<PathBuf> {
+        let meta = pod.get("metadata")?;
+        let ns = meta.get("namespace")?.as_str()?;
+        let labels = meta.get("labels")?;
+        let experiment = labels.get(EXPERIMENT_LABEL)?.as_str()?;
+        let trial = labels.get(TRIAL_LABEL)?.as_str()?;
+        if ![ns, experiment, trial].iter().all(|n| plain_name(n)) {
+            return None;
+        }
+        Some(
+            self.inner
+                .config
+                .logs_dir
+                .join(ns)
+                .join(experiment)
+                .join(format!("{trial}.log")),
+        )
+    }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard_remove(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// The name of a trial's pod: `<trial>-<5 characters>` from its uid, as a
+/// Job names its pod.
+fn pod_name(trial: &StoredTrial) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = Sha256::digest(trial.id.as_bytes())
+        .iter()
+        .take(5)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("{}-{suffix}", trial.name)
 }
 
 /// The trials of `experiment` (labelled with its name and owned by it), in
@@ -376,6 +456,8 @@ impl TuningController {
                 active: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 framework: std::sync::OnceLock::new(),
+                starts: oxflow_controller::TokenBucket::new(START_BURST, STARTS_PER_SECOND),
+                pods: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -476,9 +558,13 @@ impl TuningController {
         trials: &[StoredTrial],
         fence: Option<&Fence>,
     ) -> Result<Option<StoredExperiment>> {
+        let status = experiment_status(e, trials);
+        if status == e.status {
+            return Ok(Some(e.clone()));
+        }
         let body = json!({
             "metadata": {"resourceVersion": e.resource_version},
-            "status": experiment_status(e, trials),
+            "status": status,
         });
         let resources = &self.inner.resources;
         let ns = Some(e.namespace.as_str());
@@ -749,7 +835,7 @@ impl TuningController {
         let framework = oxflow_controller::Controller::start(
             self.store().clone(),
             Some(&self.inner.resources),
-            &[&EXPERIMENT],
+            &[&EXPERIMENT, &POD],
             Arc::new(Reconcile(self.clone())),
             config,
         );
@@ -816,6 +902,9 @@ impl TuningController {
                 None => return Ok(Action::Done),
             }
         }
+        if let Err(wait) = self.inner.starts.take() {
+            return Ok(Action::RequeueAfter(wait));
+        }
         let fence = match self.acquire(&e).await? {
             Some(f) => f,
             // Another live process runs it; look again when its lease may have lapsed.
@@ -830,6 +919,31 @@ impl TuningController {
             }
         });
         Ok(Action::Done)
+    }
+
+    /// A deleted pod of a trial running here ends the trial's process (the
+    /// trial fails, saying so).
+    async fn reconcile_pod(&self, namespace: &str, name: &str) -> Result<()> {
+        let key = (namespace.to_owned(), name.to_owned());
+        let Some(token) = self.lock_pods().get(&key).cloned() else {
+            return Ok(());
+        };
+        match self.inner.resources.get(&POD, Some(namespace), name).await {
+            Err(ResourceError::NotFound { .. }) => {
+                info!(
+                    pod = name,
+                    namespace, "A trial's pod was deleted; ending its process."
+                );
+                token.cancel();
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CancellationToken>> {
+        self.inner.pods.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether a succeeded experiment's budget was raised (Katib's
@@ -1447,6 +1561,125 @@ impl TuningController {
             .await?)
     }
 
+    /// Shows a trial's process as its pod (created on its first start,
+    /// owned by the trial): its container's state for the trial's phase.
+    /// A pod deleted while its trial ran is not created again (`create`
+    /// false: the trial's end is only recorded on a pod that exists).
+    async fn write_pod(&self, ctx: &Ctx, trial: &StoredTrial, create: bool) -> Result<()> {
+        let resources = &self.inner.resources;
+        let ns = ctx.record.namespace.as_str();
+        let name = pod_name(trial);
+        let primary = ctx.exp.spec.trial_template.primary_container_name.clone();
+        let object = match resources.get(&POD, Some(ns), &name).await {
+            Ok(o) => o,
+            Err(ResourceError::NotFound { .. }) if !create => return Ok(()),
+            Err(ResourceError::NotFound { .. }) => {
+                let assignments: Vec<ParameterAssignment> =
+                    serde_json::from_value(trial.assignments.clone()).unwrap_or_default();
+                let spec = ctx
+                    .exp
+                    .render_trial(&trial.name, ns, &assignments)
+                    .ok()
+                    .and_then(|r| r.spec.pointer("/spec/template/spec").cloned())
+                    .unwrap_or_else(|| json!({"containers": [{"name": primary}]}));
+                let body = json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {
+                            EXPERIMENT_LABEL: ctx.record.name,
+                            TRIAL_LABEL: trial.name,
+                            "job-name": trial.name,
+                            "batch.kubernetes.io/job-name": trial.name,
+                        },
+                        "ownerReferences": [{
+                            "apiVersion": TRIAL.api_version(),
+                            "kind": TRIAL.kind,
+                            "name": trial.name,
+                            "uid": trial.id,
+                            "controller": true,
+                            "blockOwnerDeletion": true,
+                        }],
+                    },
+                    "spec": spec,
+                });
+                let opts = WriteOptions {
+                    fence: Some(ctx.fence.clone()),
+                    ..Default::default()
+                };
+                match resources.create(&POD, Some(ns), body, &opts).await {
+                    Ok(w) => w.object,
+                    Err(ResourceError::AlreadyExists { .. }) => {
+                        resources.get(&POD, Some(ns), &name).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let image = object
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .and_then(|l| l.iter().find(|c| c["name"] == primary.as_str()))
+            .and_then(|c| c.get("image"))
+            .cloned()
+            .unwrap_or_else(|| json!(""));
+        let started = trial.started_at.unwrap_or_else(Timestamp::now).to_rfc3339();
+        let (phase, state, ready) = match trial.phase {
+            TrialPhase::Created => (
+                "Pending",
+                json!({"waiting": {"reason": "ContainerCreating"}}),
+                false,
+            ),
+            TrialPhase::Running => ("Running", json!({"running": {"startedAt": started}}), true),
+            ended => {
+                let (code, reason) = match ended {
+                    TrialPhase::Succeeded | TrialPhase::MetricsUnavailable => (0, "Completed"),
+                    TrialPhase::Failed => (1, "Error"),
+                    _ => (137, "Error"),
+                };
+                let finished = trial
+                    .finished_at
+                    .unwrap_or_else(Timestamp::now)
+                    .to_rfc3339();
+                (
+                    if code == 0 { "Succeeded" } else { "Failed" },
+                    json!({"terminated": {"exitCode": code, "reason": reason,
+                                          "startedAt": started, "finishedAt": finished}}),
+                    false,
+                )
+            }
+        };
+        let status = json!({
+            "phase": phase,
+            "startTime": started,
+            "containerStatuses": [{
+                "name": primary,
+                "image": image,
+                "imageID": "",
+                "ready": ready,
+                "started": ready,
+                "restartCount": (trial.attempt - 1).max(0),
+                "state": state,
+            }],
+        });
+        let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
+        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
+        resources
+            .write_observed_status(
+                &POD,
+                Some(ns),
+                &name,
+                (uid, generation),
+                &status,
+                Some(&ctx.fence),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Runs one trial to its end and records it (metrics, then phase).
     async fn run_trial(
         &self,
@@ -1474,6 +1707,7 @@ impl TuningController {
         if !self.write_trial(ctx, &trial).await? {
             return Ok(TrialPhase::Killed);
         }
+        self.write_pod(ctx, &trial, true).await?;
         self.emit(TuningEvent::Trial {
             experiment_id: ctx.record.id.clone(),
             trial: trial.name.clone(),
@@ -1491,6 +1725,19 @@ impl TuningController {
         let rule = self.stop_rule(ctx).await?;
         let runtime = self.inner.runtime.clone();
         let wl_token = kill.child_token();
+        // Deleting the trial's pod ends its process (unregistered when the
+        // trial ends, whichever way).
+        let pod_key = (ns.to_owned(), pod_name(&trial));
+        let pod_gone = CancellationToken::new();
+        self.lock_pods().insert(pod_key.clone(), pod_gone.clone());
+        let _unregister = {
+            let this = self.clone();
+            let key = pod_key.clone();
+            scopeguard_remove(move || {
+                this.lock_pods().remove(&key);
+            })
+        };
+        let mut pod_deleted = false;
         let mut run = {
             let wl_token = wl_token.clone();
             let workload = workload.clone();
@@ -1501,6 +1748,10 @@ impl TuningController {
         let outcome = loop {
             tokio::select! {
                 res = &mut run => break res,
+                _ = pod_gone.cancelled(), if !pod_deleted => {
+                    pod_deleted = true;
+                    wl_token.cancel();
+                }
                 _ = tokio::time::sleep(TAIL) => {
                     tail.read();
                     if let Some(rule) = &rule
@@ -1562,7 +1813,12 @@ impl TuningController {
             }
             _ => {}
         }
-        let (phase, message) = if early_stopped {
+        let (phase, message) = if pod_deleted {
+            (
+                TrialPhase::Failed,
+                Some("its pod was deleted, which ended its process".to_owned()),
+            )
+        } else if early_stopped {
             (
                 TrialPhase::EarlyStopped,
                 Some("stopped by the early-stopping rule".to_owned()),
@@ -1645,6 +1901,7 @@ impl TuningController {
         if !self.write_trial(ctx, &trial).await? {
             return Ok(phase);
         }
+        self.write_pod(ctx, &trial, false).await?;
         info!(trial = %trial.name, phase = %phase, objective = ?objective, "Trial ended.");
         self.emit(TuningEvent::Trial {
             experiment_id: ctx.record.id.clone(),

@@ -95,6 +95,7 @@ async fn restore(
         created_at: e.created_at,
         started_at: e.started_at,
         finished_at: e.finished_at,
+        status: Value::Null,
     };
     let views: Vec<StoredTrial> = trials
         .iter()

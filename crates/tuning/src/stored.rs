@@ -44,6 +44,9 @@ pub struct StoredExperiment {
     pub started_at: Option<Timestamp>,
     /// `status.completionTime`.
     pub finished_at: Option<Timestamp>,
+    /// `status` as stored (`null` before the controller wrote one): a
+    /// status computed equal to it is not written again.
+    pub status: Value,
 }
 
 /// A stored Trial.
@@ -86,10 +89,7 @@ fn time(v: Option<&Value>) -> Option<Timestamp> {
 
 /// The newest condition with `status: "True"` whose type `parse` accepts,
 /// skipping `Created` unless it is the only one.
-fn newest_true<P>(
-    conditions: &Value,
-    parse: impl Fn(&str) -> Option<P>,
-) -> Option<(P, &Value)> {
+fn newest_true<P>(conditions: &Value, parse: impl Fn(&str) -> Option<P>) -> Option<(P, &Value)> {
     let list = conditions.as_array()?;
     let mut created = None;
     for c in list.iter().rev() {
@@ -153,6 +153,7 @@ impl StoredExperiment {
             created_at: time(meta.get("creationTimestamp")).unwrap_or_else(Timestamp::now),
             started_at: time(status.get("startTime")),
             finished_at: time(status.get("completionTime")),
+            status,
         })
     }
 

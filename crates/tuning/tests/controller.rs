@@ -15,38 +15,8 @@ use oxflow_tuning::stored::new_trial_object;
 use oxflow_tuning::{StoredTrial, TuningEvent};
 
 mod common;
-use common::{controller, registry};
+use common::{controller, experiment_yaml, registry};
 use serde_json::json;
-
-const EXPERIMENT_YAML: &str = r#"
-apiVersion: kubeflow.org/v1beta1
-kind: Experiment
-metadata:
-  name: orphan
-spec:
-  objective: {type: minimize, objectiveMetricName: loss}
-  algorithm: {algorithmName: random}
-  parallelTrialCount: 1
-  maxTrialCount: 3
-  parameters:
-    - name: x
-      parameterType: double
-      feasibleSpace: {min: "0", max: "1"}
-  trialTemplate:
-    primaryContainerName: main
-    trialParameters: [{name: x, reference: x}]
-    trialSpec:
-      apiVersion: batch/v1
-      kind: Job
-      spec:
-        template:
-          spec:
-            containers:
-              - name: main
-                image: busybox
-                command: ["sh", "-c", "echo loss=${trialParameters.x}"]
-            restartPolicy: Never
-"#;
 
 /// Waits (on the controller's own events) until the experiment ends.
 async fn ended(
@@ -79,7 +49,10 @@ async fn an_experiment_whose_controller_died_is_taken_over() {
     let ns = Namespace::default();
     // What a controller that died mid-trial leaves behind: the experiment
     // running under its (now lapsed) lease, one trial done, one interrupted.
-    let mut e = controller.create(EXPERIMENT_YAML, &ns, None).await.unwrap();
+    let mut e = controller
+        .create(&experiment_yaml("orphan"), &ns, None)
+        .await
+        .unwrap();
     let dead = store
         .acquire_lease(
             &format!("experiment/{}", e.id),
@@ -213,7 +186,7 @@ async fn a_stop_is_stored_and_a_deleted_experiment_takes_its_trials() {
     let resources = Resources::new(store.clone(), registry());
     let controller = controller(dir.path(), resources.clone());
     let ns = Namespace::default();
-    let slow = EXPERIMENT_YAML.replace(
+    let slow = experiment_yaml("orphan").replace(
         "echo loss=${trialParameters.x}",
         "echo x=${trialParameters.x}; sleep 600",
     );

@@ -17,36 +17,6 @@ use serde_json::json;
 
 mod common;
 
-const YAML: &str = r#"
-apiVersion: kubeflow.org/v1beta1
-kind: Experiment
-metadata:
-  name: legacy
-spec:
-  objective: {type: minimize, objectiveMetricName: loss}
-  algorithm: {algorithmName: random}
-  parallelTrialCount: 1
-  maxTrialCount: 3
-  parameters:
-    - name: x
-      parameterType: double
-      feasibleSpace: {min: "0", max: "1"}
-  trialTemplate:
-    primaryContainerName: main
-    trialParameters: [{name: x, reference: x}]
-    trialSpec:
-      apiVersion: batch/v1
-      kind: Job
-      spec:
-        template:
-          spec:
-            containers:
-              - name: main
-                image: busybox
-                command: ["sh", "-c", "echo loss=${trialParameters.x}"]
-            restartPolicy: Never
-"#;
-
 fn legacy_experiment(
     name: &str,
     spec: serde_json::Value,
@@ -110,7 +80,9 @@ async fn an_old_data_directory_moves_onto_the_resource_model_and_runs_on() {
     // Filled through the old schema: a running experiment with one trial
     // done (and its metric reports) and one interrupted, and one whose
     // stored spec no longer validates.
-    let spec = Experiment::from_yaml(YAML).unwrap().to_katib_value();
+    let spec = Experiment::from_yaml(&common::experiment_yaml("legacy"))
+        .unwrap()
+        .to_katib_value();
     let e = legacy_experiment("legacy", spec.clone(), ExperimentPhase::Running);
     store.insert_tuning_experiment(&e).await.unwrap();
     let done = legacy_trial(&e, 0, "0.25", TrialPhase::Succeeded);

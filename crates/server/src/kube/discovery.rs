@@ -114,6 +114,15 @@ fn resource_json(k: &Kind) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    if std::ptr::eq(k, &oxflow_resources::builtin::POD) {
+        out.push(json!({
+            "name": "pods/log",
+            "singularName": "",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["get"],
+        }));
+    }
     out
 }
 
@@ -243,12 +252,23 @@ fn discovered(k: &Kind) -> Value {
         "shortNames": k.short_names,
         "categories": k.categories,
     });
+    let mut subresources = Vec::new();
     if k.status_subresource {
-        r["subresources"] = json!([{
+        subresources.push(json!({
             "subresource": "status",
             "responseKind": kind,
             "verbs": ["get", "patch", "update"],
-        }]);
+        }));
+    }
+    if std::ptr::eq(k, &oxflow_resources::builtin::POD) {
+        subresources.push(json!({
+            "subresource": "log",
+            "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "verbs": ["get"],
+        }));
+    }
+    if !subresources.is_empty() {
+        r["subresources"] = Value::Array(subresources);
     }
     r
 }

@@ -9,6 +9,7 @@
 //! nothing of HTTP goes further.
 
 mod discovery;
+mod logs;
 mod status;
 mod table;
 
@@ -147,6 +148,15 @@ struct Params {
     field_validation: Option<String>,
     dry_run: Option<String>,
     propagation_policy: Option<String>,
+    // pods/log
+    container: Option<String>,
+    follow: Option<String>,
+    tail_lines: Option<String>,
+    limit_bytes: Option<String>,
+    previous: Option<String>,
+    timestamps: Option<String>,
+    since_seconds: Option<String>,
+    since_time: Option<String>,
 }
 
 /// Go's `strconv.ParseBool`, which the Python client's `True` needs.
@@ -224,6 +234,16 @@ async fn handle(
     match (&t.subresource, &t.name) {
         (Some(sub), Some(name)) if sub == "status" && t.kind.status_subresource => {
             status_subresource(state, method, &t, name, body, headers).await
+        }
+        (Some(sub), Some(name))
+            if sub == "log" && std::ptr::eq(t.kind, &oxflow_resources::builtin::POD) =>
+        {
+            if verb != Verb::Get {
+                return Err(KubeError::method_not_allowed(format!(
+                    "{method} is not supported on pods/log"
+                )));
+            }
+            logs::pod_log(state, t.namespace.as_deref().unwrap_or(""), name, &q).await
         }
         (Some(sub), _) => Err(KubeError::not_found(format!(
             "{} has no subresource {sub:?}",

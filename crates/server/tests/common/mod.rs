@@ -57,6 +57,7 @@ pub async fn app_state(dir: &Path) -> AppState {
         resources,
         store: store.clone(),
         default_namespace: Namespace::default(),
+        pod_logs: vec![Arc::new(tuning.clone())],
         tuning: Some(tuning),
         serving: Some(serving),
     }

@@ -17,6 +17,16 @@ pub struct Fence {
     pub token: i64,
 }
 
+/// A `RETURNING name, holder, token` row.
+fn fence_from_row(row: &sqlx::any::AnyRow) -> Result<Fence> {
+    let r = Reader::keyed(row, "lease", "name")?;
+    Ok(Fence {
+        lease: r.get("name")?,
+        holder: r.get("holder")?,
+        token: r.get("token")?,
+    })
+}
+
 impl Store {
     /// Takes or renews lease `name` for `holder` until `now + ttl_ms`: it is
     /// free, expired, or already `holder`'s. The fencing token grows when
@@ -43,15 +53,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .context(|| format!("taking lease {name} for {holder}"))?;
-        row.map(|r| {
-            let r = Reader::keyed(&r, "lease", "name")?;
-            Ok(Fence {
-                lease: r.get("name")?,
-                holder: r.get("holder")?,
-                token: r.get("token")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(fence_from_row).transpose()
     }
 
     /// Who holds lease `name` (expired or not), if it was ever taken.
@@ -89,15 +91,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .context(|| format!("taking lease {name} from {gone}"))?;
-        row.map(|r| {
-            let r = Reader::keyed(&r, "lease", "name")?;
-            Ok(Fence {
-                lease: r.get("name")?,
-                holder: r.get("holder")?,
-                token: r.get("token")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(fence_from_row).transpose()
     }
 
     /// Gives the lease up (a clean shutdown), so another process can take

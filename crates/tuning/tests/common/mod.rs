@@ -36,3 +36,39 @@ pub fn registry() -> oxflow_resources::Registry {
             .chain(oxflow_tuning::kinds::kinds()),
     )
 }
+
+/// A random search over x in [0, 1], one trial at a time, three trials;
+/// each trial prints `loss=<x>`.
+pub fn experiment_yaml(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: {name}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: random}}
+  parallelTrialCount: 1
+  maxTrialCount: 3
+  parameters:
+    - name: x
+      parameterType: double
+      feasibleSpace: {{min: "0", max: "1"}}
+  trialTemplate:
+    primaryContainerName: main
+    trialParameters: [{{name: x, reference: x}}]
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers:
+              - name: main
+                image: busybox
+                command: ["sh", "-c", "echo loss=${{trialParameters.x}}"]
+            restartPolicy: Never
+"#
+    )
+}
