@@ -70,3 +70,48 @@ def test_an_inference_service_shows_its_conditions_and_events(server, browser, s
     wait(d, ready, what='Ready with its event')
     server.api('DELETE', '/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/ui-generic-isvc')
     assert not js_errors(d)
+
+
+def test_a_trial_shows_its_pod_and_the_pod_its_log(server, browser, shots):
+    d = browser
+    server.api('POST', '/apis/kubeflow.org/v1beta1/namespaces/default/experiments', {
+        'apiVersion': 'kubeflow.org/v1beta1', 'kind': 'Experiment', 'metadata': {'name': 'ui-pods'},
+        'spec': {
+            'objective': {'type': 'minimize', 'objectiveMetricName': 'loss'},
+            'algorithm': {'algorithmName': 'random'},
+            'parallelTrialCount': 1, 'maxTrialCount': 1,
+            'parameters': [{'name': 'lr', 'parameterType': 'double', 'feasibleSpace': {'min': '0.1', 'max': '0.2'}}],
+            'trialTemplate': {
+                'primaryContainerName': 'training-container',
+                'trialParameters': [{'name': 'lr', 'reference': 'lr'}],
+                'trialSpec': {'apiVersion': 'batch/v1', 'kind': 'Job', 'spec': {'template': {'spec': {
+                    'restartPolicy': 'Never',
+                    'containers': [{'name': 'training-container', 'image': 'python:3.11',
+                                    'command': ['sh', '-c', 'echo loss=${trialParameters.lr}']}]}}}},
+            },
+        }})
+
+    def trial(_):
+        items = server.api('GET', '/apis/kubeflow.org/v1beta1/namespaces/default/trials'
+                                  '?labelSelector=katib.kubeflow.org%2Fexperiment%3Dui-pods')['items']
+        done = [t for t in items if t.get('status', {}).get('conditions', [{}])[-1].get('type') == 'Succeeded']
+        return done[0] if done else None
+
+    t = wait(d, trial, timeout=60, what='the trial to succeed')
+    name = t['metadata']['name']
+    lr = t['spec']['parameterAssignments'][0]['value']
+    go(d, server, f'/resources/kubeflow.org/v1beta1/trials/{name}')
+    row = one(d, '#resource-pods tr[data-pod]')
+    pod = row.get_attribute('data-pod')
+    assert pod.startswith(f'{name}-'), pod
+    assert 'Succeeded' in row.text
+    click(d, f'#resource-pods tr[data-pod="{pod}"] button.pod-log-btn')
+    wait(d, lambda d: attr(d, '#pod-log', 'data-pod') == pod, what='the log')
+    assert one(d, '#pod-log').text.strip() == f'loss={lr}'
+    d.save_screenshot(str(shots / 'resources-trial-pod.png'))
+    # The pod's own page shows its log.
+    click(d, f'#resource-pods tr[data-pod="{pod}"] a')
+    wait(d, lambda d: fragment(d) == f'/resources/core/v1/pods/{pod}', what='the pod page')
+    wait(d, lambda d: attr(d, '#pod-log', 'data-pod') == pod, what="the pod's log")
+    assert one(d, '#pod-log').text.strip() == f'loss={lr}'
+    assert not js_errors(d)

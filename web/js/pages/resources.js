@@ -1,6 +1,7 @@
 // Every kind of the server's registry, from the Kubernetes API itself: the
 // kinds (discovery), a kind's objects as the server's Table with the kind's
-// printer columns, and one object (summary, conditions, events, YAML).
+// printer columns, and one object (summary, conditions, events, the pods
+// it owns with their logs — a pod's own log on a pod's page —, YAML).
 // A kind added to the registry appears here with nothing to write.
 //
 //   #/resources                              the kinds
@@ -8,7 +9,7 @@
 //   #/resources/GROUP/VERSION/PLURAL/NAME    one object
 
 import {h, pageHeader, table, kvTable, empty, button, toast, replace, add, fmtTime} from '../dom.js';
-import {api, TABLE} from '../api.js';
+import {api, fetchRaw, TABLE} from '../api.js';
 import {toYaml} from '../katib.js';
 
 /** `/api/v1` or `/apis/GROUP/VERSION`. */
@@ -158,7 +159,46 @@ async function renderObject(ctx, group, version, plural, name) {
     replace(eventsBox, empty('No events.'));
   }
 
+  if (r.namespaced && meta.uid) await renderPods(main, o, group === 'core' && plural === 'pods');
+
   add(main, h('h2', null, 'YAML'), h('pre', {class: 'yaml', id: 'resource-yaml'}, toYaml(o)));
+}
+
+/** A pod's output (its first container's), into `box`. */
+async function showLog(box, namespace, pod) {
+  replace(box, h('p', {class: 'muted'}, `Loading the log of ${pod}…`));
+  try {
+    const res = await fetchRaw(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log`);
+    const text = await res.text();
+    replace(box, h('h3', null, `Log of ${pod}`),
+      h('pre', {class: 'log', id: 'pod-log', 'data-pod': pod}, text || '(nothing written yet)'));
+  } catch (err) {
+    replace(box, h('p', {class: 'error'}, err.message));
+  }
+}
+
+/** The pods the object owns (how its workloads run), each with its log;
+ * on a pod's own page, its log. */
+async function renderPods(main, o, isPod) {
+  const meta = o.metadata;
+  const logBox = h('div', {id: 'pod-log-box'});
+  if (isPod) {
+    add(main, h('h2', null, 'Log'), logBox);
+    await showLog(logBox, meta.namespace, meta.name);
+    return;
+  }
+  const list = await api(`/api/v1/namespaces/${encodeURIComponent(meta.namespace)}/pods`);
+  const owned = (list.items || []).filter((p) => (p.metadata.ownerReferences || []).some((x) => x.uid === meta.uid));
+  if (!owned.length) return;
+  const rows = owned.map((p) => {
+    const cs = ((p.status || {}).containerStatuses || [])[0] || {};
+    return h('tr', {'data-pod': p.metadata.name},
+      h('td', null, h('a', {href: `${kindHref('core', 'v1', 'pods')}/${encodeURIComponent(p.metadata.name)}`}, p.metadata.name)),
+      h('td', null, (p.status || {}).phase || 'Pending'),
+      h('td', null, String(cs.restartCount || 0)),
+      h('td', null, button('Log', () => showLog(logBox, meta.namespace, p.metadata.name), {class: 'btn btn-small pod-log-btn'})));
+  });
+  add(main, h('h2', null, 'Pods'), table(['Name', 'Phase', 'Restarts', ''], rows, {id: 'resource-pods'}), logBox);
 }
 
 export async function render(ctx) {
