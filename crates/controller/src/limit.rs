@@ -5,9 +5,9 @@
 //! accepted by the API server at its own pace and started by the
 //! controller at the controller's. In one process the two share the CPUs
 //! and the database; a controller that starts work for each new object
-//! takes a token first, and one without a token is asked to come back
-//! ([`TokenBucket::take`] says when), so the API keeps its throughput and
-//! the backlog drains at the bucket's rate.
+//! takes a token first ([`TokenBucket::reserve`]: now, or a slot in the
+//! future to wait for, in the order asked), so the API keeps its throughput
+//! and the backlog drains at the bucket's rate, each waiter woken once.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,6 +37,27 @@ impl TokenBucket {
         self.take_at(Instant::now())
     }
 
+    /// Takes a token now or reserves the next free one: how long to wait
+    /// for it (zero when there was one). Reservations queue: the tenth
+    /// caller of an empty bucket refilled at 10/s waits a second.
+    pub fn reserve(&self) -> Duration {
+        self.reserve_at(Instant::now())
+    }
+
+    fn reserve_at(&self, now: Instant) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, at) = *state;
+        let tokens = (tokens + now.saturating_duration_since(at).as_secs_f64() * self.per_second)
+            .min(self.burst)
+            - 1.0;
+        *state = (tokens, now);
+        if tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-tokens / self.per_second)
+        }
+    }
+
     fn take_at(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, at) = *state;
@@ -55,6 +76,20 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservations_queue_at_the_rate() {
+        let b = TokenBucket::new(2, 10);
+        let t0 = Instant::now();
+        let waits: Vec<f64> = (0..5).map(|_| b.reserve_at(t0).as_secs_f64()).collect();
+        let want = [0.0, 0.0, 0.1, 0.2, 0.3];
+        for (w, e) in waits.iter().zip(want) {
+            assert!((w - e).abs() < 1e-6, "{waits:?}");
+        }
+        // Once the reserved slots have passed, the bucket refills from zero.
+        let later = t0 + Duration::from_millis(300);
+        assert_eq!(b.reserve_at(later), Duration::from_millis(100));
+    }
 
     #[test]
     fn a_burst_then_the_rate() {

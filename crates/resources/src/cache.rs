@@ -102,8 +102,13 @@ impl Cache {
         let mut kinds = self.kinds.write().unwrap_or_else(|e| e.into_inner());
         if let Some(k) = kinds.get_mut(&(event.key.group.clone(), event.key.kind.clone())) {
             k.apply(event);
-            // The very next version: nothing (of any kind) came between,
-            // so the kind is current to it without reading the log.
+        }
+        // Every kind current to the version just before this one is current
+        // to this one too (it is of that kind and applied, or of another),
+        // so interleaved writes of several kinds by this process never send
+        // a list back to the log; a version written by another process
+        // leaves a gap, which the next snapshot reads from the log.
+        for k in kinds.values_mut() {
             if event.resource_version == k.rv + 1 {
                 k.rv = event.resource_version;
             }

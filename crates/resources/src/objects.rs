@@ -52,6 +52,9 @@ pub struct WriteOptions {
     /// A controller's lease: a create is refused
     /// ([`ResourceError::Fenced`]) once another process holds it.
     pub fence: Option<Fence>,
+    /// A controller creating an object with its first status in one write
+    /// (the API never sets this: a client's create ignores `status`).
+    pub with_status: bool,
 }
 
 /// What a write returns: the object and the warnings to send back
@@ -318,6 +321,11 @@ impl Resources {
         meta.generation = 1;
         meta.deletion_timestamp = None;
         meta.resource_version = None;
+        let status = if opts.with_status {
+            object.get("status").cloned().filter(|s| !s.is_null())
+        } else {
+            None
+        };
         if kind.status_subresource
             && let Some(m) = object.as_object_mut()
         {
@@ -325,7 +333,10 @@ impl Resources {
         }
         let name = meta.name.clone();
         let object = assemble(kind, &meta, object);
-        let object = validate(kind, &name, object)?;
+        let mut object = validate(kind, &name, object)?;
+        if let Some(s) = status {
+            object["status"] = s;
+        }
         if opts.dry_run {
             return Ok(Written {
                 object,

@@ -62,6 +62,15 @@ const RESYNC: Duration = Duration::from_secs(1);
 /// controller-runtime's by 20 requests per second with bursts of 30).
 const START_BURST: u32 = 30;
 const STARTS_PER_SECOND: u32 = 20;
+/// While experiments keep arriving (one less than this apart), starts wait
+/// for the burst to end, at most [`MAX_START_DEFERRAL`]: the API takes a
+/// burst of creates first, as the API server's priority and fairness puts
+/// a client's requests before controllers' background work.
+const BURST_QUIET: Duration = Duration::from_millis(200);
+const MAX_START_DEFERRAL: Duration = Duration::from_secs(2);
+/// How often, at most, a running experiment's Suggestion is written (and
+/// once more when its loop ends).
+const SUGGESTION_EVERY: Duration = Duration::from_secs(1);
 /// How often a running trial's output is read for metrics and early stopping.
 const TAIL: Duration = Duration::from_millis(100);
 /// How long an experiment's lease lasts unrenewed: a controller that died
@@ -182,6 +191,13 @@ struct Inner {
     recorder: Recorder,
     /// Bounds how fast the framework starts experiment loops.
     starts: oxflow_controller::TokenBucket,
+    /// Experiments (by uid) whose loop waits for its start.
+    starting: Mutex<std::collections::HashSet<String>>,
+    /// The resourceVersion each experiment's loop last wrote (by uid): the
+    /// change event of its own write needs no second look.
+    own_writes: Mutex<HashMap<String, String>>,
+    /// Until when the current burst of new experiments defers starts.
+    burst_until: Mutex<std::time::Instant>,
     /// The pods of trials running in this process, by (namespace, name):
     /// deleting one ends its trial's process.
     pods: Mutex<HashMap<(String, String), CancellationToken>>,
@@ -196,6 +212,12 @@ struct Ctx {
     metric_names: Vec<String>,
     /// The experiment's lease, carried by every write of the loop.
     fence: Fence,
+    /// Writes the loop started in the background (trials' pods), awaited
+    /// before the loop lets the experiment go.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// When the Suggestion was last written (at most once a second while
+    /// the loop runs, and once more when it ends).
+    suggested_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// The framework's view of the controller: a changed Experiment is
@@ -322,6 +344,58 @@ impl oxflow_resources::PodLogs for TuningController {
                 .join(format!("{trial}.log")),
         )
     }
+}
+
+/// A trial's pod status for its phase: the primary container's state
+/// (running, or terminated with an exit code), its restarts the trial's
+/// earlier attempts.
+fn pod_status(trial: &StoredTrial, primary: &str, spec: &Value) -> Value {
+    let image = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .and_then(|l| l.iter().find(|c| c["name"] == primary))
+        .and_then(|c| c.get("image"))
+        .cloned()
+        .unwrap_or_else(|| json!(""));
+    let started = trial.started_at.unwrap_or_else(Timestamp::now).to_rfc3339();
+    let (phase, state, ready) = match trial.phase {
+        TrialPhase::Created => (
+            "Pending",
+            json!({"waiting": {"reason": "ContainerCreating"}}),
+            false,
+        ),
+        TrialPhase::Running => ("Running", json!({"running": {"startedAt": started}}), true),
+        ended => {
+            let (code, reason) = match ended {
+                TrialPhase::Succeeded | TrialPhase::MetricsUnavailable => (0, "Completed"),
+                TrialPhase::Failed => (1, "Error"),
+                _ => (137, "Error"),
+            };
+            let finished = trial
+                .finished_at
+                .unwrap_or_else(Timestamp::now)
+                .to_rfc3339();
+            (
+                if code == 0 { "Succeeded" } else { "Failed" },
+                json!({"terminated": {"exitCode": code, "reason": reason,
+                                      "startedAt": started, "finishedAt": finished}}),
+                false,
+            )
+        }
+    };
+    json!({
+        "phase": phase,
+        "startTime": started,
+        "containerStatuses": [{
+            "name": primary,
+            "image": image,
+            "imageID": "",
+            "ready": ready,
+            "started": ready,
+            "restartCount": (trial.attempt - 1).max(0),
+            "state": state,
+        }],
+    })
 }
 
 /// Runs `f` when dropped.
@@ -458,6 +532,9 @@ impl TuningController {
                 framework: std::sync::OnceLock::new(),
                 starts: oxflow_controller::TokenBucket::new(START_BURST, STARTS_PER_SECOND),
                 pods: Mutex::new(HashMap::new()),
+                starting: Mutex::new(std::collections::HashSet::new()),
+                own_writes: Mutex::new(HashMap::new()),
+                burst_until: Mutex::new(std::time::Instant::now()),
             }),
         }
     }
@@ -587,6 +664,13 @@ impl TuningController {
                     // Deleted and created again under the name meanwhile:
                     // this status was not for it (a conflict, in effect).
                     return Ok(None);
+                }
+                if let (Some(n), Some(_)) = (&now, fence) {
+                    self.inner
+                        .own_writes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(n.id.clone(), n.resource_version.clone());
                 }
                 Ok(now)
             }
@@ -882,9 +966,16 @@ impl TuningController {
             Err(e) => return Err(e),
         };
         if let Some(a) = self.lock_active().get(&e.id) {
+            let own = self
+                .inner
+                .own_writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&e.id)
+                == Some(&e.resource_version);
             if e.phase.is_terminal() {
                 a.cancel.cancel();
-            } else {
+            } else if !own {
                 a.nudge.notify_one();
             }
             return Ok(Action::Done);
@@ -902,23 +993,81 @@ impl TuningController {
                 None => return Ok(Action::Done),
             }
         }
-        if let Err(wait) = self.inner.starts.take() {
-            return Ok(Action::RequeueAfter(wait));
+        // Started at the bucket's pace, once: the start waits for its
+        // slot in a task of its own (no requeue storm of a burst's keys),
+        // then takes the lease and runs.
+        if !self.lock_starting().insert(e.id.clone()) {
+            return Ok(Action::Done);
         }
-        let fence = match self.acquire(&e).await? {
-            Some(f) => f,
-            // Another live process runs it; look again when its lease may have lapsed.
-            None => return Ok(Action::RequeueAfter(LEASE_TTL / 3)),
-        };
+        let deadline = std::time::Instant::now() + MAX_START_DEFERRAL;
+        *self.lock_burst() = std::time::Instant::now() + BURST_QUIET;
+        let wait = self.inner.starts.reserve();
         let this = self.clone();
         let token = self.inner.shutdown.child_token();
+        let (ns, name) = (e.namespace.clone(), e.name.clone());
         tokio::spawn(async move {
-            let (ns, name) = (e.namespace.clone(), e.name.clone());
-            if let Err(err) = this.run_leased(e, fence, token).await {
-                warn!(experiment = %name, namespace = %ns, error = %err, "Experiment loop ended with an error.");
+            let uid = e.id.clone();
+            let slot = async {
+                tokio::time::sleep(wait).await;
+                loop {
+                    let now = std::time::Instant::now();
+                    let until = (*this.lock_burst()).min(deadline);
+                    if now >= until {
+                        break;
+                    }
+                    tokio::time::sleep(until - now).await;
+                }
+            };
+            tokio::select! {
+                () = slot => {
+                    if let Err(err) = this.start_loop(&ns, &name, &uid, token).await {
+                        warn!(experiment = %name, namespace = %ns, error = %err, "Experiment loop ended with an error.");
+                    }
+                }
+                () = token.cancelled() => {}
             }
+            this.lock_starting().remove(&uid);
         });
         Ok(Action::Done)
+    }
+
+    /// Starts the loop of experiment `uid` in this process, if it still
+    /// needs one and its lease is free (else the framework looks again when
+    /// the lease may have lapsed).
+    async fn start_loop(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+        uid: &str,
+        token: CancellationToken,
+    ) -> Result<()> {
+        let e = match self.experiment(namespace, name).await {
+            Ok(e) if e.id == uid && !e.phase.is_terminal() => e,
+            Ok(_) | Err(TuningError::Resource(ResourceError::NotFound { .. })) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let Some(fence) = self.acquire(&e).await? else {
+            if let Some(f) = self.inner.framework.get() {
+                f.queue()
+                    .add_after(experiment_key(namespace.as_str(), name), LEASE_TTL / 3);
+            }
+            return Ok(());
+        };
+        self.run_leased(e, fence, token).await
+    }
+
+    fn lock_burst(&self) -> std::sync::MutexGuard<'_, std::time::Instant> {
+        self.inner
+            .burst_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_starting(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.inner
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A deleted pod of a trial running here ends the trial's process (the
@@ -1083,6 +1232,11 @@ impl TuningController {
             warn!(lease = %fence.lease, error = %err, "Could not give an experiment's lease back.");
         }
         self.lock_active().remove(&id);
+        self.inner
+            .own_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         let _ = done_tx.send(true);
         result
     }
@@ -1147,11 +1301,26 @@ impl TuningController {
         let result = self
             .reconcile(&ctx, &mut running, &mut tokens, &nudge, &cancel)
             .await;
-        // Whatever ended the loop, no trial of this loop may outlive it.
+        // Whatever ended the loop, no trial of this loop may outlive it,
+        // nor a write of it.
         for t in tokens.values() {
             t.cancel();
         }
         while running.join_next().await.is_some() {}
+        let writes = std::mem::take(&mut *ctx.background.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in writes {
+            let _ = w.await;
+        }
+        // The Suggestion as the loop leaves it (writes were spaced out).
+        if let Ok(e) = self
+            .experiment(&ctx.record.namespace, &ctx.record.name)
+            .await
+            && e.id == ctx.record.id
+            && let Ok(trials) = self.trials(&e).await
+            && let Err(err) = self.record_suggestions(&ctx, &e, &trials).await
+        {
+            warn!(experiment = %e.name, error = %err, "Could not record an experiment's suggestions.");
+        }
         result
     }
 
@@ -1261,14 +1430,6 @@ impl TuningController {
                 }
                 continue;
             }
-            // The status follows the trials (counts, lists, the best one).
-            if self
-                .write_status(&record, &trials, Some(&ctx.fence))
-                .await?
-                .is_none()
-            {
-                continue;
-            }
             // Katib asks for min(parallel, max - completed) - active; every
             // stored trial is either active or completed, so that is "up to
             // parallel running, never more than maxTrialCount in total".
@@ -1279,6 +1440,17 @@ impl TuningController {
                 want = want.min(max.saturating_sub(trials.len() as u32));
             }
             let want = want as usize;
+            if want == 0 {
+                // The status follows the trials (counts, lists, the best
+                // one); with new trials to start it is written after them.
+                if self
+                    .write_status(&record, &trials, Some(&ctx.fence))
+                    .await?
+                    .is_none()
+                {
+                    continue;
+                }
+            }
             if want > 0 {
                 let history = history(ctx, &trials)?;
                 let ctx2 = ctx.clone();
@@ -1341,7 +1513,6 @@ impl TuningController {
                 }
                 let mut all = trials;
                 all.extend(new.iter().cloned());
-                self.record_suggestions(ctx, &record, &all).await?;
                 for t in new {
                     self.emit(TuningEvent::Trial {
                         experiment_id: ctx.record.id.clone(),
@@ -1350,6 +1521,17 @@ impl TuningController {
                         objective: None,
                     });
                     self.spawn_trial(ctx, t, running, tokens);
+                }
+                // Recorded once the trials are on their way (off the path
+                // from one trial's end to the next one's start).
+                self.write_status(&record, &all, Some(&ctx.fence)).await?;
+                let due = ctx
+                    .suggested_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_none_or(|at| at.elapsed() >= SUGGESTION_EVERY);
+                if due {
+                    self.record_suggestions(ctx, &record, &all).await?;
                 }
                 continue;
             }
@@ -1472,6 +1654,8 @@ impl TuningController {
                 Some(&ctx.fence),
             )
             .await?;
+        *ctx.suggested_at.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
         Ok(())
     }
 
@@ -1569,121 +1753,100 @@ impl TuningController {
         let resources = &self.inner.resources;
         let ns = ctx.record.namespace.as_str();
         let name = pod_name(trial);
-        let primary = ctx.exp.spec.trial_template.primary_container_name.clone();
-        let object = match resources.get(&POD, Some(ns), &name).await {
-            Ok(o) => o,
-            Err(ResourceError::NotFound { .. }) if !create => return Ok(()),
-            Err(ResourceError::NotFound { .. }) => {
-                let assignments: Vec<ParameterAssignment> =
-                    serde_json::from_value(trial.assignments.clone()).unwrap_or_default();
-                let spec = ctx
-                    .exp
-                    .render_trial(&trial.name, ns, &assignments)
-                    .ok()
-                    .and_then(|r| r.spec.pointer("/spec/template/spec").cloned())
-                    .unwrap_or_else(|| json!({"containers": [{"name": primary}]}));
-                let body = json!({
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {
-                        "name": name,
-                        "namespace": ns,
-                        "labels": {
-                            EXPERIMENT_LABEL: ctx.record.name,
-                            TRIAL_LABEL: trial.name,
-                            "job-name": trial.name,
-                            "batch.kubernetes.io/job-name": trial.name,
-                        },
-                        "ownerReferences": [{
-                            "apiVersion": TRIAL.api_version(),
-                            "kind": TRIAL.kind,
-                            "name": trial.name,
-                            "uid": trial.id,
-                            "controller": true,
-                            "blockOwnerDeletion": true,
-                        }],
-                    },
-                    "spec": spec,
-                });
-                let opts = WriteOptions {
-                    fence: Some(ctx.fence.clone()),
-                    ..Default::default()
-                };
-                match resources.create(&POD, Some(ns), body, &opts).await {
-                    Ok(w) => w.object,
-                    Err(ResourceError::AlreadyExists { .. }) => {
-                        resources.get(&POD, Some(ns), &name).await?
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        let primary = ctx.exp.spec.trial_template.primary_container_name.as_str();
+        // A trial's first start has no pod yet: created with its status in
+        // one write, without a read first.
+        let existing = if create && trial.attempt <= 1 {
+            None
+        } else {
+            match resources.get(&POD, Some(ns), &name).await {
+                Ok(o) => Some(o),
+                Err(ResourceError::NotFound { .. }) if !create => return Ok(()),
+                Err(ResourceError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         };
-        let image = object
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .and_then(|l| l.iter().find(|c| c["name"] == primary.as_str()))
-            .and_then(|c| c.get("image"))
-            .cloned()
-            .unwrap_or_else(|| json!(""));
-        let started = trial.started_at.unwrap_or_else(Timestamp::now).to_rfc3339();
-        let (phase, state, ready) = match trial.phase {
-            TrialPhase::Created => (
-                "Pending",
-                json!({"waiting": {"reason": "ContainerCreating"}}),
-                false,
-            ),
-            TrialPhase::Running => ("Running", json!({"running": {"startedAt": started}}), true),
-            ended => {
-                let (code, reason) = match ended {
-                    TrialPhase::Succeeded | TrialPhase::MetricsUnavailable => (0, "Completed"),
-                    TrialPhase::Failed => (1, "Error"),
-                    _ => (137, "Error"),
-                };
-                let finished = trial
-                    .finished_at
-                    .unwrap_or_else(Timestamp::now)
-                    .to_rfc3339();
-                (
-                    if code == 0 { "Succeeded" } else { "Failed" },
-                    json!({"terminated": {"exitCode": code, "reason": reason,
-                                          "startedAt": started, "finishedAt": finished}}),
-                    false,
+        if let Some(object) = existing {
+            let status = pod_status(trial, primary, &object["spec"]);
+            let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
+            let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
+            resources
+                .write_observed_status(
+                    &POD,
+                    Some(ns),
+                    &name,
+                    (uid, generation),
+                    &status,
+                    Some(&ctx.fence),
                 )
-            }
-        };
-        let status = json!({
-            "phase": phase,
-            "startTime": started,
-            "containerStatuses": [{
-                "name": primary,
-                "image": image,
-                "imageID": "",
-                "ready": ready,
-                "started": ready,
-                "restartCount": (trial.attempt - 1).max(0),
-                "state": state,
-            }],
+                .await?;
+            return Ok(());
+        }
+        let assignments: Vec<ParameterAssignment> =
+            serde_json::from_value(trial.assignments.clone()).unwrap_or_default();
+        let spec = ctx
+            .exp
+            .render_trial(&trial.name, ns, &assignments)
+            .ok()
+            .and_then(|r| r.spec.pointer("/spec/template/spec").cloned())
+            .unwrap_or_else(|| json!({"containers": [{"name": primary}]}));
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": {
+                    EXPERIMENT_LABEL: ctx.record.name,
+                    TRIAL_LABEL: trial.name,
+                    "job-name": trial.name,
+                    "batch.kubernetes.io/job-name": trial.name,
+                },
+                "ownerReferences": [{
+                    "apiVersion": TRIAL.api_version(),
+                    "kind": TRIAL.kind,
+                    "name": trial.name,
+                    "uid": trial.id,
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }],
+            },
+            "status": pod_status(trial, primary, &spec),
+            "spec": spec,
         });
-        let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
-        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
-        resources
-            .write_observed_status(
-                &POD,
-                Some(ns),
-                &name,
-                (uid, generation),
-                &status,
-                Some(&ctx.fence),
-            )
-            .await?;
-        Ok(())
+        let opts = WriteOptions {
+            fence: Some(ctx.fence.clone()),
+            with_status: true,
+            ..Default::default()
+        };
+        match resources.create(&POD, Some(ns), body, &opts).await {
+            Ok(_) => Ok(()),
+            // Left by an earlier attempt: its status is brought up to date.
+            Err(ResourceError::AlreadyExists { .. }) => {
+                let object = resources.get(&POD, Some(ns), &name).await?;
+                let status = pod_status(trial, primary, &object["spec"]);
+                let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
+                let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
+                resources
+                    .write_observed_status(
+                        &POD,
+                        Some(ns),
+                        &name,
+                        (uid, generation),
+                        &status,
+                        Some(&ctx.fence),
+                    )
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs one trial to its end and records it (metrics, then phase).
     async fn run_trial(
         &self,
-        ctx: &Ctx,
+        ctx: &Arc<Ctx>,
         mut trial: StoredTrial,
         kill: CancellationToken,
     ) -> Result<TrialPhase> {
@@ -1702,12 +1865,21 @@ impl TuningController {
         trial.objective = None;
         trial.observation = json!([]);
         let prepared = self.prepare_trial(ctx, &trial, &log_path, &work);
-        // Fresh output for this attempt: an interrupted one's metrics go.
-        store.clear_observation_logs(&trial.id).await?;
+        if trial.attempt > 1 {
+            // Fresh output for this attempt: an interrupted one's metrics go.
+            store.clear_observation_logs(&trial.id).await?;
+        }
+        // Running before its process starts: a pushing trial may report
+        // from its first line.
         if !self.write_trial(ctx, &trial).await? {
             return Ok(TrialPhase::Killed);
         }
-        self.write_pod(ctx, &trial, true).await?;
+        // Its pod is written beside the process's start, not before it.
+        let pod = {
+            let (this, ctx, trial) = (self.clone(), ctx.clone(), trial.clone());
+            tokio::spawn(async move { this.write_pod(&ctx, &trial, true).await })
+        };
+        let pod = Some(pod);
         self.emit(TuningEvent::Trial {
             experiment_id: ctx.record.id.clone(),
             trial: trial.name.clone(),
@@ -1718,7 +1890,14 @@ impl TuningController {
             Ok(p) => p,
             Err(message) => {
                 return self
-                    .end_trial(ctx, trial, TrialPhase::Failed, Some(message), Vec::new())
+                    .end_trial(
+                        ctx,
+                        trial,
+                        TrialPhase::Failed,
+                        Some(message),
+                        Vec::new(),
+                        pod,
+                    )
                     .await;
             }
         };
@@ -1776,6 +1955,7 @@ impl TuningController {
                         TrialPhase::Failed,
                         Some(e.to_string()),
                         tail.logs,
+                        pod,
                     )
                     .await;
             }
@@ -1787,6 +1967,7 @@ impl TuningController {
                         TrialPhase::Failed,
                         Some(format!("the trial task failed: {e}")),
                         tail.logs,
+                        pod,
                     )
                     .await;
             }
@@ -1839,16 +2020,17 @@ impl TuningController {
                 )),
             )
         };
-        self.end_trial(ctx, trial, phase, message, logs).await
+        self.end_trial(ctx, trial, phase, message, logs, pod).await
     }
 
     async fn end_trial(
         &self,
-        ctx: &Ctx,
+        ctx: &Arc<Ctx>,
         mut trial: StoredTrial,
         mut phase: TrialPhase,
         message: Option<String>,
         logs: Vec<MetricLog>,
+        pod: Option<tokio::task::JoinHandle<Result<()>>>,
     ) -> Result<TrialPhase> {
         let summaries = metrics::reduce(&logs, &ctx.metric_names);
         let objective = metrics::objective_value(&summaries, &ctx.exp.spec.objective);
@@ -1901,7 +2083,21 @@ impl TuningController {
         if !self.write_trial(ctx, &trial).await? {
             return Ok(phase);
         }
-        self.write_pod(ctx, &trial, false).await?;
+        // The pod's end after its start, in the background: the loop goes
+        // on to the next trial meanwhile and waits for it before it lets
+        // the experiment go.
+        let (this, ctx2, ended) = (self.clone(), ctx.clone(), trial.clone());
+        let write = tokio::spawn(async move {
+            if let Some(start) = pod {
+                let _ = start.await;
+            }
+            if let Err(e) = this.write_pod(&ctx2, &ended, false).await {
+                warn!(trial = %ended.name, error = %e, "Could not record a trial's pod.");
+            }
+        });
+        let mut background = ctx.background.lock().unwrap_or_else(|p| p.into_inner());
+        background.retain(|w| !w.is_finished());
+        background.push(write);
         info!(trial = %trial.name, phase = %phase, objective = ?objective, "Trial ended.");
         self.emit(TuningEvent::Trial {
             experiment_id: ctx.record.id.clone(),
@@ -2198,6 +2394,8 @@ impl Ctx {
             algorithm,
             metric_names,
             fence,
+            background: Mutex::new(Vec::new()),
+            suggested_at: Mutex::new(None),
         })
     }
 }

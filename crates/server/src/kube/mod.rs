@@ -340,6 +340,7 @@ fn write_options(q: &Params) -> KubeResult<WriteOptions> {
         dry_run,
         validation,
         fence: None,
+        with_status: false,
     })
 }
 
