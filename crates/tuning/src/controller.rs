@@ -1767,20 +1767,7 @@ impl TuningController {
             }
         };
         if let Some(object) = existing {
-            let status = pod_status(trial, primary, &object["spec"]);
-            let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
-            let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
-            resources
-                .write_observed_status(
-                    &POD,
-                    Some(ns),
-                    &name,
-                    (uid, generation),
-                    &status,
-                    Some(&ctx.fence),
-                )
-                .await?;
-            return Ok(());
+            return self.update_pod(ctx, trial, &object).await;
         }
         let assignments: Vec<ParameterAssignment> =
             serde_json::from_value(trial.assignments.clone()).unwrap_or_default();
@@ -1824,23 +1811,32 @@ impl TuningController {
             // Left by an earlier attempt: its status is brought up to date.
             Err(ResourceError::AlreadyExists { .. }) => {
                 let object = resources.get(&POD, Some(ns), &name).await?;
-                let status = pod_status(trial, primary, &object["spec"]);
-                let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
-                let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
-                resources
-                    .write_observed_status(
-                        &POD,
-                        Some(ns),
-                        &name,
-                        (uid, generation),
-                        &status,
-                        Some(&ctx.fence),
-                    )
-                    .await?;
-                Ok(())
+                self.update_pod(ctx, trial, &object).await
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Writes the status of `pod` (stored) for the trial's phase.
+    async fn update_pod(&self, ctx: &Ctx, trial: &StoredTrial, pod: &Value) -> Result<()> {
+        let primary = ctx.exp.spec.trial_template.primary_container_name.as_str();
+        let status = pod_status(trial, primary, &pod["spec"]);
+        let meta = &pod["metadata"];
+        self.inner
+            .resources
+            .write_observed_status(
+                &POD,
+                meta["namespace"].as_str(),
+                meta["name"].as_str().unwrap_or_default(),
+                (
+                    meta["uid"].as_str().unwrap_or_default(),
+                    meta["generation"].as_i64().unwrap_or(1),
+                ),
+                &status,
+                Some(&ctx.fence),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Runs one trial to its end and records it (metrics, then phase).
