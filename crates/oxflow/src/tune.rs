@@ -225,8 +225,6 @@ async fn drive(tuning: &TuningController, e: StoredExperiment, output: &str) -> 
         })
     };
     let printer = {
-        let tuning = tuning.clone();
-        let record = e.clone();
         let exp_id = e.id.clone();
         let maximize = e
             .spec
@@ -248,6 +246,7 @@ async fn drive(tuning: &TuningController, e: StoredExperiment, output: &str) -> 
                     trial,
                     phase,
                     objective,
+                    assignments,
                 } = ev
                 else {
                     continue;
@@ -256,14 +255,7 @@ async fn drive(tuning: &TuningController, e: StoredExperiment, output: &str) -> 
                 {
                     continue;
                 }
-                let params = match tuning.trials(&record).await {
-                    Ok(ts) => ts
-                        .iter()
-                        .find(|t| t.name == trial)
-                        .map(assignments_text)
-                        .unwrap_or_default(),
-                    Err(_) => String::new(),
-                };
+                let params = assignments_text(&assignments);
                 if let Some(v) = objective
                     && matches!(phase, TrialPhase::Succeeded | TrialPhase::EarlyStopped)
                     && best
@@ -323,8 +315,9 @@ fn num(v: f64) -> String {
     }
 }
 
-fn assignments_text(t: &StoredTrial) -> String {
-    t.assignments
+/// `name=value …` of a trial's parameter assignments.
+fn assignments_text(assignments: &Value) -> String {
+    assignments
         .as_array()
         .map(|l| {
             l.iter()
@@ -368,7 +361,7 @@ fn print_summary(e: &StoredExperiment, trials: &[StoredTrial]) {
                 best.name,
                 best.objective.map(|v| v.to_string()).unwrap_or_default()
             );
-            println!("    parameters: {}", assignments_text(best));
+            println!("    parameters: {}", assignments_text(&best.assignments));
         }
         None => println!("  no trial has reported the objective yet"),
     }
@@ -453,7 +446,7 @@ pub(crate) async fn experiments(cli: &Cli, cmd: &ExperimentsCommand) -> Result<E
                     t.name,
                     t.phase.as_str(),
                     t.objective.map(num).unwrap_or_else(|| "-".into()),
-                    assignments_text(t),
+                    assignments_text(&t.assignments),
                     if best { "   (best)" } else { "" }
                 );
             }

@@ -149,6 +149,9 @@ pub enum TuningEvent {
         phase: TrialPhase,
         /// Its objective value, once known.
         objective: Option<f64>,
+        /// Its parameter assignments (`[{name, value}]`), so that a
+        /// listener needs no read to show them.
+        assignments: Value,
     },
     /// The experiment changed phase.
     Experiment {
@@ -1519,6 +1522,7 @@ impl TuningController {
                         trial: t.name.clone(),
                         phase: TrialPhase::Created,
                         objective: None,
+                        assignments: t.assignments.clone(),
                     });
                     self.spawn_trial(ctx, t, running, tokens);
                 }
@@ -1881,6 +1885,7 @@ impl TuningController {
             trial: trial.name.clone(),
             phase: TrialPhase::Running,
             objective: None,
+            assignments: trial.assignments.clone(),
         });
         let (workload, metrics_source) = match prepared {
             Ok(p) => p,
@@ -2100,6 +2105,7 @@ impl TuningController {
             trial: trial.name.clone(),
             phase,
             objective,
+            assignments: trial.assignments.clone(),
         });
         Ok(phase)
     }
