@@ -325,6 +325,29 @@ async fn id_keyed_routes_authorize_against_the_objects_namespace() {
             Method::DELETE,
             "/apis/serving.kserve.io/v1alpha1/namespaces/default/trainedmodels/x".to_owned(),
         ),
+        // Workloads' pods and their output.
+        (Method::GET, "/api/v1/namespaces/default/pods".to_owned()),
+        (
+            Method::GET,
+            "/api/v1/namespaces/default/pods/x/log?follow=true".to_owned(),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/namespaces/default/pods/x".to_owned(),
+        ),
+        // Katib's routes beside its objects.
+        (
+            Method::GET,
+            "/apis/kubeflow.org/v1beta1/namespaces/default/experiments/x/trials".to_owned(),
+        ),
+        (
+            Method::POST,
+            "/apis/kubeflow.org/v1beta1/namespaces/default/experiments/x/stop".to_owned(),
+        ),
+        (
+            Method::GET,
+            "/apis/kubeflow.org/v1beta1/namespaces/default/trials/x/logs".to_owned(),
+        ),
     ];
     for (m, uri) in &denied {
         let (s, body) = call(&state, team_a(), m.clone(), uri, None).await;
