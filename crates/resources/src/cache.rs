@@ -115,6 +115,24 @@ impl Cache {
         }
     }
 
+    /// One object as the cache holds it, when its kind is loaded: current
+    /// with this process's writes, possibly behind other processes' (only a
+    /// write conditional on its resourceVersion may rely on it).
+    pub(crate) fn get(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<Cached>> {
+        let kinds = self.kinds.read().unwrap_or_else(|e| e.into_inner());
+        kinds
+            .get(&(group.to_owned(), kind.to_owned()))?
+            .objects
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     /// The kind's objects in `namespace` (or all), current with the store.
     pub(crate) async fn snapshot(
         &self,

@@ -227,6 +227,26 @@ impl Resources {
         Ok(self.get_stored(kind, namespace, name).await?.object)
     }
 
+    /// The object as a reconcile reads it: the object cache's copy when
+    /// its kind is cached (no read; current with this process's writes and
+    /// with every list, which catches the cache up), the store's otherwise.
+    /// Writes based on it stay conditional on its resourceVersion.
+    pub async fn get_cached(
+        &self,
+        kind: &'static Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value> {
+        let key = Self::key(kind, namespace, name);
+        if let Some(c) = self
+            .cache
+            .get(&key.group, &key.kind, &key.namespace, &key.name)
+        {
+            return Ok(c.object.clone());
+        }
+        self.get(kind, namespace, name).await
+    }
+
     async fn get_stored(
         &self,
         kind: &'static Kind,
@@ -615,42 +635,92 @@ impl Resources {
         body: Value,
         fence: Option<&Fence>,
     ) -> Result<Written> {
-        let existing = self.get_stored(kind, namespace, name).await?;
-        if let Some(rv) = body
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty())
-            && rv != existing.resource_version.to_string()
-        {
-            return Err(ResourceError::Conflict {
-                kind,
-                name: name.to_owned(),
-            });
-        }
-        let mut object = existing.object.clone();
-        match body.get("status") {
-            Some(s) if !s.is_null() => object["status"] = s.clone(),
-            _ => {
-                if let Some(m) = object.as_object_mut() {
-                    m.remove("status");
+        // The cached object first; the store's when the cache turns out to
+        // be behind (another process wrote the object).
+        for fresh in [false, true] {
+            let existing = if fresh {
+                self.get_stored(kind, namespace, name).await?
+            } else {
+                self.get_for_update(kind, namespace, name).await?
+            };
+            if let Some(rv) = body
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+                && rv != existing.resource_version.to_string()
+            {
+                if fresh {
+                    return Err(ResourceError::Conflict {
+                        kind,
+                        name: name.to_owned(),
+                    });
+                }
+                continue;
+            }
+            let mut object = existing.object.clone();
+            match body.get("status") {
+                Some(s) if !s.is_null() => object["status"] = s.clone(),
+                _ => {
+                    if let Some(m) = object.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            if object == existing.object {
+                return Ok(Written {
+                    object,
+                    warnings: vec![],
+                    created: false,
+                });
+            }
+            match self
+                .write_update(kind, name, &existing, existing.generation, object, fence)
+                .await
+            {
+                Err(ResourceError::Conflict { .. }) if !fresh => continue,
+                Err(e) => return Err(e),
+                Ok(stored) => {
+                    return Ok(Written {
+                        object: stored.object,
+                        warnings: vec![],
+                        created: false,
+                    });
                 }
             }
         }
-        if object == existing.object {
-            return Ok(Written {
-                object,
-                warnings: vec![],
-                created: false,
-            });
-        }
-        let stored = self
-            .write_update(kind, name, &existing, existing.generation, object, fence)
-            .await?;
-        Ok(Written {
-            object: stored.object,
-            warnings: vec![],
-            created: false,
+        Err(ResourceError::Conflict {
+            kind,
+            name: name.to_owned(),
         })
+    }
+
+    /// The object to base a write conditional on its resourceVersion on:
+    /// the cache's copy when its kind is cached (no read), else the
+    /// store's. A cached copy behind another process's write makes that
+    /// write fail with `Conflict`, and the caller reads the store then.
+    async fn get_for_update(
+        &self,
+        kind: &'static Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<StoredResource> {
+        let key = Self::key(kind, namespace, name);
+        if let Some(c) = self
+            .cache
+            .get(&key.group, &key.kind, &key.namespace, &key.name)
+        {
+            let meta = &c.object["metadata"];
+            if let Some(uid) = meta["uid"].as_str() {
+                return Ok(StoredResource {
+                    uid: uid.to_owned(),
+                    resource_version: c.rv,
+                    generation: meta["generation"].as_i64().unwrap_or(1),
+                    object: c.object.clone(),
+                    key,
+                });
+            }
+        }
+        self.get_stored(kind, namespace, name).await
     }
 
     /// A controller's status for what it observed: written only while the
@@ -670,14 +740,24 @@ impl Resources {
         let (uid, generation) = observed;
         // A concurrent write to the object (a label, a finalizer) moves its
         // resourceVersion without changing what was observed: try again.
-        for _ in 0..5 {
-            let existing = match self.get_stored(kind, namespace, name).await {
+        // The cached object first (no read); the store's after a conflict
+        // or when the cached one is not the object observed.
+        for attempt in 0..6 {
+            let fresh = attempt > 0;
+            let existing = match if fresh {
+                self.get_stored(kind, namespace, name).await
+            } else {
+                self.get_for_update(kind, namespace, name).await
+            } {
                 Ok(e) => e,
                 Err(ResourceError::NotFound { .. }) => return Ok(false),
                 Err(e) => return Err(e),
             };
             if existing.uid != uid || existing.generation != generation {
-                return Ok(false);
+                if fresh {
+                    return Ok(false);
+                }
+                continue;
             }
             if existing.object.get("status") == Some(status) {
                 return Ok(true);

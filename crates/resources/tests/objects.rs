@@ -769,3 +769,89 @@ async fn events_are_deduplicated_and_go_with_their_object() {
     .unwrap();
     assert!(events().await.is_empty());
 }
+
+/// Status writes start from the object cache; a copy another process made
+/// stale (it wrote the object meanwhile) costs a read of the store, never
+/// that process's change nor a wrong answer.
+#[tokio::test]
+async fn status_writes_from_a_stale_cache_keep_the_other_process_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || async {
+        let store = Store::open_in_dir(dir.path()).await.unwrap();
+        let mut kinds = vec![&WIDGET];
+        kinds.extend(builtin::kinds());
+        Resources::new(store, Registry::new(kinds))
+    };
+    let (here, there) = (open().await, open().await);
+    let w = here
+        .create(&WIDGET, Some("default"), widget("a", 2), &opts())
+        .await
+        .unwrap()
+        .object;
+    // `here` caches the kind; `there` (another process) labels the object.
+    let (listed, _) = here
+        .list(
+            &WIDGET,
+            Some("default"),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let mut labelled = there.get(&WIDGET, Some("default"), "a").await.unwrap();
+    labelled["metadata"]["labels"]["team"] = json!("b");
+    there
+        .replace(&WIDGET, Some("default"), "a", labelled, &opts())
+        .await
+        .unwrap();
+    // The cached copy is behind: the write is retried on the stored one.
+    let uid = w["metadata"]["uid"].as_str().unwrap();
+    assert!(
+        here.write_observed_status(
+            &WIDGET,
+            Some("default"),
+            "a",
+            (uid, 1),
+            &json!({"phase": "Ready"}),
+            None,
+        )
+        .await
+        .unwrap()
+    );
+    let stored = there.get(&WIDGET, Some("default"), "a").await.unwrap();
+    assert_eq!(stored["status"]["phase"], "Ready");
+    assert_eq!(stored["metadata"]["labels"]["team"], "b");
+    // A status PUT carrying the version read before `there`'s write is a
+    // conflict, though the cache still holds that version.
+    let mut labelled = there.get(&WIDGET, Some("default"), "a").await.unwrap();
+    labelled["metadata"]["labels"]["team"] = json!("c");
+    there
+        .replace(&WIDGET, Some("default"), "a", labelled, &opts())
+        .await
+        .unwrap();
+    let mut behind = here.get(&WIDGET, Some("default"), "a").await.unwrap();
+    behind["metadata"]["resourceVersion"] = w["metadata"]["resourceVersion"].clone();
+    behind["status"] = json!({"phase": "Old"});
+    assert!(matches!(
+        here.replace_status(&WIDGET, Some("default"), "a", behind).await,
+        Err(ResourceError::Conflict { .. })
+    ));
+    // With the current version it is written, on top of `there`'s label.
+    let current = there.get(&WIDGET, Some("default"), "a").await.unwrap();
+    let mut body = current.clone();
+    body["status"] = json!({"phase": "New"});
+    let written = here
+        .replace_status(&WIDGET, Some("default"), "a", body)
+        .await
+        .unwrap()
+        .object;
+    assert_eq!(written["status"]["phase"], "New");
+    assert_eq!(written["metadata"]["labels"]["team"], "c");
+    // The cached copy for reconciles is the object, too.
+    let cached = here
+        .get_cached(&WIDGET, Some("default"), "a")
+        .await
+        .unwrap();
+    assert_eq!(cached["status"]["phase"], "New");
+}

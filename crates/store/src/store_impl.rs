@@ -327,12 +327,11 @@ async fn open_target(target: Target) -> Result<Store> {
 /// which is never committed: writes answered as done, lost on a restart.
 /// `BEGIN` fails exactly when a transaction is open; it runs after any
 /// rollback sqlx queued for a dropped transaction, so it sees the outcome.
+/// Both statements go in one call (one round trip to the connection's
+/// thread: this runs after every query); a failing `BEGIN` stops it there.
 async fn sqlite_connection_is_clean(conn: &mut AnyConnection) -> sqlx::Result<bool> {
-    if conn.execute("BEGIN").await.is_err() {
+    if conn.execute("BEGIN; ROLLBACK").await.is_err() {
         warn!("A database connection was left inside a transaction; closing it.");
-        return Ok(false);
-    }
-    if conn.execute("ROLLBACK").await.is_err() {
         return Ok(false);
     }
     Ok(!conn.is_in_transaction())
@@ -649,5 +648,21 @@ mod tests {
         assert_eq!(pragma("PRAGMA busy_timeout").await, "5000");
         assert_eq!(pragma("PRAGMA cache_size").await, "-512"); // KiB
         assert!(dir.path().join("oxflow.db").exists());
+    }
+
+    #[tokio::test]
+    async fn the_release_probe_tells_a_connection_inside_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in_dir(dir.path()).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        // Clean: the probe's own BEGIN is rolled back, nothing stays open.
+        assert!(sqlite_connection_is_clean(&mut conn).await.unwrap());
+        assert!(sqlite_connection_is_clean(&mut conn).await.unwrap());
+        // A transaction sqlx does not know of (what a failed COMMIT leaves).
+        conn.execute("BEGIN IMMEDIATE").await.unwrap();
+        assert!(!sqlite_connection_is_clean(&mut conn).await.unwrap());
+        // The probe left it as it was: the write lock is still held here.
+        conn.execute("ROLLBACK").await.unwrap();
+        assert!(sqlite_connection_is_clean(&mut conn).await.unwrap());
     }
 }

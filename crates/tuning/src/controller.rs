@@ -30,7 +30,7 @@ use oxflow_core::selector::{FieldSelector, LabelSelector};
 use oxflow_core::{ExperimentPhase, Mount, Namespace, Timestamp, TrialPhase, Workload};
 use oxflow_resources::builtin::POD;
 use oxflow_resources::{
-    DeleteOptions, EventType, Recorder, ResourceError, Resources, WriteOptions,
+    Cached, DeleteOptions, EventType, Recorder, ResourceError, Resources, WriteOptions,
 };
 use oxflow_runtime::Runtime;
 use oxflow_store::{Fence, ObservationLogRecord, ResourceKey, Store, StoreError};
@@ -42,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::kinds::{
-    EXPERIMENT, EXPERIMENT_LABEL, SUGGESTION, TRIAL, TRIAL_LABEL, WORKING_DIR_ANNOTATION,
+    EXPERIMENT, EXPERIMENT_LABEL, SEQ_ANNOTATION, SUGGESTION, TRIAL, TRIAL_LABEL,
+    WORKING_DIR_ANNOTATION,
 };
 use crate::metrics::{self, MetricLog};
 use crate::spec::{
@@ -50,7 +51,9 @@ use crate::spec::{
     ResumePolicy, SpecError,
 };
 use crate::status::{experiment_status, push_condition};
-use crate::stored::{StoredExperiment, StoredTrial, new_trial_object, owned_by, owner_reference};
+use crate::stored::{
+    StoredExperiment, StoredTrial, new_trial_object, owned_by, owner_reference, started_status,
+};
 
 /// How often a running experiment re-reads its object without being
 /// nudged (how quickly a `stop` from another process takes effect; one
@@ -428,11 +431,12 @@ fn pod_name(trial: &StoredTrial) -> String {
 }
 
 /// The trials of `experiment` (labelled with its name and owned by it), in
-/// creation order.
-pub async fn trial_objects(
+/// creation order, as the object cache holds them (not copied: a loop that
+/// reads them at every trial's end stays linear in the number of trials).
+async fn cached_trials(
     resources: &Resources,
     experiment: &StoredExperiment,
-) -> std::result::Result<Vec<Value>, ResourceError> {
+) -> std::result::Result<Vec<Arc<Cached>>, ResourceError> {
     let labels =
         LabelSelector::parse(&format!("{EXPERIMENT_LABEL}={}", experiment.name)).map_err(|e| {
             ResourceError::BadRequest {
@@ -441,27 +445,37 @@ pub async fn trial_objects(
             }
         })?;
     let (mut objects, _) = resources
-        .list(
+        .list_cached(
             &TRIAL,
             Some(experiment.namespace.as_str()),
             &labels,
             &FieldSelector::default(),
         )
         .await?;
-    objects.retain(|o| owned_by(o, &experiment.id));
-    let seq = |o: &Value| {
-        StoredTrial::from_object(o)
-            .map(|t| t.seq)
-            .unwrap_or(i64::MAX)
-    };
-    objects.sort_by(|a, b| {
-        seq(a).cmp(&seq(b)).then_with(|| {
-            a["metadata"]["name"]
-                .as_str()
-                .cmp(&b["metadata"]["name"].as_str())
-        })
+    objects.retain(|c| owned_by(&c.object, &experiment.id));
+    // The sequence annotation read once per trial, not per comparison.
+    objects.sort_by_cached_key(|c| {
+        let meta = &c.object["metadata"];
+        let seq = meta["annotations"][SEQ_ANNOTATION]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        (seq, meta["name"].as_str().unwrap_or_default().to_owned())
     });
     Ok(objects)
+}
+
+/// The trials of `experiment` (labelled with its name and owned by it), in
+/// creation order.
+pub async fn trial_objects(
+    resources: &Resources,
+    experiment: &StoredExperiment,
+) -> std::result::Result<Vec<Value>, ResourceError> {
+    Ok(cached_trials(resources, experiment)
+        .await?
+        .iter()
+        .map(|c| c.object.clone())
+        .collect())
 }
 
 /// The stored experiment `name` in `namespace`.
@@ -484,10 +498,10 @@ pub async fn get_trials(
     resources: &Resources,
     experiment: &StoredExperiment,
 ) -> Result<Vec<StoredTrial>> {
-    Ok(trial_objects(resources, experiment)
+    Ok(cached_trials(resources, experiment)
         .await?
         .iter()
-        .filter_map(StoredTrial::from_object)
+        .filter_map(|c| StoredTrial::from_object(&c.object))
         .collect())
 }
 
@@ -951,7 +965,21 @@ impl TuningController {
         name: &str,
     ) -> Result<oxflow_controller::Action> {
         use oxflow_controller::Action;
-        let e = match self.experiment(namespace, name).await {
+        // The cached copy: a burst of creates is reconciled without a read
+        // each (the loop and the start read the store).
+        let cached = self
+            .inner
+            .resources
+            .get_cached(&EXPERIMENT, Some(namespace.as_str()), name)
+            .await
+            .map_err(TuningError::from)
+            .and_then(|o| {
+                StoredExperiment::from_object(&o).ok_or_else(|| TuningError::Corrupt {
+                    name: name.to_owned(),
+                    message: "the stored object has no namespace or uid".into(),
+                })
+            });
+        let e = match cached {
             Ok(e) => e,
             Err(TuningError::Resource(ResourceError::NotFound { .. })) => {
                 let gone: Vec<CancellationToken> = self
@@ -1273,6 +1301,20 @@ impl TuningController {
         nudge: Arc<Notify>,
         cancel: CancellationToken,
     ) -> Result<()> {
+        // Pods into the object cache: their status writes then need no read.
+        if let Err(e) = self
+            .inner
+            .resources
+            .list_cached(
+                &POD,
+                Some(record.namespace.as_str()),
+                &LabelSelector::default(),
+                &FieldSelector::default(),
+            )
+            .await
+        {
+            warn!(error = %e, "Could not read the pods into the cache.");
+        }
         let ctx = match Ctx::new(record.clone(), fence) {
             Ok(ctx) => ctx,
             Err(err) => {
@@ -1298,7 +1340,7 @@ impl TuningController {
         // Trials a dead controller left behind run again, from the start.
         for t in self.trials(&record).await? {
             if !t.phase.is_terminal() {
-                self.spawn_trial(&ctx, t, &mut running, &mut tokens);
+                self.spawn_trial(&ctx, t, false, &mut running, &mut tokens);
             }
         }
         let result = self
@@ -1504,7 +1546,7 @@ impl TuningController {
                         .render_trial(&trial, ns.as_str(), &assignments)
                         .ok()
                         .map(|r| r.spec);
-                    let object = new_trial_object(
+                    let mut object = new_trial_object(
                         &record,
                         &trial,
                         seq,
@@ -1512,11 +1554,13 @@ impl TuningController {
                         &serde_json::to_value(&s.tags).unwrap_or(json!({})),
                         run_spec,
                     );
+                    // Started at once: stored running, in one write.
+                    object["status"] = started_status(Timestamp::now());
                     new.push(self.store_trial(ctx, object, &trial).await?);
                 }
                 let mut all = trials;
-                all.extend(new.iter().cloned());
-                for t in new {
+                all.extend(new.iter().map(|(t, _)| t.clone()));
+                for (t, created) in new {
                     self.emit(TuningEvent::Trial {
                         experiment_id: ctx.record.id.clone(),
                         trial: t.name.clone(),
@@ -1524,7 +1568,7 @@ impl TuningController {
                         objective: None,
                         assignments: t.assignments.clone(),
                     });
-                    self.spawn_trial(ctx, t, running, tokens);
+                    self.spawn_trial(ctx, t, created, running, tokens);
                 }
                 // Recorded once the trials are on their way (off the path
                 // from one trial's end to the next one's start).
@@ -1555,15 +1599,23 @@ impl TuningController {
         }
     }
 
-    /// Stores a suggested trial under the lease; one stored before (by a
-    /// pass that crashed before starting it) is taken as it is.
-    async fn store_trial(&self, ctx: &Ctx, object: Value, name: &str) -> Result<StoredTrial> {
+    /// Stores a suggested trial under the lease, with the status `object`
+    /// carries; one stored before (by a pass that crashed before starting
+    /// it) is taken as it is. The flag says whether this call stored it.
+    async fn store_trial(
+        &self,
+        ctx: &Ctx,
+        object: Value,
+        name: &str,
+    ) -> Result<(StoredTrial, bool)> {
         let resources = &self.inner.resources;
         let ns = Some(ctx.record.namespace.as_str());
         let opts = WriteOptions {
             fence: Some(ctx.fence.clone()),
+            with_status: true,
             ..Default::default()
         };
+        let mut created = true;
         let stored = match resources.create(&TRIAL, ns, object, &opts).await {
             Ok(w) => w.object,
             Err(ResourceError::AlreadyExists { .. }) => {
@@ -1573,14 +1625,16 @@ impl TuningController {
                         "a trial named {name} exists and belongs to another experiment"
                     )));
                 }
+                created = false;
                 existing
             }
             Err(e) => return Err(e.into()),
         };
-        StoredTrial::from_object(&stored).ok_or_else(|| TuningError::Corrupt {
+        let trial = StoredTrial::from_object(&stored).ok_or_else(|| TuningError::Corrupt {
             name: ctx.record.name.clone(),
             message: format!("trial {name} was stored without a uid"),
-        })
+        })?;
+        Ok((trial, created))
     }
 
     /// Keeps the experiment's Suggestion in line with what was suggested:
@@ -1715,10 +1769,13 @@ impl TuningController {
         Ok(true)
     }
 
+    /// Runs `trial` in the background; `started` when it was stored
+    /// running in this attempt already (see [`started_status`]).
     fn spawn_trial(
         &self,
         ctx: &Arc<Ctx>,
         trial: StoredTrial,
+        started: bool,
         running: &mut JoinSet<(String, Result<TrialPhase>)>,
         tokens: &mut HashMap<String, CancellationToken>,
     ) {
@@ -1728,7 +1785,7 @@ impl TuningController {
         let ctx = ctx.clone();
         running.spawn(async move {
             let id = trial.id.clone();
-            (id, this.run_trial(&ctx, trial, token).await)
+            (id, this.run_trial(&ctx, trial, started, token).await)
         });
     }
 
@@ -1753,7 +1810,12 @@ impl TuningController {
     /// owned by the trial): its container's state for the trial's phase.
     /// A pod deleted while its trial ran is not created again (`create`
     /// false: the trial's end is only recorded on a pod that exists).
-    async fn write_pod(&self, ctx: &Ctx, trial: &StoredTrial, create: bool) -> Result<()> {
+    async fn write_pod(
+        &self,
+        ctx: &Ctx,
+        trial: &StoredTrial,
+        create: bool,
+    ) -> Result<Option<Value>> {
         let resources = &self.inner.resources;
         let ns = ctx.record.namespace.as_str();
         let name = pod_name(trial);
@@ -1765,13 +1827,14 @@ impl TuningController {
         } else {
             match resources.get(&POD, Some(ns), &name).await {
                 Ok(o) => Some(o),
-                Err(ResourceError::NotFound { .. }) if !create => return Ok(()),
+                Err(ResourceError::NotFound { .. }) if !create => return Ok(None),
                 Err(ResourceError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             }
         };
         if let Some(object) = existing {
-            return self.update_pod(ctx, trial, &object).await;
+            self.update_pod(ctx, trial, &object).await?;
+            return Ok(Some(object));
         }
         let assignments: Vec<ParameterAssignment> =
             serde_json::from_value(trial.assignments.clone()).unwrap_or_default();
@@ -1811,11 +1874,12 @@ impl TuningController {
             ..Default::default()
         };
         match resources.create(&POD, Some(ns), body, &opts).await {
-            Ok(_) => Ok(()),
+            Ok(w) => Ok(Some(w.object)),
             // Left by an earlier attempt: its status is brought up to date.
             Err(ResourceError::AlreadyExists { .. }) => {
                 let object = resources.get(&POD, Some(ns), &name).await?;
-                self.update_pod(ctx, trial, &object).await
+                self.update_pod(ctx, trial, &object).await?;
+                Ok(Some(object))
             }
             Err(e) => Err(e.into()),
         }
@@ -1848,6 +1912,7 @@ impl TuningController {
         &self,
         ctx: &Arc<Ctx>,
         mut trial: StoredTrial,
+        started: bool,
         kill: CancellationToken,
     ) -> Result<TrialPhase> {
         let store = self.store();
@@ -1856,14 +1921,16 @@ impl TuningController {
         let exp_name = &ctx.record.name;
         let log_path = self.log_path(&ctx.record, &trial.name);
         let work = cfg.work_dir.join(ns).join(exp_name).join(&trial.name);
-        let now = Timestamp::now();
-        trial.phase = TrialPhase::Running;
-        trial.attempt += 1;
-        trial.started_at = Some(now);
-        trial.finished_at = None;
-        trial.message = None;
-        trial.objective = None;
-        trial.observation = json!([]);
+        if !started {
+            let now = Timestamp::now();
+            trial.phase = TrialPhase::Running;
+            trial.attempt += 1;
+            trial.started_at = Some(now);
+            trial.finished_at = None;
+            trial.message = None;
+            trial.objective = None;
+            trial.observation = json!([]);
+        }
         let prepared = self.prepare_trial(ctx, &trial, &log_path, &work);
         if trial.attempt > 1 {
             // Fresh output for this attempt: an interrupted one's metrics go.
@@ -1871,7 +1938,7 @@ impl TuningController {
         }
         // Running before its process starts: a pushing trial may report
         // from its first line.
-        if !self.write_trial(ctx, &trial).await? {
+        if !started && !self.write_trial(ctx, &trial).await? {
             return Ok(TrialPhase::Killed);
         }
         // Its pod is written beside the process's start, not before it.
@@ -2031,7 +2098,7 @@ impl TuningController {
         mut phase: TrialPhase,
         message: Option<String>,
         logs: Vec<MetricLog>,
-        pod: Option<tokio::task::JoinHandle<Result<()>>>,
+        pod: Option<tokio::task::JoinHandle<Result<Option<Value>>>>,
     ) -> Result<TrialPhase> {
         let summaries = metrics::reduce(&logs, &ctx.metric_names);
         let objective = metrics::objective_value(&summaries, &ctx.exp.spec.objective);
@@ -2089,10 +2156,17 @@ impl TuningController {
         // the experiment go.
         let (this, ctx2, ended) = (self.clone(), ctx.clone(), trial.clone());
         let write = tokio::spawn(async move {
-            if let Some(start) = pod {
-                let _ = start.await;
-            }
-            if let Err(e) = this.write_pod(&ctx2, &ended, false).await {
+            // The pod its start wrote (its uid and generation: no read);
+            // one deleted meanwhile is not written again.
+            let started = match pod {
+                Some(start) => start.await.ok().and_then(|r| r.ok()).flatten(),
+                None => None,
+            };
+            let written = match started {
+                Some(pod) => this.update_pod(&ctx2, &ended, &pod).await,
+                None => this.write_pod(&ctx2, &ended, false).await.map(|_| ()),
+            };
+            if let Err(e) = written {
                 warn!(trial = %ended.name, error = %e, "Could not record a trial's pod.");
             }
         });

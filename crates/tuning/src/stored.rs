@@ -182,9 +182,9 @@ impl StoredTrial {
     /// The view of a stored Trial; `None` for one without a uid or name.
     pub fn from_object(object: &Value) -> Option<Self> {
         let meta = object.get("metadata")?;
-        let status = object.get("status").cloned().unwrap_or(Value::Null);
-        let conditions = status.get("conditions").cloned().unwrap_or(Value::Null);
-        let newest = newest_true(&conditions, |k| k.parse::<TrialPhase>().ok());
+        let status = object.get("status").unwrap_or(&Value::Null);
+        let conditions = status.get("conditions").unwrap_or(&Value::Null);
+        let newest = newest_true(conditions, |k| k.parse::<TrialPhase>().ok());
         let oxflow = status.get("oxflow");
         Some(Self {
             id: meta.get("uid")?.as_str()?.to_owned(),
@@ -275,6 +275,29 @@ impl StoredTrial {
         );
         Value::Object(status)
     }
+}
+
+/// The status of a trial started as it is created (`Created`, then
+/// `Running` in its first attempt, both at `now`): stored with the object,
+/// so that starting a trial costs one write, not two.
+pub fn started_status(now: Timestamp) -> Value {
+    StoredTrial {
+        id: String::new(),
+        name: String::new(),
+        generation: 1,
+        seq: 0,
+        assignments: json!([]),
+        tags: json!({}),
+        phase: TrialPhase::Running,
+        message: None,
+        objective: None,
+        observation: json!([]),
+        attempt: 1,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+    }
+    .status()
 }
 
 /// A new Trial object of `experiment` at position `seq` (not yet started),

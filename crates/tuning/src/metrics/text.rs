@@ -81,7 +81,23 @@ impl TextParser {
 
 /// Compiles a Katib `metricsFormat` entry: a Go (RE2) regular expression
 /// with at least two capture groups (name, value). `Err` says what is wrong.
+///
+/// Compiled filters are kept (a few dozen at most): every Experiment
+/// validated and every trial started would otherwise compile Katib's
+/// default filter again, which costs more than the rest of a create.
 pub(crate) fn compile_filter(pattern: &str) -> Result<Regex, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    const KEPT: usize = 64;
+    static COMPILED: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(Default::default);
+    if let Some(re) = compiled
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(pattern)
+    {
+        return Ok(re.clone());
+    }
     let re = Regex::new(&from_go(pattern))
         .map_err(|e| format!("not a valid regular expression: {e}"))?;
     if re.captures_len() < 3 {
@@ -90,6 +106,11 @@ pub(crate) fn compile_filter(pattern: &str) -> Result<Regex, String> {
                 .to_owned(),
         );
     }
+    let mut kept = compiled.lock().unwrap_or_else(|p| p.into_inner());
+    if kept.len() >= KEPT {
+        kept.clear();
+    }
+    kept.insert(pattern.to_owned(), re.clone());
     Ok(re)
 }
 
