@@ -102,3 +102,80 @@ def test_apply_takes_any_kind_and_checks_every_document_first(server, remote, tm
     assert p.returncode != 0 and '"Widget"' in p.stderr and 'document 1' in p.stderr, p.stderr
     oxflow(server, 'delete', 'cm', f'applied-{tag}', remote=remote)
     oxflow(server, 'delete', 'ns', f'team-{tag}', remote=remote)
+
+
+def experiment(name, command):
+    return {
+        'apiVersion': 'kubeflow.org/v1beta1', 'kind': 'Experiment', 'metadata': {'name': name},
+        'spec': {
+            'objective': {'type': 'minimize', 'objectiveMetricName': 'loss'},
+            'algorithm': {'algorithmName': 'random'},
+            'parallelTrialCount': 1, 'maxTrialCount': 1,
+            'parameters': [{'name': 'lr', 'parameterType': 'double',
+                            'feasibleSpace': {'min': '0.01', 'max': '0.1'}}],
+            'trialTemplate': {
+                'primaryContainerName': 'main',
+                'trialParameters': [{'name': 'lr', 'reference': 'lr'}],
+                'trialSpec': {'apiVersion': 'batch/v1', 'kind': 'Job', 'spec': {'template': {'spec': {
+                    'restartPolicy': 'Never',
+                    'containers': [{'name': 'main', 'image': 'python:3.11',
+                                    'command': ['sh', '-c', command]}]}}}},
+            },
+        },
+    }
+
+
+def experiment_pod(server, name, deadline=60):
+    """The name of the experiment's (one) trial pod, once it exists."""
+    import time
+    path = f'/api/v1/namespaces/default/pods?labelSelector=katib.kubeflow.org/experiment%3D{name}'
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        status, out, _ = server.request('GET', path)
+        assert status == 200, out
+        items = out['items']
+        if items:
+            return items[0]['metadata']['name']
+        time.sleep(0.05)
+    raise AssertionError(f'experiment {name} got no pod within {deadline}s')
+
+
+@pytest.mark.parametrize('remote', [True, False], ids=['server', 'local'])
+def test_logs_prints_and_follows_a_pod(server, remote, tmp_path):
+    tag = 'r' if remote else 'l'
+    name = f'cli-logs-{tag}'
+    go = tmp_path / 'go'
+    # The trial prints a line, waits for the test's go-ahead, prints more.
+    command = f'echo first; while [ ! -e {go} ]; do sleep 0.02; done; echo second; echo loss=${{trialParameters.lr}}'
+    status, out, _ = server.request('POST', '/apis/kubeflow.org/v1beta1/namespaces/default/experiments',
+                                    experiment(name, command))
+    assert status == 201, out
+    pod = experiment_pod(server, name)
+    env = dict(os.environ, OXFLOW_HOME=server.home)
+    env.pop('OXFLOW_SERVER', None)
+    pre = ['--server', server.url, '--token', server.token] if remote else []
+    follow = subprocess.Popen([oxflow_bin(), *pre, 'logs', '-f', f'pod/{pod}'], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # What the pod wrote so far arrives while it still runs ...
+        assert follow.stdout.readline() == 'first\n'
+        assert follow.poll() is None
+        go.touch()
+        # ... then the rest, and the command ends with the pod.
+        rest, err = follow.communicate(timeout=60)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, err
+    assert rest.startswith('second\nloss=0.0') and rest.count('\n') == 2, rest
+    # Ended: the whole log, its tail, a byte limit, the container by name.
+    assert oxflow(server, 'logs', pod, remote=remote).stdout == 'first\n' + rest
+    assert oxflow(server, 'logs', pod, '--tail', '1', remote=remote).stdout == rest.split('\n')[1] + '\n'
+    assert oxflow(server, 'logs', pod, '--limit-bytes', '3', remote=remote).stdout == 'fir'
+    assert oxflow(server, 'logs', pod, '-c', 'main', remote=remote).stdout.startswith('first\n')
+    # Bad input names what is wrong.
+    p = oxflow(server, 'logs', pod, '-c', 'sidecar', remote=remote, check=False)
+    assert p.returncode != 0 and 'container sidecar is not valid' in p.stderr, p.stderr
+    p = oxflow(server, 'logs', f'job/{pod}', remote=remote, check=False)
+    assert p.returncode != 0 and 'only pods have logs here' in p.stderr, p.stderr
+    p = oxflow(server, 'logs', 'no-such-pod', remote=remote, check=False)
+    assert p.returncode != 0 and 'no-such-pod' in p.stderr, p.stderr

@@ -63,13 +63,10 @@ pub enum Command {
     /// Inspect and manage runs.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Print a task's log.
-    Logs {
-        /// Run id (or a unique prefix of it).
-        run: String,
-        /// Task path or name (`train`, `for-loop-2/0/square`).
-        task: String,
-    },
+    /// Print a pod's output, as `kubectl logs` (`oxflow logs POD [-c
+    /// CONTAINER] [-f] [--tail N]`), or a pipeline run task's log
+    /// (`oxflow logs RUN TASK`).
+    Logs(crate::get::LogsArgs),
     /// Print the path of the kubeconfig `oxflow up` writes (for
     /// `export KUBECONFIG=$(oxflow kubeconfig)`).
     Kubeconfig,
@@ -464,7 +461,9 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
         Command::Describe(args) => crate::get::describe(&cli, args).await,
         Command::Delete(args) => crate::get::delete(&cli, args).await,
         Command::Runs(cmd) => runs(&cli, cmd).await,
-        Command::Logs { run, task } => {
+        Command::Logs(args) if args.task.is_none() => crate::get::pod_logs(&cli, args).await,
+        Command::Logs(args) => {
+            let (run, task) = (&args.target, args.task.as_deref().unwrap_or_default());
             let ctx = Ctx::open(&cli).await?;
             let run = ctx.store.find_run(run).await?;
             let tasks = ctx.store.list_tasks(&run.id).await?;

@@ -411,3 +411,104 @@ mod tests {
         assert!(lines[1].contains("<none>"), "absent columns say so: {t}");
     }
 }
+
+/// Arguments of `oxflow logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The pod (`NAME` or `pod/NAME`); with TASK, a pipeline run's id (or a
+    /// unique prefix of it).
+    pub target: String,
+    /// A pipeline task's path or name (`train`, `for-loop-2/0/square`):
+    /// prints that task's log rather than a pod's.
+    pub task: Option<String>,
+    /// The pod's container (needed when it has several).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep printing what the pod writes until it ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines (-1: all, as kubectl).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// At most this many bytes.
+    #[arg(long)]
+    pub limit_bytes: Option<u64>,
+}
+
+/// The pod a `logs` target names: `NAME`, `pod/NAME` or `pods/NAME`.
+fn pod_target(target: &str) -> Result<&str> {
+    let name = match target.split_once('/') {
+        None => target,
+        Some(("pod" | "pods" | "po", name)) => name,
+        Some((kind, _)) => bail!(
+            "{target}: only pods have logs here (`oxflow get pods -l ...` finds a {kind}'s pods)"
+        ),
+    };
+    if name.is_empty() {
+        bail!("{target}: the pod's name is empty");
+    }
+    Ok(name)
+}
+
+/// `oxflow logs POD`: the pod's output, as `kubectl logs` prints it (the
+/// server's `pods/NAME/log`, or the same read of the data directory).
+pub async fn pod_logs(cli: &Cli, args: &LogsArgs) -> Result<ExitCode> {
+    use oxflow_resources::builtin::POD;
+    use oxflow_resources::logs::{LogOptions, pick_container, send_pod_log};
+    use std::io::Write;
+
+    let name = pod_target(&args.target)?;
+    let ns = Namespace::new(cli.namespace.clone())?;
+    let tail_lines = u64::try_from(args.tail).ok();
+    let backend = Backend::open(cli).await?;
+    let pod = backend.get(&POD, &ns, name).await?;
+    let container = pick_container(&pod, args.container.as_deref()).map_err(anyhow::Error::msg)?;
+    match &backend {
+        Backend::Remote(server) => {
+            let mut query = vec![format!(
+                "container={}",
+                crate::remote::encode_query(&container)
+            )];
+            if args.follow {
+                query.push("follow=true".into());
+            }
+            if let Some(n) = tail_lines {
+                query.push(format!("tailLines={n}"));
+            }
+            if let Some(n) = args.limit_bytes {
+                query.push(format!("limitBytes={n}"));
+            }
+            let path = format!(
+                "{}/log?{}",
+                crate::objects::item_path(&POD, &ns, name),
+                query.join("&")
+            );
+            server.stream_to(&path, &mut std::io::stdout()).await?;
+        }
+        Backend::Local { ctx, resources } => {
+            let (tuning, _) = ctx.tuning(resources.clone(), None, None)?;
+            let providers: [&dyn oxflow_resources::PodLogs; 1] = [&tuning];
+            let path = providers.iter().find_map(|p| p.log_path(&pod));
+            let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+            let opts = LogOptions {
+                tail_lines,
+                limit_bytes: args.limit_bytes,
+                follow: args.follow,
+            };
+            tokio::spawn(send_pod_log(
+                resources.clone(),
+                ns.as_str().to_owned(),
+                name.to_owned(),
+                path,
+                opts,
+                tx,
+            ));
+            let mut out = std::io::stdout();
+            while let Some(bytes) = rx.recv().await {
+                out.write_all(&bytes)?;
+                out.flush()?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -101,6 +101,89 @@ impl Server {
     }
 
     async fn send_inner(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response> {
+        let mut stream = self.request(method, path, body).await?;
+        let ctx = || format!("talking to the Oxflow server at {}", self.url);
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.with_context(ctx)?;
+        parse_response(&raw).with_context(|| format!("reading the answer from {}", self.url))
+    }
+
+    /// A GET whose body is copied to `out` as it arrives (a followed log:
+    /// no time limit, the server ends it); an HTTP error becomes the
+    /// server's message.
+    pub(crate) async fn stream_to(
+        &self,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<()> {
+        let mut stream = self.request("GET", path, None).await?;
+        let ctx = || format!("reading the answer from {}", self.url);
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            let n = stream.read(&mut chunk).await.with_context(ctx)?;
+            if n == 0 {
+                bail!(
+                    "{}: the connection closed before a complete HTTP response",
+                    self.url
+                );
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let ok = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .is_some_and(|s| (200..300).contains(&s));
+        if !ok {
+            stream.read_to_end(&mut buf).await.with_context(ctx)?;
+            Self::check(parse_response(&buf).with_context(ctx)?)?;
+            bail!("{}: unexpected answer", self.url);
+        }
+        let chunked = head
+            .lines()
+            .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+        let mut body = buf.split_off(end + 4);
+        loop {
+            if chunked {
+                // Whole chunks out of what has arrived; a zero-size one ends it.
+                while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+                    let size_text = std::str::from_utf8(&body[..eol]).with_context(ctx)?;
+                    let size =
+                        usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+                    if size == 0 {
+                        return Ok(());
+                    }
+                    if body.len() < eol + 2 + size + 2 {
+                        break;
+                    }
+                    out.write_all(&body[eol + 2..eol + 2 + size])?;
+                    out.flush()?;
+                    body.drain(..eol + 2 + size + 2);
+                }
+            } else {
+                out.write_all(&body)?;
+                out.flush()?;
+                body.clear();
+            }
+            let n = stream.read(&mut chunk).await.with_context(ctx)?;
+            if n == 0 {
+                if chunked {
+                    bail!("{}: the log's stream ended early", self.url);
+                }
+                return Ok(());
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Connects and sends a request; the stream is left to read the answer.
+    async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<TcpStream> {
         let mut stream = match TcpStream::connect(&self.authority).await {
             Ok(s) => s,
             Err(e)
@@ -140,9 +223,7 @@ impl Server {
         stream.write_all(req.as_bytes()).await.with_context(ctx)?;
         stream.write_all(&payload).await.with_context(ctx)?;
         stream.flush().await.with_context(ctx)?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.with_context(ctx)?;
-        parse_response(&raw).with_context(|| format!("reading the answer from {}", self.url))
+        Ok(stream)
     }
 
     /// A request whose answer is JSON; HTTP errors become the server's message.
@@ -308,7 +389,7 @@ pub(crate) fn encode_path(s: &str) -> String {
 }
 
 /// Percent-encodes a query value.
-fn encode_query(s: &str) -> String {
+pub(crate) fn encode_query(s: &str) -> String {
     encode_path(s).replace('/', "%2F")
 }
 
@@ -497,7 +578,10 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
             println!("deleted run {}", record.id);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { run, task } => logs(&server, run, task).await,
+        Command::Logs(args) => match &args.task {
+            Some(task) => logs(&server, &args.target, task).await,
+            None => crate::get::pod_logs(cli, args).await,
+        },
         // `cli::main` runs these without coming here; an error rather than a
         // panic if the two lists ever disagree.
         Command::Validate { .. }

@@ -11,6 +11,7 @@
 pub mod builtin;
 mod cache;
 mod events;
+pub mod logs;
 mod objects;
 mod registry;
 mod watch;

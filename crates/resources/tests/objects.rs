@@ -834,7 +834,8 @@ async fn status_writes_from_a_stale_cache_keep_the_other_process_change() {
     behind["metadata"]["resourceVersion"] = w["metadata"]["resourceVersion"].clone();
     behind["status"] = json!({"phase": "Old"});
     assert!(matches!(
-        here.replace_status(&WIDGET, Some("default"), "a", behind).await,
+        here.replace_status(&WIDGET, Some("default"), "a", behind)
+            .await,
         Err(ResourceError::Conflict { .. })
     ));
     // With the current version it is written, on top of `there`'s label.
