@@ -95,6 +95,12 @@ def test_kubectl_runs_an_experiment_to_the_end_and_deletes_it(server, binary):
     assert out.startswith('loss='), out
     p = kubectl.run('logs', pod['metadata']['name'], '-c', 'sidecar', check=False)
     assert p.returncode != 0 and 'container sidecar is not valid' in p.stderr, p.stderr
+    # As Katib's webhook: after creation only the budget may change.
+    p = kubectl.run('patch', 'experiment', name, '--type', 'merge', '-p',
+                    '{"spec": {"algorithm": {"algorithmName": "tpe"}, "maxFailedTrialCount": 2}}', check=False)
+    assert p.returncode != 0 and 'spec.algorithm' in p.stderr, p.stderr
+    assert 'maxFailedTrialCount' not in p.stderr.split('spec.algorithm')[0], p.stderr
+    assert kubectl.run('get', 'experiment', name, '-o', 'jsonpath={.spec.algorithm.algorithmName}').stdout == 'random'
     # Events from the experiment controller, as describe shows them.
     described = kubectl.run('describe', 'experiment', name).stdout
     assert 'ExperimentRunning' in described and 'ExperimentMaxTrialsReached' in described, described

@@ -34,6 +34,7 @@ static GADGET: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: accept,
+    validate_update: None,
 };
 
 /// Marks each gadget observed: `status.observedGeneration` and who wrote it.

@@ -314,7 +314,14 @@ pub struct Kind {
     /// Defaults and validates the object (its `spec` and the other
     /// fields): the kind's own rules, in one place for every API and CLI.
     pub validate: fn(&mut Value) -> Result<(), Vec<FieldError>>,
+    /// The rules of an update beyond [`Self::validate`]: what may not
+    /// change once created (`old` stored, `new` validated), as a kind's
+    /// admission webhook checks an update against the object it replaces.
+    pub validate_update: Option<UpdateCheck>,
 }
+
+/// See [`Kind::validate_update`].
+pub type UpdateCheck = fn(old: &Value, new: &Value) -> Result<(), Vec<FieldError>>;
 
 impl Kind {
     /// `group/version`, or `version` for the core group.

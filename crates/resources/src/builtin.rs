@@ -83,6 +83,7 @@ pub static NAMESPACE: Kind = Kind {
     fields: &["spec", "status"],
     builtin: true,
     validate: validate_namespace,
+    validate_update: None,
 };
 
 /// `v1` ConfigMap.
@@ -100,6 +101,7 @@ pub static CONFIG_MAP: Kind = Kind {
     fields: &["data", "binaryData", "immutable"],
     builtin: true,
     validate: validate_config_map,
+    validate_update: None,
 };
 
 /// `v1` Event: what controllers record about the objects they manage.
@@ -161,6 +163,7 @@ pub static EVENT: Kind = Kind {
     ],
     builtin: true,
     validate: validate_event,
+    validate_update: None,
 };
 
 /// `spec.containers`, when given, is a list of objects with a name.
@@ -223,6 +226,7 @@ pub static POD: Kind = Kind {
     fields: &["spec", "status"],
     builtin: true,
     validate: validate_pod,
+    validate_update: None,
 };
 
 /// The core group's kinds.

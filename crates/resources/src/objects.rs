@@ -537,6 +537,13 @@ impl Resources {
         // the defaulted object: re-applying what was applied is no change.
         meta.generation = existing.generation;
         let mut object = validate(kind, name, assemble(kind, &meta, object))?;
+        if let Some(check) = kind.validate_update {
+            check(&existing.object, &object).map_err(|causes| ResourceError::Invalid {
+                kind,
+                name: name.to_owned(),
+                causes,
+            })?;
+        }
         let generation = if body_of(&object) == body_of(&existing.object) {
             existing.generation
         } else {

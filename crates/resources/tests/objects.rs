@@ -38,6 +38,7 @@ static WIDGET: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: validate_widget,
+    validate_update: None,
 };
 
 async fn resources() -> (tempfile::TempDir, Resources) {

@@ -86,6 +86,7 @@ pub static INFERENCE_SERVICE: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: validate_inference_service,
+    validate_update: None,
 };
 
 /// `serving.kserve.io/v1alpha1` TrainedModel (`tm`): one more model for a
@@ -104,6 +105,7 @@ pub static TRAINED_MODEL: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: validate_trained_model,
+    validate_update: None,
 };
 
 /// The serving kinds, for the server's registry.

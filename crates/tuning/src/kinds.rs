@@ -65,6 +65,7 @@ pub static EXPERIMENT: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: validate_experiment,
+    validate_update: Some(experiment_update),
 };
 
 /// `kubeflow.org/v1beta1` Trial: one set of parameter values, run once.
@@ -82,6 +83,7 @@ pub static TRIAL: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: validate_shape,
+    validate_update: None,
 };
 
 /// `kubeflow.org/v1beta1` Suggestion: what an experiment's algorithm has
@@ -118,6 +120,7 @@ pub static SUGGESTION: Kind = Kind {
     fields: &["spec", "status"],
     builtin: false,
     validate: validate_shape,
+    validate_update: None,
 };
 
 /// The tuning kinds, for the server's registry.
@@ -133,6 +136,43 @@ fn validate_experiment(object: &mut Value) -> Result<(), Vec<FieldError>> {
     let rendered = exp.to_katib_value();
     object["spec"] = rendered.get("spec").cloned().unwrap_or_else(|| json!({}));
     Ok(())
+}
+
+/// The fields of an Experiment's spec that may change after creation (its
+/// budget), as Katib's webhook allows.
+const EDITABLE: [&str; 3] = ["parallelTrialCount", "maxTrialCount", "maxFailedTrialCount"];
+
+/// Katib's webhook on an update: only the budget may change; every other
+/// spec field that differs is named.
+fn experiment_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
+    let fields = |o: &Value| {
+        o.get("spec")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (old, new) = (fields(old), fields(new));
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let causes: Vec<FieldError> = names
+        .into_iter()
+        .filter(|f| !EDITABLE.contains(&f.as_str()) && old.get(*f) != new.get(*f))
+        .map(|f| {
+            FieldError::invalid(
+                format!("spec.{f}"),
+                format!(
+                    "only {} can be changed after the experiment is created",
+                    EDITABLE.join(", ")
+                ),
+            )
+        })
+        .collect();
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(causes)
+    }
 }
 
 /// `spec`, when given, is an object.
@@ -197,6 +237,22 @@ mod tests {
         let causes = validate_experiment(&mut o).unwrap_err();
         assert_eq!(causes[0].reason, "FieldValueUnknown", "{causes:?}");
         assert!(causes[0].field.contains("algorithm"), "{causes:?}");
+    }
+
+    #[test]
+    fn after_creation_only_the_budget_changes() {
+        let mut old = experiment();
+        validate_experiment(&mut old).unwrap();
+        let mut new = old.clone();
+        new["spec"]["maxTrialCount"] = json!(9);
+        new["spec"]["parallelTrialCount"] = json!(1);
+        assert!(experiment_update(&old, &new).is_ok());
+        new["spec"]["algorithm"]["algorithmName"] = json!("tpe");
+        new["spec"]["resumePolicy"] = json!("LongRunning");
+        let causes = experiment_update(&old, &new).unwrap_err();
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.algorithm", "spec.resumePolicy"]);
+        assert!(causes[0].message.contains("maxTrialCount"), "{causes:?}");
     }
 
     #[test]
