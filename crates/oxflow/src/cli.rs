@@ -789,6 +789,17 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), true));
     let grpc_gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), false));
     let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
+    let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
+    ensure_default_namespace(&resources, &ctx.namespace).await?;
+    crate::objects::migrate_legacy(&resources).await?;
+    resources
+        .warm()
+        .await
+        .context("reading the stored objects into memory")?;
+    // Pipeline steps show as pods from the first run on.
+    let task_pods =
+        oxflow_server::task_pods::PipelinePods::new(resources.clone(), engine.artifacts().clone());
+    engine.set_pods(Arc::new(task_pods.clone()));
     let controller = oxflow_pipelines::RunController::new(engine, args.max_runs);
     let loop_handle = controller.start();
     // Recurring runs: creates their runs as slots come due (catching up after downtime).
@@ -816,13 +827,6 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     } else {
         bound
     };
-    let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
-    ensure_default_namespace(&resources, &ctx.namespace).await?;
-    crate::objects::migrate_legacy(&resources).await?;
-    resources
-        .warm()
-        .await
-        .context("reading the stored objects into memory")?;
     let (tuning, tuning_runtime) = ctx.tuning(
         resources.clone(),
         Some(format!("http://{report_host}")),
@@ -886,7 +890,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         resources,
         store: ctx.store.clone(),
         default_namespace: ctx.namespace.clone(),
-        pod_logs: vec![Arc::new(tuning.clone())],
+        pod_logs: vec![Arc::new(tuning.clone()), Arc::new(task_pods)],
         tuning: Some(tuning.clone()),
         serving: Some(serving.clone()),
     };

@@ -33,6 +33,7 @@ use crate::ir::{
     ParameterType, TaskSpec, TriggerStrategy,
 };
 use crate::load::{DagGraph, Pipeline};
+use crate::pods::{TaskEnd, TaskPod};
 use crate::python::PythonEnvs;
 use crate::scratch::{AttemptDir, SecretScratch};
 use crate::value;
@@ -140,6 +141,8 @@ struct Inner {
     data_dir: PathBuf,
     /// Where attempts' secret files live, outside the artifact store.
     secrets: SecretScratch,
+    /// Where tasks are shown as pods (the server's resource model).
+    pods: std::sync::OnceLock<Arc<dyn crate::pods::TaskPods>>,
 }
 
 impl Engine {
@@ -174,6 +177,7 @@ impl Engine {
                 slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
                 slots_total: config.max_parallel.max(1),
                 owner,
+                pods: std::sync::OnceLock::new(),
                 data_dir: config.data_dir,
                 secrets,
             }),
@@ -269,6 +273,12 @@ impl Engine {
         });
     }
 
+    /// Shows every task's process as a pod through `pods` from now on
+    /// (once; a second call is ignored).
+    pub fn set_pods(&self, pods: Arc<dyn crate::pods::TaskPods>) {
+        let _ = self.inner.pods.set(pods);
+    }
+
     /// Deletes a run that is not executing: its directory in the artifact
     /// store (outputs, logs, executor files) first, then its records, so a
     /// failure leaves the run listed and the delete can be retried. The one
@@ -289,6 +299,9 @@ impl Engine {
             .artifacts
             .delete_run(run.namespace.as_str(), &run.id)?;
         let deleted = self.inner.store.delete_run(&run.id).await?;
+        if let Some(pods) = self.inner.pods.get() {
+            pods.run_deleted(&run.namespace, &run.id).await;
+        }
         tracing::info!(run = %run.id, "Run deleted.");
         Ok(deleted)
     }
@@ -1822,17 +1835,57 @@ async fn run_leaf(
                     short_args(&workload.args)
                 ),
             );
-            let outcome = ctx
-                .engine
-                .runtime
-                .run(&workload, ctx.cancel.child_token())
-                .await
-                .map_err(|e| match &e {
-                    RuntimeError::LogFile { path, error }
-                    | RuntimeError::WorkingDir { path, error } => cannot_write(path, error),
-                    _ => e.to_string(),
-                })?;
+            // Its pod, beside the process (written in the background: a
+            // step's start does not wait for it); deleting it kills this
+            // attempt.
+            let kill = ctx.cancel.child_token();
+            let pod = ctx.engine.pods.get().map(|pods| {
+                let (labels, annotations) = pod_metadata(&k8s);
+                let pod = TaskPod {
+                    namespace: ctx.run.namespace.clone(),
+                    run_id: ctx.run.id.clone(),
+                    task_path: path.clone(),
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    image: container.image.clone(),
+                    command: std::iter::once(workload.program.clone())
+                        .chain(workload.args.iter().cloned())
+                        .collect(),
+                    log_path: log_path.clone(),
+                    labels,
+                    annotations,
+                    started: Timestamp::now(),
+                };
+                let start = tokio::spawn(pods.started(&pod, kill.clone()));
+                (pods.clone(), pod, start)
+            });
+            let ran = ctx.engine.runtime.run(&workload, kill.clone()).await;
+            if let Some((pods, pod, start)) = pod {
+                let end = match &ran {
+                    Ok(o) if o.success() => TaskEnd::Succeeded,
+                    Ok(o) if o.canceled => TaskEnd::Killed,
+                    Ok(o) => TaskEnd::Failed {
+                        exit_code: o.exit_code.or(o.signal.map(|s| 128 + s)),
+                        message: o.describe(),
+                    },
+                    Err(e) => TaskEnd::Failed {
+                        exit_code: None,
+                        message: e.to_string(),
+                    },
+                };
+                tokio::spawn(async move {
+                    let _ = start.await;
+                    pods.ended(&pod, end).await;
+                });
+            }
+            let outcome = ran.map_err(|e| match &e {
+                RuntimeError::LogFile { path, error }
+                | RuntimeError::WorkingDir { path, error } => cannot_write(path, error),
+                _ => e.to_string(),
+            })?;
             if outcome.canceled {
+                if kill.is_cancelled() && !ctx.cancel.is_cancelled() {
+                    return Err("its pod was deleted, which ended its process".to_owned());
+                }
                 return Ok(None);
             }
             if !outcome.success() {
@@ -1934,6 +1987,26 @@ async fn run_leaf(
         outputs,
         error: None,
     })
+}
+
+/// kfp-kubernetes `podMetadata`: the labels and annotations a task's pod
+/// carries.
+fn pod_metadata(
+    k8s: &crate::ir::KubernetesExecutorConfig,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let map = |field: &str| -> BTreeMap<String, String> {
+        k8s.other
+            .get("podMetadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (map("labels"), map("annotations"))
 }
 
 fn short_id(id: &str) -> &str {

@@ -19,6 +19,7 @@ mod error;
 pub mod executor;
 pub mod ir;
 mod load;
+pub mod pods;
 mod python;
 mod schedule;
 mod scratch;

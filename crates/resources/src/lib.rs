@@ -13,6 +13,7 @@ mod cache;
 mod events;
 pub mod logs;
 mod objects;
+pub mod pods;
 mod registry;
 mod watch;
 

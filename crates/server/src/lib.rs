@@ -15,6 +15,7 @@ mod kube;
 mod limits;
 mod openapi;
 mod routes;
+pub mod task_pods;
 
 pub use axum::Router;
 use axum::extract::DefaultBodyLimit;

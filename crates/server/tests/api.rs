@@ -595,3 +595,124 @@ async fn namespaces_holding_something_are_offered() {
     );
     assert_eq!(v["default"], "default");
 }
+
+// --------------------------------------------------------------- task pods
+
+/// A pipeline step runs as a Pod: KFP's labels, running while its process
+/// runs, its log through `pods/NAME/log`; deleting the pod ends the
+/// process and fails the task, saying so; a finished step's pod has
+/// succeeded; deleting the run deletes its pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_steps_are_pods() {
+    let h = Harness::new().await;
+    let gate = h.dir.path().join("gate-pods");
+    let run_id = h.submit_gated(&gate).await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let selector = format!("labelSelector={}", enc(&format!("pipeline/runid={run_id}")));
+
+    // The first step's pod appears, running (watched, not polled).
+    let mut watch = h
+        .get(&format!("{pods}?watch=true&{selector}"))
+        .await
+        .into_body();
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut watch, &mut seen, |s| s
+            .contains(r#""phase":"Running""#))
+        .await,
+        "{seen}"
+    );
+    let line = seen
+        .lines()
+        .find(|l| l.contains(r#""phase":"Running""#))
+        .unwrap();
+    let pod: Value = serde_json::from_str(line).unwrap();
+    let pod = &pod["object"];
+    let name = pod["metadata"]["name"].as_str().unwrap().to_owned();
+    assert_eq!(
+        pod["metadata"]["labels"]["pipelines.kubeflow.org/v2_component"],
+        "true"
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["pipelines.kubeflow.org/task-path"],
+        "first"
+    );
+    assert_eq!(pod["spec"]["containers"][0]["name"], "main");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "alpine");
+
+    // Its output, followed while it runs.
+    let mut log = h
+        .get(&format!("{pods}/{name}/log?follow=true"))
+        .await
+        .into_body();
+    let mut out = String::new();
+    assert!(
+        read_until(&mut log, &mut out, |s| s.contains("started")).await,
+        "{out}"
+    );
+
+    // Deleting the pod ends the step's process: the task fails, saying why.
+    let resp = common::router(h.state.clone())
+        .oneshot(
+            Request::delete(format!("{pods}/{name}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let events = body_text(h.get(&format!("/oxflow/v1/runs/{run_id}/events")).await).await;
+    let end = events.rfind("event: end").expect("an end event");
+    assert!(events[end..].contains("FAILED"), "{events}");
+    let tasks = h
+        .state
+        .controller
+        .engine()
+        .store()
+        .list_tasks(&run_id)
+        .await
+        .unwrap();
+    let first = tasks.iter().find(|t| t.path == "first").unwrap();
+    assert!(
+        first
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("its pod was deleted")),
+        "{:?}",
+        first.error
+    );
+
+    // A step that runs to its end: its pod has succeeded, its log is whole.
+    std::fs::write(&gate, "").unwrap();
+    let run2 = h.submit_gated(&gate).await;
+    let _ = body_text(h.get(&format!("/oxflow/v1/runs/{run2}/events")).await).await;
+    let selector2 = format!("labelSelector={}", enc(&format!("pipeline/runid={run2}")));
+    let list = body_json(h.get(&format!("{pods}?{selector2}")).await).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    for p in items {
+        assert_eq!(p["status"]["phase"], "Succeeded", "{p}");
+        let code = &p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"];
+        assert_eq!(code, 0, "{p}");
+    }
+    let second = items
+        .iter()
+        .find(|p| p["metadata"]["annotations"]["pipelines.kubeflow.org/task-path"] == "second")
+        .unwrap();
+    let name2 = second["metadata"]["name"].as_str().unwrap();
+    let text = body_text(h.get(&format!("{pods}/{name2}/log")).await).await;
+    assert!(text.contains("second says hi"), "{text}");
+
+    // Deleting the run deletes its pods.
+    let resp = common::router(h.state.clone())
+        .oneshot(
+            Request::delete(format!("/apis/v2beta1/runs/{run2}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let list = body_json(h.get(&format!("{pods}?{selector2}")).await).await;
+    assert_eq!(list["items"], serde_json::json!([]), "{list}");
+}

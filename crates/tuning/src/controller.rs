@@ -356,51 +356,29 @@ impl oxflow_resources::PodLogs for TuningController {
 /// (running, or terminated with an exit code), its restarts the trial's
 /// earlier attempts.
 fn pod_status(trial: &StoredTrial, primary: &str, spec: &Value) -> Value {
-    let image = spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .and_then(|l| l.iter().find(|c| c["name"] == primary))
-        .and_then(|c| c.get("image"))
-        .cloned()
-        .unwrap_or_else(|| json!(""));
-    let started = trial.started_at.unwrap_or_else(Timestamp::now).to_rfc3339();
-    let (phase, state, ready) = match trial.phase {
-        TrialPhase::Created => (
-            "Pending",
-            json!({"waiting": {"reason": "ContainerCreating"}}),
-            false,
-        ),
-        TrialPhase::Running => ("Running", json!({"running": {"startedAt": started}}), true),
+    use oxflow_resources::pods::{ContainerState, PodState, container_image};
+    let state = match trial.phase {
+        TrialPhase::Created => ContainerState::Waiting,
+        TrialPhase::Running => ContainerState::Running,
         ended => {
-            let (code, reason) = match ended {
+            let (exit_code, reason) = match ended {
                 TrialPhase::Succeeded | TrialPhase::MetricsUnavailable => (0, "Completed"),
                 TrialPhase::Failed => (1, "Error"),
                 _ => (137, "Error"),
             };
-            let finished = trial
-                .finished_at
-                .unwrap_or_else(Timestamp::now)
-                .to_rfc3339();
-            (
-                if code == 0 { "Succeeded" } else { "Failed" },
-                json!({"terminated": {"exitCode": code, "reason": reason,
-                                      "startedAt": started, "finishedAt": finished}}),
-                false,
-            )
+            ContainerState::Terminated {
+                exit_code,
+                finished: trial.finished_at.unwrap_or_else(Timestamp::now),
+                reason: reason.to_owned(),
+            }
         }
     };
-    json!({
-        "phase": phase,
-        "startTime": started,
-        "containerStatuses": [{
-            "name": primary,
-            "image": image,
-            "imageID": "",
-            "ready": ready,
-            "started": ready,
-            "restartCount": (trial.attempt - 1).max(0),
-            "state": state,
-        }],
+    oxflow_resources::pods::pod_status(&PodState {
+        container: primary,
+        image: container_image(spec, primary),
+        started: trial.started_at.unwrap_or_else(Timestamp::now),
+        restarts: trial.attempt - 1,
+        state,
     })
 }
 

@@ -28,9 +28,12 @@ pub async fn app_state(dir: &Path) -> AppState {
             python: None,
         },
     );
+    let resources = oxflow_resources::Resources::new(store.clone(), oxflow_server::registry());
+    let task_pods =
+        oxflow_server::task_pods::PipelinePods::new(resources.clone(), engine.artifacts().clone());
+    engine.set_pods(Arc::new(task_pods.clone()));
     let controller = RunController::new(engine, 2);
     controller.start();
-    let resources = oxflow_resources::Resources::new(store.clone(), oxflow_server::registry());
     let tuning = oxflow_tuning::TuningController::new(
         resources.clone(),
         runtime.clone(),
@@ -57,7 +60,7 @@ pub async fn app_state(dir: &Path) -> AppState {
         resources,
         store: store.clone(),
         default_namespace: Namespace::default(),
-        pod_logs: vec![Arc::new(tuning.clone())],
+        pod_logs: vec![Arc::new(tuning.clone()), Arc::new(task_pods)],
         tuning: Some(tuning),
         serving: Some(serving),
     }
