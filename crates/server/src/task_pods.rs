@@ -39,12 +39,14 @@ pub struct PipelinePods {
     inner: Arc<Inner>,
 }
 
+/// Running attempts by (namespace, pod name): their kill switch, and their
+/// pod's uid once written.
+type Running = HashMap<(String, String), (CancellationToken, Option<String>)>;
+
 struct Inner {
     resources: Resources,
     artifacts: ArtifactStore,
-    /// Running attempts by (namespace, pod name): their kill switch, and
-    /// their pod's uid once written.
-    running: Mutex<HashMap<(String, String), (CancellationToken, Option<String>)>>,
+    running: Mutex<Running>,
 }
 
 /// `<run's first 8>-<task path as a name>-<5 hex of path and attempt>`: a
@@ -127,10 +129,7 @@ impl PipelinePods {
         this
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (CancellationToken, Option<String>)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
