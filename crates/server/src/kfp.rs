@@ -673,7 +673,13 @@ fn task_json(
         "inputs": artifact_ids(&t.inputs),
         "outputs": artifact_ids(&t.outputs),
         "parent_task_id": parent_id,
-        "pod_name": format!("{}-{}", &run_id[..run_id.len().min(8)], t.path.replace('/', "-")),
+        // The pod its last attempt's process ran as (`task_pods`); none for
+        // a DAG, a cached task or one not started.
+        "pod_name": if t.log_path.is_some() && t.attempt >= 1 && !t.cached {
+            crate::task_pods::pod_name(run_id, &t.path, u32::try_from(t.attempt).unwrap_or(u32::MAX))
+        } else {
+            String::new()
+        },
         "state_history": history,
         "child_tasks": children.get(t.path.as_str()).into_iter().flatten().map(|c| json!({"task_id": c.id, "pod_name": ""})).collect::<Vec<_>>(),
     });

@@ -702,6 +702,15 @@ async fn pipeline_steps_are_pods() {
     let name2 = second["metadata"]["name"].as_str().unwrap();
     let text = body_text(h.get(&format!("{pods}/{name2}/log")).await).await;
     assert!(text.contains("second says hi"), "{text}");
+    // KFP's run details name the same pod.
+    let run = body_json(h.get(&format!("/apis/v2beta1/runs/{run2}")).await).await;
+    let details = run["run_details"]["task_details"].as_array().unwrap();
+    let named: Vec<&str> = details
+        .iter()
+        .filter_map(|t| t["pod_name"].as_str().filter(|n| !n.is_empty()))
+        .collect();
+    assert!(named.contains(&name2), "{named:?} {name2}");
+    assert_eq!(named.len(), 2, "{named:?}");
 
     // Deleting the run deletes its pods.
     let resp = common::router(h.state.clone())
