@@ -4,7 +4,9 @@
 //! (`pipeline/runid`, `pipelines.kubeflow.org/v2_component`), with the
 //! component's `podMetadata`; `pods/NAME/log` reads the task's log
 //! ([`PodLogs`]); deleting the pod kills the attempt (the task fails,
-//! saying so); deleting the run deletes its pods.
+//! saying so). A step that succeeded has its pod deleted once its end is
+//! recorded (Argo's `OnPodSuccess` pod GC: stored runs keep no pods in
+//! memory); a failed one's stays until its run is deleted.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -239,21 +241,24 @@ impl PipelinePods {
             reason,
         };
         let status = Self::status(&pod, state);
+        let resources = &self.inner.resources;
+        let ns = Some(pod.namespace.as_str());
         // A pod deleted meanwhile is not written again.
-        if let Err(e) = self
-            .inner
-            .resources
-            .write_observed_status(
-                &POD,
-                Some(pod.namespace.as_str()),
-                &name,
-                (&uid, 1),
-                &status,
-                None,
-            )
+        if let Err(e) = resources
+            .write_observed_status(&POD, ns, &name, (&uid, 1), &status, None)
             .await
         {
             warn!(pod = %name, error = %e, "Could not record a pipeline step's pod.");
+        }
+        // Argo's `OnPodSuccess` pod GC: a step that succeeded leaves no
+        // pod (its log stays with the run), so stored runs cost no memory;
+        // a failed or killed step's pod stays until its run is deleted.
+        if matches!(end, TaskEnd::Succeeded) {
+            let opts = DeleteOptions::default();
+            match resources.delete(&POD, ns, &name, &opts).await {
+                Ok(_) | Err(ResourceError::NotFound { .. }) => {}
+                Err(e) => warn!(pod = %name, error = %e, "Could not delete a finished step's pod."),
+            }
         }
     }
 

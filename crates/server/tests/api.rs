@@ -682,46 +682,130 @@ async fn pipeline_steps_are_pods() {
         first.error
     );
 
-    // A step that runs to its end: its pod has succeeded, its log is whole.
+    // Steps that run to their end: their pods succeed with exit code 0,
+    // then go (Argo's OnPodSuccess GC), all seen by a watch from before.
+    let list = body_json(h.get(pods).await).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     std::fs::write(&gate, "").unwrap();
     let run2 = h.submit_gated(&gate).await;
-    let _ = body_text(h.get(&format!("/oxflow/v1/runs/{run2}/events")).await).await;
     let selector2 = format!("labelSelector={}", enc(&format!("pipeline/runid={run2}")));
-    let list = body_json(h.get(&format!("{pods}?{selector2}")).await).await;
-    let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2, "{list}");
-    for p in items {
-        assert_eq!(p["status"]["phase"], "Succeeded", "{p}");
-        let code = &p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"];
-        assert_eq!(code, 0, "{p}");
+    let mut watch = h
+        .get(&format!(
+            "{pods}?watch=true&resourceVersion={rv}&{selector2}"
+        ))
+        .await
+        .into_body();
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut watch, &mut seen, |s| s
+            .matches(r#""type":"DELETED""#)
+            .count()
+            == 2)
+        .await,
+        "{seen}"
+    );
+    let mut succeeded = Vec::new();
+    for line in seen.lines().filter(|l| !l.trim().is_empty()) {
+        let e: Value = serde_json::from_str(line).unwrap();
+        let o = &e["object"];
+        if e["type"] == "MODIFIED" && o["status"]["phase"] == "Succeeded" {
+            let code = &o["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"];
+            assert_eq!(code, 0, "{o}");
+            succeeded.push(o["metadata"]["name"].as_str().unwrap().to_owned());
+        }
     }
-    let second = items
-        .iter()
-        .find(|p| p["metadata"]["annotations"]["pipelines.kubeflow.org/task-path"] == "second")
-        .unwrap();
-    let name2 = second["metadata"]["name"].as_str().unwrap();
-    let text = body_text(h.get(&format!("{pods}/{name2}/log")).await).await;
-    assert!(text.contains("second says hi"), "{text}");
-    // KFP's run details name the same pod.
+    assert_eq!(succeeded.len(), 2, "{seen}");
+    let list = body_json(h.get(&format!("{pods}?{selector2}")).await).await;
+    assert_eq!(list["items"], serde_json::json!([]), "{list}");
+    // KFP's run details name the same pods.
+    let _ = body_text(h.get(&format!("/oxflow/v1/runs/{run2}/events")).await).await;
     let run = body_json(h.get(&format!("/apis/v2beta1/runs/{run2}")).await).await;
     let details = run["run_details"]["task_details"].as_array().unwrap();
-    let named: Vec<&str> = details
+    let mut named: Vec<String> = details
         .iter()
         .filter_map(|t| t["pod_name"].as_str().filter(|n| !n.is_empty()))
+        .map(str::to_owned)
         .collect();
-    assert!(named.contains(&name2), "{named:?} {name2}");
-    assert_eq!(named.len(), 2, "{named:?}");
+    named.sort();
+    succeeded.sort();
+    assert_eq!(named, succeeded);
 
-    // Deleting the run deletes its pods.
+    // A step that fails keeps its pod (Failed, its exit code) until its
+    // run is deleted.
+    let pipeline = Pipeline::load_str(FAILING, "failing.yaml").unwrap();
+    let run3 = h
+        .state
+        .controller
+        .engine()
+        .submit(
+            &pipeline,
+            SubmitRequest {
+                namespace: Namespace::default(),
+                display_name: Some("failing".into()),
+                parameters: BTreeMap::new(),
+                options: RunOptions {
+                    enable_cache: false,
+                    base_dir: None,
+                },
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    h.state.controller.nudge();
+    let selector3 = format!("labelSelector={}", enc(&format!("pipeline/runid={run3}")));
+    let mut watch = h
+        .get(&format!("{pods}?watch=true&{selector3}"))
+        .await
+        .into_body();
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut watch, &mut seen, |s| s.contains(r#""phase":"Failed""#)).await,
+        "{seen}"
+    );
+    let _ = body_text(h.get(&format!("/oxflow/v1/runs/{run3}/events")).await).await;
+    let list = body_json(h.get(&format!("{pods}?{selector3}")).await).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let code = &items[0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"];
+    assert_eq!(code, 3, "{list}");
+    let name3 = items[0]["metadata"]["name"].as_str().unwrap();
+    let text = body_text(h.get(&format!("{pods}/{name3}/log")).await).await;
+    assert!(text.contains("oops"), "{text}");
     let resp = common::router(h.state.clone())
         .oneshot(
-            Request::delete(format!("/apis/v2beta1/runs/{run2}"))
+            Request::delete(format!("/apis/v2beta1/runs/{run3}"))
                 .body(Body::empty())
                 .unwrap(),
         )
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let list = body_json(h.get(&format!("{pods}?{selector2}")).await).await;
+    let list = body_json(h.get(&format!("{pods}?{selector3}")).await).await;
     assert_eq!(list["items"], serde_json::json!([]), "{list}");
 }
+
+/// One step that prints and exits 3.
+const FAILING: &str = r#"
+pipelineInfo: {name: failing}
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.3
+root:
+  dag:
+    tasks:
+      fail:
+        taskInfo: {name: fail}
+        componentRef: {name: comp-fail}
+components:
+  comp-fail:
+    executorLabel: exec-fail
+deploymentSpec:
+  executors:
+    exec-fail:
+      container:
+        image: alpine
+        command: [sh, -c, 'echo oops; exit 3']
+"#;
