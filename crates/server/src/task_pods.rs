@@ -51,8 +51,10 @@ struct Inner {
     running: Mutex<Running>,
 }
 
-/// `<run's first 8>-<task path as a name>-<5 hex of path and attempt>`: a
-/// DNS name, unique per attempt, readable.
+/// `<run's last 8>-<task path as a name>-<8 hex of run, path and
+/// attempt>`: a DNS name, unique per run and attempt, readable. (The run
+/// id's end: a UUIDv7 begins with its time, shared by runs created
+/// together.)
 pub fn pod_name(run_id: &str, task_path: &str, attempt: u32) -> String {
     let mut slug = String::new();
     for c in task_path.chars() {
@@ -64,17 +66,17 @@ pub fn pod_name(run_id: &str, task_path: &str, attempt: u32) -> String {
         }
     }
     let slug: String = slug.trim_matches('-').chars().take(40).collect();
-    let digest = Sha256::digest(format!("{task_path}#{attempt}"));
-    let run: String = run_id
+    let digest = Sha256::digest(format!("{run_id}\n{task_path}\n{attempt}"));
+    let run: Vec<char> = run_id
         .chars()
         .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect::<String>()
-        .to_ascii_lowercase();
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let run: String = run[run.len().saturating_sub(8)..].iter().collect();
     format!(
         "{run}-{}-{}",
         slug.trim_end_matches('-'),
-        &hex::encode(digest)[..5]
+        &hex::encode(digest)[..8]
     )
 }
 
@@ -254,9 +256,15 @@ impl PipelinePods {
         // pod (its log stays with the run), so stored runs cost no memory;
         // a failed or killed step's pod stays until its run is deleted.
         if matches!(end, TaskEnd::Succeeded) {
-            let opts = DeleteOptions::default();
+            // Only the pod this attempt wrote (its uid), never another.
+            let opts = DeleteOptions {
+                uid: Some(uid.clone()),
+                ..Default::default()
+            };
             match resources.delete(&POD, ns, &name, &opts).await {
-                Ok(_) | Err(ResourceError::NotFound { .. }) => {}
+                Ok(_)
+                | Err(ResourceError::NotFound { .. })
+                | Err(ResourceError::Conflict { .. }) => {}
                 Err(e) => warn!(pod = %name, error = %e, "Could not delete a finished step's pod."),
             }
         }
@@ -352,14 +360,21 @@ mod tests {
 
     #[test]
     fn pod_names_are_dns_names_unique_per_attempt() {
-        let a = pod_name("0F3A9c2e-1111", "for-loop-2/0/Square", 1);
-        assert!(a.starts_with("0f3a9c2e-for-loop-2-0-square-"), "{a}");
+        let run = "01a252e6-936d-7154-8c1e-F028af624b64";
+        let a = pod_name(run, "for-loop-2/0/Square", 1);
+        assert!(a.starts_with("af624b64-for-loop-2-0-square-"), "{a}");
         assert!(
             a.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         );
-        assert_ne!(a, pod_name("0F3A9c2e-1111", "for-loop-2/0/Square", 2));
-        assert_ne!(a, pod_name("0F3A9c2e-1111", "for-loop-2/0/square", 1));
+        assert_ne!(a, pod_name(run, "for-loop-2/0/Square", 2));
+        assert_ne!(a, pod_name(run, "for-loop-2/0/square", 1));
+        // Runs created together share their id's first characters (UUIDv7):
+        // their steps' pods must not share a name.
+        let other = "01a252e6-936d-7154-8c1e-f028af624b65";
+        assert_ne!(a, pod_name(other, "for-loop-2/0/Square", 1));
+        let twin = "x01a252e6-936d-7154-8c1e-f028af624b64";
+        assert_ne!(a, pod_name(twin, "for-loop-2/0/Square", 1));
         assert!(pod_name("r", &"x".repeat(300), 1).len() < 63);
     }
 
