@@ -127,6 +127,12 @@ pub struct UpArgs {
     /// Runs executing at once.
     #[arg(long, default_value_t = 8)]
     pub max_runs: usize,
+    /// Show every pipeline step's process as a Pod (`kubectl get pods -l
+    /// pipeline/runid=RUN`, `kubectl logs`, deleting one kills the step).
+    /// Off by default for now: with it, the idle memory with thousands of
+    /// finished runs stored rises above issue #3's 50 MiB (BENCHMARKS.md).
+    #[arg(long, env = "OXFLOW_STEP_PODS")]
+    pub step_pods: bool,
     /// A directory that InferenceServices' local storageUri paths may lie
     /// under (repeatable; the environment variable takes a ':'-separated
     /// list). `$OXFLOW_HOME/models` and `$OXFLOW_HOME/volumes` always may;
@@ -796,10 +802,12 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         .warm()
         .await
         .context("reading the stored objects into memory")?;
-    // Pipeline steps show as pods from the first run on.
+    // Pipeline steps show as pods from the first run on (when asked).
     let task_pods =
         oxflow_server::task_pods::PipelinePods::new(resources.clone(), engine.artifacts().clone());
-    engine.set_pods(Arc::new(task_pods.clone()));
+    if args.step_pods {
+        engine.set_pods(Arc::new(task_pods.clone()));
+    }
     let controller = oxflow_pipelines::RunController::new(engine, args.max_runs);
     let loop_handle = controller.start();
     // Recurring runs: creates their runs as slots come due (catching up after downtime).
