@@ -43,7 +43,12 @@ impl Harness {
     /// test decides when it finishes.
     async fn submit_gated(&self, gate: &Path) -> String {
         let yaml = GATED.replace("GATE", &gate.to_string_lossy());
-        let pipeline = Pipeline::load_str(&yaml, "gated.yaml").unwrap();
+        self.submit(&yaml, "gated").await
+    }
+
+    /// Submits the pipeline `yaml` (caching off) and nudges the controller.
+    async fn submit(&self, yaml: &str, name: &str) -> String {
+        let pipeline = Pipeline::load_str(yaml, &format!("{name}.yaml")).unwrap();
         let run = self
             .state
             .controller
@@ -52,7 +57,7 @@ impl Harness {
                 &pipeline,
                 SubmitRequest {
                     namespace: Namespace::default(),
-                    display_name: Some("gated".into()),
+                    display_name: Some(name.into()),
                     parameters: BTreeMap::new(),
                     options: RunOptions {
                         enable_cache: false,
@@ -735,27 +740,7 @@ async fn pipeline_steps_are_pods() {
 
     // A step that fails keeps its pod (Failed, its exit code) until its
     // run is deleted.
-    let pipeline = Pipeline::load_str(FAILING, "failing.yaml").unwrap();
-    let run3 = h
-        .state
-        .controller
-        .engine()
-        .submit(
-            &pipeline,
-            SubmitRequest {
-                namespace: Namespace::default(),
-                display_name: Some("failing".into()),
-                parameters: BTreeMap::new(),
-                options: RunOptions {
-                    enable_cache: false,
-                    base_dir: None,
-                },
-            },
-        )
-        .await
-        .unwrap()
-        .id;
-    h.state.controller.nudge();
+    let run3 = h.submit(FAILING, "failing").await;
     let selector3 = format!("labelSelector={}", enc(&format!("pipeline/runid={run3}")));
     let mut watch = h
         .get(&format!("{pods}?watch=true&{selector3}"))
