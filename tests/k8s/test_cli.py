@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from conftest import oxflow_bin
+from test_api import watch_lines
 
 
 def oxflow(server, *args, remote=True, check=True):
@@ -125,19 +126,12 @@ def experiment(name, command):
     }
 
 
-def experiment_pod(server, name, deadline=60):
-    """The name of the experiment's (one) trial pod, once it exists."""
-    import time
-    path = f'/api/v1/namespaces/default/pods?labelSelector=katib.kubeflow.org/experiment%3D{name}'
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        status, out, _ = server.request('GET', path)
-        assert status == 200, out
-        items = out['items']
-        if items:
-            return items[0]['metadata']['name']
-        time.sleep(0.05)
-    raise AssertionError(f'experiment {name} got no pod within {deadline}s')
+def experiment_pod(server, name):
+    """The name of the experiment's (one) trial pod: the first event of a
+    watch of its pods (the ADDED of one that exists, or its creation)."""
+    path = f'/api/v1/namespaces/default/pods?watch=true&labelSelector=katib.kubeflow.org/experiment%3D{name}'
+    [event] = watch_lines(server, path, 1, timeout=60)
+    return event['object']['metadata']['name']
 
 
 @pytest.mark.parametrize('remote', [True, False], ids=['server', 'local'])
