@@ -51,7 +51,10 @@ class Server:
         if self.url is None:
             self.proc.kill()
             raise RuntimeError('oxflow up did not report its address')
-        threading.Thread(target=lambda p=self.proc: [None for _ in p.stderr], daemon=True).start()
+        # Everything the server logs, kept so tests can check what it never says.
+        self.log = getattr(self, 'log', [])
+        threading.Thread(target=lambda p=self.proc, log=self.log: [log.append(line) for line in p.stderr],
+                         daemon=True).start()
         self.token = Path(self.home, 'token').read_text().strip()
         self.kubeconfig = str(Path(self.home, 'kubeconfig'))
         # The kubeconfig points at TLS on the same port.

@@ -45,6 +45,36 @@ def test_the_python_client_creates_reads_lists_patches_and_deletes(core):
     assert 'default' in names
 
 
+def test_secrets_through_the_python_client_are_base64_and_never_logged(core, server):
+    import base64
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    value = 'pw-7f3a9c-never-in-logs'
+    body = client.V1Secret(metadata=client.V1ObjectMeta(name='py-secret', labels={'suite': 'secrets'}),
+                           string_data={'password': value}, type='Opaque')
+    created = core.create_namespaced_secret('default', body)
+    assert created.string_data is None
+    assert base64.b64decode(created.data['password']).decode() == value
+    read = core.read_namespaced_secret('py-secret', 'default')
+    assert read.type == 'Opaque' and read.data == created.data
+    listed = core.list_namespaced_secret('default', label_selector='suite=secrets')
+    assert [s.metadata.name for s in listed.items] == ['py-secret']
+    patched = core.patch_namespaced_secret('py-secret', 'default', {'stringData': {'user': 'admin'}})
+    assert sorted(patched.data) == ['password', 'user']
+    # A value that is not base64 is refused naming the key; nothing is written.
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_secret('default', {'metadata': {'name': 'py-bad'}, 'data': {'k': 'not base64!'}})
+    assert e.value.status == 422
+    assert [c['field'] for c in json.loads(e.value.body)['details']['causes']] == ['data[k]']
+    with pytest.raises(ApiException) as e:
+        core.read_namespaced_secret('py-bad', 'default')
+    assert e.value.status == 404
+    core.delete_namespaced_secret('py-secret', 'default')
+    assert not core.list_namespaced_secret('default', label_selector='suite=secrets').items
+    encoded = created.data['password']
+    assert not [line for line in server.log if value in line or encoded in line]
+
+
 def test_the_python_client_watch_stream(core):
     from kubernetes import watch
     core.create_namespaced_config_map('default', cm('py-w', {'n': '0'}, {'suite': 'watch'}))

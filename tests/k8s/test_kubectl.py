@@ -110,6 +110,47 @@ def test_apply_get_label_patch_replace_delete(kubectl):
     assert f'configmaps "{name}" not found' in missing.stderr
 
 
+def test_secrets(kubectl):
+    import base64
+    name = f'sec-{short(kubectl.binary)}'
+    kubectl.run('create', 'secret', 'generic', name, '--from-literal=password=s3cret', '--from-literal=user=me')
+    table = kubectl.run('get', 'secrets', name).stdout.splitlines()
+    assert table[0].split() == ['NAME', 'TYPE', 'DATA', 'AGE'], table
+    assert table[1].split()[:3] == [name, 'Opaque', '2'], table
+    encoded = kubectl.run('get', 'secret', name, '-o', 'jsonpath={.data.password}').stdout
+    assert base64.b64decode(encoded).decode() == 's3cret'
+    # describe shows sizes, never values.
+    described = kubectl.run('describe', 'secret', name).stdout
+    assert 'password:  6 bytes' in described and 's3cret' not in described, described
+    # The usual "edit by re-applying" idiom.
+    regenerated = kubectl.run('create', 'secret', 'generic', name, '--from-literal=password=rotated',
+                              '--dry-run=client', '-o', 'yaml').stdout
+    kubectl.run('apply', '-f', '-', stdin=regenerated)
+    obj = json.loads(kubectl.run('get', 'secret', name, '-o', 'json').stdout)
+    assert base64.b64decode(obj['data']['password']).decode() == 'rotated'
+    registry = f'reg-{short(kubectl.binary)}'
+    kubectl.run('create', 'secret', 'docker-registry', registry, '--docker-server=registry.local:5000',
+                '--docker-username=u', '--docker-password=p')
+    assert kubectl.run('get', 'secret', registry, '-o', 'jsonpath={.type}').stdout == 'kubernetes.io/dockerconfigjson'
+    bad = kubectl.run('apply', '-f', '-', check=False,
+                      stdin=f'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-bad\ntype: kubernetes.io/tls\n'
+                            'stringData:\n  tls.crt: x\n')
+    assert bad.returncode != 0 and 'tls.key' in bad.stderr, bad.stderr
+    kubectl.run('delete', 'secret', name, registry)
+
+
+def test_create_generators_for_configmaps_and_namespaces(kubectl):
+    # These send protobuf bodies, as `create secret` does.
+    ns = f'gen-{short(kubectl.binary)}'
+    kubectl.run('create', 'namespace', ns)
+    kubectl.run('create', 'configmap', 'settings', '-n', ns, '--from-literal=mode=fast', '--from-literal=level=3')
+    obj = json.loads(kubectl.run('get', 'cm', 'settings', '-n', ns, '-o', 'json').stdout)
+    assert obj['data'] == {'mode': 'fast', 'level': '3'}
+    assert obj['metadata']['namespace'] == ns
+    kubectl.run('delete', 'cm', 'settings', '-n', ns)
+    kubectl.run('delete', 'namespace', ns)
+
+
 def test_sort_by_and_errors(kubectl):
     base = f'sort-{short(kubectl.binary)}'
     for suffix in ['b', 'a', 'c']:

@@ -9,6 +9,7 @@
 mod namespace;
 pub mod object;
 pub mod patch;
+pub mod secret;
 pub mod selector;
 pub mod spec;
 mod state;

@@ -376,6 +376,10 @@ pub fn printed_cells(kind: &Kind, object: &Value, now: crate::Timestamp) -> Vec<
         cells.push(match json_path(object, c.json_path) {
             None | Some(Value::Null) => Value::Null,
             Some(Value::String(s)) if c.type_ == "date" => age(Some(s)),
+            // An integer column over a map or a list prints its size (a
+            // Secret's or a ConfigMap's DATA).
+            Some(Value::Object(m)) if c.type_ == "integer" => Value::from(m.len()),
+            Some(Value::Array(a)) if c.type_ == "integer" => Value::from(a.len()),
             Some(v) => v.clone(),
         });
     }

@@ -426,6 +426,7 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
                 | Command::Apply(_)
                 | Command::Isvc(_)
                 | Command::TrainedModel(_)
+                | Command::Secrets(_)
                 | Command::Get(_)
                 | Command::Describe(_)
                 | Command::Delete(_)
@@ -511,10 +512,14 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(cmd) => {
-            let ctx = Ctx::open(&cli).await?;
+            // A thin alias over `v1` Secrets (`oxflow get secrets` and
+            // kubectl see the same objects), locally or on `--server`.
+            use oxflow_resources::builtin::SECRET;
+            let ns = Namespace::new(cli.namespace.clone())?;
+            let backend = crate::objects::Backend::open(&cli).await?;
             match cmd {
                 SecretsCommand::Create { name, literals } => {
-                    let mut data = BTreeMap::new();
+                    let mut data = serde_json::Map::new();
                     for l in literals {
                         let (k, v) = l
                             .split_once('=')
@@ -522,19 +527,26 @@ pub async fn main(cli: Cli) -> Result<ExitCode> {
                         if k.is_empty() {
                             bail!("--from-literal {l:?}: the key is empty");
                         }
-                        data.insert(k.to_owned(), v.to_owned());
+                        data.insert(k.to_owned(), Value::String(v.to_owned()));
                     }
-                    ctx.store.put_secret(&ctx.namespace, name, &data).await?;
-                    println!("secret {name} saved in namespace {}", ctx.namespace);
+                    let object = serde_json::json!({
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": {"name": name, "namespace": ns.as_str()},
+                        "type": oxflow_core::secret::OPAQUE,
+                        "stringData": data,
+                    });
+                    backend.apply(&SECRET, &ns, object).await?;
+                    println!("secret {name} saved in namespace {ns}");
                 }
                 SecretsCommand::List => {
-                    for n in ctx.store.list_secrets(&ctx.namespace).await? {
-                        println!("{n}");
+                    for s in backend.list(&SECRET, Some(&ns)).await? {
+                        println!("{}", s["metadata"]["name"].as_str().unwrap_or_default());
                     }
                 }
                 SecretsCommand::Delete { name } => {
-                    if !ctx.store.delete_secret(&ctx.namespace, name).await? {
-                        bail!("no secret {name:?} in namespace {}", ctx.namespace);
+                    if !backend.delete(&SECRET, &ns, name).await? {
+                        bail!("no secret {name:?} in namespace {ns}");
                     }
                 }
             }

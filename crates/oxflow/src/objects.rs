@@ -62,6 +62,9 @@ pub(crate) async fn migrate_legacy(resources: &Resources) -> Result<()> {
     oxflow_tuning::migrate_legacy(resources)
         .await
         .context("moving the stored Katib experiments to the resource model")?;
+    oxflow_resources::builtin::migrate_legacy_secrets(resources)
+        .await
+        .context("moving the stored secrets to the resource model")?;
     Ok(())
 }
 

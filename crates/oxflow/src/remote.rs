@@ -591,6 +591,7 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
         | Command::Apply(_)
         | Command::Isvc(_)
         | Command::TrainedModel(_)
+        | Command::Secrets(_)
         | Command::Get(_)
         | Command::Describe(_)
         | Command::Delete(_) => {
@@ -600,7 +601,6 @@ pub async fn main(cli: &Cli, url: &str) -> Result<ExitCode> {
             bail!("`oxflow up` starts a server; it does not take --server (unset OXFLOW_SERVER)")
         }
         Command::Runs(RunsCommand::Resume { .. })
-        | Command::Secrets(_)
         | Command::Tune { .. }
         | Command::Experiments(_) => bail!(
             "this command is not supported with --server yet; with --server, oxflow supports \

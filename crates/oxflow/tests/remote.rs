@@ -244,7 +244,35 @@ fn failures_and_errors_through_a_server() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported with --server"));
+    // Secrets are `v1` Secrets on the server: the alias writes and lists
+    // them, and they read back as objects with base64 values.
+    let out = remote(
+        &env,
+        &server.url,
+        &["secrets", "create", "db", "--from-literal", "password=pw"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = remote(&env, &server.url, &["secrets", "list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "db\n");
+    let out = remote(&env, &server.url, &["get", "secret", "db", "-o", "json"]);
+    let secret = json_of(&out);
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["password"], "cHc=");
+    assert!(secret.get("stringData").is_none(), "{secret}");
+    let out = remote(&env, &server.url, &["secrets", "delete", "db"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = remote(&env, &server.url, &["secrets", "delete", "db"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no secret \"db\""));
+
+    let out = remote(&env, &server.url, &["experiments", "list"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported with --server"));
 }

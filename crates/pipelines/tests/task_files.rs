@@ -3,7 +3,6 @@
 //! the attempt ends, however it ends), a deleted run leaves nothing behind,
 //! and a task that fails because Oxflow could not write says so.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,10 +47,23 @@ impl Harness {
         (run, tasks)
     }
 
+    /// A `v1` Secret as the resource layer stores it (values in base64).
     async fn put_secret(&self, name: &str, key: &str, value: &str) {
-        let data = BTreeMap::from([(key.to_owned(), value.to_owned())]);
+        let ns = Namespace::default();
+        let object = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns.as_str()},
+            "type": "Opaque",
+            "data": {key: oxflow_core::secret::encode(value.as_bytes())},
+        });
+        let key = oxflow_store::ResourceKey {
+            group: String::new(),
+            kind: "Secret".into(),
+            namespace: ns.as_str().to_owned(),
+            name: name.to_owned(),
+        };
         self.store
-            .put_secret(&Namespace::default(), name, &data)
+            .create_resource(&key, &oxflow_core::new_id(), 1, object, "secret")
             .await
             .unwrap();
     }

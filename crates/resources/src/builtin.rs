@@ -1,5 +1,5 @@
 //! Kubernetes' own kinds that Oxflow stores like any other: namespaces,
-//! config maps, events and pods (the core group, `/api/v1`).
+//! config maps, secrets, events and pods (the core group, `/api/v1`).
 
 use oxflow_core::object::{Column, FieldError, Kind};
 use serde_json::Value;
@@ -36,6 +36,18 @@ fn validate_config_map(v: &mut Value) -> Result<(), Vec<FieldError>> {
     } else {
         Err(errors)
     }
+}
+
+fn config_map_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
+    oxflow_core::secret::check_update(old, new, &["data", "binaryData", "immutable"])
+}
+
+fn validate_secret(v: &mut Value) -> Result<(), Vec<FieldError>> {
+    oxflow_core::secret::admit(v)
+}
+
+fn secret_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
+    oxflow_core::secret::check_update(old, new, &["data", "immutable"])
 }
 
 fn validate_namespace(v: &mut Value) -> Result<(), Vec<FieldError>> {
@@ -101,7 +113,44 @@ pub static CONFIG_MAP: Kind = Kind {
     fields: &["data", "binaryData", "immutable"],
     builtin: true,
     validate: validate_config_map,
-    validate_update: None,
+    validate_update: Some(config_map_update),
+};
+
+/// `v1` Secret: values a workload is given as environment variables or
+/// files (a pipeline step's `use_secret_as_env`/`_volume`, a predictor's
+/// storage credentials). `data` is base64, `stringData` is folded into it
+/// on every write, as the API server does. Stored like any object, in
+/// plain text, as an unencrypted etcd keeps them; never logged.
+pub static SECRET: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Secret",
+    plural: "secrets",
+    singular: "secret",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    columns: &[
+        Column {
+            name: "Type",
+            type_: "string",
+            json_path: ".type",
+            priority: 0,
+            description: "Opaque, or the well-known type its keys follow.",
+        },
+        Column {
+            name: "Data",
+            type_: "integer",
+            json_path: ".data",
+            priority: 0,
+            description: "How many values it holds.",
+        },
+    ],
+    status_subresource: false,
+    fields: &["data", "stringData", "type", "immutable"],
+    builtin: true,
+    validate: validate_secret,
+    validate_update: Some(secret_update),
 };
 
 /// `v1` Event: what controllers record about the objects they manage.
@@ -230,6 +279,51 @@ pub static POD: Kind = Kind {
 };
 
 /// The core group's kinds.
-pub fn kinds() -> [&'static Kind; 4] {
-    [&NAMESPACE, &CONFIG_MAP, &EVENT, &POD]
+pub fn kinds() -> [&'static Kind; 5] {
+    [&NAMESPACE, &CONFIG_MAP, &SECRET, &EVENT, &POD]
+}
+
+/// Moves the secrets of a data directory from before the resource model
+/// (their own table) onto it, as `v1` Secrets of type Opaque. Every start
+/// does; once moved, it reads an empty table. A secret that already exists
+/// as an object was written since, and wins. Returns how many moved.
+pub async fn migrate_legacy_secrets(
+    resources: &crate::Resources,
+) -> Result<usize, crate::ResourceError> {
+    let mut moved = 0;
+    for (namespace, name, data) in resources.store().legacy_secrets().await? {
+        let object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": oxflow_core::secret::OPAQUE,
+            "data": data
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(oxflow_core::secret::encode(v.as_bytes()))))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        match resources
+            .create(&SECRET, Some(&namespace), object, &Default::default())
+            .await
+        {
+            Ok(_) | Err(crate::ResourceError::AlreadyExists { .. }) => {
+                resources
+                    .store()
+                    .drop_legacy_secret(&namespace, &name)
+                    .await?;
+                moved += 1;
+            }
+            Err(e @ crate::ResourceError::Invalid { .. }) => {
+                // A key the old table allowed and Secrets do not: kept
+                // where it is (and not given to workloads) rather than lost.
+                tracing::warn!(namespace = %namespace, name = %name, error = %e,
+                    "A secret stored before the resource model is not a valid Secret; it is kept in its old table and not used.");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if moved > 0 {
+        tracing::info!(moved, "Secrets moved onto the resource model.");
+    }
+    Ok(moved)
 }

@@ -857,3 +857,123 @@ async fn status_writes_from_a_stale_cache_keep_the_other_process_change() {
         .unwrap();
     assert_eq!(cached["status"]["phase"], "New");
 }
+
+/// Secrets as the API server keeps them: `stringData` folded into base64
+/// `data` on every write (a merge patch included), values a workload reads
+/// decoded, `immutable` and `type` held, and the secrets of a data
+/// directory from before the resource model moved onto it.
+#[tokio::test]
+async fn secrets_fold_string_data_and_migrate() {
+    let (_d, r) = resources().await;
+    let ns = oxflow_core::Namespace::new("team-a".to_owned()).unwrap();
+    let s = r
+        .create(
+            &builtin::SECRET,
+            Some("team-a"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                   "stringData": {"user": "admin"}, "data": {"password": "czNjcmV0"}}),
+            &opts(),
+        )
+        .await
+        .unwrap()
+        .object;
+    assert_eq!(s["type"], "Opaque");
+    assert_eq!(
+        s["data"],
+        json!({"user": "YWRtaW4=", "password": "czNjcmV0"})
+    );
+    assert!(s.get("stringData").is_none(), "{s}");
+    // A merge patch of stringData changes one value and keeps the others.
+    let patched = r
+        .patch(
+            &builtin::SECRET,
+            Some("team-a"),
+            "db",
+            PatchType::Merge,
+            json!({"stringData": {"password": "new"}}),
+            false,
+            &opts(),
+        )
+        .await
+        .unwrap()
+        .object;
+    assert_eq!(patched["data"]["user"], "YWRtaW4=");
+    let values = r.store().get_secret(&ns, "db").await.unwrap().unwrap();
+    assert_eq!(values["password"], "new");
+    assert_eq!(values["user"], "admin");
+
+    // Bad values are named, and nothing is written.
+    let err = r
+        .create(
+            &builtin::SECRET,
+            Some("team-a"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad"},
+                   "data": {"k": "%%%"}, "type": "kubernetes.io/tls"}),
+            &opts(),
+        )
+        .await
+        .unwrap_err();
+    let ResourceError::Invalid { causes, .. } = &err else {
+        panic!("{err}")
+    };
+    let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["data[k]", "data[tls.crt]", "data[tls.key]"]);
+    assert!(r.store().get_secret(&ns, "bad").await.unwrap().is_none());
+
+    // Immutable: no value and no type changes.
+    r.patch(
+        &builtin::SECRET,
+        Some("team-a"),
+        "db",
+        PatchType::Merge,
+        json!({"immutable": true}),
+        false,
+        &opts(),
+    )
+    .await
+    .unwrap();
+    for patch in [
+        json!({"stringData": {"password": "again"}}),
+        json!({"type": "kubernetes.io/basic-auth"}),
+    ] {
+        let err = r
+            .patch(
+                &builtin::SECRET,
+                Some("team-a"),
+                "db",
+                PatchType::Merge,
+                patch,
+                false,
+                &opts(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ResourceError::Invalid { .. }), "{err}");
+    }
+    assert_eq!(
+        r.store().get_secret(&ns, "db").await.unwrap().unwrap()["password"],
+        "new"
+    );
+
+    // The old table's secrets become objects; one written since wins.
+    let data = |v: &str| std::collections::BTreeMap::from([("K".to_owned(), v.to_owned())]);
+    r.store()
+        .put_legacy_secret("team-a", "old", &data("from before"))
+        .await
+        .unwrap();
+    r.store()
+        .put_legacy_secret("team-a", "db", &data("stale"))
+        .await
+        .unwrap();
+    assert_eq!(builtin::migrate_legacy_secrets(&r).await.unwrap(), 2);
+    assert_eq!(builtin::migrate_legacy_secrets(&r).await.unwrap(), 0);
+    assert_eq!(
+        r.store().get_secret(&ns, "old").await.unwrap(),
+        Some(data("from before"))
+    );
+    assert_eq!(
+        r.store().get_secret(&ns, "db").await.unwrap().unwrap()["password"],
+        "new"
+    );
+    assert_eq!(r.store().legacy_secrets().await.unwrap(), vec![]);
+}

@@ -589,8 +589,14 @@ async fn namespaces_holding_something_are_offered() {
     let h = Harness::new().await;
     let team = oxflow_core::Namespace::new("team-a".to_owned()).unwrap();
     h.state
-        .store
-        .put_secret(&team, "creds", &Default::default())
+        .resources
+        .create(
+            &oxflow_resources::builtin::SECRET,
+            Some(team.as_str()),
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                               "metadata": {"name": "creds"}, "stringData": {"k": "v"}}),
+            &Default::default(),
+        )
         .await
         .unwrap();
     let v = body_json(h.get("/oxflow/v1/namespaces").await).await;

@@ -10,6 +10,7 @@
 
 mod discovery;
 mod logs;
+mod protobuf;
 mod status;
 mod table;
 
@@ -350,14 +351,27 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> KubeResult<Value> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if content_type.contains("protobuf") {
+        return protobuf::decode(body).map_err(|refused| match refused {
+            protobuf::Refused::Malformed(why) => {
+                KubeError::bad_request(format!("the protobuf body is malformed: {why}"))
+            }
+            protobuf::Refused::Unsupported(what) => KubeError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!(
+                    "the body is {content_type}: Oxflow reads protobuf only for Secrets, ConfigMaps and \
+                     Namespaces, and {what}; send JSON or YAML (with kubectl: `kubectl create … \
+                     --dry-run=client -o yaml | kubectl apply -f -`)"
+                ),
+            ),
+        });
+    }
+    if content_type.contains("cbor") {
         return Err(KubeError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!(
-                "the body is {content_type}; Oxflow takes JSON and YAML (kubectl's `create <kind>` generators send \
-                 protobuf: write the object with `kubectl create … --dry-run=client -o yaml | kubectl apply -f -`)"
-            ),
+            format!("the body is {content_type}; Oxflow takes JSON and YAML"),
         ));
     }
     let text = std::str::from_utf8(body)
