@@ -139,6 +139,32 @@ def test_secrets(kubectl):
     kubectl.run('delete', 'secret', name, registry)
 
 
+def test_persistent_volume_claims_are_bound_and_reclaimed(kubectl, server):
+    name = f'pvc-{short(kubectl.binary)}'
+    kubectl.run('apply', '-f', '-', stdin=f"""apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {name}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 2Gi
+""")
+    kubectl.run('wait', '--for=jsonpath={.status.phase}=Bound', f'pvc/{name}', '--timeout=60s')
+    table = kubectl.run('get', 'pvc', name).stdout.splitlines()
+    assert table[0].split()[:4] == ['NAME', 'STATUS', 'VOLUME', 'CAPACITY'], table
+    assert table[1].split()[:2] == [name, 'Bound'] and '2Gi' in table[1], table
+    volume = Path(server.home, 'volumes', 'default', name)
+    assert volume.is_dir()
+    bad = kubectl.run('patch', 'pvc', name, '--type=merge', '-p', '{"spec":{"accessModes":["ReadWriteMany"]}}',
+                      check=False)
+    assert bad.returncode != 0 and 'immutable' in bad.stderr, bad.stderr
+    # kubectl waits for the object to go, which is after its directory.
+    kubectl.run('delete', 'pvc', name)
+    assert not volume.exists()
+
+
 def test_create_generators_for_configmaps_and_namespaces(kubectl):
     # These send protobuf bodies, as `create secret` does.
     ns = f'gen-{short(kubectl.binary)}'

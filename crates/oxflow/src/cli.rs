@@ -820,6 +820,12 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     if args.step_pods {
         engine.set_pods(Arc::new(task_pods.clone()));
     }
+    // PersistentVolumeClaims: bound to directories by their controller
+    // (those written through the API) and by the engine inline (a step's
+    // CreatePVC), over the same objects.
+    let volumes = oxflow_volumes::LocalVolumes::new(resources.clone(), ctx.home.join("volumes"));
+    engine.set_volumes(volumes.clone());
+    let _volume_controller = oxflow_volumes::VolumeController::start(volumes);
     let controller = oxflow_pipelines::RunController::new(engine, args.max_runs);
     let loop_handle = controller.start();
     // Recurring runs: creates their runs as slots come due (catching up after downtime).

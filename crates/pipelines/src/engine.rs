@@ -143,6 +143,23 @@ struct Inner {
     secrets: SecretScratch,
     /// Where tasks are shown as pods (the server's resource model).
     pods: std::sync::OnceLock<Arc<dyn crate::pods::TaskPods>>,
+    /// PersistentVolumeClaims: the server's resource model when it set
+    /// them, else one over this engine's store (`oxflow run`).
+    volumes: std::sync::OnceLock<oxflow_volumes::LocalVolumes>,
+}
+
+impl Inner {
+    /// The claims tasks' volumes are: those set, else claims over this
+    /// engine's own store (the embedded `oxflow run`, with no server).
+    fn volumes(&self) -> &oxflow_volumes::LocalVolumes {
+        self.volumes.get_or_init(|| {
+            let resources = oxflow_resources::Resources::new(
+                self.store.clone(),
+                oxflow_resources::Registry::new(oxflow_resources::builtin::kinds()),
+            );
+            oxflow_volumes::LocalVolumes::new(resources, self.data_dir.join("volumes"))
+        })
+    }
 }
 
 impl Engine {
@@ -178,6 +195,7 @@ impl Engine {
                 slots_total: config.max_parallel.max(1),
                 owner,
                 pods: std::sync::OnceLock::new(),
+                volumes: std::sync::OnceLock::new(),
                 data_dir: config.data_dir,
                 secrets,
             }),
@@ -277,6 +295,13 @@ impl Engine {
     /// (once; a second call is ignored).
     pub fn set_pods(&self, pods: Arc<dyn crate::pods::TaskPods>) {
         let _ = self.inner.pods.set(pods);
+    }
+
+    /// Provides tasks' volumes (`CreatePVC`, `mount_pvc`, `DeletePVC`) as
+    /// claims of `volumes` (the server's resource model, whose watchers
+    /// see them); before any task used one, else ignored.
+    pub fn set_volumes(&self, volumes: oxflow_volumes::LocalVolumes) {
+        let _ = self.inner.volumes.set(volumes);
     }
 
     /// Deletes a run that is not executing: its directory in the artifact
@@ -2013,6 +2038,15 @@ fn short_id(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
 
+/// The last 8 characters of a run id, lowercased (a UUID's random part).
+fn run_tail(id: &str) -> String {
+    let chars: Vec<char> = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    chars[chars.len().saturating_sub(8)..]
+        .iter()
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
 fn short_args(args: &[String]) -> String {
     args.iter()
         .map(|a| {
@@ -2251,13 +2285,12 @@ async fn build_workload(
                     .and_then(|c| inputs.params.get(c).map(value::to_text))
             })
             .ok_or_else(|| format!("cannot resolve the PVC name for mount {:?}", m.mount_path))?;
-        let dir = volume_dir(&ctx.engine.data_dir, &ctx.run.namespace, &pvc)?;
-        if !dir.exists() {
-            return Err(format!(
-                "volume {pvc:?} does not exist in namespace {} (create it with kubernetes.CreatePVC)",
-                ctx.run.namespace
-            ));
-        }
+        let dir = ctx
+            .engine
+            .volumes()
+            .path(ctx.run.namespace.as_str(), &pvc)
+            .await
+            .map_err(|e| e.to_string())?;
         mounts.push(Mount {
             source: dir,
             target: PathBuf::from(&m.mount_path),
@@ -2394,23 +2427,9 @@ fn secret_name(
         .unwrap_or_else(|| legacy.to_owned())
 }
 
-/// Where a namespace's volume (a PVC, locally) lives.
-fn volume_dir(data_dir: &Path, ns: &Namespace, pvc: &str) -> std::result::Result<PathBuf, String> {
-    if pvc.is_empty()
-        || pvc.len() > 253
-        || !pvc
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        || pvc.starts_with('.')
-    {
-        return Err(format!(
-            "invalid volume name {pvc:?}: use lowercase letters, digits, '-' and '.'"
-        ));
-    }
-    Ok(data_dir.join("volumes").join(ns.as_str()).join(pvc))
-}
-
-/// `kubernetes.CreatePVC` / `DeletePVC`: a volume is a directory per namespace.
+/// `kubernetes.CreatePVC` / `DeletePVC`: a PersistentVolumeClaim of the
+/// run's namespace (locally, a directory of its own), created and bound, or
+/// deleted with its directory.
 async fn run_pvc_stub(
     ctx: &RunCtx,
     c: &ContainerSpec,
@@ -2428,27 +2447,36 @@ async fn run_pvc_stub(
     };
     let name = if create {
         text("pvc_name").unwrap_or_else(|| {
+            // Unique per run, as KFP's names are: the random tail of the
+            // run's id (its head is a timestamp that runs started in the
+            // same minute share).
             format!(
                 "{}{}",
-                short_id(&ctx.run.id),
+                run_tail(&ctx.run.id),
                 text("pvc_name_suffix").unwrap_or_default()
             )
         })
     } else {
         text("pvc_name").unwrap_or_default()
     };
-    let result = volume_dir(&ctx.engine.data_dir, &ctx.run.namespace, &name).and_then(|dir| {
-        if create {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("creating volume {}: {e}", dir.display()))
-        } else {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(format!("deleting volume {}: {e}", dir.display())),
-            }
-        }
-    });
+    let volumes = ctx.engine.volumes();
+    let ns = ctx.run.namespace.as_str();
+    let result = if create {
+        let access_modes = match inputs.params.get("access_modes") {
+            Some(Value::Array(modes)) => modes.iter().map(value::to_text).collect(),
+            _ => vec!["ReadWriteOnce".to_owned()],
+        };
+        let claim = oxflow_volumes::Claim {
+            storage: text("size").unwrap_or_else(|| "1Gi".to_owned()),
+            access_modes,
+            storage_class: text("storage_class_name"),
+        };
+        let labels = serde_json::json!({"pipeline/runid": ctx.run.id});
+        volumes.create(ns, &name, &claim, &labels).await.map(drop)
+    } else {
+        volumes.delete(ns, &name).await.map(drop)
+    }
+    .map_err(|e| e.to_string());
     rec.attempt = 1;
     rec.finished_at = Some(Timestamp::now());
     let mut outputs = LeafOutputs::default();

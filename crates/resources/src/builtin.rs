@@ -1,5 +1,6 @@
 //! Kubernetes' own kinds that Oxflow stores like any other: namespaces,
-//! config maps, secrets, events and pods (the core group, `/api/v1`).
+//! config maps, secrets, persistent volume claims, events and pods (the
+//! core group, `/api/v1`).
 
 use oxflow_core::object::{Column, FieldError, Kind};
 use serde_json::Value;
@@ -215,6 +216,200 @@ pub static EVENT: Kind = Kind {
     validate_update: None,
 };
 
+/// The access modes a claim may ask for.
+const ACCESS_MODES: &[&str] = &[
+    "ReadWriteOnce",
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOncePod",
+];
+
+/// The storage class of a claim that names none: Oxflow's one class,
+/// a directory on this host.
+pub const LOCAL_STORAGE_CLASS: &str = "local";
+
+fn validate_pvc(v: &mut Value) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Err(vec![FieldError::required("spec")]);
+    };
+    match spec.get("accessModes") {
+        Some(Value::Array(modes)) if !modes.is_empty() => {
+            for (i, m) in modes.iter().enumerate() {
+                if !m.as_str().is_some_and(|m| ACCESS_MODES.contains(&m)) {
+                    errors.push(FieldError {
+                        field: format!("spec.accessModes[{i}]"),
+                        message: format!("supported values: {}", ACCESS_MODES.join(", ")),
+                        reason: "FieldValueNotSupported",
+                    });
+                }
+            }
+        }
+        Some(Value::Array(_)) | None | Some(Value::Null) => {
+            errors.push(FieldError::required("spec.accessModes"))
+        }
+        Some(_) => errors.push(FieldError::invalid("spec.accessModes", "expected a list")),
+    }
+    match spec
+        .get("resources")
+        .and_then(|r| r.get("requests"))
+        .and_then(|r| r.get("storage"))
+    {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::required("spec.resources.requests.storage"))
+        }
+        Some(q) => {
+            let bytes = match q {
+                Value::String(s) => oxflow_core::Resources::parse_memory(s),
+                Value::Number(n) => n.as_u64(),
+                _ => None,
+            };
+            if bytes.is_none_or(|b| b == 0) {
+                errors.push(FieldError::invalid(
+                    "spec.resources.requests.storage",
+                    "expected a positive quantity such as 1Gi or 500Mi",
+                ));
+            }
+        }
+    }
+    match spec.get("volumeMode").and_then(Value::as_str) {
+        None | Some("Filesystem") => {}
+        Some(_) => errors.push(FieldError {
+            field: "spec.volumeMode".into(),
+            message: "Oxflow's volumes are directories: only Filesystem is supported".into(),
+            reason: "FieldValueNotSupported",
+        }),
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    spec.entry("volumeMode")
+        .or_insert_with(|| "Filesystem".into());
+    if spec.get("storageClassName").is_none_or(Value::is_null) {
+        spec.insert("storageClassName".into(), LOCAL_STORAGE_CLASS.into());
+    }
+    if let Some(Value::Object(status)) = v.get_mut("status") {
+        status.entry("phase").or_insert_with(|| "Pending".into());
+    } else {
+        v["status"] = serde_json::json!({"phase": "Pending"});
+    }
+    Ok(())
+}
+
+/// A claim's spec is fixed once created, as the API server holds it, but
+/// for a larger storage request (expansion) and the volume it is bound to.
+fn pvc_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
+    let storage = |v: &Value| {
+        v.pointer("/spec/resources/requests/storage")
+            .and_then(|q| match q {
+                Value::String(s) => oxflow_core::Resources::parse_memory(s),
+                Value::Number(n) => n.as_u64(),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let mut errors = Vec::new();
+    if storage(new) < storage(old) {
+        errors.push(FieldError::invalid(
+            "spec.resources.requests.storage",
+            "field can not be less than previous value",
+        ));
+    }
+    let rest = |v: &Value| {
+        let mut spec = v.get("spec").cloned().unwrap_or_default();
+        if let Some(m) = spec.as_object_mut() {
+            if let Some(Value::Object(r)) = m.get_mut("resources")
+                && let Some(Value::Object(req)) = r.get_mut("requests")
+            {
+                req.remove("storage");
+            }
+            m.remove("volumeName");
+        }
+        spec
+    };
+    let old_volume = old
+        .pointer("/spec/volumeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !old_volume.is_empty()
+        && new.pointer("/spec/volumeName").and_then(Value::as_str) != Some(old_volume)
+    {
+        errors.push(FieldError::invalid(
+            "spec.volumeName",
+            "field is immutable once bound",
+        ));
+    }
+    if rest(old) != rest(new) {
+        errors.push(FieldError::invalid(
+            "spec",
+            "spec is immutable after creation except resources.requests for bound claims",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// `v1` PersistentVolumeClaim: a volume a workload mounts (a pipeline
+/// step's `mount_pvc`, a notebook's workspace, a predictor's `pvc://`
+/// model). Locally each claim is bound to a directory of its own by the
+/// volumes controller, which sets `status.phase: Bound`; deleting the
+/// claim deletes the directory (reclaim policy Delete).
+pub static PERSISTENT_VOLUME_CLAIM: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "PersistentVolumeClaim",
+    plural: "persistentvolumeclaims",
+    singular: "persistentvolumeclaim",
+    short_names: &["pvc"],
+    categories: &[],
+    namespaced: true,
+    columns: &[
+        Column {
+            name: "Status",
+            type_: "string",
+            json_path: ".status.phase",
+            priority: 0,
+            description: "Pending until bound to a volume, then Bound.",
+        },
+        Column {
+            name: "Volume",
+            type_: "string",
+            json_path: ".spec.volumeName",
+            priority: 0,
+            description: "The volume it is bound to.",
+        },
+        Column {
+            name: "Capacity",
+            type_: "string",
+            json_path: ".status.capacity.storage",
+            priority: 0,
+            description: "The bound volume's size.",
+        },
+        Column {
+            name: "Access Modes",
+            type_: "string",
+            json_path: ".status.accessModes",
+            priority: 0,
+            description: "How it may be mounted.",
+        },
+        Column {
+            name: "StorageClass",
+            type_: "string",
+            json_path: ".spec.storageClassName",
+            priority: 0,
+            description: "The class of storage asked for.",
+        },
+    ],
+    status_subresource: true,
+    fields: &["spec", "status"],
+    builtin: true,
+    validate: validate_pvc,
+    validate_update: Some(pvc_update),
+};
+
 /// `spec.containers`, when given, is a list of objects with a name.
 fn validate_pod(v: &mut Value) -> Result<(), Vec<FieldError>> {
     let Some(spec) = v.get("spec").filter(|s| !s.is_null()) else {
@@ -279,8 +474,15 @@ pub static POD: Kind = Kind {
 };
 
 /// The core group's kinds.
-pub fn kinds() -> [&'static Kind; 5] {
-    [&NAMESPACE, &CONFIG_MAP, &SECRET, &EVENT, &POD]
+pub fn kinds() -> [&'static Kind; 6] {
+    [
+        &NAMESPACE,
+        &CONFIG_MAP,
+        &SECRET,
+        &PERSISTENT_VOLUME_CLAIM,
+        &EVENT,
+        &POD,
+    ]
 }
 
 /// Moves the secrets of a data directory from before the resource model
