@@ -123,6 +123,44 @@ def test_logs_of_each_command(up):
     assert out.returncode != 0 and 'not a revision name' in out.stderr, out.stderr
 
 
+def command_pods(up, service):
+    out = up.cli('get', 'pods', '-l', f'serving.kserve.io/inferenceservice={service}', '-o', 'json', remote=True)
+    doc = json.loads(out.stdout)
+    return {p['metadata']['labels']['component']: p for p in doc.get('items', [doc] if 'metadata' in doc else [])}
+
+
+def test_command_copies_are_pods_with_logs_and_a_deleted_pod_is_replaced(up):
+    pods = command_pods(up, 'chained')
+    # The predictor is a model served in-process; the transformer and the
+    # explainer are commands, each copy a pod as KServe labels them.
+    assert sorted(pods) == ['explainer', 'transformer'], pods
+    t = pods['transformer']
+    assert t['metadata']['name'].startswith('chained-transformer-00001-')
+    assert t['metadata']['labels']['serving.knative.dev/revision'] == 'chained-transformer-00001'
+    assert t['metadata']['ownerReferences'][0]['kind'] == 'InferenceService'
+    assert t['spec']['containers'][0]['name'] == 'kserve-container'
+    assert t['status']['phase'] == 'Running'
+    assert t['status']['containerStatuses'][0]['ready'] is True
+    log = up.cli('logs', t['metadata']['name'], remote=True).stdout
+    assert log == (Path(up.home) / 'logs/serving/default/chained/chained-transformer-00001.log').read_text()
+
+    # Deleting the pod ends its process; a new copy starts under a new pod.
+    [pid] = pids(str(HERE / 'renamer.py'))
+    up.cli('delete', 'pod', t['metadata']['name'], remote=True)
+    deadline = time.time() + 90
+    new = None
+    while time.time() < deadline:
+        now = command_pods(up, 'chained').get('transformer')
+        if (now and now['metadata']['name'] != t['metadata']['name']
+                and now['status']['containerStatuses'][0]['ready'] is True):
+            new = now
+            break
+        time.sleep(0.1)
+    assert new is not None, command_pods(up, 'chained')
+    assert pids(str(HERE / 'renamer.py')) not in ([], [pid])
+    assert up.cli('get', 'pod', t['metadata']['name'], remote=True, check=False).returncode != 0
+
+
 def test_min_replicas_runs_that_many_copies_of_a_command(up, tmp_path):
     spec = {'apiVersion': 'serving.kserve.io/v1beta1', 'kind': 'InferenceService',
             'metadata': {'name': 'twins'},
@@ -139,11 +177,21 @@ def test_min_replicas_runs_that_many_copies_of_a_command(up, tmp_path):
     logs = Path(up.home) / 'logs' / 'serving' / 'default' / 'twins'
     for log in ['twins-predictor-00001.log', 'twins-predictor-00001-1.log']:
         assert 'twins:predict' in (logs / log).read_text(), log
+    twins = up.cli('get', 'pods', '-l', 'serving.kserve.io/inferenceservice=twins', '-o', 'name', remote=True)
+    assert len(twins.stdout.split()) == 2, twins.stdout
     up.cli('isvc', 'delete', 'twins', remote=True)
     deadline = time.time() + 30
     while pids('model_name twins') and time.time() < deadline:
         time.sleep(0.1)
     assert pids('model_name twins') == []
+    # Their pods went with them.
+    deadline = time.time() + 30
+    left = twins.stdout
+    while left.strip() and time.time() < deadline:
+        left = up.cli('get', 'pods', '-l', 'serving.kserve.io/inferenceservice=twins', '-o', 'name',
+                      remote=True).stdout
+        time.sleep(0.1)
+    assert left.strip() == ''
 
 
 def test_a_killed_predictor_is_restarted_and_delete_stops_it(up):

@@ -916,7 +916,11 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         resources,
         store: ctx.store.clone(),
         default_namespace: ctx.namespace.clone(),
-        pod_logs: vec![Arc::new(tuning.clone()), Arc::new(task_pods)],
+        pod_logs: vec![
+            Arc::new(tuning.clone()),
+            Arc::new(task_pods),
+            Arc::new(serving.pod_logs()),
+        ],
         tuning: Some(tuning.clone()),
         serving: Some(serving.clone()),
     };

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 pub enum ContainerState {
     /// Not started yet.
     Waiting,
-    /// Its process runs.
+    /// Its process runs but is not ready yet (its readiness probe has
+    /// not passed).
+    Starting,
+    /// Its process runs (and is ready).
     Running,
     /// Its process ended: exit code 0 is a `Succeeded` pod, anything else
     /// a `Failed` one.
@@ -48,6 +51,7 @@ pub fn pod_status(s: &PodState<'_>) -> Value {
             json!({"waiting": {"reason": "ContainerCreating"}}),
             false,
         ),
+        ContainerState::Starting => ("Running", json!({"running": {"startedAt": started}}), false),
         ContainerState::Running => ("Running", json!({"running": {"startedAt": started}}), true),
         ContainerState::Terminated {
             exit_code,
@@ -72,7 +76,7 @@ pub fn pod_status(s: &PodState<'_>) -> Value {
             "image": s.image,
             "imageID": "",
             "ready": ready,
-            "started": ready,
+            "started": matches!(s.state, ContainerState::Starting | ContainerState::Running),
             "restartCount": s.restarts.max(0),
             "state": state,
         }],
@@ -120,5 +124,10 @@ mod tests {
         );
         s.state = ContainerState::Waiting;
         assert_eq!(pod_status(&s)["phase"], "Pending");
+        s.state = ContainerState::Starting;
+        let v = pod_status(&s);
+        assert_eq!(v["phase"], "Running");
+        assert_eq!(v["containerStatuses"][0]["ready"], false);
+        assert_eq!(v["containerStatuses"][0]["started"], true);
     }
 }

@@ -44,6 +44,7 @@ use crate::storage::{LocalRoots, Storage};
 
 mod autoscale;
 mod grpc;
+pub mod pods;
 mod policy;
 mod process;
 mod scale;
@@ -290,6 +291,8 @@ struct Inner {
     framework: std::sync::OnceLock<oxflow_controller::Controller>,
     /// Records the services' events (readiness gained or lost).
     events: oxflow_resources::Recorder,
+    /// Where command copies show as Pods.
+    pods: pods::CommandPods,
 }
 
 /// Serves the stored InferenceServices; cheap to clone.
@@ -390,6 +393,7 @@ impl ServingController {
                     resources.clone(),
                     "inferenceservice-controller",
                 ),
+                pods: pods::CommandPods::new(resources.clone(), config.home.clone()),
                 resources,
                 config,
                 metrics: RwLock::new(HashMap::new()),
@@ -410,6 +414,8 @@ impl ServingController {
     /// that a request for a stored service right after a restart waits for
     /// its model instead of finding no such service.
     pub async fn start(&self) -> tokio::task::JoinHandle<()> {
+        // Before any copy starts, so only an earlier run's pods are removed.
+        self.inner.pods.start().await;
         if let Err(e) = self.resync().await {
             tracing::warn!(error = %e, "Could not read the stored inference services.");
         }
@@ -433,6 +439,11 @@ impl ServingController {
                 this.scale_down_idle().await;
             }
         })
+    }
+
+    /// Where command copies' pods write their output (`pods/NAME/log`).
+    pub fn pod_logs(&self) -> pods::CommandPods {
+        self.inner.pods.clone()
     }
 
     /// Unloads the models of `minReplicas: 0` predictors that have been
@@ -1067,6 +1078,7 @@ impl ServingController {
             Predictor::Custom(c) => {
                 let revision = self.command_revision(
                     record,
+                    "predictor",
                     &c.spec,
                     Vec::new(),
                     key,
@@ -1283,6 +1295,7 @@ impl ServingController {
     fn command_revision(
         &self,
         record: &InferenceServiceRecord,
+        part: &str,
         container: &crate::spec::ContainerSpec,
         kserve_flags: Vec<(String, String)>,
         key: String,
@@ -1334,6 +1347,21 @@ impl ServingController {
                     .join(record.namespace.as_str())
                     .join(&record.name),
                 python: self.inner.config.runtime.python.python.clone(),
+                pods: Some(self.inner.pods.template(
+                    pods::Owner {
+                        namespace: record.namespace.clone(),
+                        name: record.name.clone(),
+                        uid: record.id.clone(),
+                        component: part.to_owned(),
+                    },
+                    &name,
+                    serde_json::json!({
+                        "name": pods::CONTAINER,
+                        "image": container.image.clone().unwrap_or_default(),
+                        "command": container.command,
+                        "args": container.args,
+                    }),
+                )),
             },
             (component.min_replicas as usize).max(1),
             phase.clone(),
@@ -1434,6 +1462,7 @@ impl ServingController {
             )?;
             self.command_revision(
                 record,
+                part,
                 container,
                 flags.clone(),
                 k,

@@ -47,6 +47,8 @@ pub(super) struct CommandSpec {
     pub working_dir: PathBuf,
     /// The interpreter that replaces a bare `python`/`python3` command.
     pub python: PathBuf,
+    /// Where its copies show as Pods (`oxflow up`); none for `oxflow serve`.
+    pub pods: Option<super::pods::PodTemplate>,
 }
 
 /// A running, supervised command; stopping it (drop) kills it.
@@ -197,83 +199,156 @@ pub(super) fn start(
         *phase.write().unwrap_or_else(|e| e.into_inner()) = p;
         changed();
     };
+    let copy = spec.name.clone();
+    let pods = spec.pods.clone();
     tokio::spawn(async move {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let run_token = token.child_token();
-            let rt = runtime.clone();
-            let w = workload.clone();
-            let run = tokio::spawn(async move { rt.run(&w, run_token).await });
-            let started = Instant::now();
-            // Wait until it answers, exits or takes too long.
-            let mut run = run;
-            let ready = loop {
-                if token.is_cancelled() {
-                    return;
-                }
-                if run.is_finished() {
-                    break false;
-                }
-                if probe.check().await {
-                    break true;
-                }
-                if started.elapsed() > STARTUP_DEADLINE {
-                    break false;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = token.cancelled() => return,
-                }
-            };
-            if ready {
-                set(Phase::Loaded);
-                backoff = Duration::from_secs(1);
-            }
-            let outcome = tokio::select! {
-                r = &mut run => r,
-                _ = token.cancelled() => {
-                    let _ = run.await;
-                    return;
-                }
-            };
-            if token.is_cancelled() {
-                return;
-            }
-            let how = match outcome {
-                Ok(Ok(o)) => match (o.exit_code, o.signal) {
-                    (Some(c), _) => format!("exited with code {c}"),
-                    (_, Some(s)) => format!("was killed by signal {s}"),
-                    _ => "stopped".into(),
-                },
-                Ok(Err(e)) => format!("could not run: {e}"),
-                Err(e) => format!("was lost: {e}"),
-            };
-            let how = if !ready && started.elapsed() > STARTUP_DEADLINE {
-                format!(
-                    "did not answer on port {port} within {} s",
-                    STARTUP_DEADLINE.as_secs()
-                )
-            } else {
-                how
-            };
-            let tail = log_tail(&workload.log_path);
-            set(Phase::Failed(Failure::new(
-                "ModelLoadFailed",
-                format!(
-                    "{} {how}; restarting in {} s (log {}){tail}",
-                    workload.name,
-                    backoff.as_secs(),
-                    workload.log_path.display()
-                ),
-            )));
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = token.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+        let mut pod = None;
+        supervise(
+            runtime, workload, probe, port, token, set, &copy, pods, &mut pod,
+        )
+        .await;
+        // The copy is gone: so is its pod.
+        if let Some(p) = pod {
+            p.remove().await;
         }
     });
     Ok(Process { port, cancel })
+}
+
+/// Runs a copy's process until `token` is cancelled: started again (after
+/// a growing delay) whenever it exits, at once when its pod was deleted.
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    runtime: Arc<dyn Runtime>,
+    workload: Workload,
+    probe: Probe,
+    port: u16,
+    token: CancellationToken,
+    set: impl Fn(Phase),
+    copy: &str,
+    pods: Option<super::pods::PodTemplate>,
+    pod: &mut Option<super::pods::CopyPod>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let run_token = token.child_token();
+        // The same pod across restarts; a new one once it was deleted.
+        if let Some(template) = &pods {
+            match pod {
+                Some(p) if !p.deleted().is_cancelled() => p.starting(true).await,
+                _ => {
+                    let mut p = template.create(copy).await;
+                    p.starting(false).await;
+                    *pod = Some(p);
+                }
+            }
+        }
+        let deleted = pod.as_ref().map(super::pods::CopyPod::deleted);
+        if let Some(deleted) = deleted.clone() {
+            let kill = run_token.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = deleted.cancelled() => kill.cancel(),
+                    () = kill.cancelled() => {}
+                }
+            });
+        }
+        let rt = runtime.clone();
+        let w = workload.clone();
+        let run_kill = run_token.clone();
+        let mut run = tokio::spawn(async move { rt.run(&w, run_kill).await });
+        let started = Instant::now();
+        // Wait until it answers, exits or takes too long.
+        let ready = loop {
+            if token.is_cancelled() {
+                run_token.cancel();
+                let _ = run.await;
+                return;
+            }
+            if run.is_finished() || run_token.is_cancelled() {
+                break false;
+            }
+            if probe.check().await {
+                break true;
+            }
+            if started.elapsed() > STARTUP_DEADLINE {
+                break false;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = token.cancelled() => {}
+                _ = run_token.cancelled() => {}
+            }
+        };
+        if ready {
+            set(Phase::Loaded);
+            backoff = Duration::from_secs(1);
+            if let Some(p) = pod.as_mut() {
+                p.ready().await;
+            }
+        }
+        let outcome = tokio::select! {
+            r = &mut run => r,
+            _ = token.cancelled() => {
+                let _ = run.await;
+                return;
+            }
+        };
+        if token.is_cancelled() {
+            return;
+        }
+        let exit_code = match &outcome {
+            Ok(Ok(o)) => o
+                .exit_code
+                .or_else(|| o.signal.map(|s| 128 + s))
+                .unwrap_or(0),
+            _ => 1,
+        };
+        if deleted
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            // Its pod was deleted: a new copy under a new pod, at once.
+            *pod = None;
+            set(Phase::Loading);
+            continue;
+        }
+        if let Some(p) = pod.as_mut() {
+            p.exited(exit_code).await;
+        }
+        let how = match outcome {
+            Ok(Ok(o)) => match (o.exit_code, o.signal) {
+                (Some(c), _) => format!("exited with code {c}"),
+                (_, Some(s)) => format!("was killed by signal {s}"),
+                _ => "stopped".into(),
+            },
+            Ok(Err(e)) => format!("could not run: {e}"),
+            Err(e) => format!("was lost: {e}"),
+        };
+        let how = if !ready && started.elapsed() > STARTUP_DEADLINE {
+            format!(
+                "did not answer on port {port} within {} s",
+                STARTUP_DEADLINE.as_secs()
+            )
+        } else {
+            how
+        };
+        let tail = log_tail(&workload.log_path);
+        set(Phase::Failed(Failure::new(
+            "ModelLoadFailed",
+            format!(
+                "{} {how}; restarting in {} s (log {}){tail}",
+                workload.name,
+                backoff.as_secs(),
+                workload.log_path.display()
+            ),
+        )));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = token.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// The last lines of a log, for failure messages.
