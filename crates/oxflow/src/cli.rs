@@ -128,10 +128,10 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 8)]
     pub max_runs: usize,
     /// Show every pipeline step's process as a Pod (`kubectl get pods -l
-    /// pipeline/runid=RUN`, `kubectl logs`, deleting one kills the step).
-    /// Off by default for now: with it, the idle memory with thousands of
-    /// finished runs stored rises above issue #3's 50 MiB (BENCHMARKS.md).
-    #[arg(long, env = "OXFLOW_STEP_PODS")]
+    /// pipeline/runid=RUN`, `kubectl logs`, deleting one kills the step);
+    /// `--step-pods=false` keeps steps off the Kubernetes API.
+    #[arg(long, env = "OXFLOW_STEP_PODS", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub step_pods: bool,
     /// A directory that InferenceServices' local storageUri paths may lie
     /// under (repeatable; the environment variable takes a ':'-separated
@@ -807,6 +807,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), true));
     let grpc_gate = Arc::new(oxflow_edge::Gate::new(credentials.clone(), false));
     let (engine, runtime) = ctx.engine(args.python.clone(), args.parallelism);
+    crate::trim::start();
     let resources = oxflow_resources::Resources::new(ctx.store.clone(), oxflow_server::registry());
     ensure_default_namespace(&resources, &ctx.namespace).await?;
     crate::objects::migrate_legacy(&resources).await?;
@@ -814,7 +815,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         .warm()
         .await
         .context("reading the stored objects into memory")?;
-    // Pipeline steps show as pods from the first run on (when asked).
+    // Pipeline steps show as pods from the first run on (unless asked not to).
     let task_pods =
         oxflow_server::task_pods::PipelinePods::new(resources.clone(), engine.artifacts().clone());
     if args.step_pods {

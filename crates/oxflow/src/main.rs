@@ -10,6 +10,7 @@ mod output;
 mod remote;
 mod serve;
 mod trainedmodel;
+mod trim;
 mod tune;
 
 use clap::Parser;
