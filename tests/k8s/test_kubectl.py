@@ -67,6 +67,23 @@ def test_version_discovery_and_namespaces(kubectl):
     assert 'default' in kubectl.run('get', 'ns', '-o', 'name').stdout
 
 
+def test_openapi_v3_explains_kinds_and_keeps_server_side_validation(kubectl, server):
+    status, root, _ = server.request('GET', '/openapi/v3')
+    assert status == 200 and 'apis/kubeflow.org/v1beta1' in root['paths'] and 'api/v1' in root['paths']
+    url = root['paths']['apis/kubeflow.org/v1beta1']['serverRelativeURL']
+    status, doc, _ = server.request('GET', url)
+    assert status == 200
+    post = doc['paths']['/apis/kubeflow.org/v1beta1/namespaces/{namespace}/experiments']['post']
+    assert [p['name'] for p in post['parameters']] == ['fieldValidation']
+    explained = kubectl.run('explain', 'experiment').stdout
+    assert 'Experiment' in explained and 'spec' in explained and 'status' in explained, explained
+    assert 'string' in kubectl.run('explain', 'secret.type').stdout
+    # kubectl still asks the server to validate: an unknown field is refused.
+    bad = kubectl.run('apply', '-f', '-', check=False, stdin=manifest(f'v3-{short(kubectl.binary)}', {'a': '1'},
+                                                                      extra='dataa:\n  y: "2"\n'))
+    assert bad.returncode != 0 and 'dataa' in bad.stderr, bad.stderr
+
+
 def test_apply_get_label_patch_replace_delete(kubectl):
     name = f'cfg-{short(kubectl.binary)}'
     m = manifest(name, {'a': '1'})

@@ -10,6 +10,7 @@
 
 mod discovery;
 mod logs;
+mod openapi;
 mod protobuf;
 mod status;
 mod table;
@@ -56,6 +57,9 @@ pub(crate) fn routes() -> Routes {
         .route("/api", get(discovery::core_versions))
         .route("/apis", get(discovery::groups))
         .route("/openapi/v2", get(discovery::openapi_v2))
+        .route("/openapi/v3", get(openapi::root))
+        .route("/openapi/v3/api/{version}", get(openapi::core))
+        .route("/openapi/v3/apis/{group}/{version}", get(openapi::group))
         .route("/api/v1", get(discovery::core_resources))
         .route("/api/v1/{a}", any())
         .route("/api/v1/{a}/{b}", any())
