@@ -483,6 +483,7 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
         first_ready_at = condition(&v, "Ready")["lastTransitionTime"].clone();
     }
     // A new process loads the service and its models from the store.
+    let before_restart = store.current_resource_version().await.unwrap();
     let c = controller(&store, dir.path());
     let (code, _) = infer_v2(&c, "mms", "kept", 0.0).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
@@ -495,6 +496,20 @@ async fn restarts_and_other_writers_are_picked_up_from_the_store() {
         first_ready_at,
         "a restart keeps the transition time"
     );
+    // Nor did it show the model not Ready while loading it again: every
+    // status the new process wrote says Ready.
+    let written = store
+        .resource_events_of_kind_after("serving.kserve.io", "TrainedModel", before_restart, 1000)
+        .await
+        .unwrap();
+    for e in &written {
+        assert_eq!(
+            condition(&e.object, "Ready")["status"],
+            "True",
+            "{}",
+            e.object
+        );
+    }
 
     // Another process (the CLI without a server) adds a model ...
     let other = trained("added", "mms", "xgboost", &b);

@@ -988,6 +988,13 @@ impl ServingController {
         misfit: Option<String>,
     ) -> Value {
         let record = &k.record;
+        // Ready as stored for this very spec: a restarted server loading
+        // the service and its models again (requests wait for the load)
+        // keeps it Ready rather than flipping it False and back, as models
+        // whose pods outlive the KServe controller do; a failure still
+        // turns it False.
+        let reloading = record.observed_generation == record.generation
+            && matches!(k.transitions.get("Ready"), Some(("True", _)));
         let name = record.name.as_str();
         let isvc = record.inference_service();
         let ns = &record.namespace;
@@ -1041,7 +1048,9 @@ impl ServingController {
                     "{base}{}",
                     predict_path(name, predictor.protocol())
                 ));
-                conditions.push(if service_ready(e) {
+                let service_loading = e.failure.is_none()
+                    && !matches!(e.latest.as_ref().map(|r| r.phase()), Some(Phase::Failed(_)));
+                conditions.push(if service_ready(e) || (reloading && service_loading) {
                     Condition::ok("InferenceServiceReady")
                 } else {
                     // Why the service cannot serve, when it cannot at all.
@@ -1122,6 +1131,8 @@ impl ServingController {
             (None, Err(e)) => Condition::not("Ready", "InvalidSpec", e.to_string()),
             (None, Ok(_)) => match self.trained_outcome(entry, record) {
                 Outcome::Loaded => Condition::ok("Ready"),
+                // Loading again what was Ready (see `reloading`).
+                Outcome::Loading if reloading => Condition::ok("Ready"),
                 Outcome::Loading => Condition::not(
                     "Ready",
                     "ModelLoading",
