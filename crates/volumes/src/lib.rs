@@ -88,6 +88,8 @@ pub struct Claim {
 pub struct LocalVolumes {
     resources: Resources,
     root: Arc<PathBuf>,
+    /// Records a claim's binding (`kubectl describe pvc` shows it).
+    events: oxflow_resources::Recorder,
 }
 
 impl LocalVolumes {
@@ -95,6 +97,10 @@ impl LocalVolumes {
     /// (`$OXFLOW_HOME/volumes`).
     pub fn new(resources: Resources, root: PathBuf) -> Self {
         Self {
+            events: oxflow_resources::Recorder::new(
+                resources.clone(),
+                "persistentvolume-controller",
+            ),
             resources,
             root: Arc::new(root),
         }
@@ -258,7 +264,9 @@ impl LocalVolumes {
         if object.get("status") != Some(&status) {
             let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
             let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
-            self.resources
+            let was_bound = object["status"]["phase"] == "Bound";
+            let written = self
+                .resources
                 .write_observed_status(
                     &PVC,
                     Some(namespace),
@@ -268,6 +276,22 @@ impl LocalVolumes {
                     None,
                 )
                 .await?;
+            if written && !was_bound {
+                let volume = object["spec"]["volumeName"].as_str().unwrap_or_default();
+                let class = object["spec"]["storageClassName"]
+                    .as_str()
+                    .unwrap_or(oxflow_resources::builtin::LOCAL_STORAGE_CLASS);
+                self.events
+                    .record(
+                        &object,
+                        oxflow_resources::EventType::Normal,
+                        "ProvisioningSucceeded",
+                        &format!(
+                            "Successfully provisioned volume {volume} (a directory of storage class {class})"
+                        ),
+                    )
+                    .await;
+            }
         }
         Ok(dir)
     }

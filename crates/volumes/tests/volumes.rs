@@ -66,6 +66,28 @@ async fn the_controller_binds_claims_written_through_the_api_and_reclaims_them()
     );
     let dir = home.path().join("volumes/team-a/data");
     std::fs::write(dir.join("f"), "kept").unwrap();
+    // The binding is an event of the claim, recorded once.
+    let (events, _) = resources
+        .list(
+            &builtin::EVENT,
+            Some("team-a"),
+            &Default::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let bound_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == "data" && e["reason"] == "ProvisioningSucceeded")
+        .collect();
+    assert_eq!(bound_events.len(), 1, "{events:?}");
+    assert_eq!(bound_events[0]["count"], 1);
+    assert!(
+        bound_events[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(volume)
+    );
 
     // Expansion is allowed; shrinking and other spec changes are not.
     let mut bigger = bound.clone();
