@@ -89,6 +89,9 @@ def test_kubectl_runs_an_experiment_to_the_end_and_deletes_it(server, binary):
     pod = next(p for p in pods if p['metadata']['labels']['katib.kubeflow.org/trial'] == best)
     state = pod['status']['containerStatuses'][0]
     assert state['name'] == 'training-container' and state['state']['terminated']['exitCode'] == 0, state
+    table = kubectl.run('get', 'pods', pod['metadata']['name']).stdout.splitlines()
+    assert table[0].split() == ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'], table
+    assert table[1].split()[1:4] == ['0/1', 'Succeeded', '0'], table
     out = kubectl.run('logs', pod['metadata']['name'], '-c', 'training-container').stdout
     assert float(out.strip().split('=')[1]) == pytest.approx(lr[best]), out
     out = kubectl.run('logs', '-f', '--tail=1', pod['metadata']['name']).stdout

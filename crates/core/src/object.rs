@@ -265,7 +265,7 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) {
 
 /// A column of a kind's table (`kubectl get`), as a CRD's
 /// `additionalPrinterColumns` declares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Column {
     /// The header.
     pub name: &'static str,
@@ -277,6 +277,10 @@ pub struct Column {
     pub priority: i32,
     /// What it shows.
     pub description: &'static str,
+    /// Computes the cell instead of `json_path`, where the API server's
+    /// printer does (a pod's READY, `1/1`); `json_path` then only names
+    /// what it reads.
+    pub compute: Option<fn(&Value) -> Value>,
 }
 
 /// What a kind is: its registry entry. Adding a kind is one of these plus
@@ -373,6 +377,10 @@ pub fn printed_cells(kind: &Kind, object: &Value, now: crate::Timestamp) -> Vec<
     };
     let mut cells = vec![object["metadata"]["name"].clone()];
     for c in kind.columns {
+        if let Some(compute) = c.compute {
+            cells.push(compute(object));
+            continue;
+        }
         cells.push(match json_path(object, c.json_path) {
             None | Some(Value::Null) => Value::Null,
             Some(Value::String(s)) if c.type_ == "date" => age(Some(s)),

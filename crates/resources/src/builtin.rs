@@ -91,6 +91,7 @@ pub static NAMESPACE: Kind = Kind {
         json_path: ".status.phase",
         priority: 0,
         description: "The phase of the namespace.",
+        compute: None,
     }],
     status_subresource: true,
     fields: &["spec", "status"],
@@ -138,6 +139,7 @@ pub static SECRET: Kind = Kind {
             json_path: ".type",
             priority: 0,
             description: "Opaque, or the well-known type its keys follow.",
+            compute: None,
         },
         Column {
             name: "Data",
@@ -145,6 +147,7 @@ pub static SECRET: Kind = Kind {
             json_path: ".data",
             priority: 0,
             description: "How many values it holds.",
+            compute: None,
         },
     ],
     status_subresource: false,
@@ -171,6 +174,7 @@ pub static EVENT: Kind = Kind {
             json_path: ".type",
             priority: 0,
             description: "Normal or Warning.",
+            compute: None,
         },
         Column {
             name: "Reason",
@@ -178,6 +182,7 @@ pub static EVENT: Kind = Kind {
             json_path: ".reason",
             priority: 0,
             description: "Why.",
+            compute: None,
         },
         Column {
             name: "Object",
@@ -185,6 +190,7 @@ pub static EVENT: Kind = Kind {
             json_path: ".involvedObject.name",
             priority: 0,
             description: "What it is about.",
+            compute: None,
         },
         Column {
             name: "Message",
@@ -192,6 +198,7 @@ pub static EVENT: Kind = Kind {
             json_path: ".message",
             priority: 0,
             description: "What happened.",
+            compute: None,
         },
     ],
     status_subresource: false,
@@ -373,6 +380,7 @@ pub static PERSISTENT_VOLUME_CLAIM: Kind = Kind {
             json_path: ".status.phase",
             priority: 0,
             description: "Pending until bound to a volume, then Bound.",
+            compute: None,
         },
         Column {
             name: "Volume",
@@ -380,6 +388,7 @@ pub static PERSISTENT_VOLUME_CLAIM: Kind = Kind {
             json_path: ".spec.volumeName",
             priority: 0,
             description: "The volume it is bound to.",
+            compute: None,
         },
         Column {
             name: "Capacity",
@@ -387,6 +396,7 @@ pub static PERSISTENT_VOLUME_CLAIM: Kind = Kind {
             json_path: ".status.capacity.storage",
             priority: 0,
             description: "The bound volume's size.",
+            compute: None,
         },
         Column {
             name: "Access Modes",
@@ -394,6 +404,7 @@ pub static PERSISTENT_VOLUME_CLAIM: Kind = Kind {
             json_path: ".status.accessModes",
             priority: 0,
             description: "How it may be mounted.",
+            compute: None,
         },
         Column {
             name: "StorageClass",
@@ -401,6 +412,7 @@ pub static PERSISTENT_VOLUME_CLAIM: Kind = Kind {
             json_path: ".spec.storageClassName",
             priority: 0,
             description: "The class of storage asked for.",
+            compute: None,
         },
     ],
     status_subresource: true,
@@ -437,6 +449,26 @@ fn validate_pod(v: &mut Value) -> Result<(), Vec<FieldError>> {
     }
 }
 
+/// A pod's READY cell: its ready containers of all its containers (`1/1`).
+fn ready_containers(pod: &Value) -> Value {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
+    let ready = statuses.map_or(0, |l| {
+        l.iter()
+            .filter(|c| c["ready"].as_bool() == Some(true))
+            .count()
+    });
+    let total = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .filter(|n| *n > 0)
+        .or_else(|| statuses.map(Vec::len))
+        .unwrap_or(0);
+    Value::String(format!("{ready}/{total}"))
+}
+
 /// `v1` Pod: how every workload Oxflow runs (a trial's process, …) is
 /// shown, with the labels Kubeflow's controllers set, its container's
 /// state and its output at `pods/NAME/log`. Oxflow's controllers write
@@ -452,11 +484,20 @@ pub static POD: Kind = Kind {
     namespaced: true,
     columns: &[
         Column {
+            name: "Ready",
+            type_: "string",
+            json_path: ".status.containerStatuses",
+            priority: 0,
+            description: "Ready containers of all containers, as kubectl prints them.",
+            compute: Some(ready_containers),
+        },
+        Column {
             name: "Status",
             type_: "string",
             json_path: ".status.phase",
             priority: 0,
             description: "Pending, Running, Succeeded or Failed.",
+            compute: None,
         },
         Column {
             name: "Restarts",
@@ -464,6 +505,7 @@ pub static POD: Kind = Kind {
             json_path: ".status.containerStatuses[0].restartCount",
             priority: 0,
             description: "How many times its container was started again.",
+            compute: None,
         },
     ],
     status_subresource: true,
@@ -528,4 +570,45 @@ pub async fn migrate_legacy_secrets(
         tracing::info!(moved, "Secrets moved onto the resource model.");
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pods_ready_cell_counts_its_ready_containers() {
+        let cells = |pod: Value| {
+            oxflow_core::object::printed_cells(&POD, &pod, oxflow_core::Timestamp::now())
+        };
+        let pod = serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "a", "ready": true, "restartCount": 2}, {"name": "b", "ready": false}]},
+        });
+        let row = cells(pod);
+        assert_eq!(
+            row[..4],
+            [
+                json_str("p"),
+                json_str("1/2"),
+                json_str("Running"),
+                2.into()
+            ]
+        );
+        // Not started yet: no statuses.
+        let pending = serde_json::json!({"metadata": {"name": "q"},
+                                         "spec": {"containers": [{"name": "main"}]}});
+        assert_eq!(cells(pending)[1], json_str("0/1"));
+        let headers: Vec<&str> = oxflow_core::object::printed_columns(&POD)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(headers, ["Name", "Ready", "Status", "Restarts", "Age"]);
+    }
+
+    fn json_str(s: &str) -> Value {
+        Value::String(s.to_owned())
+    }
 }

@@ -22,6 +22,7 @@ const URL: Column = Column {
     json_path: ".status.url",
     priority: 0,
     description: "Where it answers.",
+    compute: None,
 };
 const READY: Column = Column {
     name: "Ready",
@@ -29,6 +30,7 @@ const READY: Column = Column {
     json_path: ".status.conditions[?(@.type=='Ready')].status",
     priority: 0,
     description: "Whether it serves.",
+    compute: None,
 };
 const AGE: Column = Column {
     name: "Age",
@@ -36,6 +38,7 @@ const AGE: Column = Column {
     json_path: ".metadata.creationTimestamp",
     priority: 0,
     description: "How long ago it was created.",
+    compute: None,
 };
 
 /// `serving.kserve.io/v1beta1` InferenceService (`isvc`), printed with
@@ -58,6 +61,7 @@ pub static INFERENCE_SERVICE: Kind = Kind {
             json_path: ".status.components.predictor.traffic[?(@.tag=='prev')].percent",
             priority: 0,
             description: "The share of traffic of the previous rollout.",
+            compute: None,
         },
         Column {
             name: "Latest",
@@ -65,6 +69,7 @@ pub static INFERENCE_SERVICE: Kind = Kind {
             json_path: ".status.components.predictor.traffic[?(@.latestRevision==true)].percent",
             priority: 0,
             description: "The share of traffic of the latest revision.",
+            compute: None,
         },
         Column {
             name: "PrevRolledoutRevision",
@@ -72,6 +77,7 @@ pub static INFERENCE_SERVICE: Kind = Kind {
             json_path: ".status.components.predictor.traffic[?(@.tag=='prev')].revisionName",
             priority: 0,
             description: "The revision rolled out before.",
+            compute: None,
         },
         Column {
             name: "LatestReadyRevision",
@@ -79,6 +85,7 @@ pub static INFERENCE_SERVICE: Kind = Kind {
             json_path: ".status.components.predictor.traffic[?(@.latestRevision==true)].revisionName",
             priority: 0,
             description: "The latest revision that is ready.",
+            compute: None,
         },
         AGE,
     ],

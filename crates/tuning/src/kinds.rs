@@ -34,6 +34,7 @@ const TYPE: Column = Column {
     json_path: ".status.conditions[-1:].type",
     priority: 0,
     description: "The newest condition.",
+    compute: None,
 };
 const STATUS: Column = Column {
     name: "Status",
@@ -41,6 +42,7 @@ const STATUS: Column = Column {
     json_path: ".status.conditions[-1:].status",
     priority: 0,
     description: "Whether the newest condition holds.",
+    compute: None,
 };
 const AGE: Column = Column {
     name: "Age",
@@ -48,6 +50,7 @@ const AGE: Column = Column {
     json_path: ".metadata.creationTimestamp",
     priority: 0,
     description: "How long ago it was created.",
+    compute: None,
 };
 
 /// `kubeflow.org/v1beta1` Experiment.
@@ -106,6 +109,7 @@ pub static SUGGESTION: Kind = Kind {
             json_path: ".spec.requests",
             priority: 0,
             description: "Suggestions asked for.",
+            compute: None,
         },
         Column {
             name: "Assigned",
@@ -113,6 +117,7 @@ pub static SUGGESTION: Kind = Kind {
             json_path: ".status.suggestionCount",
             priority: 0,
             description: "Suggestions made.",
+            compute: None,
         },
         AGE,
     ],
