@@ -66,20 +66,31 @@ async fn the_controller_binds_claims_written_through_the_api_and_reclaims_them()
     );
     let dir = home.path().join("volumes/team-a/data");
     std::fs::write(dir.join("f"), "kept").unwrap();
-    // The binding is an event of the claim, recorded once.
-    let (events, _) = resources
-        .list(
-            &builtin::EVENT,
-            Some("team-a"),
-            &Default::default(),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    let bound_events: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["involvedObject"]["name"] == "data" && e["reason"] == "ProvisioningSucceeded")
-        .collect();
+    // The binding is an event of the claim, recorded once (just after the
+    // status that says Bound: awaited on the feed).
+    let bound_event =
+        |e: &Value| e["involvedObject"]["name"] == "data" && e["reason"] == "ProvisioningSucceeded";
+    let mut feed = resources.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let events = loop {
+        let (events, _) = resources
+            .list(
+                &builtin::EVENT,
+                Some("team-a"),
+                &Default::default(),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        if events.iter().any(bound_event) {
+            break events;
+        }
+        tokio::time::timeout_at(deadline, feed.recv())
+            .await
+            .expect("no ProvisioningSucceeded event")
+            .unwrap();
+    };
+    let bound_events: Vec<&Value> = events.iter().filter(|e| bound_event(e)).collect();
     assert_eq!(bound_events.len(), 1, "{events:?}");
     assert_eq!(bound_events[0]["count"], 1);
     assert!(
