@@ -1,9 +1,81 @@
-//! The `status` of a Pod that stands for a process a controller runs (a
-//! trial, a pipeline step): one container, its state, the pod's phase. One
-//! shape for every controller, as the kubelet reports it.
+//! The Pods that stand for processes controllers run (a trial, a pipeline
+//! step, a serving copy): their `status` (one container, its state, the
+//! pod's phase, as the kubelet reports it) and [`PodKills`], which ends a
+//! workload whose pod is deleted. One of each for every controller.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use oxflow_core::Timestamp;
+use oxflow_store::WatchEventType;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::Resources;
+use crate::builtin::POD;
+
+/// What makes deleting a pod end its workload, for every controller that
+/// shows its processes as pods: each running workload's kill switch by
+/// pod, cancelled (and forgotten) when the change feed reports the pod
+/// deleted.
+#[derive(Clone)]
+pub struct PodKills {
+    inner: Arc<Mutex<HashMap<(String, String), CancellationToken>>>,
+}
+
+impl PodKills {
+    /// Kill switches that follow `resources`' change feed from now on
+    /// (the watching task ends with the last clone).
+    pub fn watch(resources: &Resources) -> Self {
+        let this = Self {
+            inner: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let mut feed = resources.subscribe();
+        let weak = Arc::downgrade(&this.inner);
+        tokio::spawn(async move {
+            loop {
+                let change = match feed.recv().await {
+                    Ok(c) => c,
+                    // Missed changes: a workload whose pod went meanwhile
+                    // finds out when it next writes the pod.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let e = &change.event;
+                if e.event_type != WatchEventType::Deleted
+                    || e.key.group != POD.group
+                    || e.key.kind != POD.kind
+                {
+                    continue;
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let key = (e.key.namespace.clone(), e.key.name.clone());
+                let kill = inner.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                if let Some(kill) = kill {
+                    tracing::info!(pod = %key.1, namespace = %key.0, "A workload's pod was deleted; ending its process.");
+                    kill.cancel();
+                }
+            }
+        });
+        this
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CancellationToken>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cancels `kill` once pod `name` in `namespace` is deleted.
+    pub fn on_delete(&self, namespace: &str, name: &str, kill: CancellationToken) {
+        self.lock()
+            .insert((namespace.to_owned(), name.to_owned()), kill);
+    }
+
+    /// Forgets pod `name` (its workload ended, or its controller deletes
+    /// the pod itself).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.lock().remove(&(namespace.to_owned(), name.to_owned()));
+    }
+}
 
 /// The container's state.
 #[derive(Debug, Clone)]

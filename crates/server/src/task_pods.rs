@@ -20,7 +20,6 @@ use oxflow_pipelines::pods::{TaskEnd, TaskPod, TaskPods};
 use oxflow_resources::builtin::POD;
 use oxflow_resources::pods::{ContainerState, PodState, pod_status};
 use oxflow_resources::{DeleteOptions, PodLogs, ResourceError, Resources, WriteOptions};
-use oxflow_store::WatchEventType;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -41,14 +40,15 @@ pub struct PipelinePods {
     inner: Arc<Inner>,
 }
 
-/// Running attempts by (namespace, pod name): their kill switch, and their
-/// pod's uid once written.
-type Running = HashMap<(String, String), (CancellationToken, Option<String>)>;
+/// Running attempts by (namespace, pod name): their pod's uid once written.
+type Running = HashMap<(String, String), Option<String>>;
 
 struct Inner {
     resources: Resources,
     artifacts: ArtifactStore,
     running: Mutex<Running>,
+    /// Ends an attempt whose pod is deleted.
+    kills: oxflow_resources::pods::PodKills,
 }
 
 /// `<run's last 8>-<task path as a name>-<8 hex of run, path and
@@ -98,39 +98,14 @@ impl PipelinePods {
     /// Pods over `resources`; logs under `artifacts`. Starts the watch of
     /// the change feed that kills an attempt whose pod is deleted.
     pub fn new(resources: Resources, artifacts: ArtifactStore) -> Self {
-        let this = Self {
+        Self {
             inner: Arc::new(Inner {
+                kills: oxflow_resources::pods::PodKills::watch(&resources),
                 resources,
                 artifacts,
                 running: Mutex::new(HashMap::new()),
             }),
-        };
-        let mut feed = this.inner.resources.subscribe();
-        let weak = Arc::downgrade(&this.inner);
-        tokio::spawn(async move {
-            loop {
-                let change = match feed.recv().await {
-                    Ok(c) => c,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                };
-                let Some(inner) = weak.upgrade() else { return };
-                let e = &change.event;
-                if e.event_type != WatchEventType::Deleted
-                    || e.key.group != POD.group
-                    || e.key.kind != POD.kind
-                {
-                    continue;
-                }
-                let key = (e.key.namespace.clone(), e.key.name.clone());
-                let running = inner.running.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((kill, _)) = running.get(&key) {
-                    tracing::info!(pod = %key.1, namespace = %key.0, "A pipeline step's pod was deleted; ending its process.");
-                    kill.cancel();
-                }
-            }
-        });
-        this
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
@@ -180,7 +155,8 @@ impl PipelinePods {
     async fn write_start(&self, pod: TaskPod, kill: CancellationToken) {
         let name = pod_name(&pod.run_id, &pod.task_path, pod.attempt);
         let key = (pod.namespace.as_str().to_owned(), name.clone());
-        self.lock().insert(key.clone(), (kill, None));
+        self.inner.kills.on_delete(&key.0, &key.1, kill);
+        self.lock().insert(key.clone(), None);
         let mut body = Self::object(&pod, &name);
         body["status"] = Self::status(&pod, ContainerState::Running);
         let opts = WriteOptions {
@@ -222,14 +198,15 @@ impl PipelinePods {
             }
         };
         if let Some(entry) = self.lock().get_mut(&key) {
-            entry.1 = uid;
+            *entry = uid;
         }
     }
 
     async fn write_end(&self, pod: TaskPod, end: TaskEnd) {
         let name = pod_name(&pod.run_id, &pod.task_path, pod.attempt);
         let key = (pod.namespace.as_str().to_owned(), name.clone());
-        let Some((_, Some(uid))) = self.lock().remove(&key) else {
+        self.inner.kills.forget(&key.0, &key.1);
+        let Some(Some(uid)) = self.lock().remove(&key) else {
             return;
         };
         let (exit_code, reason) = match &end {

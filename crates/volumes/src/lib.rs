@@ -234,20 +234,8 @@ impl LocalVolumes {
                              "resourceVersion": object["metadata"]["resourceVersion"]},
                 "spec": {"volumeName": volume},
             });
-            object = match self
-                .resources
-                .patch(
-                    &PVC,
-                    Some(namespace),
-                    name,
-                    PatchType::Merge,
-                    patch,
-                    false,
-                    &WriteOptions::default(),
-                )
-                .await
-            {
-                Ok(w) => w.object,
+            object = match self.merge_patch(namespace, name, patch).await {
+                Ok(o) => o,
                 Err(ResourceError::Conflict { .. }) if tries < 5 => {
                     tries += 1;
                     self.resources.get(&PVC, Some(namespace), name).await?
@@ -296,6 +284,30 @@ impl LocalVolumes {
         Ok(dir)
     }
 
+    /// A merge patch of claim `name` (conditional when it names a
+    /// resourceVersion).
+    async fn merge_patch(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, ResourceError> {
+        let opts = WriteOptions::default();
+        let written = self
+            .resources
+            .patch(
+                &PVC,
+                Some(namespace),
+                name,
+                PatchType::Merge,
+                patch,
+                false,
+                &opts,
+            )
+            .await?;
+        Ok(written.object)
+    }
+
     /// Removes a deleted claim's directory, then its finalizer.
     async fn reclaim(
         &self,
@@ -324,19 +336,7 @@ impl LocalVolumes {
             .collect();
         let patch = json!({"metadata": {"finalizers": left,
                                         "resourceVersion": object["metadata"]["resourceVersion"]}});
-        match self
-            .resources
-            .patch(
-                &PVC,
-                Some(namespace),
-                name,
-                PatchType::Merge,
-                patch,
-                false,
-                &WriteOptions::default(),
-            )
-            .await
-        {
+        match self.merge_patch(namespace, name, patch).await {
             // Gone, or changed meanwhile: the next reconcile looks again.
             Ok(_) | Err(ResourceError::NotFound { .. }) => Ok(()),
             Err(ResourceError::Conflict { .. }) => Box::pin(self.reconcile(namespace, name)).await,

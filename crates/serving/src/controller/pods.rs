@@ -12,15 +12,13 @@
 //! Pod writes are best effort: a failed write is logged and never stops
 //! or delays serving.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use oxflow_core::{Namespace, Timestamp};
 use oxflow_resources::builtin::POD;
-use oxflow_resources::pods::{ContainerState, PodState, pod_status};
+use oxflow_resources::pods::{ContainerState, PodKills, PodState, pod_status};
 use oxflow_resources::{DeleteOptions, ResourceError, Resources, WriteOptions};
-use oxflow_store::WatchEventType;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -45,8 +43,8 @@ pub struct CommandPods {
 struct Inner {
     resources: Resources,
     home: PathBuf,
-    /// (namespace, pod name) → what ends the copy's current process.
-    running: Mutex<HashMap<(String, String), CancellationToken>>,
+    /// Ends a copy's process when its pod is deleted (once started).
+    kills: std::sync::OnceLock<PodKills>,
 }
 
 impl CommandPods {
@@ -56,7 +54,7 @@ impl CommandPods {
             inner: Arc::new(Inner {
                 resources,
                 home,
-                running: Mutex::new(HashMap::new()),
+                kills: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -65,7 +63,6 @@ impl CommandPods {
     /// processes ended with it; the copies that start now get new ones),
     /// then ends a copy's process whenever its pod is deleted.
     pub(super) async fn start(&self) {
-        let mut feed = self.inner.resources.subscribe();
         // An existence requirement on our own label: parses.
         let left = match oxflow_core::selector::LabelSelector::parse(COPY_LABEL) {
             Ok(selector) => {
@@ -100,33 +97,7 @@ impl CommandPods {
             }
             Err(e) => warn!(error = %e, "Could not list the serving pods left by an earlier run."),
         }
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            loop {
-                let change = match feed.recv().await {
-                    Ok(c) => c,
-                    // Missed changes: a deleted pod is also found when its
-                    // copy next writes it.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                };
-                let e = &change.event;
-                if e.event_type != WatchEventType::Deleted
-                    || e.key.group != POD.group
-                    || e.key.kind != POD.kind
-                {
-                    continue;
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                let key = (e.key.namespace.clone(), e.key.name.clone());
-                let kill = inner.lock().remove(&key);
-                if let Some(kill) = kill {
-                    tracing::info!(pod = %key.1, namespace = %key.0,
-                        "A serving copy's pod was deleted; ending its process.");
-                    kill.cancel();
-                }
-            }
-        });
+        let _ = self.inner.kills.set(PodKills::watch(&self.inner.resources));
     }
 
     /// The pods of one revision's copies.
@@ -141,8 +112,8 @@ impl CommandPods {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CancellationToken>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    fn kills(&self) -> Option<&PodKills> {
+        self.kills.get()
     }
 }
 
@@ -261,10 +232,9 @@ impl PodTemplate {
                     meta["uid"].as_str().unwrap_or_default().to_owned(),
                     meta["generation"].as_i64().unwrap_or(1),
                 ));
-                self.pods.inner.lock().insert(
-                    (o.namespace.as_str().to_owned(), pod.name.clone()),
-                    pod.deleted.clone(),
-                );
+                if let Some(kills) = self.pods.inner.kills() {
+                    kills.on_delete(o.namespace.as_str(), &pod.name, pod.deleted.clone());
+                }
             }
             Err(e) => warn!(pod = %pod.name, error = %e, "Could not record a serving copy's pod."),
         }
@@ -348,7 +318,9 @@ impl CopyPod {
     pub(super) async fn remove(self) {
         let ns = self.template.owner.namespace.as_str().to_owned();
         let inner = &self.template.pods.inner;
-        inner.lock().remove(&(ns.clone(), self.name.clone()));
+        if let Some(kills) = inner.kills() {
+            kills.forget(&ns, &self.name);
+        }
         let Some((uid, _)) = &self.stored else { return };
         let opts = DeleteOptions {
             uid: Some(uid.clone()),
