@@ -388,7 +388,11 @@ impl ServingController {
         ServingController {
             inner: Arc::new(Inner {
                 storage: Storage::new(&config.home)
-                    .with_local_roots(LocalRoots::for_server(&config.home, &config.model_roots)),
+                    .with_local_roots(LocalRoots::for_server(&config.home, &config.model_roots))
+                    .with_volumes(oxflow_volumes::LocalVolumes::new(
+                        resources.clone(),
+                        config.home.join("volumes"),
+                    )),
                 events: oxflow_resources::Recorder::new(
                     resources.clone(),
                     "inferenceservice-controller",

@@ -1,7 +1,9 @@
 //! `storageUri` → a local path holding the model.
 //!
-//! Local paths and `file://` are used in place; `pvc://NAME/PATH` maps to
-//! the namespace's volume directory (the same one pipelines mount);
+//! Local paths and `file://` are used in place; `pvc://NAME/PATH` is a
+//! path in the namespace's PersistentVolumeClaim `NAME` (under `oxflow up`
+//! the claim must exist and is bound first, as pipelines' mounts are; `oxflow
+//! serve` maps it to the same directory without claims);
 //! `http(s)://` downloads a single file or a tar/zip archive (unpacked)
 //! into a cache under the data directory. A cached download is revalidated
 //! with the server's ETag / Last-Modified, so a restart does not download
@@ -190,6 +192,9 @@ fn absolute(path: &Path) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Storage {
     data_dir: PathBuf,
+    /// The claims `pvc://` names (`oxflow up`); without them `pvc://NAME`
+    /// is `<home>/volumes/<ns>/NAME` as is.
+    volumes: Option<oxflow_volumes::LocalVolumes>,
     /// Which local paths may be read.
     local_roots: LocalRoots,
     /// Built on the first download: loading the system's root certificates
@@ -231,11 +236,19 @@ impl Storage {
     pub fn new(data_dir: impl Into<PathBuf>) -> Storage {
         Storage {
             data_dir: data_dir.into(),
+            volumes: None,
             local_roots: LocalRoots::Any,
             client: Default::default(),
             s3: None,
             gcs: None,
         }
+    }
+
+    /// Resolves `pvc://NAME` through `volumes`' claims: a missing or
+    /// deleting claim is an error naming it, a pending one is bound first.
+    pub fn with_volumes(mut self, volumes: oxflow_volumes::LocalVolumes) -> Storage {
+        self.volumes = Some(volumes);
+        self
     }
 
     /// Reads local paths (bare, `file://`, `pvc://`) only within `roots`.
@@ -296,7 +309,16 @@ impl Storage {
                         message: "expected pvc://CLAIM-NAME/PATH without '..'".into(),
                     });
                 }
-                let base = self.data_dir.join("volumes").join(namespace).join(pvc);
+                let base =
+                    match &self.volumes {
+                        Some(volumes) => volumes.path(namespace, pvc).await.map_err(|e| {
+                            StorageError::NotFound {
+                                uri: uri.into(),
+                                message: e.to_string(),
+                            }
+                        })?,
+                        None => self.data_dir.join("volumes").join(namespace).join(pvc),
+                    };
                 self.local(uri, base.join(path))
             }
             "http" | "https" => self.download(uri).await,

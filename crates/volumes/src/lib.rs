@@ -92,6 +92,14 @@ pub struct LocalVolumes {
     events: oxflow_resources::Recorder,
 }
 
+impl std::fmt::Debug for LocalVolumes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalVolumes")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
 impl LocalVolumes {
     /// Claims of `resources`, their directories under `root`
     /// (`$OXFLOW_HOME/volumes`).

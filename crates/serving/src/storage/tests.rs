@@ -96,6 +96,62 @@ async fn local_file_and_pvc_uris_resolve_in_place() {
     }
 }
 
+/// Under `oxflow up`, `pvc://NAME` is the namespace's claim NAME: bound
+/// (first, if pending) to its directory; a missing claim is named.
+#[tokio::test]
+async fn pvc_uris_go_through_the_namespaces_claims() {
+    let home = tempfile::tempdir().unwrap();
+    let store = oxflow_store::Store::open_in_dir(home.path()).await.unwrap();
+    let resources = oxflow_resources::Resources::new(
+        store,
+        oxflow_resources::Registry::new(oxflow_resources::builtin::kinds()),
+    );
+    let volumes = oxflow_volumes::LocalVolumes::new(resources.clone(), home.path().join("volumes"));
+    let storage = Storage::new(home.path()).with_volumes(volumes);
+    // A directory with no claim behind it is not a volume.
+    std::fs::create_dir_all(home.path().join("volumes/team-a/stray/iris")).unwrap();
+    let e = storage
+        .fetch("pvc://stray/iris", "team-a")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("PersistentVolumeClaim \"stray\" does not exist in namespace team-a"),
+        "{e}"
+    );
+    // A claim written through the API and not bound yet is bound first.
+    resources
+        .create(
+            &oxflow_resources::builtin::PERSISTENT_VOLUME_CLAIM,
+            Some("team-a"),
+            serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "models"},
+                "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let e = storage
+        .fetch("pvc://models/iris", "team-a")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+    let dir = home.path().join("volumes/team-a/models/iris");
+    assert!(home.path().join("volumes/team-a/models").is_dir(), "bound");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(
+        storage
+            .fetch("pvc://models/iris", "team-a")
+            .await
+            .unwrap()
+            .path,
+        dir
+    );
+    // Another namespace's claim of that name is another claim.
+    assert!(storage.fetch("pvc://models/iris", "team-b").await.is_err());
+}
+
 #[tokio::test]
 async fn confined_storage_reads_local_paths_only_under_its_roots() {
     let home = tempfile::tempdir().unwrap();
